@@ -1,0 +1,229 @@
+//! Settings: the builder (raw, never fails) and the resolved `Config`.
+
+use std::sync::Arc;
+
+use crate::cancel::Cancel;
+use crate::error::{Error, Result};
+use crate::format::{MAX_CHUNK_SIZE, MAX_STAGES};
+use crate::governor::Governor;
+use crate::pipeline::Pipeline;
+use crate::stage::Stage;
+use crate::stages::{ChecksumKind, StageSpec, Stages};
+
+/// Default chunk size: 1 MiB. Independent 1 MiB chunks cost zstd -3 about 8%
+/// speed and 1.5% ratio against one stream, 128 KiB chunks 15% and 5%, 4 MiB
+/// almost nothing (`zstd -b3 -B…` in `../shared/bench/peers-and-limits.md`);
+/// 1 MiB keeps the memory bound near 16 MiB at the default depth while
+/// paying little. Measured for syncpipe in `docs/performance.md`.
+pub const DEFAULT_CHUNK_SIZE: usize = 1 << 20;
+/// Default depth of the reader → CPU channel (and the finished-results part
+/// of the ordered hand-off): the design brief's 4, enough to ride out a slow
+/// read without holding much memory.
+pub const DEFAULT_CHANNEL_DEPTH: usize = 4;
+/// Default IO tokens: 12, the design brief's SSD queue depth.
+pub const DEFAULT_IO_TOKENS: usize = 12;
+/// Default stage list of the CLI and of a builder given no stage.
+pub const DEFAULT_STAGES: &str = "zstd:3,blake3";
+
+/// Resolved, validated settings of a [`Pipeline`].
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Threads in the CPU pool.
+    pub threads: usize,
+    /// CPU tokens: chunk jobs that may run at once.
+    pub cpu_tokens: usize,
+    /// IO tokens: reads and writes that may be in flight at once.
+    pub io_tokens: usize,
+    /// Depth of the bounded channels.
+    pub channel_depth: usize,
+    /// Bytes per chunk.
+    pub chunk_size: usize,
+    /// The checksum computed per chunk and over the whole original.
+    pub checksum: Option<ChecksumKind>,
+}
+
+pub(crate) enum StageEntry {
+    Builtin(StageSpec),
+    Custom(Arc<dyn Stage>),
+}
+
+/// Builds a [`Pipeline`]. Setters never fail; [`PipelineBuilder::build`]
+/// validates.
+#[must_use]
+pub struct PipelineBuilder {
+    pub(crate) stages: Vec<StageEntry>,
+    pub(crate) checksum: Option<Option<ChecksumKind>>,
+    pub(crate) threads: usize,
+    pub(crate) cpu_tokens: usize,
+    pub(crate) io_tokens: usize,
+    pub(crate) channel_depth: usize,
+    pub(crate) chunk_size: usize,
+    pub(crate) governor: Option<Arc<Governor>>,
+    pub(crate) cancel: Cancel,
+}
+
+impl Default for PipelineBuilder {
+    fn default() -> Self {
+        PipelineBuilder {
+            stages: Vec::new(),
+            checksum: None,
+            threads: 0,
+            cpu_tokens: 0,
+            io_tokens: 0,
+            channel_depth: 0,
+            chunk_size: 0,
+            governor: None,
+            cancel: Cancel::new(),
+        }
+    }
+}
+
+impl PipelineBuilder {
+    /// Appends a built-in stage.
+    ///
+    /// By default (no stage added), the stages are `zstd:3`.
+    pub fn stage(mut self, spec: StageSpec) -> Self {
+        self.stages.push(StageEntry::Builtin(spec));
+        self
+    }
+
+    /// Appends a custom stage. Its name is written into the container;
+    /// restoring needs a pipeline given the same stage.
+    pub fn custom_stage(mut self, stage: impl Stage + 'static) -> Self {
+        self.stages.push(StageEntry::Custom(Arc::new(stage)));
+        self
+    }
+
+    /// Replaces the stages and the checksum with a parsed stage list (see
+    /// [`crate::stages::parse_stages`]).
+    pub fn stages(mut self, stages: Stages) -> Self {
+        self.stages = stages
+            .transforms
+            .into_iter()
+            .map(StageEntry::Builtin)
+            .collect();
+        self.checksum = Some(stages.checksum);
+        self
+    }
+
+    /// The checksum computed per chunk and over the whole original; `None`
+    /// for none.
+    ///
+    /// By default, BLAKE3.
+    pub fn checksum(mut self, checksum: Option<ChecksumKind>) -> Self {
+        self.checksum = Some(checksum);
+        self
+    }
+
+    /// Threads in the CPU pool.
+    ///
+    /// By default (0), one per core: the reader and writer threads spend
+    /// little CPU, so leaving a core for them (the brief's cores − 1) would
+    /// idle half of a 2-core machine (see `docs/performance.md`).
+    pub fn threads(mut self, n: usize) -> Self {
+        self.threads = n;
+        self
+    }
+
+    /// CPU tokens: how many chunk jobs may run at once.
+    ///
+    /// By default (0), equal to the thread count. Ignored when a shared
+    /// [`PipelineBuilder::governor`] is given.
+    pub fn cpu_tokens(mut self, n: usize) -> Self {
+        self.cpu_tokens = n;
+        self
+    }
+
+    /// IO tokens: how many reads and writes may be in flight.
+    ///
+    /// By default (0), 12. Ignored when a shared governor is given.
+    pub fn io_tokens(mut self, n: usize) -> Self {
+        self.io_tokens = n;
+        self
+    }
+
+    /// Depth of the bounded channels between the threads.
+    ///
+    /// By default (0), 4.
+    pub fn channel_depth(mut self, n: usize) -> Self {
+        self.channel_depth = n;
+        self
+    }
+
+    /// Bytes per chunk, at most 64 MiB.
+    ///
+    /// By default (0), 1 MiB.
+    pub fn chunk_size(mut self, n: usize) -> Self {
+        self.chunk_size = n;
+        self
+    }
+
+    /// Shares a governor with other pipelines (two-level governance: the
+    /// tokens are global, the channel depth stays per pipeline).
+    ///
+    /// By default, each pipeline gets its own.
+    pub fn governor(mut self, governor: Arc<Governor>) -> Self {
+        self.governor = Some(governor);
+        self
+    }
+
+    /// A token that cancels every run of the pipeline when set.
+    ///
+    /// By default, a token nobody else holds.
+    pub fn cancel(mut self, cancel: Cancel) -> Self {
+        self.cancel = cancel;
+        self
+    }
+
+    /// Validates the settings and builds the pipeline (and its thread pool).
+    ///
+    /// # Errors
+    ///
+    /// [`crate::ErrorKind::Usage`] for a chunk size over 64 MiB, more than 8
+    /// stages, or an invalid stage; [`crate::ErrorKind::Io`] if the thread
+    /// pool cannot be started.
+    pub fn build(self) -> Result<Pipeline> {
+        let threads = if self.threads == 0 {
+            num_cpus::get().max(1)
+        } else {
+            self.threads
+        };
+        let chunk_size = if self.chunk_size == 0 {
+            DEFAULT_CHUNK_SIZE
+        } else {
+            self.chunk_size
+        };
+        if chunk_size > MAX_CHUNK_SIZE {
+            return Err(Error::usage(format!(
+                "chunk size {chunk_size} exceeds the maximum of {MAX_CHUNK_SIZE} (64 MiB)"
+            )));
+        }
+        if self.stages.len() > MAX_STAGES {
+            return Err(Error::usage(format!(
+                "{} stages exceed the maximum of {MAX_STAGES}",
+                self.stages.len()
+            )));
+        }
+        let config = Config {
+            threads,
+            cpu_tokens: if self.cpu_tokens == 0 {
+                threads
+            } else {
+                self.cpu_tokens
+            },
+            io_tokens: if self.io_tokens == 0 {
+                DEFAULT_IO_TOKENS
+            } else {
+                self.io_tokens
+            },
+            channel_depth: if self.channel_depth == 0 {
+                DEFAULT_CHANNEL_DEPTH
+            } else {
+                self.channel_depth
+            },
+            chunk_size,
+            checksum: self.checksum.unwrap_or(Some(ChecksumKind::Blake3)),
+        };
+        Pipeline::from_parts(config, self.stages, self.governor, self.cancel)
+    }
+}

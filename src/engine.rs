@@ -1,0 +1,241 @@
+//! The thread layout of one run: reader → dispatcher → rayon → writer.
+//!
+//! ```text
+//!  reader thread ──jobs (bounded, depth)──▶ dispatcher thread
+//!                                             │ takes a CPU lease (blocking, cancel-aware)
+//!                                             │ spawns the chunk job on the rayon pool
+//!                                             ▼ sends the job's one-shot receiver, in order
+//!                              slots (bounded, depth + cpu tokens)
+//!                                             ▼
+//!                                        writer thread: recv each slot in turn, write
+//! ```
+//!
+//! Order is kept by construction (as gzp does): the dispatcher queues each
+//! chunk's one-shot receiver in read order, so the writer never sorts and
+//! never holds more than one result it cannot write yet. Only the reader,
+//! dispatcher and writer block; rayon workers never wait on a lock, channel
+//! or permit (a `try_send` into a one-slot channel cannot block).
+//!
+//! Shutdown is disconnection: the reader returns and drops the jobs sender,
+//! the dispatcher's loop ends, waits for its jobs and drops the slots sender,
+//! the writer's loop ends. An error anywhere is stored (first wins), cancels
+//! the run's token, and the disconnections that follow stop the other threads;
+//! their own "cancelled" errors are consequences and are dropped.
+
+use std::any::Any;
+use std::panic::{self, AssertUnwindSafe};
+use std::thread;
+
+use crossbeam_channel::{bounded, Receiver, Sender};
+use parking_lot::Mutex;
+
+use crate::cancel::Cancel;
+use crate::error::{Error, ErrorKind, Result};
+use crate::governor::{Governor, MemoryGauge};
+use crate::pool::BufferPool;
+
+/// State shared by the threads of one run.
+pub(crate) struct RunState<'a> {
+    pub governor: &'a Governor,
+    pub cancel: Cancel,
+    pub buffers: BufferPool,
+    /// Chunk bytes alive in this run (the governor's gauge covers all runs).
+    pub memory: MemoryGauge,
+    error: Mutex<Option<Error>>,
+}
+
+impl<'a> RunState<'a> {
+    pub fn new(governor: &'a Governor, cancel: Cancel, buffers: BufferPool) -> RunState<'a> {
+        RunState {
+            governor,
+            cancel,
+            buffers,
+            memory: MemoryGauge::default(),
+            error: Mutex::new(None),
+        }
+    }
+
+    /// Counts `bytes` of chunk data as alive (read, not yet written).
+    pub fn hold(&self, bytes: usize) {
+        self.memory.add(bytes);
+        self.governor.memory.add(bytes);
+    }
+
+    /// Counts `bytes` of chunk data as written.
+    pub fn release(&self, bytes: usize) {
+        self.memory.sub(bytes);
+        self.governor.memory.sub(bytes);
+    }
+
+    /// Records `err` if it is the first, then cancels the run. The store
+    /// happens before the cancel, so a thread that stops because it saw the
+    /// cancel can never have its consequential error recorded first.
+    pub fn fail(&self, err: Error) {
+        {
+            let mut slot = self.error.lock();
+            if slot.is_none() {
+                *slot = Some(err);
+            }
+        }
+        self.cancel.cancel();
+    }
+
+    /// The first error of the run, if any.
+    pub fn take_error(&self) -> Option<Error> {
+        self.error.lock().take()
+    }
+
+    /// `Err(Cancelled)` once the run is cancelled.
+    pub fn check(&self) -> Result<()> {
+        if self.cancel.is_cancelled() {
+            Err(Error::cancelled())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// Where the chunk results of a run arrive: one slot per chunk, in order.
+/// `None` means the job failed and its error is already in the run state.
+type Slot<O> = Receiver<Option<O>>;
+
+/// Runs one stream through the reader → CPU → writer layout.
+///
+/// `produce` runs on the reader thread and sends jobs; `work` runs once per
+/// job on the rayon pool (the job's sequence number is its chunk index);
+/// `consume` runs on the writer thread, once per result, in order. Returns
+/// what `produce` returned, or the first error of the run.
+pub(crate) fn run<J, O, P>(
+    state: &RunState<'_>,
+    cpu_pool: &rayon::ThreadPool,
+    depth: usize,
+    produce: impl FnOnce(&Sender<J>) -> Result<P> + Send,
+    work: impl Fn(u64, J) -> Result<O> + Sync,
+    mut consume: impl FnMut(O) -> Result<()> + Send,
+) -> Result<P>
+where
+    J: Send,
+    O: Send,
+    P: Send,
+{
+    let depth = depth.max(1);
+    let cpu_tokens = state.governor.cpu.capacity();
+    let produced = thread::scope(|s| {
+        let (jobs_tx, jobs_rx) = bounded::<J>(depth);
+        // Room for every job in flight plus `depth` finished ones: the CPU
+        // tokens, not this channel, are what bounds parallelism.
+        let (slots_tx, slots_rx) = bounded::<Slot<O>>(depth + cpu_tokens);
+
+        let reader = thread::Builder::new()
+            .name("syncpipe-reader".into())
+            .spawn_scoped(s, move || guarded(state, "reader", || produce(&jobs_tx)));
+        let dispatcher = thread::Builder::new()
+            .name("syncpipe-dispatch".into())
+            .spawn_scoped(s, || {
+                guarded(state, "dispatcher", || {
+                    dispatch(state, cpu_pool, jobs_rx, slots_tx, &work)
+                })
+            });
+        let writer = thread::Builder::new()
+            .name("syncpipe-writer".into())
+            .spawn_scoped(s, move || {
+                guarded(state, "writer", || {
+                    for slot in slots_rx.iter() {
+                        state.check()?;
+                        match slot.recv() {
+                            Ok(Some(out)) => consume(out)?,
+                            // The job failed (error already recorded) or was
+                            // dropped unrun because the run is stopping.
+                            Ok(None) | Err(_) => return Err(Error::cancelled()),
+                        }
+                    }
+                    Ok(())
+                })
+            });
+        // A failed spawn (out of threads) leaves the others to finish on
+        // their own: the channels they hold are dropped with the closures.
+        let join = |h: std::io::Result<thread::ScopedJoinHandle<'_, Option<P>>>| match h {
+            Ok(h) => h.join().ok().flatten(),
+            Err(e) => {
+                state.fail(Error::io(e).with_stage("spawning a thread"));
+                None
+            }
+        };
+        let produced = join(reader);
+        let _ = dispatcher.map(|h| h.join());
+        let _ = writer.map(|h| h.join());
+        produced
+    });
+    if let Some(err) = state.take_error() {
+        return Err(err);
+    }
+    produced.ok_or_else(|| Error::new(ErrorKind::Panic, "reader thread ended without a result"))
+}
+
+/// The dispatcher loop: one CPU lease per job, job on the pool, slot in order.
+fn dispatch<J: Send, O: Send>(
+    state: &RunState<'_>,
+    cpu_pool: &rayon::ThreadPool,
+    jobs: Receiver<J>,
+    slots: Sender<Slot<O>>,
+    work: &(impl Fn(u64, J) -> Result<O> + Sync),
+) -> Result<()> {
+    // `in_place_scope` runs this closure on the dispatcher thread (blocking
+    // here is fine) and waits for every spawned job before returning, so
+    // jobs may borrow the stages and the run state.
+    cpu_pool.in_place_scope(|scope| {
+        for (index, job) in (0u64..).zip(jobs.iter()) {
+            state.check()?;
+            let lease = state.governor.cpu.acquire(&state.cancel)?;
+            let (tx, rx) = bounded(1);
+            scope.spawn(move |_| {
+                let result = panic::catch_unwind(AssertUnwindSafe(|| work(index, job)));
+                // Give the CPU permit back before the hand-off: the work is
+                // done even if the writer is slow to take the result.
+                drop(lease);
+                let out = match result {
+                    Ok(Ok(out)) => Some(out),
+                    Ok(Err(e)) => {
+                        state.fail(e.with_chunk(index));
+                        None
+                    }
+                    Err(payload) => {
+                        state.fail(panic_error(payload.as_ref()).with_chunk(index));
+                        None
+                    }
+                };
+                // Cannot block (one slot, one send); fails only if the writer
+                // is gone, which means the run is already stopping.
+                let _ = tx.try_send(out);
+            });
+            if slots.send(rx).is_err() {
+                return Err(Error::cancelled());
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Runs a thread body, turning an error or a panic into the run's failure.
+fn guarded<T>(state: &RunState<'_>, role: &str, body: impl FnOnce() -> Result<T>) -> Option<T> {
+    match panic::catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(v)) => Some(v),
+        Ok(Err(e)) => {
+            state.fail(e);
+            None
+        }
+        Err(payload) => {
+            state.fail(panic_error(payload.as_ref()).with_stage(role));
+            None
+        }
+    }
+}
+
+fn panic_error(payload: &(dyn Any + Send)) -> Error {
+    let msg = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_string());
+    Error::new(ErrorKind::Panic, format!("panicked: {msg}"))
+}

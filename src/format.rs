@@ -1,0 +1,523 @@
+//! The container format, version 1 (specified in `docs/format.md`).
+//!
+//! A header, then one length-prefixed record per chunk, then a trailer. Every
+//! part carries a CRC-32 of its own bytes, so a flipped byte is caught even
+//! with no checksum stage, and every size is bounded before anything is
+//! allocated: a hostile header cannot make the reader reserve gigabytes.
+
+use std::io::{self, Read};
+
+use crate::error::{Error, Result};
+use crate::stages::ChecksumKind;
+
+/// The first 8 bytes of every container. The high byte and the CR LF pair
+/// catch 7-bit and newline-translating transports, as PNG's magic does.
+pub const MAGIC: [u8; 8] = *b"\x89SPIPE\r\n";
+/// The format version this build writes and reads.
+pub const VERSION: u16 = 1;
+/// Largest header body accepted (bytes after the length field).
+pub const MAX_HEADER_LEN: u32 = 4096;
+/// Largest chunk size the format allows: 64 MiB.
+pub const MAX_CHUNK_SIZE: usize = 64 << 20;
+/// Most transform stages in one container (the skip mask is one byte).
+pub const MAX_STAGES: usize = 8;
+/// Stage id written for a stage that is not built in; restore needs the same
+/// stage supplied by the program (see `PipelineBuilder::custom_stage`).
+pub const CUSTOM_STAGE_ID: u8 = 0xff;
+/// Length of every digest (SHA-256 and BLAKE3 both give 32 bytes).
+pub const DIGEST_LEN: usize = 32;
+
+const TAG_CHUNK: u8 = b'C';
+const TAG_TRAILER: u8 = b'T';
+/// Record flag: this is the final chunk.
+pub const FLAG_LAST: u8 = 0x01;
+/// Fixed bytes of a chunk record before the digest: tag, index, flags,
+/// skip mask, original length, payload length.
+const CHUNK_HEAD_LEN: usize = 1 + 8 + 1 + 1 + 4 + 4;
+
+/// The largest payload a record may carry for a given chunk size. Compressed
+/// payloads never exceed the chunk (a chunk that does not shrink is stored
+/// raw); the slack is for stages that add a little, such as an AEAD tag.
+pub fn max_payload(chunk_size: usize) -> usize {
+    chunk_size + chunk_size / 8 + 4096
+}
+
+/// How one stage is described in the header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageDesc {
+    /// Built-in stage id (see `StageSpec::id`) or [`CUSTOM_STAGE_ID`].
+    pub id: u8,
+    /// Level or quality; 0 where the stage has none.
+    pub param: i32,
+    /// The stage's name (at most 255 bytes).
+    pub name: String,
+}
+
+/// The container header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    /// Bytes per chunk; every chunk but the last holds exactly this many.
+    pub chunk_size: usize,
+    /// Length of the original when it was known up front (not for stdin).
+    pub original_len: Option<u64>,
+    /// Unix permission bits of the original; 0 when unknown.
+    pub mode: u32,
+    /// The checksum computed per chunk and over the whole original.
+    pub checksum: Option<ChecksumKind>,
+    /// The transform stages, in forward order.
+    pub stages: Vec<StageDesc>,
+}
+
+impl Header {
+    /// Digest bytes per record and in the trailer.
+    pub fn digest_len(&self) -> usize {
+        if self.checksum.is_some() {
+            DIGEST_LEN
+        } else {
+            0
+        }
+    }
+
+    /// The header's bytes, CRC included.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut body = Vec::with_capacity(64);
+        body.extend_from_slice(&0u16.to_le_bytes()); // flags, reserved
+        body.extend_from_slice(&(self.chunk_size as u32).to_le_bytes());
+        body.extend_from_slice(&self.original_len.unwrap_or(u64::MAX).to_le_bytes());
+        body.extend_from_slice(&self.mode.to_le_bytes());
+        body.push(self.checksum.map_or(0, |c| c.id()));
+        body.push(self.stages.len() as u8);
+        for s in &self.stages {
+            body.push(s.id);
+            body.extend_from_slice(&s.param.to_le_bytes());
+            let name = &s.name.as_bytes()[..s.name.len().min(255)];
+            body.push(name.len() as u8);
+            body.extend_from_slice(name);
+        }
+        let mut out = Vec::with_capacity(18 + body.len());
+        out.extend_from_slice(&MAGIC);
+        out.extend_from_slice(&VERSION.to_le_bytes());
+        out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        out.extend_from_slice(&body);
+        let crc = crc32fast::hash(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    /// Reads and validates a header.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::ErrorKind::Integrity`] for anything that is not a valid v1
+    /// header (wrong magic, unknown version, bad CRC, out-of-range sizes);
+    /// [`crate::ErrorKind::Io`] for read failures.
+    pub fn read_from(r: &mut impl Read) -> Result<Header> {
+        let mut fixed = [0u8; 14];
+        read_exact_or(r, &mut fixed, "not a syncpipe container (too short)")?;
+        if fixed[..8] != MAGIC {
+            return Err(Error::integrity("not a syncpipe container (bad magic)"));
+        }
+        let version = u16::from_le_bytes([fixed[8], fixed[9]]);
+        if version != VERSION {
+            return Err(Error::integrity(format!(
+                "unsupported container version {version} (this build reads {VERSION})"
+            )));
+        }
+        let body_len = u32::from_le_bytes([fixed[10], fixed[11], fixed[12], fixed[13]]);
+        // Bound before allocating: a hostile length must not reserve memory.
+        if body_len > MAX_HEADER_LEN {
+            return Err(Error::integrity(format!(
+                "header length {body_len} exceeds the limit of {MAX_HEADER_LEN}"
+            )));
+        }
+        let mut body = vec![0u8; body_len as usize];
+        read_exact_or(r, &mut body, "truncated header")?;
+        let mut crc = [0u8; 4];
+        read_exact_or(r, &mut crc, "truncated header")?;
+        let mut h = crc32fast::Hasher::new();
+        h.update(&fixed);
+        h.update(&body);
+        if h.finalize() != u32::from_le_bytes(crc) {
+            return Err(Error::integrity("header checksum mismatch"));
+        }
+        Header::decode_body(&body)
+    }
+
+    fn decode_body(body: &[u8]) -> Result<Header> {
+        let mut c = Cursor { buf: body, pos: 0 };
+        let flags = c.u16()?;
+        if flags != 0 {
+            return Err(Error::integrity(format!("unknown header flags {flags:#x}")));
+        }
+        let chunk_size = c.u32()? as usize;
+        if chunk_size == 0 || chunk_size > MAX_CHUNK_SIZE {
+            return Err(Error::integrity(format!(
+                "chunk size {chunk_size} is outside 1..={MAX_CHUNK_SIZE}"
+            )));
+        }
+        let original_len = match c.u64()? {
+            u64::MAX => None,
+            n => Some(n),
+        };
+        let mode = c.u32()?;
+        let checksum = match c.u8()? {
+            0 => None,
+            id => Some(
+                ChecksumKind::from_id(id)
+                    .ok_or_else(|| Error::integrity(format!("unknown checksum id {id}")))?,
+            ),
+        };
+        let count = c.u8()? as usize;
+        if count > MAX_STAGES {
+            return Err(Error::integrity(format!(
+                "{count} stages exceed the limit of {MAX_STAGES}"
+            )));
+        }
+        let mut stages = Vec::with_capacity(count);
+        for _ in 0..count {
+            let id = c.u8()?;
+            let param = c.u32()? as i32;
+            let len = c.u8()? as usize;
+            let name = std::str::from_utf8(c.take(len)?)
+                .map_err(|_| Error::integrity("stage name is not UTF-8"))?
+                .to_string();
+            stages.push(StageDesc { id, param, name });
+        }
+        if c.pos != body.len() {
+            return Err(Error::integrity("trailing bytes in header"));
+        }
+        Ok(Header {
+            chunk_size,
+            original_len,
+            mode,
+            checksum,
+            stages,
+        })
+    }
+}
+
+/// The fixed part of a chunk record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordHead {
+    /// Chunk index, from 0.
+    pub index: u64,
+    /// [`FLAG_LAST`] or 0.
+    pub flags: u8,
+    /// Bit i set: stage i was skipped for this chunk (stored as it came in).
+    pub skip_mask: u8,
+    /// Bytes of original data in the chunk.
+    pub original_len: u32,
+    /// Bytes of payload that follow the head (and digest).
+    pub payload_len: u32,
+}
+
+impl RecordHead {
+    /// True for the final chunk.
+    pub fn is_last(&self) -> bool {
+        self.flags & FLAG_LAST != 0
+    }
+
+    /// Encodes the head and the digest into `out` (cleared first).
+    pub fn encode(&self, digest: Option<&[u8; DIGEST_LEN]>, out: &mut Vec<u8>) {
+        out.clear();
+        out.push(TAG_CHUNK);
+        out.extend_from_slice(&self.index.to_le_bytes());
+        out.push(self.flags);
+        out.push(self.skip_mask);
+        out.extend_from_slice(&self.original_len.to_le_bytes());
+        out.extend_from_slice(&self.payload_len.to_le_bytes());
+        if let Some(d) = digest {
+            out.extend_from_slice(d);
+        }
+    }
+}
+
+/// The end of a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Trailer {
+    /// Number of chunk records.
+    pub chunk_count: u64,
+    /// Total bytes of original data.
+    pub original_len: u64,
+    /// Digest of the whole original, when the container has a checksum.
+    pub digest: Option<[u8; DIGEST_LEN]>,
+}
+
+impl Trailer {
+    /// The trailer's bytes, CRC included.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(1 + 16 + DIGEST_LEN + 4);
+        out.push(TAG_TRAILER);
+        out.extend_from_slice(&self.chunk_count.to_le_bytes());
+        out.extend_from_slice(&self.original_len.to_le_bytes());
+        if let Some(d) = &self.digest {
+            out.extend_from_slice(d);
+        }
+        let crc = crc32fast::hash(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
+    }
+}
+
+/// One item read from the body of a container.
+#[derive(Debug)]
+pub enum Item {
+    /// A chunk record whose CRC has been checked.
+    Chunk {
+        /// The fixed fields.
+        head: RecordHead,
+        /// The per-chunk digest of the original bytes, if any.
+        digest: Option<[u8; DIGEST_LEN]>,
+    },
+    /// The trailer (CRC checked).
+    Trailer(Trailer),
+}
+
+/// Reads the next record or the trailer. A chunk's payload is read into
+/// `payload` (resized; its capacity is reused across records).
+///
+/// # Errors
+///
+/// [`crate::ErrorKind::Integrity`] for truncation, a bad tag, out-of-range
+/// lengths or a CRC mismatch; the error names the chunk it expected.
+pub fn read_item(
+    r: &mut impl Read,
+    header: &Header,
+    expected_index: u64,
+    payload: &mut Vec<u8>,
+) -> Result<Item> {
+    let mut tag = [0u8; 1];
+    match read_full(r, &mut tag)? {
+        0 => {
+            return Err(Error::integrity("truncated container: missing chunks or trailer")
+                .with_chunk(expected_index))
+        }
+        _ => {}
+    }
+    let dlen = header.digest_len();
+    match tag[0] {
+        TAG_CHUNK => {
+            let mut head_buf = [0u8; CHUNK_HEAD_LEN + DIGEST_LEN];
+            head_buf[0] = TAG_CHUNK;
+            let head_bytes = &mut head_buf[..CHUNK_HEAD_LEN + dlen];
+            read_exact_or(r, &mut head_bytes[1..], "truncated record")
+                .map_err(|e| e.with_chunk(expected_index))?;
+            let mut c = Cursor {
+                buf: head_bytes,
+                pos: 1,
+            };
+            let head = RecordHead {
+                index: c.u64()?,
+                flags: c.u8()?,
+                skip_mask: c.u8()?,
+                original_len: c.u32()?,
+                payload_len: c.u32()?,
+            };
+            let digest = if dlen > 0 {
+                let mut d = [0u8; DIGEST_LEN];
+                d.copy_from_slice(c.take(DIGEST_LEN)?);
+                Some(d)
+            } else {
+                None
+            };
+            let at = |msg: String| Error::integrity(msg).with_chunk(expected_index);
+            if head.index != expected_index {
+                return Err(at(format!(
+                    "record out of order: found chunk {} (reordered or spliced container)",
+                    head.index
+                )));
+            }
+            if head.flags & !FLAG_LAST != 0 {
+                return Err(at(format!("unknown record flags {:#x}", head.flags)));
+            }
+            if head.skip_mask >> header.stages.len() != 0 {
+                return Err(at(format!("bad skip mask {:#x}", head.skip_mask)));
+            }
+            let olen = head.original_len as usize;
+            if olen > header.chunk_size || (!head.is_last() && olen != header.chunk_size) {
+                return Err(at(format!(
+                    "original length {olen} does not fit chunk size {}",
+                    header.chunk_size
+                )));
+            }
+            let plen = head.payload_len as usize;
+            if plen > max_payload(header.chunk_size) {
+                return Err(at(format!("payload length {plen} exceeds the bound")));
+            }
+            payload.clear();
+            payload.resize(plen, 0);
+            read_exact_or(r, payload, "truncated record").map_err(|e| e.with_chunk(expected_index))?;
+            let mut crc = [0u8; 4];
+            read_exact_or(r, &mut crc, "truncated record").map_err(|e| e.with_chunk(expected_index))?;
+            let mut h = crc32fast::Hasher::new();
+            h.update(head_bytes);
+            h.update(payload);
+            if h.finalize() != u32::from_le_bytes(crc) {
+                return Err(at("record checksum mismatch (corrupt data)".to_string()));
+            }
+            Ok(Item::Chunk { head, digest })
+        }
+        TAG_TRAILER => {
+            let mut buf = [0u8; 1 + 16 + DIGEST_LEN];
+            buf[0] = TAG_TRAILER;
+            let bytes = &mut buf[..1 + 16 + dlen];
+            read_exact_or(r, &mut bytes[1..], "truncated trailer")?;
+            let mut crc = [0u8; 4];
+            read_exact_or(r, &mut crc, "truncated trailer")?;
+            if crc32fast::hash(bytes) != u32::from_le_bytes(crc) {
+                return Err(Error::integrity("trailer checksum mismatch"));
+            }
+            let mut c = Cursor { buf: bytes, pos: 1 };
+            let chunk_count = c.u64()?;
+            let original_len = c.u64()?;
+            let digest = if dlen > 0 {
+                let mut d = [0u8; DIGEST_LEN];
+                d.copy_from_slice(c.take(DIGEST_LEN)?);
+                Some(d)
+            } else {
+                None
+            };
+            Ok(Item::Trailer(Trailer {
+                chunk_count,
+                original_len,
+                digest,
+            }))
+        }
+        other => Err(Error::integrity(format!("bad record tag {other:#04x}")).with_chunk(expected_index)),
+    }
+}
+
+/// Fills `buf` as far as the reader allows; returns the bytes read (short
+/// only at end of input). Retries `Interrupted`.
+pub fn read_full(r: &mut impl Read, buf: &mut [u8]) -> Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match r.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::io(e)),
+        }
+    }
+    Ok(filled)
+}
+
+fn read_exact_or(r: &mut impl Read, buf: &mut [u8], what: &str) -> Result<()> {
+    if read_full(r, buf)? < buf.len() {
+        return Err(Error::integrity(what.to_string()));
+    }
+    Ok(())
+}
+
+/// A bounds-checked little-endian decoder over a byte slice.
+struct Cursor<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.buf.len())
+            .ok_or_else(|| Error::integrity("header field runs past its end"))?;
+        let s = &self.buf[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+    fn u8(&mut self) -> Result<u8> {
+        Ok(self.take(1)?[0])
+    }
+    fn u16(&mut self) -> Result<u16> {
+        let b = self.take(2)?;
+        Ok(u16::from_le_bytes([b[0], b[1]]))
+    }
+    fn u32(&mut self) -> Result<u32> {
+        let b = self.take(4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn u64(&mut self) -> Result<u64> {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(self.take(8)?);
+        Ok(u64::from_le_bytes(a))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorKind;
+
+    fn header() -> Header {
+        Header {
+            chunk_size: 1024,
+            original_len: Some(5000),
+            mode: 0o644,
+            checksum: Some(ChecksumKind::Blake3),
+            stages: vec![StageDesc {
+                id: 1,
+                param: 3,
+                name: "zstd".into(),
+            }],
+        }
+    }
+
+    #[test]
+    fn header_round_trips() {
+        let h = header();
+        let bytes = h.encode();
+        let back = Header::read_from(&mut &bytes[..]).expect("valid header");
+        assert_eq!(back, h);
+    }
+
+    #[test]
+    fn header_flip_is_detected() {
+        let bytes = header().encode();
+        for i in 0..bytes.len() {
+            let mut b = bytes.clone();
+            b[i] ^= 0x10;
+            let e = Header::read_from(&mut &b[..]).expect_err("flipped byte must fail");
+            assert_eq!(e.kind(), ErrorKind::Integrity, "byte {i}");
+        }
+    }
+
+    #[test]
+    fn hostile_header_length_is_refused_before_allocation() {
+        let mut b = header().encode();
+        b[10..14].copy_from_slice(&u32::MAX.to_le_bytes());
+        let e = Header::read_from(&mut &b[..]).expect_err("must fail");
+        assert!(e.to_string().contains("exceeds"), "{e}");
+    }
+
+    #[test]
+    fn record_round_trips_and_detects_flips() {
+        let h = header();
+        let head = RecordHead {
+            index: 0,
+            flags: FLAG_LAST,
+            skip_mask: 0,
+            original_len: 3,
+            payload_len: 3,
+        };
+        let mut rec = Vec::new();
+        head.encode(Some(&[7u8; DIGEST_LEN]), &mut rec);
+        rec.extend_from_slice(b"abc");
+        let crc = crc32fast::hash(&rec);
+        rec.extend_from_slice(&crc.to_le_bytes());
+        let mut payload = Vec::new();
+        match read_item(&mut &rec[..], &h, 0, &mut payload).expect("valid") {
+            Item::Chunk { head: got, digest } => {
+                assert_eq!(got, head);
+                assert_eq!(digest, Some([7u8; DIGEST_LEN]));
+                assert_eq!(payload, b"abc");
+            }
+            Item::Trailer(_) => panic!("expected a chunk"),
+        }
+        for i in 0..rec.len() {
+            let mut b = rec.clone();
+            b[i] ^= 0x01;
+            assert!(read_item(&mut &b[..], &h, 0, &mut payload).is_err(), "byte {i}");
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! syncpipe: stream files through parallel CPU stages — compression,
+//! checksums — with plain OS threads, bounded crossbeam channels, a
+//! counting-semaphore governor and a rayon pool. No async runtime.
+//!
+//! ```
+//! use syncpipe::Pipeline;
+//! use syncpipe::stages::parse_stages;
+//!
+//! let pipeline = Pipeline::builder()
+//!     .stages(parse_stages("lz4,sha256")?)
+//!     .chunk_size(64 << 10)
+//!     .build()?;
+//! let data = vec![7u8; 300_000];
+//! let mut container = Vec::new();
+//! let report = pipeline.run(&data[..], &mut container)?;
+//! assert_eq!(report.chunks, 5);
+//! let mut back = Vec::new();
+//! pipeline.restore(&container[..], &mut back)?;
+//! assert_eq!(back, data);
+//! # Ok::<(), syncpipe::Error>(())
+//! ```
+//!
+//! The threads, channels, shutdown protocol and memory bound are described
+//! in `docs/design.md`; the container in `docs/format.md`.
+
+pub mod cancel;
+mod chunk;
+pub mod config;
+mod engine;
+pub mod error;
+pub mod format;
+pub mod governor;
+pub mod inspect;
+pub mod output;
+mod par_writer;
+mod pipeline;
+mod pool;
+mod reader;
+pub mod report;
+pub mod stage;
+pub mod stages;
+mod writer;
+
+pub use cancel::Cancel;
+pub use config::{Config, PipelineBuilder};
+pub use error::{Error, ErrorKind, Result};
+pub use governor::{Governor, Lease, Semaphore};
+pub use inspect::{inspect, Inspection};
+pub use par_writer::ParWriter;
+pub use pipeline::Pipeline;
+pub use report::Report;
+pub use stage::{ChunkInfo, Stage};

@@ -1,0 +1,149 @@
+//! Files on disk: opening inputs, and outputs that appear only when complete.
+//!
+//! An output is written to a temp file in the destination's folder (same
+//! filesystem, so the final rename is atomic), fsynced, given its permission
+//! bits and renamed over the destination only when the run succeeded. Until
+//! then the temp file is owned by a `NamedTempFile`, whose `Drop` removes it:
+//! every error path, and a cancelled run, leaves nothing behind.
+
+use std::fs::{self, File, Metadata, Permissions};
+use std::io;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use tempfile::NamedTempFile;
+
+use crate::error::{Error, Result};
+
+/// Opens an input file and returns it with its metadata.
+///
+/// # Errors
+///
+/// [`crate::ErrorKind::Io`] if it cannot be opened (the message names the
+/// path), [`crate::ErrorKind::Usage`] if it is a directory.
+pub(crate) fn open_input(path: &Path) -> Result<(File, Metadata)> {
+    let file = File::open(path).map_err(|e| Error::io(e).with_path(path))?;
+    let meta = file.metadata().map_err(|e| Error::io(e).with_path(path))?;
+    if meta.is_dir() {
+        return Err(Error::usage("is a directory").with_path(path));
+    }
+    Ok((file, meta))
+}
+
+/// Unix permission bits of a file.
+pub(crate) fn mode_of(meta: &Metadata) -> u32 {
+    meta.permissions().mode() & 0o7777
+}
+
+/// True if both paths name the same file (same device and inode), following
+/// symbolic links; false if either does not exist.
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    match (fs::metadata(a), fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    }
+}
+
+/// An output being written: a temp file that becomes `dest` on `commit`.
+#[derive(Debug)]
+pub struct OutputFile {
+    tmp: NamedTempFile,
+    dest: PathBuf,
+    force: bool,
+}
+
+impl OutputFile {
+    /// Checks `dest` and creates the temp file beside it. Nothing is opened
+    /// for writing before the checks pass.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::ErrorKind::Usage`] if `dest` is the input itself, is a
+    /// directory, or exists and `force` is false; [`crate::ErrorKind::Io`]
+    /// if the temp file cannot be created.
+    pub fn create(input: &Path, dest: &Path, force: bool) -> Result<OutputFile> {
+        if same_file(input, dest) {
+            return Err(Error::usage("input and output are the same file").with_path(dest));
+        }
+        Self::create_for(dest, force)
+    }
+
+    /// As [`OutputFile::create`], for an input that is not a file (stdin).
+    ///
+    /// # Errors
+    ///
+    /// As [`OutputFile::create`].
+    pub fn create_for(dest: &Path, force: bool) -> Result<OutputFile> {
+        if let Ok(meta) = fs::metadata(dest) {
+            if meta.is_dir() {
+                return Err(Error::usage("output is a directory").with_path(dest));
+            }
+            if !force {
+                return Err(
+                    Error::usage("already exists; use -f to overwrite").with_path(dest)
+                );
+            }
+        }
+        let dir = match dest.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let name = dest
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!(".{name}."))
+            .suffix(".tmp")
+            .tempfile_in(dir)
+            .map_err(|e| Error::io(e).with_path(dest))?;
+        Ok(OutputFile {
+            tmp,
+            dest: dest.to_path_buf(),
+            force,
+        })
+    }
+
+    /// The temp file, to write into (`&File` implements `Write`).
+    pub fn file(&self) -> &File {
+        self.tmp.as_file()
+    }
+
+    /// Sets the mode, fsyncs, and renames the temp file to the destination;
+    /// then fsyncs the folder so the rename itself survives a crash.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::ErrorKind::Io`] if any step fails (the temp file is removed),
+    /// [`crate::ErrorKind::Usage`] if, without `force`, the destination
+    /// appeared while the run was going on.
+    pub fn commit(self, mode: Option<u32>) -> Result<()> {
+        let dest = self.dest;
+        let file = self.tmp.as_file();
+        if let Some(m) = mode {
+            file.set_permissions(Permissions::from_mode(m))
+                .map_err(|e| Error::io(e).with_path(&dest))?;
+        }
+        file.sync_all().map_err(|e| Error::io(e).with_path(&dest))?;
+        let persisted = if self.force {
+            self.tmp.persist(&dest)
+        } else {
+            self.tmp.persist_noclobber(&dest)
+        };
+        if let Err(e) = persisted {
+            // `e.file` drops here, removing the temp file.
+            return Err(if e.error.kind() == io::ErrorKind::AlreadyExists {
+                Error::usage("already exists; use -f to overwrite").with_path(&dest)
+            } else {
+                Error::io(e.error).with_path(&dest)
+            });
+        }
+        if let Some(dir) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
+            // Best effort: some filesystems refuse to fsync a directory.
+            if let Ok(d) = File::open(dir) {
+                let _ = d.sync_all();
+            }
+        }
+        Ok(())
+    }
+}

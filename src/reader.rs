@@ -1,0 +1,148 @@
+//! The reader thread: the only owner of the input.
+//!
+//! Processing reads fixed-size chunks with one chunk of look-ahead, so the
+//! final chunk is known to be final when it is sent (stages such as
+//! STREAM-style encryption bind that into their output), and hashes the whole
+//! original in order as it goes. Restoring splits the container into records
+//! by their length prefixes without decoding them, checks framing (order,
+//! CRC, trailer, nothing appended) and leaves the decoding to the pool.
+
+use std::io::Read;
+
+use crossbeam_channel::Sender;
+
+use crate::chunk::{Chunk, Sealed};
+use crate::engine::RunState;
+use crate::error::{Error, Result};
+use crate::format::{self, Header, Item, Trailer, DIGEST_LEN};
+use crate::stages::ChecksumKind;
+
+/// What the reader saw of the original.
+pub(crate) struct ReadSummary {
+    pub chunks: u64,
+    pub bytes: u64,
+    pub digest: Option<[u8; DIGEST_LEN]>,
+}
+
+/// Reads `input` in chunks of `chunk_size` and sends them in order. An empty
+/// input yields one empty, final chunk, so every container has a last chunk.
+pub(crate) fn read_chunks(
+    state: &RunState<'_>,
+    mut input: impl Read,
+    chunk_size: usize,
+    checksum: Option<ChecksumKind>,
+    tx: &Sender<Chunk>,
+) -> Result<ReadSummary> {
+    let mut hasher = checksum.map(|c| c.hasher());
+    let mut chunks = 0u64;
+    let mut bytes = 0u64;
+    let mut cur = read_one(state, &mut input, chunk_size)?;
+    loop {
+        state.check()?;
+        // A short chunk can only come from end of input (`read_full` loops
+        // until the buffer is full or the reader reports 0).
+        let next = if cur.len() < chunk_size {
+            None
+        } else {
+            Some(read_one(state, &mut input, chunk_size)?).filter(|n| !n.is_empty())
+        };
+        if let Some(h) = hasher.as_mut() {
+            h.update(&cur);
+        }
+        chunks += 1;
+        bytes += cur.len() as u64;
+        let last = next.is_none();
+        let chunk = Chunk { last, data: cur };
+        // A failed send means the dispatcher is gone: the run is stopping
+        // and the root cause is already recorded.
+        tx.send(chunk).map_err(|_| Error::cancelled())?;
+        match next {
+            Some(n) => cur = n,
+            None => break,
+        }
+    }
+    Ok(ReadSummary {
+        chunks,
+        bytes,
+        digest: hasher.map(|h| h.finalize()),
+    })
+}
+
+fn read_one(state: &RunState<'_>, input: &mut impl Read, chunk_size: usize) -> Result<Vec<u8>> {
+    let mut buf = state.buffers.take();
+    buf.resize(chunk_size, 0);
+    let n = {
+        let _io = state.governor.io.acquire(&state.cancel)?;
+        format::read_full(input, &mut buf)?
+    };
+    buf.truncate(n);
+    state.hold(n);
+    Ok(buf)
+}
+
+/// Splits a container body into records and sends them in order; returns the
+/// trailer once it has checked it against what was read and that nothing
+/// follows it.
+pub(crate) fn read_records(
+    state: &RunState<'_>,
+    mut input: impl Read,
+    header: &Header,
+    tx: &Sender<Sealed>,
+) -> Result<Trailer> {
+    let mut expected = 0u64;
+    let mut original = 0u64;
+    let mut seen_last = false;
+    loop {
+        state.check()?;
+        let mut payload = state.buffers.take();
+        let item = {
+            let _io = state.governor.io.acquire(&state.cancel)?;
+            format::read_item(&mut input, header, expected, &mut payload)?
+        };
+        match item {
+            Item::Chunk { head, digest } => {
+                if seen_last {
+                    return Err(Error::integrity("chunk after the last chunk (spliced container)")
+                        .with_chunk(expected));
+                }
+                seen_last = head.is_last();
+                expected += 1;
+                original += u64::from(head.original_len);
+                state.hold(head.original_len as usize);
+                let sealed = Sealed {
+                    head,
+                    digest,
+                    payload,
+                };
+                tx.send(sealed).map_err(|_| Error::cancelled())?;
+            }
+            Item::Trailer(trailer) => {
+                state.buffers.give(payload);
+                if !seen_last {
+                    return Err(Error::integrity(
+                        "truncated container: the trailer comes before the last chunk",
+                    )
+                    .with_chunk(expected));
+                }
+                if trailer.chunk_count != expected || trailer.original_len != original {
+                    return Err(Error::integrity(format!(
+                        "trailer says {} chunks and {} bytes, the container holds {expected} and {original}",
+                        trailer.chunk_count, trailer.original_len
+                    )));
+                }
+                if let Some(len) = header.original_len {
+                    if len != original {
+                        return Err(Error::integrity(format!(
+                            "header says {len} bytes, the container holds {original}"
+                        )));
+                    }
+                }
+                let mut extra = [0u8; 1];
+                if format::read_full(&mut input, &mut extra)? != 0 {
+                    return Err(Error::integrity("unexpected data after the trailer"));
+                }
+                return Ok(trailer);
+            }
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! What a run reports back: sizes, time, buffer reuse, memory, waits.
+
+use std::time::Duration;
+
+use crate::format::DIGEST_LEN;
+use crate::stages::ChecksumKind;
+
+/// The outcome of one successful run. The library never prints; the binary
+/// turns this into its summary line.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// Bytes read from the input.
+    pub bytes_in: u64,
+    /// Bytes written to the output.
+    pub bytes_out: u64,
+    /// Chunks processed.
+    pub chunks: u64,
+    /// Wall time of the run.
+    pub elapsed: Duration,
+    /// The checksum of the run, if any, and the digest of the whole original.
+    pub checksum: Option<ChecksumKind>,
+    /// Digest of the whole original (computed on process, checked on restore).
+    pub digest: Option<[u8; DIGEST_LEN]>,
+    /// Unix permission bits of the original, as recorded in the container
+    /// (restore and verify), or of the input file (process).
+    pub mode: Option<u32>,
+    /// Buffers taken from the pool that were reused.
+    pub buffers_reused: u64,
+    /// Buffers taken from the pool that had to be allocated.
+    pub buffers_allocated: u64,
+    /// Most bytes of chunk data alive at once during the run.
+    pub peak_chunk_bytes: u64,
+    /// CPU-permit acquires that had to wait, and their total wait, over the
+    /// governor's lifetime (shared governors add up every run).
+    pub cpu_waits: (u64, Duration),
+}
+
+impl Report {
+    /// Throughput over the input in MB/s (10^6 bytes per second).
+    pub fn mb_per_s(&self) -> f64 {
+        let secs = self.elapsed.as_secs_f64();
+        if secs > 0.0 {
+            self.bytes_in as f64 / 1e6 / secs
+        } else {
+            0.0
+        }
+    }
+
+    /// Share of reused buffers among all buffers taken, 0.0–1.0.
+    pub fn reuse_rate(&self) -> f64 {
+        let total = self.buffers_reused + self.buffers_allocated;
+        if total == 0 {
+            0.0
+        } else {
+            self.buffers_reused as f64 / total as f64
+        }
+    }
+
+    /// The whole-file digest as lowercase hex, if there is one.
+    pub fn digest_hex(&self) -> Option<String> {
+        self.digest
+            .map(|d| d.iter().map(|b| format!("{b:02x}")).collect())
+    }
+}

@@ -1,0 +1,189 @@
+//! zstd: each chunk is one zstd frame.
+
+use std::cell::RefCell;
+use std::ops::RangeInclusive;
+
+use ::zstd::bulk::{Compressor, Decompressor};
+
+use crate::error::{Error, Result};
+use crate::stage::{ChunkInfo, Stage};
+
+/// Compresses each chunk as one zstd frame, without zstd's content checksum
+/// (the container's CRC already covers the stored bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Zstd {
+    level: i32,
+}
+
+impl Zstd {
+    /// The levels [`Zstd::new`] accepts. 20..=22 are left out: they need
+    /// "ultra" windows of up to 128 MiB per worker.
+    pub const LEVELS: RangeInclusive<i32> = 1..=19;
+
+    /// The level of a spec that names none (`zstd`): 3, zstd's own default.
+    pub const DEFAULT_LEVEL: i32 = 3;
+
+    /// A zstd stage at `level`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::usage`] if `level` is outside [`Zstd::LEVELS`].
+    pub fn new(level: i32) -> Result<Zstd> {
+        if !Self::LEVELS.contains(&level) {
+            return Err(Error::usage(format!(
+                "zstd level {level} is out of range {:?}",
+                Self::LEVELS
+            )));
+        }
+        Ok(Zstd { level })
+    }
+
+    /// The compression level.
+    pub fn level(&self) -> i32 {
+        self.level
+    }
+}
+
+thread_local! {
+    // A context costs more to create than a small chunk costs to compress, so
+    // each worker thread keeps one (with the level it was last set to).
+    static COMPRESSOR: RefCell<Option<(i32, Compressor<'static>)>> = const { RefCell::new(None) };
+    static DECOMPRESSOR: RefCell<Option<Decompressor<'static>>> = const { RefCell::new(None) };
+}
+
+fn new_compressor(level: i32) -> std::io::Result<Compressor<'static>> {
+    let mut compressor = Compressor::new(level)?;
+    // Off by default already; stated because the container checks the bytes.
+    compressor.include_checksum(false)?;
+    Ok(compressor)
+}
+
+impl Stage for Zstd {
+    fn forward(&self, _chunk: &ChunkInfo, input: &[u8], output: &mut Vec<u8>) -> Result<()> {
+        let failed = |e: std::io::Error| Error::stage(format!("compression failed: {e}"));
+        COMPRESSOR.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            let (level, compressor) = match &mut *slot {
+                Some(cached) => cached,
+                empty => empty.insert((self.level, new_compressor(self.level).map_err(failed)?)),
+            };
+            if *level != self.level {
+                compressor
+                    .set_compression_level(self.level)
+                    .map_err(failed)?;
+                *level = self.level;
+            }
+            output.clear();
+            // Writes into the spare capacity (no zero-filling); the bound
+            // guarantees even incompressible input fits.
+            output.reserve(::zstd::zstd_safe::compress_bound(input.len()));
+            compressor
+                .compress_to_buffer(input, output)
+                .map_err(failed)?;
+            Ok(())
+        })
+    }
+
+    fn inverse(&self, chunk: &ChunkInfo, input: &[u8], output: &mut Vec<u8>) -> Result<()> {
+        // Forward never produces an empty frame, and zstd would accept "no
+        // frames" as empty content.
+        if input.is_empty() {
+            return Err(Error::integrity("corrupt frame: empty input"));
+        }
+        DECOMPRESSOR.with(|cell| -> Result<()> {
+            let mut slot = cell.borrow_mut();
+            let decompressor = match &mut *slot {
+                Some(cached) => cached,
+                empty => empty.insert(
+                    Decompressor::new()
+                        .map_err(|e| Error::stage(format!("cannot create a decoder: {e}")))?,
+                ),
+            };
+            output.clear();
+            // zstd decodes into the capacity and never past it; the frame
+            // header's content size lets it refuse an oversized frame early.
+            output.reserve(chunk.limit);
+            decompressor
+                .decompress_to_buffer(input, output)
+                .map_err(|e| Error::integrity(format!("corrupt frame: {e}")))?;
+            Ok(())
+        })?;
+        // The capacity may exceed the limit (kept from a larger chunk).
+        if output.len() > chunk.limit {
+            output.clear();
+            return Err(Error::integrity(format!(
+                "frame decodes to more than the limit of {} bytes",
+                chunk.limit
+            )));
+        }
+        Ok(())
+    }
+
+    fn name(&self) -> String {
+        "zstd".to_string()
+    }
+
+    fn skip_if_larger(&self) -> bool {
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+    use crate::stages::test_util::{check_codec, info, text};
+
+    #[test]
+    fn codec_contract() {
+        for level in [1, 3, 19] {
+            check_codec(&Zstd::new(level).unwrap(), b"not a zstd frame at all");
+        }
+    }
+
+    #[test]
+    fn levels_are_validated() {
+        for bad in [0, -1, 20, 25] {
+            let err = Zstd::new(bad).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Usage);
+            assert_eq!(
+                err.to_string(),
+                format!("zstd level {bad} is out of range 1..=19")
+            );
+        }
+        assert_eq!(Zstd::new(19).unwrap().level(), 19);
+    }
+
+    #[test]
+    fn level_change_on_one_thread_takes_effect() {
+        let data = text(200_000);
+        let (mut fast, mut slow) = (Vec::new(), Vec::new());
+        Zstd::new(1)
+            .unwrap()
+            .forward(&info(0), &data, &mut fast)
+            .unwrap();
+        Zstd::new(19)
+            .unwrap()
+            .forward(&info(0), &data, &mut slow)
+            .unwrap();
+        assert!(slow.len() < fast.len());
+        let mut again = Vec::new();
+        Zstd::new(1)
+            .unwrap()
+            .forward(&info(0), &data, &mut again)
+            .unwrap();
+        assert_eq!(again, fast);
+    }
+
+    #[test]
+    fn no_content_checksum_is_written() {
+        let mut out = Vec::new();
+        Zstd::new(3)
+            .unwrap()
+            .forward(&info(0), b"hello", &mut out)
+            .unwrap();
+        // Frame header descriptor, after the 4-byte magic: bit 2 is the
+        // content checksum flag.
+        assert_eq!(out[4] & 0b100, 0);
+    }
+}
