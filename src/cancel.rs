@@ -33,11 +33,7 @@ impl Cancel {
 
     /// True once [`Cancel::cancel`] was called (or the signal handler fired).
     pub fn is_cancelled(&self) -> bool {
-        self.flag.load(Ordering::Acquire)
-            || self
-                .parent
-                .as_ref()
-                .is_some_and(|p| p.is_cancelled())
+        self.flag.load(Ordering::Acquire) || self.parent.as_ref().is_some_and(|p| p.is_cancelled())
     }
 
     /// A token that is cancelled when it or `self` is. Each run gets a child

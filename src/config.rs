@@ -51,7 +51,7 @@ pub(crate) enum StageEntry {
 /// validates.
 #[must_use]
 pub struct PipelineBuilder {
-    pub(crate) stages: Vec<StageEntry>,
+    pub(crate) stages: Option<Vec<StageEntry>>,
     pub(crate) checksum: Option<Option<ChecksumKind>>,
     pub(crate) threads: usize,
     pub(crate) cpu_tokens: usize,
@@ -65,7 +65,7 @@ pub struct PipelineBuilder {
 impl Default for PipelineBuilder {
     fn default() -> Self {
         PipelineBuilder {
-            stages: Vec::new(),
+            stages: None,
             checksum: None,
             threads: 0,
             cpu_tokens: 0,
@@ -83,25 +83,32 @@ impl PipelineBuilder {
     ///
     /// By default (no stage added), the stages are `zstd:3`.
     pub fn stage(mut self, spec: StageSpec) -> Self {
-        self.stages.push(StageEntry::Builtin(spec));
+        self.stages
+            .get_or_insert_with(Vec::new)
+            .push(StageEntry::Builtin(spec));
         self
     }
 
     /// Appends a custom stage. Its name is written into the container;
     /// restoring needs a pipeline given the same stage.
     pub fn custom_stage(mut self, stage: impl Stage + 'static) -> Self {
-        self.stages.push(StageEntry::Custom(Arc::new(stage)));
+        self.stages
+            .get_or_insert_with(Vec::new)
+            .push(StageEntry::Custom(Arc::new(stage)));
         self
     }
 
     /// Replaces the stages and the checksum with a parsed stage list (see
-    /// [`crate::stages::parse_stages`]).
+    /// [`crate::stages::parse_stages`]). A list with only a checksum means
+    /// no transform: chunks are stored as read.
     pub fn stages(mut self, stages: Stages) -> Self {
-        self.stages = stages
-            .transforms
-            .into_iter()
-            .map(StageEntry::Builtin)
-            .collect();
+        self.stages = Some(
+            stages
+                .transforms
+                .into_iter()
+                .map(StageEntry::Builtin)
+                .collect(),
+        );
         self.checksum = Some(stages.checksum);
         self
     }
@@ -198,10 +205,13 @@ impl PipelineBuilder {
                 "chunk size {chunk_size} exceeds the maximum of {MAX_CHUNK_SIZE} (64 MiB)"
             )));
         }
-        if self.stages.len() > MAX_STAGES {
+        let stages = self
+            .stages
+            .unwrap_or_else(|| vec![StageEntry::Builtin(StageSpec::Zstd(3))]);
+        if stages.len() > MAX_STAGES {
             return Err(Error::usage(format!(
                 "{} stages exceed the maximum of {MAX_STAGES}",
-                self.stages.len()
+                stages.len()
             )));
         }
         let config = Config {
@@ -224,6 +234,6 @@ impl PipelineBuilder {
             chunk_size,
             checksum: self.checksum.unwrap_or(Some(ChecksumKind::Blake3)),
         };
-        Pipeline::from_parts(config, self.stages, self.governor, self.cancel)
+        Pipeline::from_parts(config, stages, self.governor, self.cancel)
     }
 }

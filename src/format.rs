@@ -287,12 +287,11 @@ pub fn read_item(
     payload: &mut Vec<u8>,
 ) -> Result<Item> {
     let mut tag = [0u8; 1];
-    match read_full(r, &mut tag)? {
-        0 => {
-            return Err(Error::integrity("truncated container: missing chunks or trailer")
-                .with_chunk(expected_index))
-        }
-        _ => {}
+    if read_full(r, &mut tag)? == 0 {
+        return Err(
+            Error::integrity("truncated container: missing chunks or trailer")
+                .with_chunk(expected_index),
+        );
     }
     let dlen = header.digest_len();
     match tag[0] {
@@ -346,9 +345,11 @@ pub fn read_item(
             }
             payload.clear();
             payload.resize(plen, 0);
-            read_exact_or(r, payload, "truncated record").map_err(|e| e.with_chunk(expected_index))?;
+            read_exact_or(r, payload, "truncated record")
+                .map_err(|e| e.with_chunk(expected_index))?;
             let mut crc = [0u8; 4];
-            read_exact_or(r, &mut crc, "truncated record").map_err(|e| e.with_chunk(expected_index))?;
+            read_exact_or(r, &mut crc, "truncated record")
+                .map_err(|e| e.with_chunk(expected_index))?;
             let mut h = crc32fast::Hasher::new();
             h.update(head_bytes);
             h.update(payload);
@@ -383,7 +384,9 @@ pub fn read_item(
                 digest,
             }))
         }
-        other => Err(Error::integrity(format!("bad record tag {other:#04x}")).with_chunk(expected_index)),
+        other => {
+            Err(Error::integrity(format!("bad record tag {other:#04x}")).with_chunk(expected_index))
+        }
     }
 }
 
@@ -517,7 +520,10 @@ mod tests {
         for i in 0..rec.len() {
             let mut b = rec.clone();
             b[i] ^= 0x01;
-            assert!(read_item(&mut &b[..], &h, 0, &mut payload).is_err(), "byte {i}");
+            assert!(
+                read_item(&mut &b[..], &h, 0, &mut payload).is_err(),
+                "byte {i}"
+            );
         }
     }
 }

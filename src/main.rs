@@ -1,1 +1,12 @@
-fn main(){}
+//! The `syncpipe` binary: parse, build, run, map the result to an exit code.
+
+mod cli;
+mod exit_code;
+
+use clap::Parser;
+
+fn main() {
+    let args = cli::Args::parse();
+    let code = cli::run(args);
+    std::process::exit(code as i32);
+}

@@ -79,9 +79,7 @@ impl OutputFile {
                 return Err(Error::usage("output is a directory").with_path(dest));
             }
             if !force {
-                return Err(
-                    Error::usage("already exists; use -f to overwrite").with_path(dest)
-                );
+                return Err(Error::usage("already exists; use -f to overwrite").with_path(dest));
             }
         }
         let dir = match dest.parent() {

@@ -82,7 +82,9 @@ impl<W: Write + Send + 'static> ParWriter<W> {
         match &self.tx {
             Some(tx) if tx.send(full).is_ok() => Ok(()),
             // The run has stopped; `finish` returns its real error.
-            _ => Err(io::Error::other("syncpipe pipeline stopped; call finish() for the cause")),
+            _ => Err(io::Error::other(
+                "syncpipe pipeline stopped; call finish() for the cause",
+            )),
         }
     }
 

@@ -65,11 +65,6 @@ impl Pipeline {
         governor: Option<Arc<Governor>>,
         cancel: Cancel,
     ) -> Result<Pipeline> {
-        let entries = if entries.is_empty() {
-            vec![StageEntry::Builtin(StageSpec::Zstd(3))]
-        } else {
-            entries
-        };
         let mut chain = Vec::with_capacity(entries.len());
         for entry in entries {
             chain.push(match entry {
@@ -131,7 +126,11 @@ impl Pipeline {
 
     /// The stage list as written into containers, e.g. `zstd:3`.
     pub fn stage_names(&self) -> Vec<String> {
-        self.inner.chain.iter().map(|s| s.desc.name.clone()).collect()
+        self.inner
+            .chain
+            .iter()
+            .map(|s| s.desc.name.clone())
+            .collect()
     }
 
     /// Processes `input` into a container written to `output`.
@@ -250,7 +249,16 @@ impl Pipeline {
                 &self.inner.pool,
                 cfg.channel_depth,
                 |tx| reader::read_chunks(state, input, cfg.chunk_size, cfg.checksum, tx),
-                |index, c| chunk::encode(chain, cfg.checksum, cfg.chunk_size, &state.buffers, index, c),
+                |index, c| {
+                    chunk::encode(
+                        chain,
+                        cfg.checksum,
+                        cfg.chunk_size,
+                        &state.buffers,
+                        index,
+                        c,
+                    )
+                },
                 |rec| sink.write_record(state, rec),
             )
         };
@@ -265,6 +273,7 @@ impl Pipeline {
         let (output, bytes_out) = sink.finish()?;
         let mut report = self.report(&state, start);
         report.bytes_in = summary.bytes;
+        report.original_bytes = summary.bytes;
         report.bytes_out = bytes_out;
         report.chunks = summary.chunks;
         report.checksum = cfg.checksum;
@@ -303,7 +312,13 @@ impl Pipeline {
                     t
                 },
                 |_, sealed| {
-                    chunk::decode(chain, header.checksum, header.chunk_size, &state.buffers, sealed)
+                    chunk::decode(
+                        chain,
+                        header.checksum,
+                        header.chunk_size,
+                        &state.buffers,
+                        sealed,
+                    )
                 },
                 |data| {
                     *chunks += 1;
@@ -325,6 +340,7 @@ impl Pipeline {
         let mut report = self.report(&state, start);
         report.bytes_in = container_bytes;
         report.bytes_out = bytes_out;
+        report.original_bytes = bytes_out;
         report.chunks = chunks;
         report.checksum = header.checksum;
         report.digest = trailer.digest;
@@ -378,7 +394,10 @@ impl Pipeline {
     /// never counted as written, so take them off the shared gauge; and with
     /// an unshared governor every permit must be back.
     fn settle(&self, state: &RunState<'_>) {
-        self.inner.governor.memory.sub(state.memory.current() as usize);
+        self.inner
+            .governor
+            .memory
+            .sub(state.memory.current() as usize);
         debug_assert!(
             self.inner.shared_governor || self.inner.governor.all_returned(),
             "permits leaked: {:?}",

@@ -102,8 +102,10 @@ pub(crate) fn read_records(
         match item {
             Item::Chunk { head, digest } => {
                 if seen_last {
-                    return Err(Error::integrity("chunk after the last chunk (spliced container)")
-                        .with_chunk(expected));
+                    return Err(
+                        Error::integrity("chunk after the last chunk (spliced container)")
+                            .with_chunk(expected),
+                    );
                 }
                 seen_last = head.is_last();
                 expected += 1;

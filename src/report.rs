@@ -13,6 +13,8 @@ pub struct Report {
     pub bytes_in: u64,
     /// Bytes written to the output.
     pub bytes_out: u64,
+    /// Bytes of original data: read when processing, written when restoring.
+    pub original_bytes: u64,
     /// Chunks processed.
     pub chunks: u64,
     /// Wall time of the run.
@@ -36,11 +38,12 @@ pub struct Report {
 }
 
 impl Report {
-    /// Throughput over the input in MB/s (10^6 bytes per second).
+    /// Throughput in MB/s (10^6 bytes per second) of original data, the
+    /// convention of zstd and the peer tables in both directions.
     pub fn mb_per_s(&self) -> f64 {
         let secs = self.elapsed.as_secs_f64();
         if secs > 0.0 {
-            self.bytes_in as f64 / 1e6 / secs
+            self.original_bytes as f64 / 1e6 / secs
         } else {
             0.0
         }

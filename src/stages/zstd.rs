@@ -105,7 +105,9 @@ impl Stage for Zstd {
             output.reserve(chunk.limit);
             decompressor
                 .decompress_to_buffer(input, output)
-                .map_err(|e| Error::integrity(format!("corrupt frame: {e}")))?;
+                .map_err(|e| {
+                    Error::integrity(format!("corrupt frame (limit {} bytes): {e}", chunk.limit))
+                })?;
             Ok(())
         })?;
         // The capacity may exceed the limit (kept from a larger chunk).

@@ -1,0 +1,476 @@
+//! Command-line flags (clap) and the commands that use them.
+//!
+//! `Args` only parses; the settings it yields go through the library's
+//! builder, which validates them. Nothing here decides how the engine works.
+
+use std::fs::File;
+use std::io::{self, IsTerminal, Write};
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use clap::{Args as ClapArgs, Parser, Subcommand};
+use syncpipe::output::{same_file, OutputFile};
+use syncpipe::stages::{parse_stages, StageSpec};
+use syncpipe::{config, Cancel, Error, Pipeline, Report};
+
+use crate::exit_code::{ExitCode, TABLE};
+
+/// Extension of container files.
+const EXTENSION: &str = "spipe";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "syncpipe",
+    version,
+    about = "Stream files through parallel compression and checksum stages (no async runtime).",
+    after_help = TABLE
+)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Command,
+    /// Print nothing but errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// Print a detailed summary (chunks, buffer reuse, memory, permit waits).
+    #[arg(short, long, global = true)]
+    verbose: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Process a file (or stdin, `-`) into a container.
+    #[command(after_help = TABLE)]
+    Process {
+        /// The file to process; `-` for stdin.
+        input: PathBuf,
+        #[command(flatten)]
+        out: OutputArgs,
+        /// Stage list, e.g. `zstd:3,blake3`, `lz4,sha256`, `gzip:6`,
+        /// `brotli:5`, `passthrough`. At most one compressor and one checksum.
+        #[arg(short, long, default_value = config::DEFAULT_STAGES)]
+        stages: String,
+        /// Bytes per chunk, e.g. `256KiB`, `4MiB` (at most 64 MiB). [default: 1MiB]
+        #[arg(long, value_parser = parse_size)]
+        chunk_size: Option<usize>,
+        #[command(flatten)]
+        tuning: Tuning,
+    },
+    /// Restore the original from a container.
+    #[command(after_help = TABLE)]
+    Restore {
+        /// The container; `-` for stdin.
+        input: PathBuf,
+        #[command(flatten)]
+        out: OutputArgs,
+        #[command(flatten)]
+        tuning: Tuning,
+    },
+    /// Check a container end to end (every chunk and the whole-file digest)
+    /// without writing anything.
+    #[command(after_help = TABLE)]
+    Verify {
+        /// The container; `-` for stdin.
+        input: PathBuf,
+        #[command(flatten)]
+        tuning: Tuning,
+    },
+    /// Show a container's header and statistics (framing checked, nothing decoded).
+    #[command(after_help = TABLE)]
+    Info {
+        /// The container; `-` for stdin.
+        input: PathBuf,
+    },
+}
+
+#[derive(ClapArgs, Debug)]
+struct OutputArgs {
+    /// Output file; `-` for stdout. [default: INPUT.spipe for process,
+    /// INPUT without .spipe for restore, stdout when INPUT is `-`]
+    #[arg(short, long, conflicts_with = "stdout")]
+    output: Option<PathBuf>,
+    /// Write to stdout.
+    #[arg(short = 'c', long)]
+    stdout: bool,
+    /// Overwrite an existing output.
+    #[arg(short, long)]
+    force: bool,
+}
+
+#[derive(ClapArgs, Debug)]
+struct Tuning {
+    /// Threads in the CPU pool; 0 = one per core.
+    #[arg(short = 'T', long, default_value_t = 0)]
+    threads: usize,
+    /// Chunk jobs allowed to run at once; 0 = the thread count.
+    #[arg(long, default_value_t = 0)]
+    cpu_tokens: usize,
+    /// Reads and writes allowed in flight at once; 0 = 12.
+    #[arg(long, default_value_t = 0)]
+    io_tokens: usize,
+    /// Depth of the bounded channels between threads; 0 = 4.
+    #[arg(long, default_value_t = 0)]
+    channel_depth: usize,
+}
+
+/// Where an output goes.
+enum Dest {
+    Stdout,
+    Path(PathBuf),
+}
+
+/// Runs the parsed command and returns the exit code (errors are printed here).
+pub fn run(args: Args) -> ExitCode {
+    let cancel = Cancel::new();
+    let terminated = Arc::new(AtomicBool::new(false));
+    if let Err(e) = install_signals(&cancel, &terminated) {
+        eprintln!("syncpipe: cannot install signal handlers: {e}");
+        return ExitCode::Runtime;
+    }
+    let verbosity = Verbosity {
+        quiet: args.quiet,
+        verbose: args.verbose,
+    };
+    match dispatch(args.command, cancel, verbosity) {
+        Ok(()) => ExitCode::Success,
+        // A reader such as `head` went away: a quiet end, not a crash.
+        Err(e) if e.is_broken_pipe() => ExitCode::Success,
+        Err(e) => {
+            let code = ExitCode::of(&e, terminated.load(Ordering::Relaxed));
+            if !matches!(code, ExitCode::Interrupted | ExitCode::Terminated) || !args.quiet {
+                eprintln!("syncpipe: {e}");
+            }
+            code
+        }
+    }
+}
+
+/// SIGINT/SIGTERM set the cancel flag; a second one exits at once.
+fn install_signals(cancel: &Cancel, terminated: &Arc<AtomicBool>) -> io::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    use signal_hook::flag;
+    // Registered first, so it runs before the flag is set: it exits only if
+    // an earlier signal already set it (the second Ctrl-C).
+    flag::register_conditional_shutdown(SIGINT, 130, cancel.flag())?;
+    flag::register_conditional_shutdown(SIGTERM, 143, cancel.flag())?;
+    flag::register(SIGTERM, Arc::clone(terminated))?;
+    flag::register(SIGINT, cancel.flag())?;
+    flag::register(SIGTERM, cancel.flag())?;
+    Ok(())
+}
+
+#[derive(Clone, Copy)]
+struct Verbosity {
+    quiet: bool,
+    verbose: bool,
+}
+
+fn dispatch(command: Command, cancel: Cancel, v: Verbosity) -> Result<(), Error> {
+    match command {
+        Command::Process {
+            input,
+            out,
+            stages,
+            chunk_size,
+            tuning,
+        } => {
+            let stages = parse_stages(&stages)?;
+            let pipeline = tuning
+                .builder(cancel)
+                .stages(stages)
+                .chunk_size(chunk_size.unwrap_or(0))
+                .build()?;
+            let dest = process_dest(&input, &out)?;
+            if matches!(dest, Dest::Stdout) && io::stdout().is_terminal() {
+                return Err(Error::usage(
+                    "refusing to write a container to a terminal; use -o FILE or redirect stdout",
+                ));
+            }
+            let report = match (&dest, is_stdio(&input)) {
+                (Dest::Path(p), false) => pipeline.process_path(&input, p, out.force)?,
+                (Dest::Path(p), true) => {
+                    let tmp = OutputFile::create_for(p, out.force)?;
+                    let r = pipeline
+                        .run(stdin()?, tmp.file())
+                        .map_err(|e| e.with_path("-"))?;
+                    tmp.commit(None)?;
+                    r
+                }
+                (Dest::Stdout, _) => {
+                    let src = open_input(&input)?;
+                    pipeline
+                        .run(src, stdout()?)
+                        .map_err(|e| e.with_path(&input))?
+                }
+            };
+            summary(v, "processed", &input, &dest, &report);
+            Ok(())
+        }
+        Command::Restore { input, out, tuning } => {
+            let pipeline = tuning.builder(cancel).build()?;
+            let dest = restore_dest(&input, &out)?;
+            let report = match (&dest, is_stdio(&input)) {
+                (Dest::Path(p), false) => pipeline.restore_path(&input, p, out.force)?,
+                (Dest::Path(p), true) => {
+                    let tmp = OutputFile::create_for(p, out.force)?;
+                    let r = pipeline
+                        .restore(stdin()?, tmp.file())
+                        .map_err(|e| e.with_path("-"))?;
+                    tmp.commit(r.mode.filter(|&m| m != 0))?;
+                    r
+                }
+                (Dest::Stdout, _) => {
+                    let src = open_input(&input)?;
+                    pipeline
+                        .restore(src, stdout()?)
+                        .map_err(|e| e.with_path(&input))?
+                }
+            };
+            summary(v, "restored", &input, &dest, &report);
+            Ok(())
+        }
+        Command::Verify { input, tuning } => {
+            let pipeline = tuning.builder(cancel).build()?;
+            let src = open_input(&input)?;
+            let report = pipeline.verify(src).map_err(|e| e.with_path(&input))?;
+            if !v.quiet {
+                let digest = match (report.checksum, report.digest_hex()) {
+                    (Some(k), Some(d)) => format!(", {} {d}", k.name()),
+                    _ => String::new(),
+                };
+                println!(
+                    "{}: ok ({} bytes in {} chunks{digest})",
+                    input.display(),
+                    report.bytes_out,
+                    report.chunks
+                );
+            }
+            Ok(())
+        }
+        Command::Info { input } => info(&input),
+    }
+}
+
+impl Tuning {
+    fn builder(&self, cancel: Cancel) -> syncpipe::PipelineBuilder {
+        Pipeline::builder()
+            .threads(self.threads)
+            .cpu_tokens(self.cpu_tokens)
+            .io_tokens(self.io_tokens)
+            .channel_depth(self.channel_depth)
+            .cancel(cancel)
+    }
+}
+
+fn is_stdio(p: &Path) -> bool {
+    p.as_os_str() == "-"
+}
+
+fn process_dest(input: &Path, out: &OutputArgs) -> Result<Dest, Error> {
+    pick_dest(input, out, || {
+        let mut name = input.as_os_str().to_owned();
+        name.push(".");
+        name.push(EXTENSION);
+        Ok(PathBuf::from(name))
+    })
+}
+
+fn restore_dest(input: &Path, out: &OutputArgs) -> Result<Dest, Error> {
+    pick_dest(input, out, || match input.extension() {
+        Some(ext) if ext == EXTENSION => Ok(input.with_extension("")),
+        _ => Err(Error::usage(format!(
+            "{}: cannot infer the output name (no .{EXTENSION} suffix); use -o FILE or -c",
+            input.display()
+        ))),
+    })
+}
+
+fn pick_dest(
+    input: &Path,
+    out: &OutputArgs,
+    default: impl FnOnce() -> Result<PathBuf, Error>,
+) -> Result<Dest, Error> {
+    let dest = match &out.output {
+        Some(p) if is_stdio(p) => Dest::Stdout,
+        Some(p) => Dest::Path(p.clone()),
+        None if out.stdout || is_stdio(input) => Dest::Stdout,
+        None => Dest::Path(default()?),
+    };
+    if let Dest::Path(p) = &dest {
+        if !is_stdio(input) && same_file(input, p) {
+            return Err(Error::usage("input and output are the same file").with_path(p));
+        }
+    }
+    Ok(dest)
+}
+
+/// Opens a named input, or stdin for `-`.
+fn open_input(p: &Path) -> Result<File, Error> {
+    if is_stdio(p) {
+        return stdin();
+    }
+    let f = File::open(p).map_err(|e| Error::io(e).with_path(p))?;
+    if f.metadata().map(|m| m.is_dir()).unwrap_or(false) {
+        return Err(Error::usage("is a directory").with_path(p));
+    }
+    Ok(f)
+}
+
+/// stdin and stdout as owned `File`s (duplicated descriptors): the engine
+/// moves its input and output into threads, so they must be `Send`, which
+/// the locked std handles are not; and a plain `File` skips std's
+/// line-buffering of stdout.
+fn stdin() -> Result<File, Error> {
+    Ok(File::from(io::stdin().as_fd().try_clone_to_owned()?))
+}
+
+fn stdout() -> Result<File, Error> {
+    Ok(File::from(io::stdout().as_fd().try_clone_to_owned()?))
+}
+
+fn summary(v: Verbosity, verb: &str, input: &Path, dest: &Dest, r: &Report) {
+    if v.quiet || !(v.verbose || io::stderr().is_terminal()) {
+        return;
+    }
+    let to = match dest {
+        Dest::Stdout => "stdout".to_string(),
+        Dest::Path(p) => p.display().to_string(),
+    };
+    let ratio = if r.bytes_out > 0 {
+        r.bytes_in as f64 / r.bytes_out as f64
+    } else {
+        0.0
+    };
+    let mut err = io::stderr().lock();
+    let _ = writeln!(
+        err,
+        "{}: {verb} {} => {} (ratio {ratio:.3}) in {:.2}s, {:.1} MB/s -> {to}",
+        input.display(),
+        human(r.bytes_in),
+        human(r.bytes_out),
+        r.elapsed.as_secs_f64(),
+        r.mb_per_s(),
+    );
+    if v.verbose {
+        let _ = writeln!(
+            err,
+            "  chunks {}, buffers reused {:.1}% ({} new), peak chunk memory {}, cpu permit waits {} ({:.3}s)",
+            r.chunks,
+            r.reuse_rate() * 100.0,
+            r.buffers_allocated,
+            human(r.peak_chunk_bytes),
+            r.cpu_waits.0,
+            r.cpu_waits.1.as_secs_f64(),
+        );
+        if let (Some(k), Some(d)) = (r.checksum, r.digest_hex()) {
+            let _ = writeln!(err, "  {} {d}", k.name());
+        }
+    }
+}
+
+fn info(input: &Path) -> Result<(), Error> {
+    let src = open_input(input)?;
+    let i = syncpipe::inspect(io::BufReader::new(src)).map_err(|e| e.with_path(input))?;
+    let h = &i.header;
+    let stages: Vec<String> = h
+        .stages
+        .iter()
+        .map(|d| match StageSpec::from_id(d.id, d.param) {
+            Ok(spec) => spec.to_string(),
+            Err(_) => format!("{} (custom)", d.name),
+        })
+        .collect();
+    let container = i.payload_bytes;
+    let ratio = if container > 0 {
+        i.trailer.original_len as f64 / container as f64
+    } else {
+        0.0
+    };
+    println!("file:           {}", input.display());
+    println!(
+        "format:         syncpipe container v{}",
+        syncpipe::format::VERSION
+    );
+    println!("stages:         {}", stages.join(","));
+    println!(
+        "checksum:       {}",
+        h.checksum.map_or("none", |c| c.name())
+    );
+    println!("chunk size:     {}", human(h.chunk_size as u64));
+    println!("original size:  {} bytes", i.trailer.original_len);
+    println!("chunks:         {} ({} stored raw)", i.chunks, i.stored_raw);
+    println!("payload:        {container} bytes (ratio {ratio:.3})");
+    if h.mode != 0 {
+        println!("mode:           {:04o}", h.mode);
+    }
+    if let (Some(k), Some(d)) = (h.checksum, i.trailer.digest) {
+        let hex: String = d.iter().map(|b| format!("{b:02x}")).collect();
+        println!("digest:         {} {hex}", k.name());
+    }
+    Ok(())
+}
+
+/// Parses a byte size: `65536`, `64k`, `256KiB`, `4M`, `4MiB`, `1MB`.
+/// Binary units throughout (as zstd's `--block-size`), 1 to 64 MiB.
+pub fn parse_size(text: &str) -> Result<usize, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: usize = num
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (try 256KiB or 4MiB)"))?;
+    let mult = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        other => return Err(format!("unknown size unit {other:?} (use KiB or MiB)")),
+    };
+    let bytes = n
+        .checked_mul(mult)
+        .ok_or_else(|| format!("{text:?} is too large"))?;
+    if bytes == 0 || bytes > syncpipe::format::MAX_CHUNK_SIZE {
+        return Err(format!("{text:?} is outside 1 byte ..= 64 MiB"));
+    }
+    Ok(bytes)
+}
+
+/// Bytes in human units (binary), for summaries.
+fn human(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("65536"), Ok(65536));
+        assert_eq!(parse_size("256KiB"), Ok(256 << 10));
+        assert_eq!(parse_size("4MiB"), Ok(4 << 20));
+        assert_eq!(parse_size("64k"), Ok(64 << 10));
+        assert_eq!(parse_size("1MB"), Ok(1 << 20));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("65MiB").is_err());
+        assert!(parse_size("4GiB").is_err());
+        assert!(parse_size("abc").is_err());
+    }
+
+    #[test]
+    fn human_sizes() {
+        assert_eq!(human(512), "512 B");
+        assert_eq!(human(1536), "1.5 KiB");
+    }
+}
