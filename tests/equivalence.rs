@@ -1,0 +1,143 @@
+//! The one core test: every configuration gives the same container bytes as
+//! the one-thread path, and every container restores byte-identical.
+//!
+//! threads {1,2,4,8} × depth {1,2,16} × chunk size {tiny, 64 KiB, default}
+//! × sizes {0, 1, chunk−1, chunk, chunk+1, many chunks} × every stage list.
+
+mod common;
+
+use common::{mixed_data, watchdog};
+use syncpipe::stages::parse_stages;
+use syncpipe::Pipeline;
+
+const STAGE_LISTS: &[&str] = &[
+    "passthrough",
+    "sha256",
+    "zstd:3,blake3",
+    "zstd:1",
+    "lz4,sha256",
+    "gzip:6",
+    "brotli:5,blake3",
+];
+
+const THREADS: &[usize] = &[1, 2, 4, 8];
+const DEPTHS: &[usize] = &[1, 2, 16];
+/// A prime "tiny" size so chunk boundaries fall everywhere in the data.
+const TINY: usize = 37;
+const CHUNKS: &[usize] = &[TINY, 64 << 10, syncpipe::config::DEFAULT_CHUNK_SIZE];
+
+fn sizes(chunk: usize) -> Vec<usize> {
+    // "Many" is kept modest at the 1 MiB default so the suite stays quick.
+    let many = if chunk >= 1 << 20 {
+        3 * chunk + 12_345
+    } else {
+        40 * chunk + 7
+    };
+    vec![0, 1, chunk - 1, chunk, chunk + 1, many]
+}
+
+fn pipeline(stages: &str, chunk: usize, threads: usize, depth: usize) -> Pipeline {
+    Pipeline::builder()
+        .stages(parse_stages(stages).expect("valid stage list"))
+        .chunk_size(chunk)
+        .threads(threads)
+        .channel_depth(depth)
+        .build()
+        .expect("valid settings")
+}
+
+fn check_stage_list(stages: &'static str) {
+    for &chunk in CHUNKS {
+        for size in sizes(chunk) {
+            let data = mixed_data(size, size as u64 + 7);
+            let reference = {
+                let p = pipeline(stages, chunk, 1, 1);
+                let mut out = Vec::new();
+                let report = p.run(&data[..], &mut out).expect("process");
+                assert_eq!(report.bytes_in, size as u64);
+                assert_eq!(report.chunks, (size.max(1)).div_ceil(chunk) as u64);
+                assert!(p.governor().all_returned());
+                out
+            };
+            for &threads in THREADS {
+                for &depth in DEPTHS {
+                    let p = pipeline(stages, chunk, threads, depth);
+                    let mut container = Vec::new();
+                    p.run(&data[..], &mut container).expect("process");
+                    assert!(
+                        container == reference,
+                        "{stages}: container differs from the one-thread path \
+                         (chunk {chunk}, size {size}, threads {threads}, depth {depth})"
+                    );
+                    let mut restored = Vec::new();
+                    p.restore(&container[..], &mut restored).expect("restore");
+                    assert!(
+                        restored == data,
+                        "{stages}: restore differs (chunk {chunk}, size {size}, threads {threads}, depth {depth})"
+                    );
+                    assert!(p.governor().all_returned(), "permits leaked");
+                }
+            }
+        }
+    }
+}
+
+// One test per stage list so they run in parallel and a failure names the
+// stage; each under a watchdog so a deadlock fails instead of hanging.
+#[test]
+fn every_configuration_passthrough() {
+    watchdog(300, || check_stage_list(STAGE_LISTS[0]));
+}
+
+#[test]
+fn every_configuration_checksum_only() {
+    watchdog(300, || check_stage_list(STAGE_LISTS[1]));
+}
+
+#[test]
+fn every_configuration_zstd3_blake3() {
+    watchdog(300, || check_stage_list(STAGE_LISTS[2]));
+}
+
+#[test]
+fn every_configuration_zstd1() {
+    watchdog(300, || check_stage_list(STAGE_LISTS[3]));
+}
+
+#[test]
+fn every_configuration_lz4_sha256() {
+    watchdog(300, || check_stage_list(STAGE_LISTS[4]));
+}
+
+#[test]
+fn every_configuration_gzip() {
+    watchdog(300, || check_stage_list(STAGE_LISTS[5]));
+}
+
+#[test]
+fn every_configuration_brotli_blake3() {
+    watchdog(300, || check_stage_list(STAGE_LISTS[6]));
+}
+
+/// The through-a-file path (temp file + rename) gives the same bytes as the
+/// stream path, apart from the header's length and mode fields.
+#[test]
+fn path_and_stream_agree_on_records() {
+    watchdog(60, || {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = mixed_data(300_000, 3);
+        let input = dir.path().join("in.bin");
+        std::fs::write(&input, &data).expect("write input");
+        let p = pipeline("zstd:3,blake3", 64 << 10, 2, 2);
+        let out = dir.path().join("in.bin.spipe");
+        p.process_path(&input, &out, false).expect("process_path");
+        let back = dir.path().join("back.bin");
+        p.restore_path(&out, &back, false).expect("restore_path");
+        assert_eq!(std::fs::read(&back).expect("read back"), data);
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("list")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names.len(), 3, "no temp files left: {names:?}");
+    });
+}
