@@ -392,7 +392,12 @@ fn info(input: &Path) -> Result<(), Error> {
         "format:         syncpipe container v{}",
         syncpipe::format::VERSION
     );
-    println!("stages:         {}", stages.join(","));
+    let stages = if stages.is_empty() {
+        "none".to_string()
+    } else {
+        stages.join(",")
+    };
+    println!("stages:         {stages}");
     println!(
         "checksum:       {}",
         h.checksum.map_or("none", |c| c.name())

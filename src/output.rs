@@ -44,6 +44,29 @@ pub fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
+/// The mode a new file gets in `dest`'s folder: `0666` less the process
+/// umask. Read by creating (and removing) a probe file, because the umask
+/// can only be read by setting it, which would race with other threads.
+fn default_mode(dest: &Path) -> Result<u32> {
+    let probe = tempfile::Builder::new()
+        .prefix(".syncpipe-mode.")
+        .permissions(Permissions::from_mode(0o666))
+        .tempfile_in(parent_dir(dest))
+        .map_err(|e| Error::io(e).with_path(dest))?;
+    let meta = probe
+        .as_file()
+        .metadata()
+        .map_err(|e| Error::io(e).with_path(dest))?;
+    Ok(mode_of(&meta))
+}
+
+fn parent_dir(dest: &Path) -> &Path {
+    match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
 /// An output being written: a temp file that becomes `dest` on `commit`.
 #[derive(Debug)]
 pub struct OutputFile {
@@ -82,15 +105,13 @@ impl OutputFile {
                 return Err(Error::usage("already exists; use -f to overwrite").with_path(dest));
             }
         }
-        let dir = match dest.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
+        let dir = parent_dir(dest);
         let name = dest
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let tmp = tempfile::Builder::new()
+            .permissions(Permissions::from_mode(0o600))
             .prefix(&format!(".{name}."))
             .suffix(".tmp")
             .tempfile_in(dir)
@@ -108,7 +129,9 @@ impl OutputFile {
     }
 
     /// Sets the mode, fsyncs, and renames the temp file to the destination;
-    /// then fsyncs the folder so the rename itself survives a crash.
+    /// then fsyncs the folder so the rename itself survives a crash. With
+    /// `mode` unknown (`None`, e.g. the input was stdin) the file gets what
+    /// any new file would: `0666` less the umask.
     ///
     /// # Errors
     ///
@@ -118,10 +141,14 @@ impl OutputFile {
     pub fn commit(self, mode: Option<u32>) -> Result<()> {
         let dest = self.dest;
         let file = self.tmp.as_file();
-        if let Some(m) = mode {
-            file.set_permissions(Permissions::from_mode(m))
-                .map_err(|e| Error::io(e).with_path(&dest))?;
-        }
+        // The temp file was created private (0600) so that nobody reads a
+        // half-written copy of a private input; now it gets its real mode.
+        let mode = match mode {
+            Some(m) => m,
+            None => default_mode(&dest)?,
+        };
+        file.set_permissions(Permissions::from_mode(mode))
+            .map_err(|e| Error::io(e).with_path(&dest))?;
         file.sync_all().map_err(|e| Error::io(e).with_path(&dest))?;
         let persisted = if self.force {
             self.tmp.persist(&dest)

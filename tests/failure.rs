@@ -72,7 +72,11 @@ fn issue2_stage_error_at_chunk_k_ends_the_run() {
         });
         assert_eq!(e.kind(), ErrorKind::Stage);
         assert_eq!(e.chunk(), Some(17));
-        assert!(e.to_string().contains("chunk 17: failat: refused on purpose"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("chunk 17: failat: refused on purpose"),
+            "{e}"
+        );
     }
 }
 
@@ -103,7 +107,10 @@ fn issue2_failed_run_leaves_no_output_file() {
             .process_path(&input, &out, false)
             .expect_err("must fail");
         assert_eq!(e.kind(), ErrorKind::Stage);
-        assert!(e.to_string().starts_with(&input.display().to_string()), "{e}");
+        assert!(
+            e.to_string().starts_with(&input.display().to_string()),
+            "{e}"
+        );
         let left: Vec<_> = std::fs::read_dir(dir.path())
             .expect("list")
             .map(|e| e.expect("entry").file_name())
@@ -123,7 +130,9 @@ fn inverse_failure_names_the_chunk_and_leaves_no_file() {
         p.run(&data[..], &mut bytes).expect("process");
         std::fs::write(&container, &bytes).expect("write");
         let out = dir.path().join("c");
-        let e = p.restore_path(&container, &out, false).expect_err("must fail");
+        let e = p
+            .restore_path(&container, &out, false)
+            .expect_err("must fail");
         assert_eq!(e.kind(), ErrorKind::Integrity);
         assert_eq!(e.chunk(), Some(9));
         assert!(!out.exists());
@@ -140,7 +149,7 @@ struct BrokenWriter {
 impl Write for BrokenWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         if self.ok == 0 {
-            return Err(io::Error::new(io::ErrorKind::Other, "disk on fire"));
+            return Err(io::Error::other("disk on fire"));
         }
         let n = buf.len().min(self.ok);
         self.ok -= n;
@@ -159,7 +168,7 @@ struct BrokenReader {
 impl Read for BrokenReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.ok == 0 {
-            return Err(io::Error::new(io::ErrorKind::Other, "bad sector"));
+            return Err(io::Error::other("bad sector"));
         }
         let n = buf.len().min(self.ok);
         buf[..n].fill(7);
@@ -171,7 +180,11 @@ impl Read for BrokenReader {
 #[test]
 fn write_error_is_the_root_cause() {
     let e = watchdog(30, || {
-        let p = Pipeline::builder().chunk_size(CHUNK).threads(2).build().expect("valid");
+        let p = Pipeline::builder()
+            .chunk_size(CHUNK)
+            .threads(2)
+            .build()
+            .expect("valid");
         let data = mixed_data(300 * CHUNK, 5);
         let e = p
             .run(&data[..], BrokenWriter { ok: 50_000 })
@@ -186,7 +199,11 @@ fn write_error_is_the_root_cause() {
 #[test]
 fn read_error_is_the_root_cause() {
     let e = watchdog(30, || {
-        let p = Pipeline::builder().chunk_size(CHUNK).threads(2).build().expect("valid");
+        let p = Pipeline::builder()
+            .chunk_size(CHUNK)
+            .threads(2)
+            .build()
+            .expect("valid");
         let e = p
             .run(BrokenReader { ok: 100_000 }, io::sink())
             .expect_err("must fail");
@@ -335,7 +352,9 @@ fn restore_without_the_custom_stage_is_a_usage_error() {
     let mut container = Vec::new();
     p.run(&b"abc"[..], &mut container).expect("process");
     let plain = Pipeline::builder().build().expect("valid");
-    let e = plain.restore(&container[..], io::sink()).expect_err("must fail");
+    let e = plain
+        .restore(&container[..], io::sink())
+        .expect_err("must fail");
     assert_eq!(e.kind(), ErrorKind::Usage);
     assert!(e.to_string().contains("failat"), "{e}");
 }
@@ -343,7 +362,11 @@ fn restore_without_the_custom_stage_is_a_usage_error() {
 #[test]
 fn par_writer_round_trips_odd_writes() {
     watchdog(30, || {
-        let p = Pipeline::builder().chunk_size(1000).threads(2).build().expect("valid");
+        let p = Pipeline::builder()
+            .chunk_size(1000)
+            .threads(2)
+            .build()
+            .expect("valid");
         let data = mixed_data(123_457, 8);
         let mut w = p.par_writer(Vec::new());
         for piece in data.chunks(333) {
@@ -377,7 +400,11 @@ impl Write for Shared {
 #[test]
 fn dropped_par_writer_leaves_a_truncated_container() {
     watchdog(30, || {
-        let p = Pipeline::builder().chunk_size(1000).threads(2).build().expect("valid");
+        let p = Pipeline::builder()
+            .chunk_size(1000)
+            .threads(2)
+            .build()
+            .expect("valid");
         let sink = Shared::default();
         {
             let mut w = p.par_writer(sink.clone());
