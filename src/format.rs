@@ -329,11 +329,17 @@ pub fn read_item(
             if head.flags & !FLAG_LAST != 0 {
                 return Err(at(format!("unknown record flags {:#x}", head.flags)));
             }
-            if head.skip_mask >> header.stages.len() != 0 {
+            // Widened before shifting: with 8 stages a u8 shift would overflow.
+            if u16::from(head.skip_mask) >> header.stages.len() != 0 {
                 return Err(at(format!("bad skip mask {:#x}", head.skip_mask)));
             }
             let olen = head.original_len as usize;
-            if olen > header.chunk_size || (!head.is_last() && olen != header.chunk_size) {
+            // Writers fill every chunk but the last, and only an empty input
+            // has an empty chunk (chunk 0).
+            if olen > header.chunk_size
+                || (!head.is_last() && olen != header.chunk_size)
+                || (olen == 0 && head.index != 0)
+            {
                 return Err(at(format!(
                     "original length {olen} does not fit chunk size {}",
                     header.chunk_size
@@ -387,6 +393,92 @@ pub fn read_item(
         other => {
             Err(Error::integrity(format!("bad record tag {other:#04x}")).with_chunk(expected_index))
         }
+    }
+}
+
+/// Reads a container body in order and enforces the rules that span
+/// records: one last chunk, nothing after it but the trailer, a trailer that
+/// matches what came before, no more data than the header announced, and
+/// nothing after the trailer. Restore and `inspect` share it, so they accept
+/// exactly the same containers.
+#[derive(Debug)]
+pub struct Walker<'h> {
+    header: &'h Header,
+    next_index: u64,
+    original: u64,
+    seen_last: bool,
+}
+
+impl<'h> Walker<'h> {
+    /// A walker positioned at the first record, just after the header.
+    pub fn new(header: &'h Header) -> Walker<'h> {
+        Walker {
+            header,
+            next_index: 0,
+            original: 0,
+            seen_last: false,
+        }
+    }
+
+    /// The next record (payload in `payload`) or, once, the trailer.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::ErrorKind::Integrity`] for anything out of place, naming the
+    /// chunk where one applies; [`crate::ErrorKind::Io`] for read failures.
+    pub fn next(&mut self, r: &mut impl Read, payload: &mut Vec<u8>) -> Result<Item> {
+        let at = self.next_index;
+        let item = read_item(r, self.header, at, payload)?;
+        match &item {
+            Item::Chunk { head, .. } => {
+                if self.seen_last {
+                    return Err(
+                        Error::integrity("chunk after the last chunk (spliced container)")
+                            .with_chunk(at),
+                    );
+                }
+                self.seen_last = head.is_last();
+                self.original += u64::from(head.original_len);
+                if let Some(len) = self.header.original_len {
+                    if self.original > len {
+                        return Err(Error::integrity(format!(
+                            "more data than the header's original length of {len} bytes"
+                        ))
+                        .with_chunk(at));
+                    }
+                }
+                self.next_index = at
+                    .checked_add(1)
+                    .ok_or_else(|| Error::integrity("chunk counter overflow"))?;
+            }
+            Item::Trailer(t) => {
+                if !self.seen_last {
+                    return Err(Error::integrity(
+                        "truncated container: the trailer comes before the last chunk",
+                    )
+                    .with_chunk(at));
+                }
+                if t.chunk_count != self.next_index || t.original_len != self.original {
+                    return Err(Error::integrity(format!(
+                        "trailer says {} chunks and {} bytes, the container holds {} and {}",
+                        t.chunk_count, t.original_len, self.next_index, self.original
+                    )));
+                }
+                if let Some(len) = self.header.original_len {
+                    if len != self.original {
+                        return Err(Error::integrity(format!(
+                            "header says {len} bytes, the container holds {}",
+                            self.original
+                        )));
+                    }
+                }
+                let mut extra = [0u8; 1];
+                if read_full(r, &mut extra)? != 0 {
+                    return Err(Error::integrity("unexpected data after the trailer"));
+                }
+            }
+        }
+        Ok(item)
     }
 }
 

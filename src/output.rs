@@ -30,9 +30,10 @@ pub(crate) fn open_input(path: &Path) -> Result<(File, Metadata)> {
     Ok((file, meta))
 }
 
-/// Unix permission bits of a file.
+/// Unix permission bits of a file, without setuid, setgid and sticky: a
+/// container must not be able to hand out a setuid file on restore.
 pub(crate) fn mode_of(meta: &Metadata) -> u32 {
-    meta.permissions().mode() & 0o7777
+    meta.permissions().mode() & 0o777
 }
 
 /// True if both paths name the same file (same device and inode), following
@@ -144,7 +145,8 @@ impl OutputFile {
         // The temp file was created private (0600) so that nobody reads a
         // half-written copy of a private input; now it gets its real mode.
         let mode = match mode {
-            Some(m) => m,
+            // Masked again here: the mode may come from a hostile header.
+            Some(m) => m & 0o777,
             None => default_mode(&dest)?,
         };
         file.set_permissions(Permissions::from_mode(mode))

@@ -83,6 +83,15 @@ impl Pipeline {
                             "custom stage name {name:?} must be 1 to 255 bytes"
                         )));
                     }
+                    // Restore finds custom stages by name: names must be unique.
+                    if chain
+                        .iter()
+                        .any(|s: &ChainStage| s.desc.id == CUSTOM_STAGE_ID && s.desc.name == name)
+                    {
+                        return Err(Error::usage(format!(
+                            "two custom stages are named {name:?}; names must be unique"
+                        )));
+                    }
                     ChainStage {
                         stage,
                         desc: StageDesc {

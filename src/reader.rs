@@ -14,7 +14,7 @@ use crossbeam_channel::Sender;
 use crate::chunk::{Chunk, Sealed};
 use crate::engine::RunState;
 use crate::error::{Error, Result};
-use crate::format::{self, Header, Item, Trailer, DIGEST_LEN};
+use crate::format::{self, Header, Item, Trailer, Walker, DIGEST_LEN};
 use crate::stages::ChecksumKind;
 
 /// What the reader saw of the original.
@@ -81,35 +81,23 @@ fn read_one(state: &RunState<'_>, input: &mut impl Read, chunk_size: usize) -> R
 }
 
 /// Splits a container body into records and sends them in order; returns the
-/// trailer once it has checked it against what was read and that nothing
-/// follows it.
+/// trailer once the framing rules (`format::Walker`) have all passed.
 pub(crate) fn read_records(
     state: &RunState<'_>,
     mut input: impl Read,
     header: &Header,
     tx: &Sender<Sealed>,
 ) -> Result<Trailer> {
-    let mut expected = 0u64;
-    let mut original = 0u64;
-    let mut seen_last = false;
+    let mut walker = Walker::new(header);
     loop {
         state.check()?;
         let mut payload = state.buffers.take();
         let item = {
             let _io = state.governor.io.acquire(&state.cancel)?;
-            format::read_item(&mut input, header, expected, &mut payload)?
+            walker.next(&mut input, &mut payload)?
         };
         match item {
             Item::Chunk { head, digest } => {
-                if seen_last {
-                    return Err(
-                        Error::integrity("chunk after the last chunk (spliced container)")
-                            .with_chunk(expected),
-                    );
-                }
-                seen_last = head.is_last();
-                expected += 1;
-                original += u64::from(head.original_len);
                 state.hold(head.original_len as usize);
                 let sealed = Sealed {
                     head,
@@ -120,29 +108,6 @@ pub(crate) fn read_records(
             }
             Item::Trailer(trailer) => {
                 state.buffers.give(payload);
-                if !seen_last {
-                    return Err(Error::integrity(
-                        "truncated container: the trailer comes before the last chunk",
-                    )
-                    .with_chunk(expected));
-                }
-                if trailer.chunk_count != expected || trailer.original_len != original {
-                    return Err(Error::integrity(format!(
-                        "trailer says {} chunks and {} bytes, the container holds {expected} and {original}",
-                        trailer.chunk_count, trailer.original_len
-                    )));
-                }
-                if let Some(len) = header.original_len {
-                    if len != original {
-                        return Err(Error::integrity(format!(
-                            "header says {len} bytes, the container holds {original}"
-                        )));
-                    }
-                }
-                let mut extra = [0u8; 1];
-                if format::read_full(&mut input, &mut extra)? != 0 {
-                    return Err(Error::integrity("unexpected data after the trailer"));
-                }
                 return Ok(trailer);
             }
         }

@@ -141,3 +141,67 @@ fn path_and_stream_agree_on_records() {
         assert_eq!(names.len(), 3, "no temp files left: {names:?}");
     });
 }
+
+/// Eight stages (the format's maximum) with the last one skipped on
+/// incompressible chunks: the skip mask uses its top bit.
+#[test]
+fn eight_stages_with_skips_round_trip() {
+    watchdog(60, || {
+        let copy = |i: &[u8], o: &mut Vec<u8>| -> syncpipe::Result<()> {
+            o.extend_from_slice(i);
+            Ok(())
+        };
+        let mut b = Pipeline::builder().chunk_size(4096).threads(2);
+        for i in 0..7 {
+            b = b.custom_stage(syncpipe::stage::from_fn(format!("copy{i}"), copy, copy));
+        }
+        let p = b
+            .stage(syncpipe::stages::StageSpec::Lz4)
+            .build()
+            .expect("8 stages");
+        let data = mixed_data(100_000, 12);
+        let mut container = Vec::new();
+        p.run(&data[..], &mut container).expect("process");
+        let info = syncpipe::inspect(&container[..]).expect("inspect");
+        assert!(info.stored_raw > 0, "some chunks skip lz4 (bit 7)");
+        let mut back = Vec::new();
+        p.restore(&container[..], &mut back).expect("restore");
+        assert_eq!(back, data);
+    });
+}
+
+#[test]
+fn duplicate_custom_stage_names_are_refused() {
+    let copy = |i: &[u8], o: &mut Vec<u8>| -> syncpipe::Result<()> {
+        o.extend_from_slice(i);
+        Ok(())
+    };
+    let e = Pipeline::builder()
+        .custom_stage(syncpipe::stage::from_fn("same", copy, copy))
+        .custom_stage(syncpipe::stage::from_fn("same", copy, copy))
+        .build()
+        .expect_err("duplicate names");
+    assert_eq!(e.kind(), syncpipe::ErrorKind::Usage);
+}
+
+/// A hostile header cannot make restore create a setuid or world-writable
+/// special file: the mode is masked to the permission bits.
+#[test]
+fn restored_mode_drops_setuid() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = pipeline("lz4", 4096, 1, 1);
+    let mut container = Vec::new();
+    p.run(&b"payload"[..], &mut container).expect("process");
+    let mut r = &container[..];
+    let mut header = syncpipe::format::Header::read_from(&mut r).expect("header");
+    header.mode = 0o4777;
+    let mut forged = header.encode();
+    forged.extend_from_slice(r);
+    let path = dir.path().join("x.spipe");
+    std::fs::write(&path, &forged).expect("write");
+    let out = dir.path().join("x");
+    p.restore_path(&path, &out, false).expect("restore");
+    let mode = std::fs::metadata(&out).expect("meta").permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o777);
+}

@@ -16,7 +16,14 @@ pub fn mixed_data(len: usize, seed: u64) -> Vec<u8> {
         s
     };
     let words: [&[u8]; 8] = [
-        b"stream ", b"chunk ", b"governor ", b"permit ", b"rayon ", b"channel ", b"\n", b"0123 ",
+        b"stream ",
+        b"chunk ",
+        b"governor ",
+        b"permit ",
+        b"rayon ",
+        b"channel ",
+        b"\n",
+        b"0123 ",
     ];
     let mut out = Vec::with_capacity(len);
     while out.len() < len {
@@ -48,7 +55,9 @@ pub fn watchdog<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'st
             let _ = h.join();
             v
         }
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("watchdog: no result after {secs} s (deadlock?)"),
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            panic!("watchdog: no result after {secs} s (deadlock?)")
+        }
         Err(mpsc::RecvTimeoutError::Disconnected) => match h.join() {
             Err(p) => std::panic::resume_unwind(p),
             Ok(()) => panic!("watchdog: the body ended without a result"),
