@@ -193,6 +193,13 @@ def report(a):
     zt = (mbs('z3_zstd_t2'), mbs('z3_zstd_t1'))
     if None not in zt:
         print(f'  (zstd -3 itself: -T2 / -T1 = {zt[0] / zt[1]:.2f}×)')
+    print(q('z3_sp_t2_n', 'z3_sp_t1_n', 1.85, '  same, output to /dev/null (the engine alone)'))
+    zn = (mbs('z3_zs_t2_n'), mbs('z3_zs_t1_n'))
+    if None not in zn:
+        print(f'  (zstd -3 to /dev/null: -T2 / -T1 = {zn[0] / zn[1]:.2f}×)')
+    tk = (mbs('z3_sp_t2_n'), mbs('z3_sp_tok1'))
+    if None not in tk:
+        print(f'- CPU tokens = cores (2) / cores - 1 (1): {tk[0] / tk[1]:.2f}× ({tk[0]:.0f} / {tk[1]:.0f} MB/s)')
     print(q('pt_sp_t2', 'pt_cp', 0.8, 'syncpipe passthrough -T2 / cp'))
     print(q('pt_sp_t2_c', 'pt_cp', 0.8, '  same, syncpipe writing to stdout (-c, no fsync) / cp'))
     print(q('rs_sp_t2', 'rs_zstd', 1.5, 'syncpipe restore -T2 / zstd -d'))
@@ -365,6 +372,14 @@ row z3_zstd_t2 "zstd -3 mixed" "zstd -3"                2 "$MIXED" "zstd -q -3 -
 row z3_zstd_t1 "zstd -3 mixed" "zstd -3"                1 "$MIXED" "zstd -q -3 -T1 -c mixed.bin >out/m.zst" --out out/m.zst --ratio
 row z3_sp_t1   "zstd -3 mixed" "syncpipe zstd:3"        1 "$MIXED" "$SP -q process mixed.bin -o out/m.spipe -f --stages zstd:3 -T1" --out out/m.spipe --ratio
 row z3b3_sp_t2 "zstd -3 mixed" "syncpipe zstd:3,blake3 (default)" 2 "$MIXED" "$SP -q process mixed.bin -o out/m.spipe -f --stages zstd:3,blake3 -T2" --out out/m.spipe --ratio
+# The engine's own scaling, with the output file out of the picture (the
+# page-cache write and the fsync are serial costs that no thread count hides).
+row z3_sp_t2_n "zstd -3 mixed, to /dev/null" "syncpipe zstd:3 -c"  2 "$MIXED" "$SP -q process mixed.bin -c --stages zstd:3 -T2 >/dev/null"
+row z3_sp_t1_n "zstd -3 mixed, to /dev/null" "syncpipe zstd:3 -c"  1 "$MIXED" "$SP -q process mixed.bin -c --stages zstd:3 -T1 >/dev/null"
+row z3_zs_t2_n "zstd -3 mixed, to /dev/null" "zstd -3"             2 "$MIXED" "zstd -q -3 -T2 -c mixed.bin >/dev/null"
+row z3_zs_t1_n "zstd -3 mixed, to /dev/null" "zstd -3"             1 "$MIXED" "zstd -q -3 -T1 -c mixed.bin >/dev/null"
+# The brief's default of cores - 1 CPU tokens, against syncpipe's (cores).
+row z3_sp_tok1 "zstd -3 mixed, to /dev/null" "syncpipe zstd:3 -c --cpu-tokens 1" 2 "$MIXED" "$SP -q process mixed.bin -c --stages zstd:3 -T2 --cpu-tokens 1 >/dev/null" --note "cores - 1 tokens"
 
 say "== lz4, mixed.bin"
 row lz4_sp_t2  "lz4 mixed" "syncpipe lz4"               2 "$MIXED" "$SP -q process mixed.bin -o out/m.spipe -f --stages lz4 -T2" --out out/m.spipe --ratio

@@ -312,13 +312,7 @@ pub fn read_item(
                 original_len: c.u32()?,
                 payload_len: c.u32()?,
             };
-            let digest = if dlen > 0 {
-                let mut d = [0u8; DIGEST_LEN];
-                d.copy_from_slice(c.take(DIGEST_LEN)?);
-                Some(d)
-            } else {
-                None
-            };
+            let digest = c.digest(dlen)?;
             let at = |msg: String| Error::integrity(msg).with_chunk(expected_index);
             if head.index != expected_index {
                 return Err(at(format!(
@@ -377,13 +371,7 @@ pub fn read_item(
             let mut c = Cursor { buf: bytes, pos: 1 };
             let chunk_count = c.u64()?;
             let original_len = c.u64()?;
-            let digest = if dlen > 0 {
-                let mut d = [0u8; DIGEST_LEN];
-                d.copy_from_slice(c.take(DIGEST_LEN)?);
-                Some(d)
-            } else {
-                None
-            };
+            let digest = c.digest(dlen)?;
             Ok(Item::Trailer(Trailer {
                 chunk_count,
                 original_len,
@@ -520,6 +508,15 @@ impl<'a> Cursor<'a> {
         let s = &self.buf[self.pos..end];
         self.pos = end;
         Ok(s)
+    }
+    /// A digest when `len` is non-zero (the container has a checksum).
+    fn digest(&mut self, len: usize) -> Result<Option<[u8; DIGEST_LEN]>> {
+        if len == 0 {
+            return Ok(None);
+        }
+        let mut d = [0u8; DIGEST_LEN];
+        d.copy_from_slice(self.take(DIGEST_LEN)?);
+        Ok(Some(d))
     }
     fn u8(&mut self) -> Result<u8> {
         Ok(self.take(1)?[0])

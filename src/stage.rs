@@ -61,50 +61,28 @@ pub trait Stage: Send + Sync {
     }
 }
 
-impl<S: Stage + ?Sized> Stage for &S {
-    fn forward(&self, chunk: &ChunkInfo, input: &[u8], output: &mut Vec<u8>) -> Result<()> {
-        (**self).forward(chunk, input, output)
-    }
-    fn inverse(&self, chunk: &ChunkInfo, input: &[u8], output: &mut Vec<u8>) -> Result<()> {
-        (**self).inverse(chunk, input, output)
-    }
-    fn name(&self) -> String {
-        (**self).name()
-    }
-    fn skip_if_larger(&self) -> bool {
-        (**self).skip_if_larger()
-    }
+/// `&S`, `Box<S>` and `Arc<S>` are stages when `S` is: every method
+/// forwards, so a shared or boxed stage behaves exactly like the original.
+macro_rules! forward_stage {
+    ($($ptr:ty),*) => {$(
+        impl<S: Stage + ?Sized> Stage for $ptr {
+            fn forward(&self, chunk: &ChunkInfo, input: &[u8], output: &mut Vec<u8>) -> Result<()> {
+                (**self).forward(chunk, input, output)
+            }
+            fn inverse(&self, chunk: &ChunkInfo, input: &[u8], output: &mut Vec<u8>) -> Result<()> {
+                (**self).inverse(chunk, input, output)
+            }
+            fn name(&self) -> String {
+                (**self).name()
+            }
+            fn skip_if_larger(&self) -> bool {
+                (**self).skip_if_larger()
+            }
+        }
+    )*};
 }
 
-impl<S: Stage + ?Sized> Stage for Box<S> {
-    fn forward(&self, chunk: &ChunkInfo, input: &[u8], output: &mut Vec<u8>) -> Result<()> {
-        (**self).forward(chunk, input, output)
-    }
-    fn inverse(&self, chunk: &ChunkInfo, input: &[u8], output: &mut Vec<u8>) -> Result<()> {
-        (**self).inverse(chunk, input, output)
-    }
-    fn name(&self) -> String {
-        (**self).name()
-    }
-    fn skip_if_larger(&self) -> bool {
-        (**self).skip_if_larger()
-    }
-}
-
-impl<S: Stage + ?Sized> Stage for Arc<S> {
-    fn forward(&self, chunk: &ChunkInfo, input: &[u8], output: &mut Vec<u8>) -> Result<()> {
-        (**self).forward(chunk, input, output)
-    }
-    fn inverse(&self, chunk: &ChunkInfo, input: &[u8], output: &mut Vec<u8>) -> Result<()> {
-        (**self).inverse(chunk, input, output)
-    }
-    fn name(&self) -> String {
-        (**self).name()
-    }
-    fn skip_if_larger(&self) -> bool {
-        (**self).skip_if_larger()
-    }
-}
+forward_stage!(&S, Box<S>, Arc<S>);
 
 /// A stage made of two closures; see [`from_fn`].
 pub struct FnStage<F, G> {
