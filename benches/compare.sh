@@ -204,6 +204,7 @@ def report(a):
     print(q('pt_sp_t2_c', 'pt_cp', 0.8, '  same, syncpipe writing to stdout (-c, no fsync) / cp'))
     print(q('rs_sp_t2', 'rs_zstd', 1.5, 'syncpipe restore -T2 / zstd -d'))
     print(q('rs_sp_t2_c', 'rs_zstd', 1.5, '  same, syncpipe writing to stdout (-c, no fsync) / zstd -d'))
+    print(q('rs_sp_n', 'rs_zstd_n', 1.5, '  same, both to /dev/null (decoding alone)'))
     s, b = rss('rss_64m'), rss('rss_2g')
     if s is None:
         print('- peak RSS: n/a')
@@ -395,6 +396,8 @@ warm out/keep.*
 row rs_sp_t2   "restore mixed" "syncpipe restore (zstd:3)"    2 "$MIXED" "$SP -q restore out/keep.spipe -o out/r.bin -f -T2" --out out/r.bin
 row rs_sp_t2_c "restore mixed" "syncpipe restore (zstd:3) -c" 2 "$MIXED" "$SP -q restore out/keep.spipe -c -T2 >out/r.bin" --out out/r.bin --note "stdout, no fsync"
 row rs_zstd    "restore mixed" "zstd -d (of -3)"              1 "$MIXED" "zstd -q -d -c out/keep.zst >out/r.bin" --out out/r.bin
+row rs_sp_n    "restore mixed, to /dev/null" "syncpipe restore (zstd:3) -c" 2 "$MIXED" "$SP -q restore out/keep.spipe -c -T2 >/dev/null"
+row rs_zstd_n  "restore mixed, to /dev/null" "zstd -d (of -3)"              1 "$MIXED" "zstd -q -d -c out/keep.zst >/dev/null"
 
 say "== random.bin (incompressible)"
 warm random.bin
