@@ -153,17 +153,12 @@ where
                 })
             });
         // A failed spawn (out of threads) leaves the others to finish on
-        // their own: the channels they hold are dropped with the closures.
-        let join = |h: std::io::Result<thread::ScopedJoinHandle<'_, Option<P>>>| match h {
-            Ok(h) => h.join().ok().flatten(),
-            Err(e) => {
-                state.fail(Error::io(e).with_stage("spawning a thread"));
-                None
-            }
-        };
-        let produced = join(reader);
-        let _ = dispatcher.map(|h| h.join());
-        let _ = writer.map(|h| h.join());
+        // their own: the channels it would have held were dropped with its
+        // closure, so the disconnection cascade still runs. The spawn error
+        // is recorded as the root cause.
+        let produced = joined(state, reader);
+        joined(state, dispatcher);
+        joined(state, writer);
         produced
     });
     if let Some(err) = state.take_error() {
@@ -214,6 +209,22 @@ fn dispatch<J: Send, O: Send>(
         }
         Ok(())
     })
+}
+
+/// Joins a thread of the run; a thread that could not be spawned is
+/// recorded as the run's failure.
+fn joined<'s, T>(
+    state: &RunState<'_>,
+    h: std::io::Result<thread::ScopedJoinHandle<'s, Option<T>>>,
+) -> Option<T> {
+    match h {
+        // `guarded` catches panics, so `join` cannot fail.
+        Ok(h) => h.join().ok().flatten(),
+        Err(e) => {
+            state.fail(Error::io(e).with_stage("spawning a thread"));
+            None
+        }
+    }
 }
 
 /// Runs a thread body, turning an error or a panic into the run's failure.
