@@ -337,8 +337,10 @@ fn summary(v: Verbosity, verb: &str, input: &Path, dest: &Dest, r: &Report) {
         Dest::Stdout => "stdout".to_string(),
         Dest::Path(p) => p.display().to_string(),
     };
-    let ratio = if r.bytes_out > 0 {
-        r.bytes_in as f64 / r.bytes_out as f64
+    // Compression ratio, original / container, in both directions.
+    let container = r.bytes_in + r.bytes_out - r.original_bytes;
+    let ratio = if container > 0 {
+        r.original_bytes as f64 / container as f64
     } else {
         0.0
     };

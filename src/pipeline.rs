@@ -196,11 +196,15 @@ impl Pipeline {
             .process_stream(file, out.file(), Some(meta.len()), mode)
             .map_err(|e| e.with_path(input))?;
         if report.bytes_in != meta.len() {
-            return Err(Error::integrity(format!(
-                "input changed while it was read ({} bytes at the start, {} read)",
-                meta.len(),
-                report.bytes_in
-            ))
+            // A runtime condition (exit 1), not a damaged container.
+            return Err(Error::new(
+                crate::error::ErrorKind::Io,
+                format!(
+                    "input changed while it was read ({} bytes at the start, {} read)",
+                    meta.len(),
+                    report.bytes_in
+                ),
+            )
             .with_path(input));
         }
         out.commit(Some(mode))?;

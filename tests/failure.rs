@@ -258,6 +258,33 @@ fn issue2_memory_is_bounded_by_depth_and_tokens() {
 }
 
 #[test]
+fn restore_memory_is_bounded_too() {
+    let (depth, threads) = (2, 2);
+    let report = watchdog(60, move || {
+        let p = Pipeline::builder()
+            .stage(StageSpec::Lz4)
+            .chunk_size(CHUNK)
+            .threads(threads)
+            .channel_depth(depth)
+            .build()
+            .expect("valid");
+        let data = mixed_data(400 * CHUNK, 13);
+        let mut container = Vec::new();
+        p.run(&data[..], &mut container).expect("process");
+        p.restore(&container[..], SlowWriter).expect("restore")
+    });
+    // Restore has no look-ahead chunk in the reader, so the process bound
+    // covers it.
+    let bound = ((2 * depth + threads + 4) * CHUNK) as u64;
+    assert!(
+        report.peak_chunk_bytes <= bound,
+        "peak {} > {bound}",
+        report.peak_chunk_bytes
+    );
+    assert!(report.peak_chunk_bytes >= (depth * CHUNK) as u64);
+}
+
+#[test]
 fn cancel_stops_a_run_promptly() {
     watchdog(30, || {
         let cancel = Cancel::new();
