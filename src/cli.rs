@@ -189,20 +189,7 @@ fn dispatch(command: Command, cancel: Cancel, v: Verbosity) -> Result<(), Error>
             }
             let report = match (&dest, is_stdio(&input)) {
                 (Dest::Path(p), false) => pipeline.process_path(&input, p, out.force)?,
-                (Dest::Path(p), true) => {
-                    let tmp = OutputFile::create_for(p, out.force)?;
-                    let r = pipeline
-                        .run(stdin()?, tmp.file())
-                        .map_err(|e| e.with_path("-"))?;
-                    tmp.commit(None)?;
-                    r
-                }
-                (Dest::Stdout, _) => {
-                    let src = open_input(&input)?;
-                    pipeline
-                        .run(src, stdout()?)
-                        .map_err(|e| e.with_path(&input))?
-                }
+                _ => stream(&input, &dest, out.force, |src, w| pipeline.run(src, w))?,
             };
             summary(v, "processed", &input, &dest, &report);
             Ok(())
@@ -212,20 +199,7 @@ fn dispatch(command: Command, cancel: Cancel, v: Verbosity) -> Result<(), Error>
             let dest = restore_dest(&input, &out)?;
             let report = match (&dest, is_stdio(&input)) {
                 (Dest::Path(p), false) => pipeline.restore_path(&input, p, out.force)?,
-                (Dest::Path(p), true) => {
-                    let tmp = OutputFile::create_for(p, out.force)?;
-                    let r = pipeline
-                        .restore(stdin()?, tmp.file())
-                        .map_err(|e| e.with_path("-"))?;
-                    tmp.commit(r.mode.filter(|&m| m != 0))?;
-                    r
-                }
-                (Dest::Stdout, _) => {
-                    let src = open_input(&input)?;
-                    pipeline
-                        .restore(src, stdout()?)
-                        .map_err(|e| e.with_path(&input))?
-                }
+                _ => stream(&input, &dest, out.force, |src, w| pipeline.restore(src, w))?,
             };
             summary(v, "restored", &input, &dest, &report);
             Ok(())
@@ -303,6 +277,28 @@ fn pick_dest(
         }
     }
     Ok(dest)
+}
+
+/// Runs `job` from `input` (a file or stdin) into `dest`: stdout, or a temp
+/// file committed only on success. (File to file goes through the library's
+/// `process_path`/`restore_path`, which also check input against output.)
+fn stream(
+    input: &Path,
+    dest: &Dest,
+    force: bool,
+    job: impl FnOnce(File, Box<dyn Write + Send + '_>) -> Result<Report, Error>,
+) -> Result<Report, Error> {
+    let src = open_input(input)?;
+    match dest {
+        Dest::Stdout => job(src, Box::new(stdout()?)).map_err(|e| e.with_path(input)),
+        Dest::Path(p) => {
+            let tmp = OutputFile::create_for(p, force)?;
+            let report = job(src, Box::new(tmp.file())).map_err(|e| e.with_path(input))?;
+            // 0 = unknown (stdin had no mode): the commit applies the umask.
+            tmp.commit(report.mode.filter(|&m| m != 0))?;
+            Ok(report)
+        }
+    }
 }
 
 /// Opens a named input, or stdin for `-`.
