@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use clap::{Args as ClapArgs, Parser, Subcommand};
-use syncpipe::output::{same_file, OutputFile};
+use syncpipe::output::{self, OutputFile};
 use syncpipe::stages::{parse_stages, StageSpec};
 use syncpipe::{config, Cancel, Error, Pipeline, Report};
 
@@ -265,18 +265,14 @@ fn pick_dest(
     out: &OutputArgs,
     default: impl FnOnce() -> Result<PathBuf, Error>,
 ) -> Result<Dest, Error> {
-    let dest = match &out.output {
+    // Input == output is refused by the library (`OutputFile::create`),
+    // before anything is opened for writing.
+    Ok(match &out.output {
         Some(p) if is_stdio(p) => Dest::Stdout,
         Some(p) => Dest::Path(p.clone()),
         None if out.stdout || is_stdio(input) => Dest::Stdout,
         None => Dest::Path(default()?),
-    };
-    if let Dest::Path(p) = &dest {
-        if !is_stdio(input) && same_file(input, p) {
-            return Err(Error::usage("input and output are the same file").with_path(p));
-        }
-    }
-    Ok(dest)
+    })
 }
 
 /// Runs `job` from `input` (a file or stdin) into `dest`: stdout, or a temp
@@ -306,11 +302,7 @@ fn open_input(p: &Path) -> Result<File, Error> {
     if is_stdio(p) {
         return stdin();
     }
-    let f = File::open(p).map_err(|e| Error::io(e).with_path(p))?;
-    if f.metadata().map(|m| m.is_dir()).unwrap_or(false) {
-        return Err(Error::usage("is a directory").with_path(p));
-    }
-    Ok(f)
+    output::open_input(p).map(|(f, _)| f)
 }
 
 /// stdin and stdout as owned `File`s (duplicated descriptors): the engine
@@ -408,8 +400,7 @@ fn info(input: &Path) -> Result<(), Error> {
         println!("mode:           {:04o}", h.mode);
     }
     if let (Some(k), Some(d)) = (h.checksum, i.trailer.digest) {
-        let hex: String = d.iter().map(|b| format!("{b:02x}")).collect();
-        println!("digest:         {} {hex}", k.name());
+        println!("digest:         {} {}", k.name(), syncpipe::report::hex(&d));
     }
     Ok(())
 }

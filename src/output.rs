@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 ///
 /// [`crate::ErrorKind::Io`] if it cannot be opened (the message names the
 /// path), [`crate::ErrorKind::Usage`] if it is a directory.
-pub(crate) fn open_input(path: &Path) -> Result<(File, Metadata)> {
+pub fn open_input(path: &Path) -> Result<(File, Metadata)> {
     let file = File::open(path).map_err(|e| Error::io(e).with_path(path))?;
     let meta = file.metadata().map_err(|e| Error::io(e).with_path(path))?;
     if meta.is_dir() {

@@ -61,7 +61,11 @@ impl Report {
 
     /// The whole-file digest as lowercase hex, if there is one.
     pub fn digest_hex(&self) -> Option<String> {
-        self.digest
-            .map(|d| d.iter().map(|b| format!("{b:02x}")).collect())
+        self.digest.map(|d| hex(&d))
     }
+}
+
+/// Bytes as lowercase hex, as `sha256sum` and `b3sum` print digests.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
