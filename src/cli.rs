@@ -33,7 +33,8 @@ pub struct Args {
     /// Print nothing but errors.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     quiet: bool,
-    /// Print a detailed summary (chunks, buffer reuse, memory, permit waits).
+    /// Print a detailed summary after process and restore (chunks, buffer
+    /// reuse, memory, permit waits); verify and info print the same either way.
     #[arg(short, long, global = true)]
     verbose: bool,
 }
