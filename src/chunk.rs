@@ -5,6 +5,7 @@
 use std::mem;
 use std::sync::Arc;
 
+use crate::cipher::{FileKeys, TAG_LEN};
 use crate::error::{Error, Result};
 use crate::format::{self, RecordHead, StageDesc, DIGEST_LEN, FLAG_LAST};
 use crate::pool::BufferPool;
@@ -39,22 +40,47 @@ pub(crate) struct Sealed {
     pub payload: Vec<u8>,
 }
 
-/// Runs the stage chain forward over one chunk and frames the result.
+/// What every chunk of one container shares: the stages, the checksum, the
+/// chunk size and, for an encrypted container, the file's keys.
+#[derive(Clone, Copy)]
+pub(crate) struct Codec<'a> {
+    pub chain: &'a [ChainStage],
+    pub checksum: Option<ChecksumKind>,
+    pub chunk_size: usize,
+    pub keys: Option<&'a FileKeys>,
+}
+
+impl Codec<'_> {
+    /// The digest as the record stores it: plain, or keyed and bound to the
+    /// chunk's index when the container is encrypted (a plain digest of a
+    /// plaintext chunk would let anyone confirm a guess of its contents).
+    fn stored_digest(&self, index: u64, data: &[u8]) -> Option<[u8; DIGEST_LEN]> {
+        let digest = self.checksum.map(|c| c.digest(data))?;
+        Some(match self.keys {
+            Some(k) => k.mask_chunk_digest(index, &digest),
+            None => digest,
+        })
+    }
+}
+
+/// Runs the stage chain forward over one chunk, seals it when the container
+/// is encrypted, and frames the result.
 pub(crate) fn encode(
-    chain: &[ChainStage],
-    checksum: Option<ChecksumKind>,
-    chunk_size: usize,
+    codec: &Codec<'_>,
     buffers: &BufferPool,
     index: u64,
     chunk: Chunk,
 ) -> Result<Encoded> {
+    let Codec {
+        chain, chunk_size, ..
+    } = *codec;
     let original_len = chunk.data.len();
     let info = ChunkInfo {
         index,
         last: chunk.last,
         limit: format::max_payload(chunk_size),
     };
-    let digest = checksum.map(|c| c.digest(&chunk.data));
+    let digest = codec.stored_digest(index, &chunk.data);
     let mut cur = chunk.data;
     let mut skip_mask = 0u8;
     for (i, s) in chain.iter().enumerate() {
@@ -70,10 +96,10 @@ pub(crate) fn encode(
             buffers.give(mem::replace(&mut cur, out));
         }
     }
-    if cur.len() > format::max_payload(chunk_size) {
+    let payload_len = cur.len() + if codec.keys.is_some() { TAG_LEN } else { 0 };
+    if payload_len > format::max_payload(chunk_size) {
         return Err(Error::stage(format!(
-            "stage output of {} bytes exceeds the container bound of {} for a {chunk_size}-byte chunk",
-            cur.len(),
+            "stage output of {payload_len} bytes exceeds the container bound of {} for a {chunk_size}-byte chunk",
             format::max_payload(chunk_size)
         )));
     }
@@ -82,10 +108,16 @@ pub(crate) fn encode(
         flags: if chunk.last { FLAG_LAST } else { 0 },
         skip_mask,
         original_len: original_len as u32,
-        payload_len: cur.len() as u32,
+        payload_len: payload_len as u32,
     };
     let mut head_bytes = Vec::with_capacity(64);
     head.encode(digest.as_ref(), &mut head_bytes);
+    if let Some(keys) = codec.keys {
+        // Encrypt last, over the compressed bytes (ciphertext does not
+        // compress), with the head as associated data.
+        keys.seal(index, chunk.last, &head_bytes, &mut cur)
+            .map_err(|e| e.with_stage(keys.cipher().name()))?;
+    }
     let mut crc = crc32fast::Hasher::new();
     crc.update(&head_bytes);
     crc.update(&cur);
@@ -97,17 +129,21 @@ pub(crate) fn encode(
     })
 }
 
-/// Runs the stage chain inverse over one record and checks the result
+/// Opens an encrypted record (nothing else happens to bytes that do not
+/// authenticate), runs the stage chain inverse, and checks the result
 /// against the record's length and digest.
-pub(crate) fn decode(
-    chain: &[ChainStage],
-    checksum: Option<ChecksumKind>,
-    chunk_size: usize,
-    buffers: &BufferPool,
-    sealed: Sealed,
-) -> Result<Vec<u8>> {
+pub(crate) fn decode(codec: &Codec<'_>, buffers: &BufferPool, sealed: Sealed) -> Result<Vec<u8>> {
+    let Codec {
+        chain, chunk_size, ..
+    } = *codec;
     let head = sealed.head;
     let mut cur = sealed.payload;
+    if let Some(keys) = codec.keys {
+        let mut head_bytes = Vec::with_capacity(64);
+        head.encode(sealed.digest.as_ref(), &mut head_bytes);
+        keys.open(head.index, head.is_last(), &head_bytes, &mut cur)
+            .map_err(|e| e.with_stage(keys.cipher().name()))?;
+    }
     for (i, s) in chain.iter().enumerate().rev() {
         if head.skip_mask & (1 << i) != 0 {
             continue;
@@ -144,8 +180,8 @@ pub(crate) fn decode(
             head.original_len
         )));
     }
-    if let (Some(kind), Some(expected)) = (checksum, sealed.digest) {
-        if kind.digest(&cur) != expected {
+    if let (Some(kind), Some(expected)) = (codec.checksum, sealed.digest) {
+        if codec.stored_digest(head.index, &cur) != Some(expected) {
             return Err(Error::integrity(format!("{} mismatch", kind.name())));
         }
     }

@@ -4,18 +4,20 @@
 //! builder, which validates them. Nothing here decides how the engine works.
 
 use std::fs::File;
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, IsTerminal, Read, Write};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use clap::{Args as ClapArgs, Parser, Subcommand};
+use syncpipe::format::{Header, Kdf};
 use syncpipe::output::{self, OutputFile};
 use syncpipe::stages::{parse_stages, StageSpec};
-use syncpipe::{config, Cancel, Error, Pipeline, Report};
+use syncpipe::{config, Cancel, Error, KdfParams, Pipeline, PipelineBuilder, Report};
 
 use crate::exit_code::{ExitCode, TABLE};
+use crate::key_source::{KeyArgs, Purpose};
 
 /// Extension of container files.
 const EXTENSION: &str = "spipe";
@@ -24,7 +26,7 @@ const EXTENSION: &str = "spipe";
 #[command(
     name = "syncpipe",
     version,
-    about = "Stream files through parallel compression and checksum stages (no async runtime).",
+    about = "Stream files through parallel compression, encryption and checksum stages (no async runtime).",
     after_help = TABLE
 )]
 pub struct Args {
@@ -49,12 +51,20 @@ enum Command {
         #[command(flatten)]
         out: OutputArgs,
         /// Stage list, e.g. `zstd:3,blake3`, `lz4,sha256`, `gzip:6`,
-        /// `brotli:5`, `passthrough`. At most one compressor and one checksum.
+        /// `brotli:5`, `passthrough`, `zstd:3,aes-256-gcm,sha256`,
+        /// `lz4,chacha20-poly1305,blake3`. At most one compressor, one cipher
+        /// (after the compressor; needs a passphrase or key) and one checksum.
         #[arg(short, long, default_value = config::DEFAULT_STAGES)]
         stages: String,
         /// Bytes per chunk, e.g. `256KiB`, `4MiB` (at most 64 MiB). [default: 1MiB]
         #[arg(long, value_parser = parse_size)]
         chunk_size: Option<usize>,
+        #[command(flatten)]
+        keys: KeyArgs,
+        /// Argon2id cost for a passphrase: `m=KiB,t=PASSES,p=LANES`, any
+        /// subset (caps: m <= 1 GiB, t <= 64, p <= 16). [default: m=65536,t=3,p=4]
+        #[arg(long, value_name = "PARAMS")]
+        argon2: Option<String>,
         #[command(flatten)]
         tuning: Tuning,
     },
@@ -66,6 +76,8 @@ enum Command {
         #[command(flatten)]
         out: OutputArgs,
         #[command(flatten)]
+        keys: KeyArgs,
+        #[command(flatten)]
         tuning: Tuning,
     },
     /// Check a container end to end (every chunk and the whole-file digest)
@@ -74,6 +86,8 @@ enum Command {
     Verify {
         /// The container; `-` for stdin.
         input: PathBuf,
+        #[command(flatten)]
+        keys: KeyArgs,
         #[command(flatten)]
         tuning: Tuning,
     },
@@ -174,14 +188,36 @@ fn dispatch(command: Command, cancel: Cancel, v: Verbosity) -> Result<(), Error>
             out,
             stages,
             chunk_size,
+            keys,
+            argon2,
             tuning,
         } => {
             let stages = parse_stages(&stages)?;
-            let pipeline = tuning
-                .builder(cancel)
-                .stages(stages)
-                .chunk_size(chunk_size.unwrap_or(0))
-                .build()?;
+            let mut builder = tuning.builder(cancel).chunk_size(chunk_size.unwrap_or(0));
+            match stages.cipher {
+                Some(cipher) => {
+                    if let Some(text) = &argon2 {
+                        if keys.is_key_file() {
+                            return Err(Error::usage(
+                                "--argon2 applies to passphrases; a --key-file needs no key derivation",
+                            ));
+                        }
+                        builder = builder.kdf(text.parse::<KdfParams>()?);
+                    }
+                    let why = format!("encrypting with {cipher}");
+                    builder = builder.secret(keys.resolve(Purpose::Encrypt, &why)?);
+                }
+                None if keys.given() || argon2.is_some() => {
+                    // Refused rather than ignored: the user believes the
+                    // output will be encrypted.
+                    return Err(Error::usage(
+                        "a passphrase or key was given but the stage list has no cipher; \
+                         add aes-256-gcm or chacha20-poly1305, e.g. -s zstd:3,aes-256-gcm,sha256",
+                    ));
+                }
+                None => {}
+            }
+            let pipeline = builder.stages(stages).build()?;
             let dest = process_dest(&input, &out)?;
             if matches!(dest, Dest::Stdout) && io::stdout().is_terminal() {
                 return Err(Error::usage(
@@ -190,24 +226,41 @@ fn dispatch(command: Command, cancel: Cancel, v: Verbosity) -> Result<(), Error>
             }
             let report = match (&dest, is_stdio(&input)) {
                 (Dest::Path(p), false) => pipeline.process_path(&input, p, out.force)?,
-                _ => stream(&input, &dest, out.force, |src, w| pipeline.run(src, w))?,
+                _ => {
+                    let src = open_input(&input)?;
+                    stream(src, &input, &dest, out.force, |src, w| pipeline.run(src, w))?
+                }
             };
             summary(v, "processed", &input, &dest, &report);
             Ok(())
         }
-        Command::Restore { input, out, tuning } => {
-            let pipeline = tuning.builder(cancel).build()?;
+        Command::Restore {
+            input,
+            out,
+            keys,
+            tuning,
+        } => {
             let dest = restore_dest(&input, &out)?;
+            let (src, header) = peek_header(&input)?;
+            let pipeline =
+                with_secret(tuning.builder(cancel), &keys, &header, &input, v)?.build()?;
             let report = match (&dest, is_stdio(&input)) {
                 (Dest::Path(p), false) => pipeline.restore_path(&input, p, out.force)?,
-                _ => stream(&input, &dest, out.force, |src, w| pipeline.restore(src, w))?,
+                _ => stream(src, &input, &dest, out.force, |src, w| {
+                    pipeline.restore(src, w)
+                })?,
             };
             summary(v, "restored", &input, &dest, &report);
             Ok(())
         }
-        Command::Verify { input, tuning } => {
-            let pipeline = tuning.builder(cancel).build()?;
-            let src = open_input(&input)?;
+        Command::Verify {
+            input,
+            keys,
+            tuning,
+        } => {
+            let (src, header) = peek_header(&input)?;
+            let pipeline =
+                with_secret(tuning.builder(cancel), &keys, &header, &input, v)?.build()?;
             let report = pipeline.verify(src).map_err(|e| e.with_path(&input))?;
             if !v.quiet {
                 let digest = match (report.checksum, report.digest_hex()) {
@@ -235,6 +288,39 @@ impl Tuning {
             .io_tokens(self.io_tokens)
             .channel_depth(self.channel_depth)
             .cancel(cancel)
+    }
+}
+
+/// Reads a container's header (to learn whether it needs a key) and gives
+/// back a reader that starts at the beginning again.
+fn peek_header(input: &Path) -> Result<(Box<dyn Read + Send>, Header), Error> {
+    let mut src = open_input(input)?;
+    let (header, raw) = Header::read_with_bytes(&mut src).map_err(|e| e.with_path(input))?;
+    Ok((Box::new(io::Cursor::new(raw).chain(src)), header))
+}
+
+/// Adds the secret to `builder` when the container is encrypted.
+fn with_secret(
+    builder: PipelineBuilder,
+    keys: &KeyArgs,
+    header: &Header,
+    input: &Path,
+    v: Verbosity,
+) -> Result<PipelineBuilder, Error> {
+    match &header.crypto {
+        Some(c) => {
+            let why = format!("{} (encrypted with {})", input.display(), c.cipher);
+            Ok(builder.secret(keys.resolve(Purpose::Decrypt, &why)?))
+        }
+        None => {
+            if keys.given() && !v.quiet {
+                eprintln!(
+                    "syncpipe: note: {} is not encrypted; the key was not needed",
+                    input.display()
+                );
+            }
+            Ok(builder)
+        }
     }
 }
 
@@ -279,13 +365,13 @@ fn pick_dest(
 /// Runs `job` from `input` (a file or stdin) into `dest`: stdout, or a temp
 /// file committed only on success. (File to file goes through the library's
 /// `process_path`/`restore_path`, which also check input against output.)
-fn stream(
+fn stream<R>(
+    src: R,
     input: &Path,
     dest: &Dest,
     force: bool,
-    job: impl FnOnce(File, Box<dyn Write + Send + '_>) -> Result<Report, Error>,
+    job: impl FnOnce(R, Box<dyn Write + Send + '_>) -> Result<Report, Error>,
 ) -> Result<Report, Error> {
-    let src = open_input(input)?;
     match dest {
         Dest::Stdout => job(src, Box::new(stdout()?)).map_err(|e| e.with_path(input)),
         Dest::Path(p) => {
@@ -379,10 +465,12 @@ fn info(input: &Path) -> Result<(), Error> {
         0.0
     };
     println!("file:           {}", input.display());
-    println!(
-        "format:         syncpipe container v{}",
+    let version = if h.crypto.is_some() {
+        syncpipe::format::VERSION_ENCRYPTED
+    } else {
         syncpipe::format::VERSION
-    );
+    };
+    println!("format:         syncpipe container v{version}");
     let stages = if stages.is_empty() {
         "none".to_string()
     } else {
@@ -400,8 +488,24 @@ fn info(input: &Path) -> Result<(), Error> {
     if h.mode != 0 {
         println!("mode:           {:04o}", h.mode);
     }
-    if let (Some(k), Some(d)) = (h.checksum, i.trailer.digest) {
-        println!("digest:         {} {}", k.name(), syncpipe::report::hex(&d));
+    if let Some(c) = &h.crypto {
+        let key = match c.kdf {
+            Kdf::RawKey => "raw 32-byte key".to_string(),
+            Kdf::Argon2id { params, .. } => format!("passphrase, argon2id {params}"),
+        };
+        println!("encryption:     {} ({key})", c.cipher);
+    }
+    match (h.checksum, i.trailer.digest) {
+        (Some(k), Some(_)) if h.crypto.is_some() => {
+            println!(
+                "digest:         {} (keyed; verify with the key shows it)",
+                k.name()
+            )
+        }
+        (Some(k), Some(d)) => {
+            println!("digest:         {} {}", k.name(), syncpipe::report::hex(&d))
+        }
+        _ => {}
     }
     Ok(())
 }

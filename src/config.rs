@@ -3,10 +3,13 @@
 use std::sync::Arc;
 
 use crate::cancel::Cancel;
+use crate::cipher::CipherKind;
 use crate::error::{Error, Result};
 use crate::format::{MAX_CHUNK_SIZE, MAX_STAGES};
 use crate::governor::Governor;
+use crate::kdf::KdfParams;
 use crate::pipeline::Pipeline;
+use crate::secret::Secret;
 use crate::stage::Stage;
 use crate::stages::{ChecksumKind, StageSpec, Stages};
 
@@ -40,6 +43,11 @@ pub struct Config {
     pub chunk_size: usize,
     /// The checksum computed per chunk and over the whole original.
     pub checksum: Option<ChecksumKind>,
+    /// The cipher sealing every chunk of the containers this pipeline
+    /// writes; `None` writes unencrypted containers.
+    pub cipher: Option<CipherKind>,
+    /// Argon2id parameters for containers encrypted under a passphrase.
+    pub kdf: KdfParams,
 }
 
 pub(crate) enum StageEntry {
@@ -60,6 +68,9 @@ pub struct PipelineBuilder {
     pub(crate) chunk_size: usize,
     pub(crate) governor: Option<Arc<Governor>>,
     pub(crate) cancel: Cancel,
+    pub(crate) cipher: Option<Option<CipherKind>>,
+    pub(crate) secret: Option<Secret>,
+    pub(crate) kdf: KdfParams,
 }
 
 impl Default for PipelineBuilder {
@@ -74,6 +85,9 @@ impl Default for PipelineBuilder {
             chunk_size: 0,
             governor: None,
             cancel: Cancel::new(),
+            cipher: None,
+            secret: None,
+            kdf: KdfParams::default(),
         }
     }
 }
@@ -110,6 +124,36 @@ impl PipelineBuilder {
                 .collect(),
         );
         self.checksum = Some(stages.checksum);
+        self.cipher = Some(stages.cipher);
+        self
+    }
+
+    /// The cipher that seals every chunk of the containers this pipeline
+    /// writes (it then needs a [`PipelineBuilder::secret`]); `None` for
+    /// unencrypted containers. Restoring needs no cipher setting: the
+    /// container names its own.
+    ///
+    /// By default, none.
+    pub fn cipher(mut self, cipher: Option<CipherKind>) -> Self {
+        self.cipher = Some(cipher);
+        self
+    }
+
+    /// The passphrase or key that encrypts what this pipeline writes and
+    /// opens the encrypted containers it restores.
+    ///
+    /// By default, none: encrypted containers are refused.
+    pub fn secret(mut self, secret: Secret) -> Self {
+        self.secret = Some(secret);
+        self
+    }
+
+    /// Argon2id parameters for encrypting under a passphrase (restore takes
+    /// them from the container, within [`KdfParams::check`]'s caps).
+    ///
+    /// By default, m = 64 MiB, t = 3, p = 4.
+    pub fn kdf(mut self, params: KdfParams) -> Self {
+        self.kdf = params;
         self
     }
 
@@ -187,8 +231,9 @@ impl PipelineBuilder {
     /// # Errors
     ///
     /// [`crate::ErrorKind::Usage`] for a chunk size over 64 MiB, more than 8
-    /// stages, or an invalid stage; [`crate::ErrorKind::Io`] if the thread
-    /// pool cannot be started.
+    /// stages, an invalid stage, a cipher without a secret or KDF parameters
+    /// outside the caps; [`crate::ErrorKind::Io`] if the thread pool cannot
+    /// be started.
     pub fn build(self) -> Result<Pipeline> {
         let threads = if self.threads == 0 {
             num_cpus::get().max(1)
@@ -214,6 +259,13 @@ impl PipelineBuilder {
                 stages.len()
             )));
         }
+        let cipher = self.cipher.flatten();
+        if let (Some(c), None) = (cipher, &self.secret) {
+            return Err(Error::usage(format!(
+                "the cipher {c} needs a passphrase or key (PipelineBuilder::secret)"
+            )));
+        }
+        self.kdf.check()?;
         let config = Config {
             threads,
             cpu_tokens: if self.cpu_tokens == 0 {
@@ -233,7 +285,9 @@ impl PipelineBuilder {
             },
             chunk_size,
             checksum: self.checksum.unwrap_or(Some(ChecksumKind::Blake3)),
+            cipher,
+            kdf: self.kdf,
         };
-        Pipeline::from_parts(config, stages, self.governor, self.cancel)
+        Pipeline::from_parts(config, stages, self.governor, self.cancel, self.secret)
     }
 }

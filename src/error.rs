@@ -21,6 +21,9 @@ pub enum ErrorKind {
     /// The input is not a container, or it is corrupt, truncated, reordered
     /// or has data appended; or a checksum does not match.
     Integrity,
+    /// The passphrase or key does not open this encrypted container (told
+    /// from the header's key check, before any payload is read).
+    WrongKey,
     /// A stage failed on data it produced itself (an encoder error), or a
     /// custom stage reported an error.
     Stage,
@@ -71,6 +74,11 @@ impl Error {
     /// Corrupt, truncated or foreign input.
     pub fn integrity(message: impl Into<String>) -> Error {
         Error::new(ErrorKind::Integrity, message)
+    }
+
+    /// The secret does not open the container.
+    pub fn wrong_key(message: impl Into<String>) -> Error {
+        Error::new(ErrorKind::WrongKey, message)
     }
 
     /// A stage failure.

@@ -3,8 +3,8 @@
 use syncpipe::{Error, ErrorKind};
 
 /// How the process ends.
-// WrongKey and BatchPartial are part of the documented table now so that it
-// never changes meaning; the encryption and many-files modes produce them.
+// BatchPartial is part of the documented table now so that the table never
+// changes meaning; the many-files mode will produce it.
 #[allow(dead_code)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitCode {
@@ -44,6 +44,7 @@ impl ExitCode {
         match err.kind() {
             ErrorKind::Usage => ExitCode::Usage,
             ErrorKind::Integrity => ExitCode::Integrity,
+            ErrorKind::WrongKey => ExitCode::WrongKey,
             ErrorKind::Cancelled if terminated => ExitCode::Terminated,
             ErrorKind::Cancelled => ExitCode::Interrupted,
             _ => ExitCode::Runtime,

@@ -1,4 +1,7 @@
-//! The container format, version 1 (specified in `docs/format.md`).
+//! The container format, versions 1 and 2 (specified in `docs/format.md`).
+//! Version 2 is version 1 plus the encryption section in the header; a
+//! writer uses it only for encrypted containers, so unencrypted containers
+//! stay readable by version-1 readers.
 //!
 //! A header, then one length-prefixed record per chunk, then a trailer. Every
 //! part carries a CRC-32 of its own bytes, so a flipped byte is caught even
@@ -7,14 +10,19 @@
 
 use std::io::{self, Read};
 
+use crate::cipher::{CipherKind, CHECK_LEN, FILE_NONCE_LEN};
 use crate::error::{Error, Result};
+use crate::kdf::{KdfParams, SALT_LEN};
 use crate::stages::ChecksumKind;
 
 /// The first 8 bytes of every container. The high byte and the CR LF pair
 /// catch 7-bit and newline-translating transports, as PNG's magic does.
 pub const MAGIC: [u8; 8] = *b"\x89SPIPE\r\n";
-/// The format version this build writes and reads.
+/// The format version of unencrypted containers.
 pub const VERSION: u16 = 1;
+/// The format version of encrypted containers (version 1 plus the
+/// encryption section).
+pub const VERSION_ENCRYPTED: u16 = 2;
 /// Largest header body accepted (bytes after the length field).
 pub const MAX_HEADER_LEN: u32 = 4096;
 /// Largest chunk size the format allows: 64 MiB.
@@ -66,6 +74,37 @@ pub struct Header {
     pub checksum: Option<ChecksumKind>,
     /// The transform stages, in forward order.
     pub stages: Vec<StageDesc>,
+    /// The encryption section (version 2 only).
+    pub crypto: Option<Crypto>,
+}
+
+/// How a passphrase became the master key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kdf {
+    /// No KDF: the master key is a raw 32-byte key file (kdf id 0).
+    RawKey,
+    /// Argon2id with these parameters and salt (kdf id 1).
+    Argon2id {
+        /// Cost parameters.
+        params: KdfParams,
+        /// Random salt.
+        salt: [u8; SALT_LEN],
+    },
+}
+
+/// The encryption section of a version-2 header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Crypto {
+    /// The AEAD protecting every chunk.
+    pub cipher: CipherKind,
+    /// Where the master key comes from.
+    pub kdf: Kdf,
+    /// Random per-file value; the HKDF salt of this file's keys.
+    pub file_nonce: [u8; FILE_NONCE_LEN],
+    /// Derived from the file's keys: tells a wrong key from a damaged file.
+    pub key_check: [u8; CHECK_LEN],
+    /// HMAC-SHA256 of every header byte before this field.
+    pub mac: [u8; CHECK_LEN],
 }
 
 impl Header {
@@ -94,9 +133,29 @@ impl Header {
             body.push(name.len() as u8);
             body.extend_from_slice(name);
         }
+        let version = match &self.crypto {
+            None => VERSION,
+            Some(c) => {
+                body.push(c.cipher.id());
+                match &c.kdf {
+                    Kdf::RawKey => body.push(0),
+                    Kdf::Argon2id { params, salt } => {
+                        body.push(1);
+                        body.extend_from_slice(&params.m_kib.to_le_bytes());
+                        body.extend_from_slice(&params.t.to_le_bytes());
+                        body.extend_from_slice(&params.p.to_le_bytes());
+                        body.extend_from_slice(salt);
+                    }
+                }
+                body.extend_from_slice(&c.file_nonce);
+                body.extend_from_slice(&c.key_check);
+                body.extend_from_slice(&c.mac);
+                VERSION_ENCRYPTED
+            }
+        };
         let mut out = Vec::with_capacity(18 + body.len());
         out.extend_from_slice(&MAGIC);
-        out.extend_from_slice(&VERSION.to_le_bytes());
+        out.extend_from_slice(&version.to_le_bytes());
         out.extend_from_slice(&(body.len() as u32).to_le_bytes());
         out.extend_from_slice(&body);
         let crc = crc32fast::hash(&out);
@@ -104,23 +163,46 @@ impl Header {
         out
     }
 
+    /// The part of an encoded header that its MAC covers: everything before
+    /// the MAC field (the CRC comes after it). For an unencrypted header,
+    /// everything but the CRC.
+    pub fn mac_input(encoded: &[u8]) -> &[u8] {
+        let end = encoded.len().saturating_sub(4);
+        if encoded.get(8..10) == Some(&VERSION_ENCRYPTED.to_le_bytes()[..]) {
+            &encoded[..end.saturating_sub(CHECK_LEN)]
+        } else {
+            &encoded[..end]
+        }
+    }
+
     /// Reads and validates a header.
     ///
     /// # Errors
     ///
     /// [`crate::ErrorKind::Integrity`] for anything that is not a valid v1
-    /// header (wrong magic, unknown version, bad CRC, out-of-range sizes);
-    /// [`crate::ErrorKind::Io`] for read failures.
+    /// or v2 header (wrong magic, unknown version, bad CRC, out-of-range
+    /// sizes, KDF parameters above the caps); [`crate::ErrorKind::Io`] for
+    /// read failures.
     pub fn read_from(r: &mut impl Read) -> Result<Header> {
+        Header::read_with_bytes(r).map(|(h, _)| h)
+    }
+
+    /// As [`Header::read_from`], also returning the header's exact bytes
+    /// (which the MAC of an encrypted header covers).
+    ///
+    /// # Errors
+    ///
+    /// As [`Header::read_from`].
+    pub fn read_with_bytes(r: &mut impl Read) -> Result<(Header, Vec<u8>)> {
         let mut fixed = [0u8; 14];
         read_exact_or(r, &mut fixed, "not a syncpipe container (too short)")?;
         if fixed[..8] != MAGIC {
             return Err(Error::integrity("not a syncpipe container (bad magic)"));
         }
         let version = u16::from_le_bytes([fixed[8], fixed[9]]);
-        if version != VERSION {
+        if version != VERSION && version != VERSION_ENCRYPTED {
             return Err(Error::integrity(format!(
-                "unsupported container version {version} (this build reads {VERSION})"
+                "unsupported container version {version} (this build reads {VERSION} and {VERSION_ENCRYPTED})"
             )));
         }
         let body_len = u32::from_le_bytes([fixed[10], fixed[11], fixed[12], fixed[13]]);
@@ -140,10 +222,15 @@ impl Header {
         if h.finalize() != u32::from_le_bytes(crc) {
             return Err(Error::integrity("header checksum mismatch"));
         }
-        Header::decode_body(&body)
+        let header = Header::decode_body(&body, version == VERSION_ENCRYPTED)?;
+        let mut bytes = Vec::with_capacity(18 + body.len());
+        bytes.extend_from_slice(&fixed);
+        bytes.extend_from_slice(&body);
+        bytes.extend_from_slice(&crc);
+        Ok((header, bytes))
     }
 
-    fn decode_body(body: &[u8]) -> Result<Header> {
+    fn decode_body(body: &[u8], encrypted: bool) -> Result<Header> {
         let mut c = Cursor { buf: body, pos: 0 };
         let flags = c.u16()?;
         if flags != 0 {
@@ -183,6 +270,7 @@ impl Header {
                 .to_string();
             stages.push(StageDesc { id, param, name });
         }
+        let crypto = if encrypted { Some(c.crypto()?) } else { None };
         if c.pos != body.len() {
             return Err(Error::integrity("trailing bytes in header"));
         }
@@ -192,6 +280,7 @@ impl Header {
             mode,
             checksum,
             stages,
+            crypto,
         })
     }
 }
@@ -518,6 +607,43 @@ impl<'a> Cursor<'a> {
         d.copy_from_slice(self.take(DIGEST_LEN)?);
         Ok(Some(d))
     }
+    fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
+        let mut a = [0u8; N];
+        a.copy_from_slice(self.take(N)?);
+        Ok(a)
+    }
+    /// The encryption section. KDF parameters are checked against the caps
+    /// here, before anyone can spend memory or time on them.
+    fn crypto(&mut self) -> Result<Crypto> {
+        let id = self.u8()?;
+        let cipher = CipherKind::from_id(id)
+            .ok_or_else(|| Error::integrity(format!("unknown cipher id {id}")))?;
+        let kdf = match self.u8()? {
+            0 => Kdf::RawKey,
+            1 => {
+                let params = KdfParams {
+                    m_kib: self.u32()?,
+                    t: self.u32()?,
+                    p: self.u32()?,
+                };
+                params.check().map_err(|e| {
+                    Error::integrity(format!("refusing the header's key derivation: {e}"))
+                })?;
+                Kdf::Argon2id {
+                    params,
+                    salt: self.array()?,
+                }
+            }
+            other => return Err(Error::integrity(format!("unknown kdf id {other}"))),
+        };
+        Ok(Crypto {
+            cipher,
+            kdf,
+            file_nonce: self.array()?,
+            key_check: self.array()?,
+            mac: self.array()?,
+        })
+    }
     fn u8(&mut self) -> Result<u8> {
         Ok(self.take(1)?[0])
     }
@@ -552,7 +678,57 @@ mod tests {
                 param: 3,
                 name: "zstd".into(),
             }],
+            crypto: None,
         }
+    }
+
+    fn encrypted_header() -> Header {
+        Header {
+            crypto: Some(Crypto {
+                cipher: CipherKind::ChaCha20Poly1305,
+                kdf: Kdf::Argon2id {
+                    params: KdfParams::default(),
+                    salt: [3; SALT_LEN],
+                },
+                file_nonce: [4; FILE_NONCE_LEN],
+                key_check: [5; CHECK_LEN],
+                mac: [6; CHECK_LEN],
+            }),
+            ..header()
+        }
+    }
+
+    #[test]
+    fn encrypted_header_round_trips_as_version_2() {
+        let h = encrypted_header();
+        let bytes = h.encode();
+        assert_eq!(bytes[8..10], VERSION_ENCRYPTED.to_le_bytes());
+        let (back, raw) = Header::read_with_bytes(&mut &bytes[..]).expect("valid");
+        assert_eq!(back, h);
+        assert_eq!(raw, bytes);
+        // The MAC input stops right before the MAC.
+        let input = Header::mac_input(&bytes);
+        assert_eq!(&bytes[input.len()..bytes.len() - 4], &[6; CHECK_LEN]);
+        for i in 0..bytes.len() {
+            let mut b = bytes.clone();
+            b[i] ^= 0x04;
+            assert!(Header::read_from(&mut &b[..]).is_err(), "byte {i}");
+        }
+    }
+
+    #[test]
+    fn hostile_kdf_parameters_are_refused_at_parse_time() {
+        let mut h = encrypted_header();
+        if let Some(Crypto {
+            kdf: Kdf::Argon2id { params, .. },
+            ..
+        }) = h.crypto.as_mut()
+        {
+            params.m_kib = u32::MAX;
+        }
+        let e = Header::read_from(&mut &h.encode()[..]).expect_err("over the cap");
+        assert_eq!(e.kind(), ErrorKind::Integrity);
+        assert!(e.to_string().contains("key derivation"), "{e}");
     }
 
     #[test]

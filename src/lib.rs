@@ -25,28 +25,34 @@
 
 pub mod cancel;
 mod chunk;
+pub mod cipher;
 pub mod config;
 mod engine;
 pub mod error;
 pub mod format;
 pub mod governor;
 pub mod inspect;
+pub mod kdf;
 pub mod output;
 mod par_writer;
 mod pipeline;
 mod pool;
 mod reader;
 pub mod report;
+pub mod secret;
 pub mod stage;
 pub mod stages;
 mod writer;
 
 pub use cancel::Cancel;
+pub use cipher::CipherKind;
 pub use config::{Config, PipelineBuilder};
 pub use error::{Error, ErrorKind, Result};
 pub use governor::{Governor, Lease, Semaphore};
 pub use inspect::{inspect, Inspection};
+pub use kdf::KdfParams;
 pub use par_writer::ParWriter;
 pub use pipeline::Pipeline;
 pub use report::Report;
+pub use secret::Secret;
 pub use stage::{ChunkInfo, Stage};

@@ -2,6 +2,7 @@
 
 mod cli;
 mod exit_code;
+mod key_source;
 
 use clap::Parser;
 

@@ -5,18 +5,23 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
+use parking_lot::Mutex;
+use zeroize::Zeroizing;
+
 use crate::cancel::Cancel;
-use crate::chunk::{self, ChainStage};
+use crate::chunk::{self, ChainStage, Codec};
+use crate::cipher::{self, FileKeys, FILE_NONCE_LEN};
 use crate::config::{Config, PipelineBuilder, StageEntry};
 use crate::engine::{self, RunState};
 use crate::error::{Error, Result};
-use crate::format::{Header, StageDesc, Trailer, CUSTOM_STAGE_ID};
+use crate::format::{Crypto, Header, Kdf, StageDesc, Trailer, CUSTOM_STAGE_ID};
 use crate::governor::Governor;
 use crate::output::{self, OutputFile};
 use crate::par_writer::ParWriter;
 use crate::pool::BufferPool;
 use crate::reader;
 use crate::report::Report;
+use crate::secret::Secret;
 use crate::stages::StageSpec;
 use crate::writer::Sink;
 
@@ -51,7 +56,17 @@ struct Inner {
     governor: Arc<Governor>,
     shared_governor: bool,
     cancel: Cancel,
+    secret: Option<Secret>,
+    /// Master keys derived so far, by KDF input. Argon2id costs a quarter of
+    /// a second and 64 MiB; a batch of files pays for it once per salt.
+    masters: Mutex<Vec<(Kdf, Zeroizing<[u8; 32]>)>>,
+    /// The KDF input this pipeline encrypts under, fixed at first use: one
+    /// salt per pipeline, one random file nonce (hence own keys) per file.
+    write_kdf: Mutex<Option<Kdf>>,
 }
+
+/// Most master keys kept by one pipeline; older ones are dropped (zeroized).
+const MAX_CACHED_MASTERS: usize = 8;
 
 impl Pipeline {
     /// A builder with every setting at its default.
@@ -64,6 +79,7 @@ impl Pipeline {
         entries: Vec<StageEntry>,
         governor: Option<Arc<Governor>>,
         cancel: Cancel,
+        secret: Option<Secret>,
     ) -> Result<Pipeline> {
         let mut chain = Vec::with_capacity(entries.len());
         for entry in entries {
@@ -119,6 +135,9 @@ impl Pipeline {
                 governor,
                 shared_governor,
                 cancel,
+                secret,
+                masters: Mutex::new(Vec::new()),
+                write_kdf: Mutex::new(None),
             }),
         })
     }
@@ -133,12 +152,14 @@ impl Pipeline {
         &self.inner.governor
     }
 
-    /// The stage list as written into containers, e.g. `zstd:3`.
+    /// The stage list of the containers this pipeline writes, cipher
+    /// included, e.g. `zstd:3`, `aes-256-gcm`.
     pub fn stage_names(&self) -> Vec<String> {
         self.inner
             .chain
             .iter()
             .map(|s| s.desc.name.clone())
+            .chain(self.inner.config.cipher.map(|c| c.name().to_string()))
             .collect()
     }
 
@@ -219,10 +240,15 @@ impl Pipeline {
     ///
     /// As [`Pipeline::process_path`] and [`Pipeline::restore`].
     pub fn restore_path(&self, input: &Path, output: &Path, force: bool) -> Result<Report> {
-        let (file, _) = output::open_input(input)?;
+        let (mut file, _) = output::open_input(input)?;
+        // Header and key first: a wrong key or a foreign file creates
+        // nothing, not even a temp file.
+        let opened = self
+            .open_header(&mut file)
+            .map_err(|e| e.with_path(input))?;
         let out = OutputFile::create(input, output, force)?;
         let (_, report) = self
-            .restore_stream(file, out.file())
+            .restore_body(opened, file, out.file())
             .map_err(|e| e.with_path(input))?;
         out.commit(report.mode.filter(|&m| m != 0))?;
         Ok(report)
@@ -244,12 +270,20 @@ impl Pipeline {
         let start = Instant::now();
         let cfg = &self.inner.config;
         let chain = &self.inner.chain;
-        let header = Header {
+        let mut header = Header {
             chunk_size: cfg.chunk_size,
             original_len,
             mode,
             checksum: cfg.checksum,
             stages: chain.iter().map(|s| s.desc.clone()).collect(),
+            crypto: None,
+        };
+        let keys = self.seal_header(&mut header)?;
+        let codec = Codec {
+            chain,
+            checksum: cfg.checksum,
+            chunk_size: cfg.chunk_size,
+            keys: keys.as_ref(),
         };
         let state = self.new_state(cfg.chunk_size);
         let mut sink = Sink::new(output);
@@ -262,16 +296,7 @@ impl Pipeline {
                 &self.inner.pool,
                 cfg.channel_depth,
                 |tx| reader::read_chunks(state, input, cfg.chunk_size, cfg.checksum, tx),
-                |index, c| {
-                    chunk::encode(
-                        chain,
-                        cfg.checksum,
-                        cfg.chunk_size,
-                        &state.buffers,
-                        index,
-                        c,
-                    )
-                },
+                |index, c| chunk::encode(&codec, &state.buffers, index, c),
                 |rec| sink.write_record(state, rec),
             )
         };
@@ -280,7 +305,10 @@ impl Pipeline {
         let trailer = Trailer {
             chunk_count: summary.chunks,
             original_len: summary.bytes,
-            digest: summary.digest,
+            digest: match (&keys, summary.digest) {
+                (Some(k), Some(d)) => Some(k.mask_file_digest(&d)),
+                (_, d) => d,
+            },
         };
         sink.write_all(&trailer.encode())?;
         let (output, bytes_out) = sink.finish()?;
@@ -300,9 +328,30 @@ impl Pipeline {
         mut input: R,
         output: W,
     ) -> Result<(W, Report)> {
+        let opened = self.open_header(&mut input)?;
+        self.restore_body(opened, input, output)
+    }
+
+    /// Restores the records that follow an already opened header.
+    fn restore_body<R: Read + Send, W: Write + Send>(
+        &self,
+        opened: Opened,
+        input: R,
+        output: W,
+    ) -> Result<(W, Report)> {
         let start = Instant::now();
-        let header = Header::read_from(&mut input)?;
+        let Opened {
+            header,
+            header_len,
+            keys,
+        } = opened;
         let chain = self.chain_for(&header)?;
+        let codec = Codec {
+            chain: &chain,
+            checksum: header.checksum,
+            chunk_size: header.chunk_size,
+            keys: keys.as_ref(),
+        };
         let state = self.new_state(header.chunk_size);
         let mut sink = Sink::new(output);
         let mut hasher = header.checksum.map(|c| c.hasher());
@@ -310,7 +359,7 @@ impl Pipeline {
         let mut container_bytes = 0u64;
         let result = {
             let (sink, hasher, state, header) = (&mut sink, &mut hasher, &state, &header);
-            let (chain, chunks) = (&chain, &mut chunks);
+            let (codec, chunks) = (&codec, &mut chunks);
             engine::run(
                 state,
                 &self.inner.pool,
@@ -324,15 +373,7 @@ impl Pipeline {
                     container_bytes = counted.bytes;
                     t
                 },
-                |_, sealed| {
-                    chunk::decode(
-                        chain,
-                        header.checksum,
-                        header.chunk_size,
-                        &state.buffers,
-                        sealed,
-                    )
-                },
+                |_, sealed| chunk::decode(codec, &state.buffers, sealed),
                 |data| {
                     *chunks += 1;
                     sink.write_plain(state, data, hasher.as_mut())
@@ -341,8 +382,10 @@ impl Pipeline {
         };
         self.settle(&state);
         let trailer = result?;
-        if let (Some(h), Some(expected), Some(kind)) = (hasher, trailer.digest, header.checksum) {
-            if h.finalize() != expected {
+        let digest = hasher.map(|h| h.finalize());
+        if let (Some(d), Some(expected), Some(kind)) = (digest, trailer.digest, header.checksum) {
+            let stored = keys.as_ref().map_or(d, |k| k.mask_file_digest(&d));
+            if stored != expected {
                 return Err(Error::integrity(format!(
                     "whole-file {} mismatch (the chunks are intact but do not form the original)",
                     kind.name()
@@ -351,14 +394,127 @@ impl Pipeline {
         }
         let (output, bytes_out) = sink.finish()?;
         let mut report = self.report(&state, start);
-        report.bytes_in = container_bytes;
+        report.bytes_in = header_len + container_bytes;
         report.bytes_out = bytes_out;
         report.original_bytes = bytes_out;
         report.chunks = chunks;
         report.checksum = header.checksum;
-        report.digest = trailer.digest;
+        report.digest = digest;
         report.mode = Some(header.mode);
         Ok((output, report))
+    }
+
+    /// Reads the header and, for an encrypted container, derives the file's
+    /// keys, checks the key and authenticates the header: all before a
+    /// single record is read.
+    fn open_header(&self, input: &mut impl Read) -> Result<Opened> {
+        let (header, raw) = Header::read_with_bytes(input)?;
+        let keys = match &header.crypto {
+            None => None,
+            Some(c) => {
+                let master = self.master(&c.kdf)?;
+                let mut keys = FileKeys::derive(c.cipher, &master, &c.file_nonce);
+                if !keys.check_matches(&c.key_check) {
+                    return Err(Error::wrong_key(
+                        "wrong passphrase or key: it does not open this container",
+                    ));
+                }
+                keys.verify_header(Header::mac_input(&raw), &c.mac)?;
+                Some(keys)
+            }
+        };
+        Ok(Opened {
+            header,
+            header_len: raw.len() as u64,
+            keys,
+        })
+    }
+
+    /// Fills in the encryption section of a header about to be written
+    /// (when this pipeline has a cipher) and returns the file's keys.
+    fn seal_header(&self, header: &mut Header) -> Result<Option<FileKeys>> {
+        let Some(cipher) = self.inner.config.cipher else {
+            return Ok(None);
+        };
+        let kdf = self.write_kdf()?;
+        let master = self.master(&kdf)?;
+        let mut file_nonce = [0u8; FILE_NONCE_LEN];
+        cipher::random_bytes(&mut file_nonce)?;
+        let mut keys = FileKeys::derive(cipher, &master, &file_nonce);
+        header.crypto = Some(Crypto {
+            cipher,
+            kdf,
+            file_nonce,
+            key_check: keys.key_check(),
+            mac: [0; cipher::CHECK_LEN],
+        });
+        let mac = keys.sign_header(Header::mac_input(&header.encode()));
+        if let Some(c) = header.crypto.as_mut() {
+            c.mac = mac;
+        }
+        Ok(Some(keys))
+    }
+
+    /// The KDF input of the containers this pipeline writes: a raw key, or
+    /// Argon2id with the configured parameters and a salt drawn once.
+    fn write_kdf(&self) -> Result<Kdf> {
+        let mut slot = self.inner.write_kdf.lock();
+        if let Some(kdf) = *slot {
+            return Ok(kdf);
+        }
+        let secret = self.secret()?;
+        let kdf = if secret.is_passphrase() {
+            let mut salt = [0u8; crate::kdf::SALT_LEN];
+            cipher::random_bytes(&mut salt)?;
+            Kdf::Argon2id {
+                params: self.inner.config.kdf,
+                salt,
+            }
+        } else {
+            Kdf::RawKey
+        };
+        *slot = Some(kdf);
+        Ok(kdf)
+    }
+
+    /// The master key for `kdf`, derived from this pipeline's secret (or
+    /// taken from the cache).
+    fn master(&self, kdf: &Kdf) -> Result<Zeroizing<[u8; 32]>> {
+        let secret = self.secret()?;
+        // The lock is held across the derivation on purpose: two runs that
+        // need the same master wait for one Argon2id instead of doing two,
+        // and at most one 64 MiB Argon2id matrix is alive per pipeline.
+        let mut cache = self.inner.masters.lock();
+        if let Some((_, m)) = cache.iter().find(|(k, _)| k == kdf) {
+            return Ok(m.clone());
+        }
+        let master = match kdf {
+            Kdf::RawKey => Zeroizing::new(*secret.key_bytes().ok_or_else(|| {
+                Error::wrong_key("this container was encrypted with a key file, not a passphrase")
+            })?),
+            Kdf::Argon2id { params, salt } => {
+                let pass = secret.passphrase_bytes().ok_or_else(|| {
+                    Error::wrong_key(
+                        "this container was encrypted with a passphrase, not a key file",
+                    )
+                })?;
+                params.derive(pass, salt)?
+            }
+        };
+        if cache.len() == MAX_CACHED_MASTERS {
+            cache.remove(0);
+        }
+        cache.push((*kdf, master.clone()));
+        Ok(master)
+    }
+
+    fn secret(&self) -> Result<&Secret> {
+        self.inner.secret.as_ref().ok_or_else(|| {
+            Error::usage(
+                "the container is encrypted: a passphrase or key is needed \
+                 (PipelineBuilder::secret)",
+            )
+        })
     }
 
     /// The stage chain a container needs: built-ins from the header,
@@ -429,6 +585,13 @@ impl Pipeline {
             ..Report::default()
         }
     }
+}
+
+/// A header read and, if encrypted, opened.
+struct Opened {
+    header: Header,
+    header_len: u64,
+    keys: Option<FileKeys>,
 }
 
 impl std::fmt::Debug for Pipeline {

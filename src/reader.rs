@@ -49,7 +49,11 @@ pub(crate) fn read_chunks(
         if let Some(h) = hasher.as_mut() {
             h.update(&cur);
         }
-        chunks += 1;
+        // Unreachable in practice (2^64 chunks), but a wrapped counter would
+        // reuse a STREAM nonce, so it is an error, not a wrap.
+        chunks = chunks
+            .checked_add(1)
+            .ok_or_else(|| Error::stage("chunk counter overflow"))?;
         bytes += cur.len() as u64;
         let last = next.is_none();
         let chunk = Chunk { last, data: cur };

@@ -4,10 +4,11 @@ use std::fmt;
 use std::str::FromStr;
 
 use super::{Brotli, ChecksumKind, Gzip, StageSpec, Zstd};
+use crate::cipher::CipherKind;
 use crate::error::{Error, Result};
 
-const KNOWN: &str =
-    "zstd[:1-19], lz4, gzip[:1-9] (or deflate), brotli[:0-11], passthrough, sha256, blake3";
+const KNOWN: &str = "zstd[:1-19], lz4, gzip[:1-9] (or deflate), brotli[:0-11], passthrough, \
+                     aes-256-gcm, chacha20-poly1305, sha256, blake3";
 
 /// A parsed stage list: the transforms in order, and an optional checksum.
 ///
@@ -17,6 +18,8 @@ const KNOWN: &str =
 pub struct Stages {
     /// The transforms, applied in order by forward (at most one today).
     pub transforms: Vec<StageSpec>,
+    /// The cipher sealing each chunk after the transforms, if any.
+    pub cipher: Option<CipherKind>,
     /// The checksum of the original bytes, if any.
     pub checksum: Option<ChecksumKind>,
 }
@@ -24,11 +27,13 @@ pub struct Stages {
 impl fmt::Display for Stages {
     /// The canonical spec, comma-joined, checksum last: `zstd:3,sha256`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let cipher = self.cipher.map(|c| c.name().to_string());
         let checksum = self.checksum.map(|c| c.name().to_string());
         let items: Vec<String> = self
             .transforms
             .iter()
             .map(|s| s.to_string())
+            .chain(cipher)
             .chain(checksum)
             .collect();
         f.write_str(&items.join(","))
@@ -40,16 +45,19 @@ impl fmt::Display for Stages {
 /// Names are case-insensitive and whitespace around items is ignored.
 /// Accepted: `zstd[:N]` (1..=19, default 3), `lz4`, `gzip[:N]` or
 /// `deflate[:N]` (1..=9, default 6), `brotli[:N]` (0..=11, default 5),
-/// `passthrough`, and at most one checksum, `sha256` or `blake3`, anywhere in
-/// the list (it always covers the original bytes). A checksum alone is
-/// accepted: chunks are then stored untransformed.
+/// `passthrough`, at most one cipher, `aes-256-gcm` or `chacha20-poly1305`,
+/// after the transforms (it seals what they produce; it needs a secret, see
+/// [`crate::PipelineBuilder::secret`]), and at most one checksum, `sha256`
+/// or `blake3`, anywhere in the list (it always covers the original bytes).
+/// A checksum alone is accepted: chunks are then stored untransformed.
 ///
 /// # Errors
 ///
 /// [`Error::usage`], naming the offending item, for an empty list or item,
 /// an unknown name, a bad or out-of-range level, a parameter on a stage that
-/// takes none, two compressors, two checksums, a repeated stage, or
-/// `passthrough` with another transform.
+/// takes none, two compressors, two ciphers, two checksums, a compressor
+/// after the cipher, a repeated stage, or `passthrough` with another
+/// transform.
 pub fn parse_stages(text: &str) -> Result<Stages> {
     if text.trim().is_empty() {
         return Err(Error::usage(format!(
@@ -58,6 +66,7 @@ pub fn parse_stages(text: &str) -> Result<Stages> {
     }
     let mut stages = Stages {
         transforms: Vec::new(),
+        cipher: None,
         checksum: None,
     };
     for item in text.split(',').map(str::trim) {
@@ -76,7 +85,26 @@ pub fn parse_stages(text: &str) -> Result<Stages> {
                     }));
                 }
             },
+            Item::Cipher(kind) => match stages.cipher {
+                None => stages.cipher = Some(kind),
+                Some(prev) => {
+                    let (a, b) = (prev.name(), kind.name());
+                    return Err(Error::usage(if a == b {
+                        format!("stage {b} appears twice in '{text}'")
+                    } else {
+                        format!("contradictory stages: {a} and {b} are both ciphers; pick one")
+                    }));
+                }
+            },
             Item::Transform(spec) => {
+                if let Some(cipher) = stages.cipher {
+                    return Err(Error::usage(format!(
+                        "{} after {cipher}: the cipher must come after the transforms \
+                         (encrypted bytes do not compress); write '{},{cipher}'",
+                        spec.name(),
+                        spec
+                    )));
+                }
                 if let Some(message) = stages
                     .transforms
                     .iter()
@@ -93,6 +121,7 @@ pub fn parse_stages(text: &str) -> Result<Stages> {
 
 enum Item {
     Transform(StageSpec),
+    Cipher(CipherKind),
     Checksum(ChecksumKind),
 }
 
@@ -103,7 +132,12 @@ fn parse_item(item: &str) -> Result<Item> {
         None => (item, None),
     };
     let name = name.to_ascii_lowercase();
-    if param.is_some() && matches!(name.as_str(), "lz4" | "passthrough" | "sha256" | "blake3") {
+    if param.is_some()
+        && matches!(
+            name.as_str(),
+            "lz4" | "passthrough" | "sha256" | "blake3" | "aes-256-gcm" | "chacha20-poly1305"
+        )
+    {
         return Err(Error::usage(format!(
             "{name} takes no parameter (got '{item}')"
         )));
@@ -117,6 +151,8 @@ fn parse_item(item: &str) -> Result<Item> {
         "passthrough" => StageSpec::Passthrough,
         "sha256" => return Ok(Item::Checksum(ChecksumKind::Sha256)),
         "blake3" => return Ok(Item::Checksum(ChecksumKind::Blake3)),
+        "aes-256-gcm" => return Ok(Item::Cipher(CipherKind::Aes256Gcm)),
+        "chacha20-poly1305" => return Ok(Item::Cipher(CipherKind::ChaCha20Poly1305)),
         _ => {
             return Err(Error::usage(format!(
                 "unknown stage '{item}'; known stages: {KNOWN}"
@@ -182,6 +218,13 @@ mod tests {
             ("passthrough", "passthrough"),
             ("blake3,passthrough", "passthrough,blake3"),
             ("sha256", "sha256"),
+            ("zstd:3,aes-256-gcm,sha256", "zstd:3,aes-256-gcm,sha256"),
+            (
+                "blake3,lz4,ChaCha20-Poly1305",
+                "lz4,chacha20-poly1305,blake3",
+            ),
+            ("aes-256-gcm", "aes-256-gcm"),
+            ("passthrough,aes-256-gcm", "passthrough,aes-256-gcm"),
         ];
         for (text, canonical) in table {
             let parsed = parse_stages(text).unwrap_or_else(|e| panic!("{text}: {e}"));
@@ -239,6 +282,16 @@ mod tests {
                 "passthrough cannot be combined with zstd",
             ),
             ("lz4,passthrough", "passthrough cannot be combined with lz4"),
+            (
+                "aes-256-gcm,zstd",
+                "zstd after aes-256-gcm: the cipher must come after the transforms",
+            ),
+            (
+                "aes-256-gcm,chacha20-poly1305",
+                "contradictory stages: aes-256-gcm and chacha20-poly1305 are both ciphers",
+            ),
+            ("aes-256-gcm,aes-256-gcm", "stage aes-256-gcm appears twice"),
+            ("aes-256-gcm:1", "aes-256-gcm takes no parameter"),
         ];
         for (text, message) in table {
             let err = parse_stages(text).expect_err(text);
