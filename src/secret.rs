@@ -148,11 +148,12 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// The first line of `r`, bounded by [`MAX_PASSPHRASE_LEN`]; reads byte by
-/// byte up to the newline so that a pipe that stays open is not waited on.
+/// The first line of `r`, bounded by [`MAX_PASSPHRASE_LEN`]. Stops at the
+/// newline, so a pipe whose writer keeps it open is not waited on (a read
+/// of a pipe returns what is there, it does not wait for a full buffer).
 fn first_line(r: impl Read) -> Result<Secret> {
     let mut line = Zeroizing::new(Vec::new());
-    for byte in r.bytes() {
+    for byte in std::io::BufReader::new(r).bytes() {
         let byte = byte.map_err(Error::io)?;
         if byte == b'\n' {
             break;
