@@ -148,12 +148,14 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// The first line of `r`, bounded by [`MAX_PASSPHRASE_LEN`]. Stops at the
-/// newline, so a pipe whose writer keeps it open is not waited on (a read
-/// of a pipe returns what is there, it does not wait for a full buffer).
+/// The first line of `r`, bounded by [`MAX_PASSPHRASE_LEN`]. Read a byte
+/// at a time on purpose: a buffered reader would leave a copy of the secret
+/// in its buffer, which is freed without being zeroed; the only copy here is
+/// the zeroizing `line`. (A passphrase is short, so the cost is nothing.)
+#[allow(clippy::unbuffered_bytes)]
 fn first_line(r: impl Read) -> Result<Secret> {
     let mut line = Zeroizing::new(Vec::new());
-    for byte in std::io::BufReader::new(r).bytes() {
+    for byte in r.bytes() {
         let byte = byte.map_err(Error::io)?;
         if byte == b'\n' {
             break;
