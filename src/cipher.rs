@@ -111,10 +111,90 @@ pub fn random_bytes(buf: &mut [u8]) -> Result<()> {
         .map_err(|_| Error::new(ErrorKind::Io, "the system random number generator failed"))
 }
 
+/// HKDF-SHA256 (RFC 5869), extract and expand in one call: fills `out`
+/// (at most 8160 bytes) with key material from `ikm`, `salt` and `info`.
+///
+/// # Panics
+///
+/// If `out` is longer than 8160 bytes (255 × 32), the RFC's limit.
+pub fn hkdf_sha256(salt: &[u8], ikm: &[u8], info: &[u8], out: &mut [u8]) {
+    Hkdf::<Sha256>::new(Some(salt), ikm)
+        .expand(info, out)
+        .expect("HKDF output length within 255 * 32 bytes");
+}
+
+/// One AEAD key, ready to seal and open chunks in place. The key schedule
+/// is computed once per file, not per chunk.
+pub struct ChunkCipher {
+    kind: CipherKind,
+    key: LessSafeKey,
+}
+
+impl ChunkCipher {
+    /// A cipher of `kind` under the 32-byte `key`.
+    pub fn new(kind: CipherKind, key: &[u8; 32]) -> ChunkCipher {
+        ChunkCipher {
+            kind,
+            key: LessSafeKey::new(
+                UnboundKey::new(kind.algorithm(), key).expect("both ciphers take 32-byte keys"),
+            ),
+        }
+    }
+
+    /// Encrypts `buf` in place and appends the 16-byte tag.
+    ///
+    /// # Errors
+    ///
+    /// A stage error if `buf` exceeds the cipher's per-message limit.
+    pub fn seal(&self, nonce: [u8; 12], aad: &[u8], buf: &mut Vec<u8>) -> Result<()> {
+        let tag = self
+            .key
+            .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), buf)
+            .map_err(|_| Error::stage("encryption failed (chunk too large for the cipher)"))?;
+        buf.extend_from_slice(tag.as_ref());
+        Ok(())
+    }
+
+    /// Checks the tag at the end of `buf` and decrypts in place, removing
+    /// the tag. On failure `buf` holds no plaintext that could be used.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::ErrorKind::Integrity`] if the tag does not authenticate the
+    /// ciphertext, nonce and AAD.
+    pub fn open(&self, nonce: [u8; 12], aad: &[u8], buf: &mut Vec<u8>) -> Result<()> {
+        let len = self
+            .key
+            .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(aad), buf)
+            .map_err(|_| {
+                Error::integrity(
+                    "authentication failed: the chunk was altered, moved or taken from another file",
+                )
+            });
+        match len {
+            Ok(plain) => {
+                let n = plain.len();
+                buf.truncate(n);
+                Ok(())
+            }
+            Err(e) => {
+                // ring leaves the buffer's contents unspecified on failure:
+                // clear it so nothing unauthenticated can be used by mistake.
+                buf.clear();
+                Err(e)
+            }
+        }
+    }
+
+    /// The cipher.
+    pub fn kind(&self) -> CipherKind {
+        self.kind
+    }
+}
+
 /// The keys of one file, derived from the master key and the file nonce.
 pub(crate) struct FileKeys {
-    cipher: CipherKind,
-    aead: LessSafeKey,
+    aead: ChunkCipher,
     mac: hmac::Key,
     digest: Zeroizing<[u8; 32]>,
     check: [u8; CHECK_LEN],
@@ -129,23 +209,16 @@ impl FileKeys {
         master: &[u8; 32],
         file_nonce: &[u8; FILE_NONCE_LEN],
     ) -> FileKeys {
-        let hk = Hkdf::<Sha256>::new(Some(file_nonce), master);
         let expand = |label: &str| {
             let mut okm = Zeroizing::new([0u8; 32]);
-            // 32 bytes is far below HKDF-SHA256's 8160-byte limit.
-            hk.expand(label.as_bytes(), &mut okm[..])
-                .expect("32 bytes is a valid HKDF-SHA256 output length");
+            hkdf_sha256(file_nonce, master, label.as_bytes(), &mut okm[..]);
             okm
         };
         let payload = expand("syncpipe v2 payload key");
         let mac = expand("syncpipe v2 header mac key");
         let check = *expand("syncpipe v2 key check");
         FileKeys {
-            cipher,
-            aead: LessSafeKey::new(
-                UnboundKey::new(cipher.algorithm(), &payload[..])
-                    .expect("both ciphers take 32-byte keys"),
-            ),
+            aead: ChunkCipher::new(cipher, &payload),
             mac: hmac::Key::new(hmac::HMAC_SHA256, &mac[..]),
             digest: expand("syncpipe v2 digest key"),
             check,
@@ -154,7 +227,7 @@ impl FileKeys {
     }
 
     pub fn cipher(&self) -> CipherKind {
-        self.cipher
+        self.aead.kind()
     }
 
     /// The value stored in the header to tell a wrong key from a damaged
@@ -191,32 +264,15 @@ impl FileKeys {
     /// head as it will be written (its payload length already counts the
     /// tag).
     pub fn seal(&self, index: u64, last: bool, head: &[u8], buf: &mut Vec<u8>) -> Result<()> {
-        let aad = self.aad(head);
-        let nonce = Nonce::assume_unique_for_key(chunk_nonce(index, last));
-        let tag = self
-            .aead
-            .seal_in_place_separate_tag(nonce, Aad::from(&aad[..]), buf)
-            .map_err(|_| Error::stage("encryption failed (chunk too large for the cipher)"))?;
-        buf.extend_from_slice(tag.as_ref());
-        Ok(())
+        self.aead
+            .seal(chunk_nonce(index, last), &self.aad(head), buf)
     }
 
     /// Authenticates and decrypts `buf` in place (the tag is removed). Not a
     /// byte of plaintext is released if the tag does not match.
     pub fn open(&self, index: u64, last: bool, head: &[u8], buf: &mut Vec<u8>) -> Result<()> {
-        let aad = self.aad(head);
-        let nonce = Nonce::assume_unique_for_key(chunk_nonce(index, last));
-        let len = self
-            .aead
-            .open_in_place(nonce, Aad::from(&aad[..]), buf)
-            .map_err(|_| {
-                Error::integrity(
-                    "authentication failed: the chunk was altered, moved or taken from another file",
-                )
-            })?
-            .len();
-        buf.truncate(len);
-        Ok(())
+        self.aead
+            .open(chunk_nonce(index, last), &self.aad(head), buf)
     }
 
     /// The per-chunk digest as stored in an encrypted container: keyed, and
@@ -246,7 +302,7 @@ impl FileKeys {
 impl fmt::Debug for FileKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FileKeys")
-            .field("cipher", &self.cipher)
+            .field("cipher", &self.cipher())
             .finish_non_exhaustive()
     }
 }
