@@ -32,10 +32,15 @@
 #   REDO=2          a timed run during which other processes burnt > 5% of a core
 #                   is redone up to REDO times; the note column shows "other CPU"
 #   SYNCPIPE_BIN=   use this binary instead of building with cargo
+#   SECTIONS=all    comma list of sections to run: zstd, lz4, passthrough, restore,
+#                   random, rss, crypto (e.g. SECTIONS=crypto for the encryption
+#                   rows only: about 1 minute)
 #
 # Builds with `cargo build --release` (CARGO_TARGET_DIR is respected: the
 # binary is found through `cargo metadata`). Needs python3; zstd and lz4 rows
-# are skipped, with a note, when the tool is missing. Installs nothing.
+# are skipped, with a note, when the tool is missing (a row is skipped when any
+# command of its pipeline is missing: the crypto rows need age and age-keygen,
+# `apt-get install age`). Installs nothing.
 #
 # Full run at the defaults on 2 quiet cores: about 3 minutes once the inputs
 # exist and the binary is built (~90 s of timed runs, ~70 s of idle checks and
@@ -51,9 +56,12 @@ RUNS=${RUNS:-3}
 BIG=${BIG:-1}
 IDLE_WAIT=${IDLE_WAIT:-120}
 REDO=${REDO:-2}
+SECTIONS=${SECTIONS:-all}
 export RUNS IDLE_WAIT REDO
 
 have() { command -v "$1" >/dev/null 2>&1; }
+# on NAME: is section NAME selected by SECTIONS?
+on() { [ "$SECTIONS" = all ] || [[ ",$SECTIONS," == *",$1,"* ]]; }
 say() { echo "$*" >&2; }
 have python3 || { say "compare.sh: python3 is required"; exit 2; }
 
@@ -214,6 +222,18 @@ def report(a):
         flat = b <= s * 1.1 + 4 and max(s, b) <= 64
         print(f'- peak RSS, zstd:3 -T2: 64 MiB input {s:.1f} MiB vs 2 GiB input {b:.1f} MiB '
               f'(×{b / s:.2f}; goal flat and ≤ 64 MiB: {"met" if flat else "NOT met"})')
+    def floor(i, goal, what):
+        v = mbs(i)
+        if v is None:
+            return f'- {what}: n/a (row skipped or failed)'
+        return f'- {what}: **{v:.0f} MB/s** (goal ≥ {goal}: {"met" if v >= goal else "NOT met"})'
+    if 'enc_z3_key' in by:
+        print(floor('enc_z3_key', 400, 'syncpipe zstd:3,aes-256-gcm,sha256 -T2'))
+        print(q('enc_z3_key', 'enc_z3_age', 1.1, '  same / zstd -3 -T2 | age -r'))
+        print(q('enc_z3_pass', 'enc_z3_age', 1.1, '  same with a passphrase (Argon2id in the run) / zstd -3 -T2 | age -r'))
+        print(floor('enc_lz4_key', 700, 'syncpipe lz4,chacha20-poly1305,blake3 -T2'))
+        print(q('enc_lz4_key', 'enc_lz4_age', 1.0, '  same / lz4 -1 | age -r (no goal; for reference)'))
+        print(q('dec_z3_key', 'dec_z3_age', 1.0, 'syncpipe restore (aes-256-gcm) / age -d | zstd -d (no goal; for reference)'))
     print()
     print('syncpipe rows with `-o` write a temp file, fsync it and rename it (a durable commit);')
     print('the peers and the `-c` rows write through the page cache without fsync.')
@@ -245,14 +265,18 @@ PY
 # "skipped" row. "$BIN" in CMD is shown as "syncpipe".
 row() {
   local id=$1 group=$2 label=$3 thr=$4 bytes=$5 cmd=$6; shift 6
-  local tool=${cmd%% *}
   local show=${cmd//"$BIN"/syncpipe}
-  if [ "$tool" != "$BIN" ] && ! have "$tool"; then
-    printf '%s\t%s\t%s\t%s\t%s\tskipped\t\t\t\t\t\t%s not installed\n' \
-      "$id" "$group" "$label" "$show" "$thr" "$tool" >>"$TSV"
-    say "  $label | skipped ($tool not installed)"
-    return
-  fi
+  local seg tool
+  IFS='|' read -ra segs <<<"$cmd"
+  for seg in "${segs[@]}"; do
+    read -r tool _ <<<"$seg"
+    if [ "$tool" != "$BIN" ] && ! have "$tool"; then
+      printf '%s\t%s\t%s\t%s\t%s\tskipped\t\t\t\t\t\t%s not installed\n' \
+        "$id" "$group" "$label" "$show" "$thr" "$tool" >>"$TSV"
+      say "  $label | skipped ($tool not installed)"
+      return
+    fi
+  done
   python3 "$DIR/.compare-harness.py" measure --tsv "$TSV" --id "$id" --group "$group" \
     --label "$label" --show "$show" --threads "$thr" --bytes "$bytes" "$@" --cmd="$cmd"
 }
@@ -342,7 +366,7 @@ RANDOM_SIZE=$(size_of random.bin)
 
 say "machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.1f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 say "syncpipe: $BIN ($(cd "$ROOT" && git describe --always --dirty 2>/dev/null || echo 'no git'))"
-for t in zstd lz4; do
+for t in zstd lz4 age; do
   if have $t; then say "$t: $($t --version 2>&1 | head -1)"; else say "$t: not installed (its rows are skipped)"; fi
 done
 say "RUNS=$RUNS SIZE_MB=$SIZE_MB RANDOM_MB=$RANDOM_MB BIG=$BIG IDLE_WAIT=$IDLE_WAIT REDO=$REDO"
@@ -365,6 +389,7 @@ fi
 
 SP=$BIN
 # ---------------------------------------------------------------- rows
+if on zstd; then
 say "== zstd:3, mixed.bin"
 warm mixed.bin
 row z3_sp_t2   "zstd -3 mixed" "syncpipe zstd:3"        2 "$MIXED" "$SP -q process mixed.bin -o out/m.spipe -f --stages zstd:3 -T2" --out out/m.spipe --ratio
@@ -381,16 +406,22 @@ row z3_zs_t2_n "zstd -3 mixed, to /dev/null" "zstd -3"             2 "$MIXED" "z
 row z3_zs_t1_n "zstd -3 mixed, to /dev/null" "zstd -3"             1 "$MIXED" "zstd -q -3 -T1 -c mixed.bin >/dev/null"
 # The brief's default of cores - 1 CPU tokens, against syncpipe's (cores).
 row z3_sp_tok1 "zstd -3 mixed, to /dev/null" "syncpipe zstd:3 -c --cpu-tokens 1" 2 "$MIXED" "$SP -q process mixed.bin -c --stages zstd:3 -T2 --cpu-tokens 1 >/dev/null" --note "cores - 1 tokens"
+fi
 
+if on lz4; then
 say "== lz4, mixed.bin"
 row lz4_sp_t2  "lz4 mixed" "syncpipe lz4"               2 "$MIXED" "$SP -q process mixed.bin -o out/m.spipe -f --stages lz4 -T2" --out out/m.spipe --ratio
 row lz4_peer   "lz4 mixed" "lz4 -1"                     1 "$MIXED" "lz4 -q -1 -c mixed.bin >out/m.lz4" --out out/m.lz4 --ratio
+fi
 
+if on passthrough; then
 say "== passthrough, mixed.bin"
 row pt_sp_t2   "passthrough mixed" "syncpipe passthrough"    2 "$MIXED" "$SP -q process mixed.bin -o out/m.spipe -f --stages passthrough -T2" --out out/m.spipe
 row pt_sp_t2_c "passthrough mixed" "syncpipe passthrough -c" 2 "$MIXED" "$SP -q process mixed.bin -c --stages passthrough -T2 >out/m.spipe" --out out/m.spipe --note "stdout, no fsync"
 row pt_cp      "passthrough mixed" "cp"                      1 "$MIXED" "cp mixed.bin out/cp.bin" --out out/cp.bin
+fi
 
+if on restore; then
 say "== restore (MB/s of decompressed bytes)"
 warm out/keep.*
 row rs_sp_t2   "restore mixed" "syncpipe restore (zstd:3)"    2 "$MIXED" "$SP -q restore out/keep.spipe -o out/r.bin -f -T2" --out out/r.bin
@@ -398,18 +429,51 @@ row rs_sp_t2_c "restore mixed" "syncpipe restore (zstd:3) -c" 2 "$MIXED" "$SP -q
 row rs_zstd    "restore mixed" "zstd -d (of -3)"              1 "$MIXED" "zstd -q -d -c out/keep.zst >out/r.bin" --out out/r.bin
 row rs_sp_n    "restore mixed, to /dev/null" "syncpipe restore (zstd:3) -c" 2 "$MIXED" "$SP -q restore out/keep.spipe -c -T2 >/dev/null"
 row rs_zstd_n  "restore mixed, to /dev/null" "zstd -d (of -3)"              1 "$MIXED" "zstd -q -d -c out/keep.zst >/dev/null"
+fi
 
+if on random; then
 say "== random.bin (incompressible)"
 warm random.bin
 row rnd_sp_t2   "zstd -3 random" "syncpipe zstd:3" 2 "$RANDOM_SIZE" "$SP -q process random.bin -o out/r.spipe -f --stages zstd:3 -T2" --out out/r.spipe --ratio
 row rnd_zstd_t2 "zstd -3 random" "zstd -3"         2 "$RANDOM_SIZE" "zstd -q -3 -T2 -c random.bin >out/r.zst" --out out/r.zst --ratio
+fi
 
+if on rss; then
 say "== peak RSS flatness"
 warm rss-64MiB.bin
 row rss_64m "peak RSS" "syncpipe zstd:3, 64 MiB input" 2 "$RSS_SMALL_BYTES" "$SP -q process rss-64MiB.bin -o out/s.spipe -f --stages zstd:3 -T2" --out out/s.spipe --ratio
 if [ "$BIG" != 0 ]; then
   warm big-2GiB.bin
   row rss_2g "peak RSS" "syncpipe zstd:3, 2 GiB input" 2 "$BIG_BYTES" "$SP -q process big-2GiB.bin -o out/s.spipe -f --stages zstd:3 -T2" --out out/s.spipe --ratio
+fi
+fi
+
+if on crypto; then
+say "== encryption, mixed.bin (syncpipe with a raw key file, as age -r needs no KDF)"
+# Keys made fresh in out/ (emptied at every start); nothing secret is kept.
+head -c 32 /dev/urandom >out/sp.key
+printf 'compare.sh passphrase\n' >out/sp.pass
+RCPT=none
+if have age-keygen; then
+  age-keygen -o out/age.key 2>/dev/null
+  RCPT=$(age-keygen -y out/age.key)
+fi
+warm mixed.bin
+ENC_A="--stages zstd:3,aes-256-gcm,sha256 -T2"
+ENC_C="--stages lz4,chacha20-poly1305,blake3 -T2"
+row enc_z3_key  "encrypt mixed" "syncpipe zstd:3,aes-256-gcm,sha256"    2 "$MIXED" "$SP -q process mixed.bin -o out/e.spipe -f $ENC_A --key-file out/sp.key" --out out/e.spipe --ratio
+row enc_z3_c    "encrypt mixed" "syncpipe zstd:3,aes-256-gcm,sha256 -c" 2 "$MIXED" "$SP -q process mixed.bin -c $ENC_A --key-file out/sp.key >out/e.spipe" --out out/e.spipe --ratio --note "stdout, no fsync"
+row enc_z3_pass "encrypt mixed" "syncpipe zstd:3,aes-256-gcm,sha256 (passphrase)" 2 "$MIXED" "$SP -q process mixed.bin -o out/e.spipe -f $ENC_A --passphrase-file out/sp.pass" --out out/e.spipe --ratio --note "Argon2id m=64MiB,t=3,p=4 included"
+row enc_z3_age  "encrypt mixed" "zstd -3 -T2 | age -r"                  2 "$MIXED" "zstd -q -3 -T2 -c mixed.bin | age -r $RCPT >out/e.age" --out out/e.age --ratio
+row enc_lz4_key "encrypt mixed" "syncpipe lz4,chacha20-poly1305,blake3" 2 "$MIXED" "$SP -q process mixed.bin -o out/e.spipe -f $ENC_C --key-file out/sp.key" --out out/e.spipe --ratio
+row enc_lz4_age "encrypt mixed" "lz4 -1 | age -r"                       2 "$MIXED" "lz4 -q -1 -c mixed.bin | age -r $RCPT >out/e.age" --out out/e.age --ratio
+say "== decryption (MB/s of restored bytes)"
+"$BIN" -q process mixed.bin -o out/keep-e.spipe -f $ENC_A --key-file out/sp.key
+if have age && have zstd; then zstd -q -3 -T2 -c mixed.bin | age -r "$RCPT" >out/keep-e.age; fi
+warm out/keep-e.*
+row dec_z3_key  "decrypt mixed" "syncpipe restore (zstd:3,aes-256-gcm,sha256)" 2 "$MIXED" "$SP -q restore out/keep-e.spipe -o out/d.bin -f -T2 --key-file out/sp.key" --out out/d.bin
+row dec_z3_age  "decrypt mixed" "age -d | zstd -d"                             2 "$MIXED" "age -d -i out/age.key out/keep-e.age | zstd -q -d -c >out/d.bin" --out out/d.bin
+rm -f out/keep-e.spipe out/keep-e.age
 fi
 
 rm -f out/keep.spipe out/keep.zst

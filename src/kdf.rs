@@ -18,8 +18,8 @@ pub const SALT_LEN: usize = 16;
 /// `p` lanes).
 ///
 /// The default, m = 64 MiB, t = 3, p = 4, is the second recommended option
-/// of RFC 9106 §4 ("if much less memory is available"): about a quarter of a
-/// second per derivation on one core of the development machine (see
+/// of RFC 9106 §4 ("if much less memory is available"): about 0.1 s of one
+/// core and 64 MiB per derivation on the development machine (see
 /// `docs/performance.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct KdfParams {

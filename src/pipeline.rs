@@ -57,8 +57,8 @@ struct Inner {
     shared_governor: bool,
     cancel: Cancel,
     secret: Option<Secret>,
-    /// Master keys derived so far, by KDF input. Argon2id costs a quarter of
-    /// a second and 64 MiB; a batch of files pays for it once per salt.
+    /// Master keys derived so far, by KDF input. Argon2id costs ~0.1 s and
+    /// 64 MiB at the default cost; a batch of files pays for it once per salt.
     masters: Mutex<Vec<(Kdf, Zeroizing<[u8; 32]>)>>,
     /// The KDF input this pipeline encrypts under, fixed at first use: one
     /// salt per pipeline, one random file nonce (hence own keys) per file.
