@@ -51,15 +51,14 @@ pub(crate) struct Codec<'a> {
 }
 
 impl Codec<'_> {
-    /// The digest as the record stores it: plain, or keyed and bound to the
-    /// chunk's index when the container is encrypted (a plain digest of a
-    /// plaintext chunk would let anyone confirm a guess of its contents).
-    fn stored_digest(&self, index: u64, data: &[u8]) -> Option<[u8; DIGEST_LEN]> {
-        let digest = self.checksum.map(|c| c.digest(data))?;
-        Some(match self.keys {
-            Some(k) => k.mask_chunk_digest(index, &digest),
-            None => digest,
-        })
+    /// The record's digest of the original chunk: none when encrypted (the
+    /// AEAD tag authenticates the chunk, and a plain digest of plaintext
+    /// would let anyone confirm a guess of its contents).
+    fn record_digest(&self, data: &[u8]) -> Option<[u8; DIGEST_LEN]> {
+        match self.keys {
+            Some(_) => None,
+            None => self.checksum.map(|c| c.digest(data)),
+        }
     }
 }
 
@@ -80,7 +79,7 @@ pub(crate) fn encode(
         last: chunk.last,
         limit: format::max_payload(chunk_size),
     };
-    let digest = codec.stored_digest(index, &chunk.data);
+    let digest = codec.record_digest(&chunk.data);
     let mut cur = chunk.data;
     let mut skip_mask = 0u8;
     for (i, s) in chain.iter().enumerate() {
@@ -181,7 +180,7 @@ pub(crate) fn decode(codec: &Codec<'_>, buffers: &BufferPool, sealed: Sealed) ->
         )));
     }
     if let (Some(kind), Some(expected)) = (codec.checksum, sealed.digest) {
-        if codec.stored_digest(head.index, &cur) != Some(expected) {
+        if kind.digest(&cur) != expected {
             return Err(Error::integrity(format!("{} mismatch", kind.name())));
         }
     }

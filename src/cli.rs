@@ -242,13 +242,16 @@ fn dispatch(command: Command, cancel: Cancel, v: Verbosity) -> Result<(), Error>
         } => {
             let dest = restore_dest(&input, &out)?;
             let (src, header) = peek_header(&input)?;
-            let pipeline =
-                with_secret(tuning.builder(cancel), &keys, &header, &input, v)?.build()?;
+            let pipeline = with_secret(tuning.builder(cancel), &keys, &header, &input)?.build()?;
             let report = match (&dest, is_stdio(&input)) {
                 (Dest::Path(p), false) => pipeline.restore_path(&input, p, out.force)?,
-                _ => stream(src, &input, &dest, out.force, |src, w| {
-                    pipeline.restore(src, w)
-                })?,
+                // Header and key are checked before the temp file exists.
+                (Dest::Path(p), true) => pipeline
+                    .restore_to_path(src, p, out.force)
+                    .map_err(|e| e.with_path(&input))?,
+                (Dest::Stdout, _) => pipeline
+                    .restore(src, stdout()?)
+                    .map_err(|e| e.with_path(&input))?,
             };
             summary(v, "restored", &input, &dest, &report);
             Ok(())
@@ -259,8 +262,7 @@ fn dispatch(command: Command, cancel: Cancel, v: Verbosity) -> Result<(), Error>
             tuning,
         } => {
             let (src, header) = peek_header(&input)?;
-            let pipeline =
-                with_secret(tuning.builder(cancel), &keys, &header, &input, v)?.build()?;
+            let pipeline = with_secret(tuning.builder(cancel), &keys, &header, &input)?.build()?;
             let report = pipeline.verify(src).map_err(|e| e.with_path(&input))?;
             if !v.quiet {
                 let digest = match (report.checksum, report.digest_hex()) {
@@ -305,22 +307,23 @@ fn with_secret(
     keys: &KeyArgs,
     header: &Header,
     input: &Path,
-    v: Verbosity,
 ) -> Result<PipelineBuilder, Error> {
     match &header.crypto {
         Some(c) => {
             let why = format!("{} (encrypted with {})", input.display(), c.cipher);
             Ok(builder.secret(keys.resolve(Purpose::Decrypt, &why)?))
         }
-        None => {
-            if keys.given() && !v.quiet {
-                eprintln!(
-                    "syncpipe: note: {} is not encrypted; the key was not needed",
-                    input.display()
-                );
-            }
-            Ok(builder)
-        }
+        // A key flag says "this is encrypted": plaintext in its place is
+        // refused (the library does the same for a pipeline with a secret).
+        // SYNCPIPE_PASSPHRASE_FILE alone demands nothing: it may be set for
+        // every command of a session.
+        None if keys.given() => Err(Error::integrity(
+            "the container is not encrypted, but a passphrase or key was given \
+             (an unencrypted file may have been substituted); \
+             restore it without a key option if that is expected",
+        )
+        .with_path(input)),
+        None => Ok(builder),
     }
 }
 

@@ -140,7 +140,10 @@ impl PipelineBuilder {
     }
 
     /// The passphrase or key that encrypts what this pipeline writes and
-    /// opens the encrypted containers it restores.
+    /// opens the encrypted containers it restores. A pipeline with a secret
+    /// refuses to restore an unencrypted container (an integrity error): it
+    /// expects encrypted input, and plaintext in its place may have been
+    /// substituted.
     ///
     /// By default, none: encrypted containers are refused.
     pub fn secret(mut self, secret: Secret) -> Self {

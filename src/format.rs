@@ -108,7 +108,17 @@ pub struct Crypto {
 }
 
 impl Header {
-    /// Digest bytes per record and in the trailer.
+    /// Digest bytes per record: none in an encrypted container, whose AEAD
+    /// tag authenticates each chunk (see `docs/format.md`, version 2).
+    pub fn record_digest_len(&self) -> usize {
+        if self.crypto.is_some() {
+            0
+        } else {
+            self.digest_len()
+        }
+    }
+
+    /// Digest bytes in the trailer (and, unencrypted, per record).
     pub fn digest_len(&self) -> usize {
         if self.checksum.is_some() {
             DIGEST_LEN
@@ -382,9 +392,9 @@ pub fn read_item(
                 .with_chunk(expected_index),
         );
     }
-    let dlen = header.digest_len();
     match tag[0] {
         TAG_CHUNK => {
+            let dlen = header.record_digest_len();
             let mut head_buf = [0u8; CHUNK_HEAD_LEN + DIGEST_LEN];
             head_buf[0] = TAG_CHUNK;
             let head_bytes = &mut head_buf[..CHUNK_HEAD_LEN + dlen];
@@ -448,6 +458,7 @@ pub fn read_item(
             Ok(Item::Chunk { head, digest })
         }
         TAG_TRAILER => {
+            let dlen = header.digest_len();
             let mut buf = [0u8; 1 + 16 + DIGEST_LEN];
             buf[0] = TAG_TRAILER;
             let bytes = &mut buf[..1 + 16 + dlen];

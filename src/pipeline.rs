@@ -247,9 +247,37 @@ impl Pipeline {
             .open_header(&mut file)
             .map_err(|e| e.with_path(input))?;
         let out = OutputFile::create(input, output, force)?;
-        let (_, report) = self
-            .restore_body(opened, file, out.file())
-            .map_err(|e| e.with_path(input))?;
+        self.restore_into(opened, file, out)
+            .map_err(|e| e.with_path(input))
+    }
+
+    /// Restores a container read from any reader (a pipe, stdin) into the
+    /// file `output`, as [`Pipeline::restore_path`] does: the header is read
+    /// and the key checked before the temp file is created, which is renamed
+    /// only once every check has passed.
+    ///
+    /// # Errors
+    ///
+    /// As [`Pipeline::restore_path`] (the input is not checked against the
+    /// output: a reader has no path).
+    pub fn restore_to_path<R: Read + Send>(
+        &self,
+        mut input: R,
+        output: &Path,
+        force: bool,
+    ) -> Result<Report> {
+        let opened = self.open_header(&mut input)?;
+        let out = OutputFile::create_for(output, force)?;
+        self.restore_into(opened, input, out)
+    }
+
+    fn restore_into<R: Read + Send>(
+        &self,
+        opened: Opened,
+        input: R,
+        out: OutputFile,
+    ) -> Result<Report> {
+        let (_, report) = self.restore_body(opened, input, out.file())?;
         out.commit(report.mode.filter(|&m| m != 0))?;
         Ok(report)
     }
@@ -410,6 +438,16 @@ impl Pipeline {
     fn open_header(&self, input: &mut impl Read) -> Result<Opened> {
         let (header, raw) = Header::read_with_bytes(input)?;
         let keys = match &header.crypto {
+            // A secret means "this should be encrypted": an unencrypted
+            // container where an encrypted one was expected is refused, or
+            // an attacker could substitute plaintext of their choosing.
+            None if self.inner.secret.is_some() => {
+                return Err(Error::integrity(
+                    "the container is not encrypted, but a passphrase or key was given \
+                     (an unencrypted file may have been substituted); \
+                     restore it without a key if that is expected",
+                ))
+            }
             None => None,
             Some(c) => {
                 let master = self.master(&c.kdf)?;

@@ -438,3 +438,40 @@ fn the_kdf_runs_once_per_pipeline_for_a_batch() {
     assert_eq!(kdfs.len(), 1, "one salt for the pipeline");
     assert_eq!(nonces.len(), 6, "one file nonce per file");
 }
+
+#[test]
+fn a_pipeline_with_a_secret_refuses_an_unencrypted_container() {
+    // Substitution: plaintext where ciphertext was expected.
+    let mut c = Vec::new();
+    Pipeline::builder()
+        .build()
+        .expect("valid")
+        .run(&b"attacker's data"[..], &mut c)
+        .expect("process");
+    let mut out = Vec::new();
+    let e = restorer(pass("pw"))
+        .restore(&c[..], &mut out)
+        .expect_err("must be refused");
+    assert_eq!(e.kind(), ErrorKind::Integrity, "{e}");
+    assert!(e.to_string().contains("not encrypted"), "{e}");
+    assert!(out.is_empty());
+}
+
+#[test]
+fn restore_to_path_checks_the_key_before_creating_anything() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut c = Vec::new();
+    encrypting(CipherKind::Aes256Gcm, None, 2, pass("right"))
+        .run(&mixed_data(30_000, 9)[..], &mut c)
+        .expect("process");
+    let target = dir.path().join("out.bin");
+    let e = restorer(pass("wrong"))
+        .restore_to_path(&c[..], &target, false)
+        .expect_err("wrong key");
+    assert_eq!(e.kind(), ErrorKind::WrongKey);
+    assert_eq!(std::fs::read_dir(dir.path()).expect("list").count(), 0);
+    restorer(pass("right"))
+        .restore_to_path(&c[..], &target, false)
+        .expect("right key");
+    assert_eq!(std::fs::read(&target).expect("read"), mixed_data(30_000, 9));
+}
