@@ -425,6 +425,16 @@ impl Parts {
         RECORD_HEAD + self.digest_len..r.len() - 4
     }
 
+    /// Renumbers the records from `k` on to their positions (CRCs fixed)
+    /// and makes the trailer agree: only the AEAD can then tell.
+    fn renumber_from(&mut self, k: usize) {
+        for (i, r) in self.records.iter_mut().enumerate().skip(k) {
+            set_index(r, i as u64);
+            reseal(r);
+        }
+        self.fix_trailer();
+    }
+
     /// Makes the trailer agree with the records (count and original
     /// length), CRC fixed. The keyed whole-file digest cannot be fixed.
     fn fix_trailer(&mut self) {
@@ -1254,11 +1264,7 @@ fn issue3_reordered_duplicated_appended_and_dropped_records() {
             );
             // ... with every index from there renumbered and the trailer
             // made to agree: the AEAD again.
-            for (i, r) in q.records.iter_mut().enumerate().skip(2) {
-                set_index(r, i as u64);
-                reseal(r);
-            }
-            q.fix_trailer();
+            q.renumber_from(2);
             assert_refused(
                 &env,
                 &format!("{spec}: record 1 duplicated, indices and trailer fixed"),
@@ -1301,11 +1307,7 @@ fn issue3_reordered_duplicated_appended_and_dropped_records() {
             );
             // ... and with the later records renumbered and the trailer
             // fixed, the AEAD catches it.
-            for (i, r) in q.records.iter_mut().enumerate().skip(2) {
-                set_index(r, i as u64);
-                reseal(r);
-            }
-            q.fix_trailer();
+            q.renumber_from(2);
             assert_refused(
                 &env,
                 &format!("{spec}: record 2 dropped, indices and trailer fixed"),
