@@ -461,6 +461,7 @@ fi
 warm mixed.bin
 ENC_A="--stages zstd:3,aes-256-gcm,sha256 -T2"
 ENC_C="--stages lz4,chacha20-poly1305,blake3 -T2"
+row enc_z3_ref  "encrypt mixed" "syncpipe zstd:3 (reference: no cipher, no checksum)" 2 "$MIXED" "$SP -q process mixed.bin -o out/e.spipe -f --stages zstd:3 -T2" --out out/e.spipe --ratio
 row enc_z3_key  "encrypt mixed" "syncpipe zstd:3,aes-256-gcm,sha256"    2 "$MIXED" "$SP -q process mixed.bin -o out/e.spipe -f $ENC_A --key-file out/sp.key" --out out/e.spipe --ratio
 row enc_z3_c    "encrypt mixed" "syncpipe zstd:3,aes-256-gcm,sha256 -c" 2 "$MIXED" "$SP -q process mixed.bin -c $ENC_A --key-file out/sp.key >out/e.spipe" --out out/e.spipe --ratio --note "stdout, no fsync"
 row enc_z3_pass "encrypt mixed" "syncpipe zstd:3,aes-256-gcm,sha256 (passphrase)" 2 "$MIXED" "$SP -q process mixed.bin -o out/e.spipe -f $ENC_A --passphrase-file out/sp.pass" --out out/e.spipe --ratio --note "Argon2id m=64MiB,t=3,p=4 included"
