@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::format::{self, RecordHead, StageDesc, DIGEST_LEN, FLAG_LAST};
+use crate::metrics::Lap;
 use crate::pool::BufferPool;
 use crate::stage::{ChunkInfo, Stage};
 use crate::stages::ChecksumKind;
@@ -54,14 +55,18 @@ pub(crate) fn encode(
         last: chunk.last,
         limit: format::max_payload(chunk_size),
     };
+    let lap = Lap::start();
     let digest = checksum.map(|c| c.digest(&chunk.data));
+    lap.checksum();
     let mut cur = chunk.data;
     let mut skip_mask = 0u8;
     for (i, s) in chain.iter().enumerate() {
         let mut out = buffers.take();
+        let lap = Lap::start();
         s.stage
             .forward(&info, &cur, &mut out)
             .map_err(|e| e.with_stage(s.desc.name.clone()))?;
+        lap.stage(i);
         if s.stage.skip_if_larger() && out.len() >= cur.len() {
             // Incompressible: store what came in, remember the skip.
             skip_mask |= 1 << i;
@@ -125,9 +130,11 @@ pub(crate) fn decode(
             limit,
         };
         let mut out = buffers.take();
+        let lap = Lap::start();
         s.stage
             .inverse(&info, &cur, &mut out)
             .map_err(|e| e.with_stage(s.desc.name.clone()))?;
+        lap.stage(i);
         if out.len() > limit {
             return Err(Error::integrity(format!(
                 "inverse produced {} bytes, more than the limit of {limit}",
@@ -145,7 +152,10 @@ pub(crate) fn decode(
         )));
     }
     if let (Some(kind), Some(expected)) = (checksum, sealed.digest) {
-        if kind.digest(&cur) != expected {
+        let lap = Lap::start();
+        let ok = kind.digest(&cur) == expected;
+        lap.checksum();
+        if !ok {
             return Err(Error::integrity(format!("{} mismatch", kind.name())));
         }
     }

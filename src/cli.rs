@@ -16,6 +16,7 @@ use syncpipe::stages::{parse_stages, StageSpec};
 use syncpipe::{config, Cancel, Error, Pipeline, Report};
 
 use crate::exit_code::{ExitCode, TABLE};
+use crate::telemetry::{Telemetry, TelemetryArgs};
 
 /// Extension of container files.
 const EXTENSION: &str = "spipe";
@@ -37,6 +38,8 @@ pub struct Args {
     /// reuse, memory, permit waits); verify and info print the same either way.
     #[arg(short, long, global = true)]
     verbose: bool,
+    #[command(flatten)]
+    telemetry: TelemetryArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -83,6 +86,28 @@ enum Command {
         /// The container; `-` for stdin.
         input: PathBuf,
     },
+    /// Print a shell completion script to stdout, e.g.
+    /// `syncpipe completions bash > /etc/bash_completion.d/syncpipe`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout: `syncpipe man > syncpipe.1`.
+    Man,
+}
+
+impl Command {
+    /// The subcommand's name, and whether it runs a pipeline.
+    fn name(&self) -> (&'static str, bool) {
+        match self {
+            Command::Process { .. } => ("process", true),
+            Command::Restore { .. } => ("restore", true),
+            Command::Verify { .. } => ("verify", true),
+            Command::Info { .. } => ("info", false),
+            Command::Completions { .. } => ("completions", false),
+            Command::Man => ("man", false),
+        }
+    }
 }
 
 #[derive(ClapArgs, Debug)]
@@ -133,17 +158,36 @@ pub fn run(args: Args) -> ExitCode {
         quiet: args.quiet,
         verbose: args.verbose,
     };
-    match dispatch(args.command, cancel, verbosity) {
+    let (name, runs) = args.command.name();
+    let result =
+        Telemetry::start(&args.telemetry, args.quiet, args.verbose, name, runs).and_then(|tel| {
+            let result = dispatch(args.command, cancel, verbosity, &tel);
+            let code = result
+                .as_ref()
+                .err()
+                .map_or(0, |e| code_of(e, &terminated) as i32);
+            let finished = tel.finish(result.as_ref().err(), code);
+            result.and(finished)
+        });
+    match result {
         Ok(()) => ExitCode::Success,
         // A reader such as `head` went away: a quiet end, not a crash.
         Err(e) if e.is_broken_pipe() => ExitCode::Success,
         Err(e) => {
-            let code = ExitCode::of(&e, terminated.load(Ordering::Relaxed));
+            let code = code_of(&e, &terminated);
             if !matches!(code, ExitCode::Interrupted | ExitCode::Terminated) || !args.quiet {
                 eprintln!("syncpipe: {e}");
             }
             code
         }
+    }
+}
+
+fn code_of(e: &Error, terminated: &AtomicBool) -> ExitCode {
+    if e.is_broken_pipe() {
+        ExitCode::Success
+    } else {
+        ExitCode::of(e, terminated.load(Ordering::Relaxed))
     }
 }
 
@@ -167,7 +211,7 @@ struct Verbosity {
     verbose: bool,
 }
 
-fn dispatch(command: Command, cancel: Cancel, v: Verbosity) -> Result<(), Error> {
+fn dispatch(command: Command, cancel: Cancel, v: Verbosity, tel: &Telemetry) -> Result<(), Error> {
     match command {
         Command::Process {
             input,
@@ -176,13 +220,15 @@ fn dispatch(command: Command, cancel: Cancel, v: Verbosity) -> Result<(), Error>
             chunk_size,
             tuning,
         } => {
-            let stages = parse_stages(&stages)?;
-            let pipeline = tuning
-                .builder(cancel)
-                .stages(stages)
+            let parsed = parse_stages(&stages)?;
+            let pipeline = tel
+                .attach(tuning.builder(cancel))
+                .stages(parsed)
                 .chunk_size(chunk_size.unwrap_or(0))
                 .build()?;
             let dest = process_dest(&input, &out)?;
+            tel.claim_stdout(matches!(dest, Dest::Stdout))?;
+            tel.begin(&pipeline, &input, Some(stages));
             if matches!(dest, Dest::Stdout) && io::stdout().is_terminal() {
                 return Err(Error::usage(
                     "refusing to write a container to a terminal; use -o FILE or redirect stdout",
@@ -193,23 +239,29 @@ fn dispatch(command: Command, cancel: Cancel, v: Verbosity) -> Result<(), Error>
                 _ => stream(&input, &dest, out.force, |src, w| pipeline.run(src, w))?,
             };
             summary(v, "processed", &input, &dest, &report);
+            tel.file_done(&input, &dest_name(&dest), &report);
             Ok(())
         }
         Command::Restore { input, out, tuning } => {
-            let pipeline = tuning.builder(cancel).build()?;
+            let pipeline = tel.attach(tuning.builder(cancel)).build()?;
             let dest = restore_dest(&input, &out)?;
+            tel.claim_stdout(matches!(dest, Dest::Stdout))?;
+            tel.begin(&pipeline, &input, None);
             let report = match (&dest, is_stdio(&input)) {
                 (Dest::Path(p), false) => pipeline.restore_path(&input, p, out.force)?,
                 _ => stream(&input, &dest, out.force, |src, w| pipeline.restore(src, w))?,
             };
             summary(v, "restored", &input, &dest, &report);
+            tel.file_done(&input, &dest_name(&dest), &report);
             Ok(())
         }
         Command::Verify { input, tuning } => {
-            let pipeline = tuning.builder(cancel).build()?;
+            let pipeline = tel.attach(tuning.builder(cancel)).build()?;
+            tel.begin(&pipeline, &input, None);
             let src = open_input(&input)?;
             let report = pipeline.verify(src).map_err(|e| e.with_path(&input))?;
-            if !v.quiet {
+            tel.file_done(&input, "", &report);
+            if !v.quiet && !tel.json() {
                 let digest = match (report.checksum, report.digest_hex()) {
                     (Some(k), Some(d)) => format!(", {} {d}", k.name()),
                     _ => String::new(),
@@ -224,6 +276,8 @@ fn dispatch(command: Command, cancel: Cancel, v: Verbosity) -> Result<(), Error>
             Ok(())
         }
         Command::Info { input } => info(&input),
+        Command::Completions { shell } => crate::manual::completions(shell),
+        Command::Man => crate::manual::man(),
     }
 }
 
@@ -318,14 +372,18 @@ fn stdout() -> Result<File, Error> {
     Ok(File::from(io::stdout().as_fd().try_clone_to_owned()?))
 }
 
+fn dest_name(dest: &Dest) -> String {
+    match dest {
+        Dest::Stdout => "stdout".to_string(),
+        Dest::Path(p) => p.display().to_string(),
+    }
+}
+
 fn summary(v: Verbosity, verb: &str, input: &Path, dest: &Dest, r: &Report) {
     if v.quiet || !(v.verbose || io::stderr().is_terminal()) {
         return;
     }
-    let to = match dest {
-        Dest::Stdout => "stdout".to_string(),
-        Dest::Path(p) => p.display().to_string(),
-    };
+    let to = dest_name(dest);
     // Compression ratio, original / container, in both directions.
     let container = r.bytes_in + r.bytes_out - r.original_bytes;
     let ratio = if container > 0 {

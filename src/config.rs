@@ -6,6 +6,7 @@ use crate::cancel::Cancel;
 use crate::error::{Error, Result};
 use crate::format::{MAX_CHUNK_SIZE, MAX_STAGES};
 use crate::governor::Governor;
+use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
 use crate::stage::Stage;
 use crate::stages::{ChecksumKind, StageSpec, Stages};
@@ -60,6 +61,7 @@ pub struct PipelineBuilder {
     pub(crate) chunk_size: usize,
     pub(crate) governor: Option<Arc<Governor>>,
     pub(crate) cancel: Cancel,
+    pub(crate) metrics: Option<Arc<Metrics>>,
 }
 
 impl Default for PipelineBuilder {
@@ -74,6 +76,7 @@ impl Default for PipelineBuilder {
             chunk_size: 0,
             governor: None,
             cancel: Cancel::new(),
+            metrics: None,
         }
     }
 }
@@ -182,6 +185,15 @@ impl PipelineBuilder {
         self
     }
 
+    /// Records metrics of every run into `metrics` (which may be shared
+    /// with other pipelines) and reports them to its observer.
+    ///
+    /// By default, none: nothing is timed or counted.
+    pub fn metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
     /// Validates the settings and builds the pipeline (and its thread pool).
     ///
     /// # Errors
@@ -234,6 +246,6 @@ impl PipelineBuilder {
             chunk_size,
             checksum: self.checksum.unwrap_or(Some(ChecksumKind::Blake3)),
         };
-        Pipeline::from_parts(config, stages, self.governor, self.cancel)
+        Pipeline::from_parts(config, stages, self.governor, self.cancel, self.metrics)
     }
 }

@@ -12,12 +12,13 @@ use crate::engine::{self, RunState};
 use crate::error::{Error, Result};
 use crate::format::{Header, StageDesc, Trailer, CUSTOM_STAGE_ID};
 use crate::governor::Governor;
+use crate::metrics::Metrics;
 use crate::output::{self, OutputFile};
 use crate::par_writer::ParWriter;
 use crate::pool::BufferPool;
 use crate::reader;
 use crate::report::Report;
-use crate::stages::StageSpec;
+use crate::stages::{ChecksumKind, StageSpec};
 use crate::writer::Sink;
 
 /// A configured engine: stages, settings, a CPU thread pool and a governor.
@@ -51,6 +52,7 @@ struct Inner {
     governor: Arc<Governor>,
     shared_governor: bool,
     cancel: Cancel,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl Pipeline {
@@ -64,6 +66,7 @@ impl Pipeline {
         entries: Vec<StageEntry>,
         governor: Option<Arc<Governor>>,
         cancel: Cancel,
+        metrics: Option<Arc<Metrics>>,
     ) -> Result<Pipeline> {
         let mut chain = Vec::with_capacity(entries.len());
         for entry in entries {
@@ -119,6 +122,7 @@ impl Pipeline {
                 governor,
                 shared_governor,
                 cancel,
+                metrics,
             }),
         })
     }
@@ -131,6 +135,11 @@ impl Pipeline {
     /// The governor this pipeline draws its permits from.
     pub fn governor(&self) -> &Arc<Governor> {
         &self.inner.governor
+    }
+
+    /// The metrics this pipeline reports to, if any.
+    pub fn metrics(&self) -> Option<&Arc<Metrics>> {
+        self.inner.metrics.as_ref()
     }
 
     /// The stage list as written into containers, e.g. `zstd:3`.
@@ -251,7 +260,7 @@ impl Pipeline {
             checksum: cfg.checksum,
             stages: chain.iter().map(|s| s.desc.clone()).collect(),
         };
-        let state = self.new_state(cfg.chunk_size);
+        let state = self.new_state(cfg.chunk_size, chain, cfg.checksum);
         let mut sink = Sink::new(output);
         sink.write_all(&header.encode())?;
         let result = {
@@ -292,6 +301,8 @@ impl Pipeline {
         report.checksum = cfg.checksum;
         report.digest = summary.digest;
         report.mode = Some(mode);
+        report.chunk_size = cfg.chunk_size;
+        self.run_done(&report);
         Ok((output, report))
     }
 
@@ -303,7 +314,7 @@ impl Pipeline {
         let start = Instant::now();
         let header = Header::read_from(&mut input)?;
         let chain = self.chain_for(&header)?;
-        let state = self.new_state(header.chunk_size);
+        let state = self.new_state(header.chunk_size, &chain, header.checksum);
         let mut sink = Sink::new(output);
         let mut hasher = header.checksum.map(|c| c.hasher());
         let mut chunks = 0u64;
@@ -358,6 +369,8 @@ impl Pipeline {
         report.checksum = header.checksum;
         report.digest = trailer.digest;
         report.mode = Some(header.mode);
+        report.chunk_size = header.chunk_size;
+        self.run_done(&report);
         Ok((output, report))
     }
 
@@ -391,7 +404,12 @@ impl Pipeline {
             .collect()
     }
 
-    fn new_state(&self, chunk_size: usize) -> RunState<'_> {
+    fn new_state(
+        &self,
+        chunk_size: usize,
+        chain: &[ChainStage],
+        checksum: Option<ChecksumKind>,
+    ) -> RunState<'_> {
         let cfg = &self.inner.config;
         // Enough idle buffers to cover the memory bound (see docs/design.md):
         // beyond that, returned buffers are simply freed.
@@ -401,6 +419,18 @@ impl Pipeline {
             self.inner.cancel.child(),
             BufferPool::new(max_free, chunk_size),
         )
+        .observed(
+            self.inner.metrics.clone(),
+            chain.iter().map(|s| s.desc.name.clone()),
+            checksum.map(|c| c.name()),
+        )
+    }
+
+    /// Tells the metrics (if any) that a run succeeded.
+    fn run_done(&self, report: &Report) {
+        if let Some(m) = &self.inner.metrics {
+            m.run_done(&self.inner.governor, report);
+        }
     }
 
     /// After a run (any outcome): chunk buffers dropped on an error path were
