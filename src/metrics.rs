@@ -545,7 +545,8 @@ impl Metrics {
             all.entries
         };
         latencies.retain(|l| l.count() > 0);
-        latencies.sort_by_key(|l| (l.family as u8, l.label.clone()));
+        // Stable: within a family, stages keep their pipeline order.
+        latencies.sort_by_key(|l| l.family as u8);
         let r = Ordering::Relaxed;
         Snapshot {
             elapsed: self.start.elapsed(),

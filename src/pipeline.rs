@@ -308,11 +308,16 @@ impl Pipeline {
 
     pub(crate) fn restore_stream<R: Read + Send, W: Write + Send>(
         &self,
-        mut input: R,
+        input: R,
         output: W,
     ) -> Result<(W, Report)> {
         let start = Instant::now();
-        let header = Header::read_from(&mut input)?;
+        // Counted from the first byte, so `bytes_in` includes the header.
+        let mut counted = crate::writer::Counting {
+            inner: input,
+            bytes: 0,
+        };
+        let header = Header::read_from(&mut counted)?;
         let chain = self.chain_for(&header)?;
         let state = self.new_state(header.chunk_size, &chain, header.checksum);
         let mut sink = Sink::new(output);
@@ -327,10 +332,6 @@ impl Pipeline {
                 &self.inner.pool,
                 self.inner.config.channel_depth,
                 |tx| {
-                    let mut counted = crate::writer::Counting {
-                        inner: input,
-                        bytes: 0,
-                    };
                     let t = reader::read_records(state, &mut counted, header, tx);
                     container_bytes = counted.bytes;
                     t
