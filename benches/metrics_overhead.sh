@@ -17,6 +17,8 @@
 #                                                   status line per tick
 #   on (prom)   --prometheus-file F (200ms)         the same plus a textfile
 #                                                   rewritten every tick
+#   on (json, 10ms)  as "on (json)" at the shortest interval allowed: 20
+#                    times the snapshots, copies and lines (the worst case)
 # Env: SIZE_MB=256, RUNS=7 (timed runs per row, after one untimed warm-up
 # of each), SYNCPIPE_BIN= to skip the build.
 # Prints one table: median and min-max MB/s (10^6 bytes of input per wall
@@ -82,6 +84,7 @@ rows = [
     ('on (json)', base + ['-o', out + '.json', '--json', '--metrics-interval', '200ms']),
     ('on (prom)', base + ['-o', out + '.prom', '--progress', 'never',
                           '--prometheus-file', out + '.txt', '--metrics-interval', '200ms']),
+    ('on (json, 10ms)', base + ['-o', out + '.fast', '--json', '--metrics-interval', '10ms']),
 ]
 def once(cmd):
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)

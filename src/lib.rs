@@ -22,6 +22,10 @@
 //!
 //! The threads, channels, shutdown protocol and memory bound are described
 //! in `docs/design.md`; the container in `docs/format.md`.
+//!
+//! Runs can be observed without the library printing anything: give the
+//! builder a [`Metrics`] ([`PipelineBuilder::metrics`]) and read its
+//! [`Snapshot`]s, pulled or pushed to an [`Observer`] (see [`metrics`]).
 
 pub mod cancel;
 mod chunk;
