@@ -94,7 +94,9 @@ fn contended(c: &mut Criterion) {
     // Every thread does OPS per iteration.
     g.throughput(Throughput::Elements(OPS * THREADS as u64));
     for (name, order) in ORDERS {
-        g.bench_function(name, |b| b.iter_custom(|iters| parallel(iters, order, true)));
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| parallel(iters, order, true))
+        });
     }
     g.finish();
     let mut g = c.benchmark_group("fetch_add/sharded");
