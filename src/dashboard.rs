@@ -128,7 +128,11 @@ pub fn frame(
                 "done".to_string()
             } else if avg_rate > 0.0 {
                 let left = total.saturating_sub(done_bytes) as f64 / avg_rate;
-                format!("ETA {}", clock(Duration::from_secs_f64(left)))
+                // Rounded up: "0:00" only when nothing is left.
+                format!(
+                    "ETA {}",
+                    clock(Duration::try_from_secs_f64(left.ceil()).unwrap_or(Duration::MAX))
+                )
             } else {
                 "ETA --:--".to_string()
             };
@@ -149,8 +153,10 @@ pub fn frame(
         )),
     }
     // Throughput over the last interval.
+    // The final frame shows averages over the whole run: the last
+    // interval is only the tail end (trailer, fsync) of it.
     let (bytes_s, chunks_s, files_s) = match prev {
-        Some(p) if snap.elapsed > p.elapsed => (
+        Some(p) if snap.elapsed > p.elapsed && !ctx.done => (
             rate(snap.bytes_read, p.bytes_read, snap.elapsed, p.elapsed),
             rate(snap.chunks, p.chunks, snap.elapsed, p.elapsed),
             rate(snap.files, p.files, snap.elapsed, p.elapsed),
