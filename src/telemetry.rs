@@ -50,8 +50,8 @@ pub struct TelemetryArgs {
           value_parser = parse_interval, global = true)]
     pub metrics_interval: Duration,
     /// Print JSON lines on stdout (status, file_done, error, summary; see
-    /// docs/json.md) instead of human output there. Not with `-c`/`-o -`,
-    /// which need stdout for the data.
+    /// docs/json.md) instead of human output there (`-q` does not silence
+    /// them). Not with `-c`/`-o -`, which need stdout for the data.
     #[arg(long, global = true)]
     pub json: bool,
     /// Write metrics in the Prometheus text format to PATH (atomically:
