@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::format::{self, RecordHead, StageDesc, DIGEST_LEN, FLAG_LAST};
-use crate::metrics::Lap;
 use crate::pool::BufferPool;
+use crate::recorder::Lap;
 use crate::stage::{ChunkInfo, Stage};
 use crate::stages::ChecksumKind;
 

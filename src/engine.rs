@@ -35,8 +35,9 @@ use crate::cancel::Cancel;
 use crate::chunk::{Chunk, Encoded, Sealed};
 use crate::error::{Error, ErrorKind, Result};
 use crate::governor::{Governor, MemoryGauge};
-use crate::metrics::{self, Metrics, Permit, Recorder, Trace};
+use crate::metrics::Metrics;
 use crate::pool::BufferPool;
+use crate::recorder::{self, Permit, Recorder, Trace};
 
 /// State shared by the threads of one run.
 pub(crate) struct RunState<'a> {
@@ -187,7 +188,7 @@ impl<J: Weight> Feed<'_, J> {
             return self.tx.send((job, None)).map_err(|_| ());
         };
         let bytes = job.weight();
-        let stamp = (Instant::now(), metrics::take_wait(Permit::Io));
+        let stamp = (Instant::now(), recorder::take_wait(Permit::Io));
         self.tx.send((job, Some(stamp))).map_err(|_| ())?;
         m.note_read(bytes, self.tx.len());
         Ok(())
@@ -253,7 +254,7 @@ where
                                     let received = Instant::now();
                                     let bytes = out.weight();
                                     consume(out)?;
-                                    rec.record(&trace, received, metrics::take_wait(Permit::Io));
+                                    rec.record(&trace, received, recorder::take_wait(Permit::Io));
                                     rec.metrics().note_written(bytes);
                                 }
                                 _ => consume(out)?,
@@ -322,7 +323,7 @@ fn dispatch<J: Send, O: Send>(
             let trace = stamp
                 .zip(dispatched)
                 .map(|((queued, read_wait), dispatched)| {
-                    let cpu_wait = metrics::take_wait(Permit::Cpu);
+                    let cpu_wait = recorder::take_wait(Permit::Cpu);
                     (queued, read_wait, dispatched, cpu_wait)
                 });
             let (tx, rx) = bounded(1);
@@ -331,13 +332,13 @@ fn dispatch<J: Send, O: Send>(
                     if let Some(m) = metrics {
                         m.worker_started();
                     }
-                    metrics::begin_laps();
+                    recorder::begin_laps();
                     (t, Instant::now())
                 });
                 let result = panic::catch_unwind(AssertUnwindSafe(|| work(index, job)));
                 let trace = timed.map(|((queued, read_wait, dispatched, cpu_wait), start)| {
                     let done = Instant::now();
-                    let laps = metrics::end_laps();
+                    let laps = recorder::end_laps();
                     if let Some(m) = metrics {
                         m.worker_finished();
                     }

@@ -13,7 +13,7 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::cancel::Cancel;
 use crate::error::{Error, Result};
-use crate::metrics::{self, Permit};
+use crate::recorder::{self, Permit};
 
 /// How often a waiter re-checks its cancel token. A semaphore is shared by
 /// runs with different tokens, so a cancel cannot notify "its" waiters
@@ -129,7 +129,7 @@ impl Semaphore {
             // Into this thread's tally; the engine attaches it to the chunk
             // the wait was for (see `metrics`). Only waits that blocked get
             // here, so the fast path stays free.
-            metrics::note_wait(permit, waited);
+            recorder::note_wait(permit, waited);
         }
         result
     }

@@ -20,169 +20,23 @@
 //!   ticker thread of the run builds a [`Snapshot`] and hands it to the
 //!   [`Observer`]. At the end of a run the writer's histograms are merged
 //!   into the totals.
+//!
+//! This file holds the shared [`Metrics`] and the observer API; the
+//! per-chunk stopwatches and the writer's recorder are in `recorder.rs`,
+//! the snapshot types in `snapshot.rs`.
 
-use std::cell::Cell;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hdrhistogram::Histogram;
 use parking_lot::Mutex;
 
-use crate::format::MAX_STAGES;
 use crate::governor::Governor;
+use crate::recorder::Recorder;
 use crate::report::Report;
-
-/// Largest latency the histograms resolve: one hour in nanoseconds; longer
-/// samples are clamped to it.
-const HIGHEST_NS: u64 = 3_600_000_000_000;
-/// Significant digits of the histograms: 2 keeps every percentile within
-/// 1% of the true value in about 35 KiB per histogram (3 digits would need
-/// about 250 KiB each, copied at every interval).
-const SIGFIG: u8 = 2;
-
-/// What a histogram measures. Together with a label (the stage, the permit
-/// or the queue) it names one histogram of a [`Snapshot`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Family {
-    /// CPU time of one chunk's whole job on the pool (all stages and the
-    /// checksum), no label.
-    ChunkCpu,
-    /// CPU time of one stage (or the checksum) on one chunk; label: the
-    /// stage name, e.g. `zstd:3`, `blake3`.
-    StageCpu,
-    /// Time one chunk waited for a permit; label `cpu` (dispatcher, one
-    /// sample per chunk) or `io` (reader and writer, one sample each per
-    /// chunk). An acquire that did not wait counts as 0.
-    PermitWait,
-    /// Time one chunk spent queued; label `jobs` (read, waiting for the
-    /// dispatcher) or `results` (done on the pool, waiting for the writer).
-    QueueWait,
-}
-
-impl Family {
-    /// The snake-case name used in JSON keys and Prometheus metric names.
-    pub fn name(self) -> &'static str {
-        match self {
-            Family::ChunkCpu => "chunk_cpu",
-            Family::StageCpu => "stage_cpu",
-            Family::PermitWait => "permit_wait",
-            Family::QueueWait => "queue_wait",
-        }
-    }
-
-    /// The Prometheus label key of this family (`None` for [`Family::ChunkCpu`]).
-    pub fn label_key(self) -> Option<&'static str> {
-        match self {
-            Family::ChunkCpu => None,
-            Family::StageCpu => Some("stage"),
-            Family::PermitWait => Some("permit"),
-            Family::QueueWait => Some("queue"),
-        }
-    }
-}
-
-/// One latency histogram (nanoseconds) with the exact sum of its samples.
-#[derive(Clone)]
-pub struct Latency {
-    /// What it measures.
-    pub family: Family,
-    /// The stage, permit or queue; empty for [`Family::ChunkCpu`].
-    pub label: String,
-    /// The samples, in nanoseconds, 2 significant digits.
-    pub histogram: Histogram<u64>,
-    /// Exact sum of the samples, in nanoseconds.
-    pub sum_ns: u64,
-}
-
-impl Latency {
-    fn new(family: Family, label: &str) -> Latency {
-        Latency {
-            family,
-            label: label.to_string(),
-            histogram: Histogram::new_with_bounds(1, HIGHEST_NS, SIGFIG)
-                .expect("constant histogram bounds are valid"),
-            sum_ns: 0,
-        }
-    }
-
-    fn record(&mut self, ns: u64) {
-        self.histogram.saturating_record(ns);
-        self.sum_ns = self.sum_ns.saturating_add(ns);
-    }
-
-    fn merge(&mut self, other: &Latency) {
-        // Same bounds on both sides, so `add` cannot fail; a failure would
-        // only lose samples of a statistic.
-        let _ = self.histogram.add(&other.histogram);
-        self.sum_ns = self.sum_ns.saturating_add(other.sum_ns);
-    }
-
-    /// `family` or `family.label`: the key of this histogram in JSON.
-    pub fn key(&self) -> String {
-        if self.label.is_empty() {
-            self.family.name().to_string()
-        } else {
-            format!("{}.{}", self.family.name(), self.label)
-        }
-    }
-
-    /// Number of samples.
-    pub fn count(&self) -> u64 {
-        self.histogram.len()
-    }
-
-    /// The value at quantile `q` (0.0–1.0) in nanoseconds; 0 when empty.
-    pub fn quantile_ns(&self, q: f64) -> u64 {
-        if self.histogram.is_empty() {
-            0
-        } else {
-            self.histogram.value_at_quantile(q)
-        }
-    }
-}
-
-impl fmt::Debug for Latency {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Latency")
-            .field("key", &self.key())
-            .field("count", &self.count())
-            .field("p50_ns", &self.quantile_ns(0.5))
-            .field("p99_ns", &self.quantile_ns(0.99))
-            .finish()
-    }
-}
-
-/// A set of latency histograms, found by family and label.
-#[derive(Clone, Debug, Default)]
-struct Latencies {
-    entries: Vec<Latency>,
-}
-
-impl Latencies {
-    fn slot(&mut self, family: Family, label: &str) -> &mut Latency {
-        let at = match self
-            .entries
-            .iter()
-            .position(|l| l.family == family && l.label == label)
-        {
-            Some(i) => i,
-            None => {
-                self.entries.push(Latency::new(family, label));
-                self.entries.len() - 1
-            }
-        };
-        &mut self.entries[at]
-    }
-
-    fn merge(&mut self, other: &Latencies) {
-        for l in &other.entries {
-            self.slot(l.family, &l.label).merge(l);
-        }
-    }
-}
+use crate::snapshot::Latencies;
+pub use crate::snapshot::{Family, Latency, QueueStat, Snapshot};
 
 /// Average and maximum depth of a bounded channel, sampled by its sender
 /// right after each send (the depth an arriving item found, itself included).
@@ -217,82 +71,6 @@ impl QueueGauge {
                 self.sum.load(Ordering::Relaxed) as f64 / samples as f64
             },
             max: self.max.load(Ordering::Relaxed),
-        }
-    }
-}
-
-/// Depth statistics of one of a run's bounded channels.
-#[derive(Debug, Clone, PartialEq)]
-pub struct QueueStat {
-    /// `jobs` (reader → dispatcher) or `results` (pool → writer, in order).
-    pub name: &'static str,
-    /// Depth seen by the latest send.
-    pub depth: u64,
-    /// The channel's capacity (of the latest run).
-    pub capacity: u64,
-    /// Average depth seen by sends.
-    pub avg: f64,
-    /// Largest depth seen by a send.
-    pub max: u64,
-}
-
-/// Everything the metrics know at one moment: what observers get and what
-/// [`Metrics::snapshot`] returns.
-#[derive(Debug, Clone, Default)]
-pub struct Snapshot {
-    /// Time since the [`Metrics`] were created.
-    pub elapsed: Duration,
-    /// Runs (files) finished successfully.
-    pub files: u64,
-    /// Chunks written (all runs, the running ones included).
-    pub chunks: u64,
-    /// Input bytes handed over by the reader in chunks (process: original
-    /// bytes; restore: record payloads), the running runs included.
-    pub bytes_read: u64,
-    /// Chunk bytes handed to the output by the writer (process: framed
-    /// records; restore: original bytes), the running runs included.
-    pub bytes_written: u64,
-    /// Exact bytes read by finished runs (container header and trailer
-    /// included), as in their [`Report::bytes_in`].
-    pub bytes_in: u64,
-    /// Exact bytes written by finished runs, as in [`Report::bytes_out`].
-    pub bytes_out: u64,
-    /// CPU permits free now, and the capacity.
-    pub cpu_permits: (u64, u64),
-    /// IO permits free now, and the capacity.
-    pub io_permits: (u64, u64),
-    /// Chunk jobs running on the pool now.
-    pub active_workers: u64,
-    /// Bytes of chunk data held in buffers now (the governor's gauge).
-    pub buffer_bytes: u64,
-    /// Most bytes of chunk data ever held at once.
-    pub buffer_bytes_peak: u64,
-    /// Buffers taken from the pools that were reused.
-    pub buffers_reused: u64,
-    /// Buffers taken from the pools that had to be allocated.
-    pub buffers_allocated: u64,
-    /// The two channels of a run.
-    pub queues: Vec<QueueStat>,
-    /// Every latency histogram that has samples.
-    pub latencies: Vec<Latency>,
-}
-
-impl Snapshot {
-    /// The histogram of `family` with `label` (`""` for none), if it has
-    /// samples.
-    pub fn latency(&self, family: Family, label: &str) -> Option<&Latency> {
-        self.latencies
-            .iter()
-            .find(|l| l.family == family && l.label == label)
-    }
-
-    /// Share of reused buffers among all buffers taken, 0.0–1.0.
-    pub fn reuse_rate(&self) -> f64 {
-        let total = self.buffers_reused + self.buffers_allocated;
-        if total == 0 {
-            0.0
-        } else {
-            self.buffers_reused as f64 / total as f64
         }
     }
 }
@@ -477,6 +255,26 @@ impl Metrics {
         Recorder::new(Arc::clone(self), run, stages)
     }
 
+    /// Makes `lat` the latest copy of run `run`'s histograms (called by its
+    /// writer about twice per interval).
+    pub(crate) fn publish(&self, run: u64, lat: &Latencies) {
+        let mut live = self.live.lock();
+        match live.iter_mut().find(|(r, _)| *r == run) {
+            Some((_, l)) => l.clone_from(lat),
+            None => live.push((run, lat.clone())),
+        }
+    }
+
+    /// Merges a run's histograms into the totals and withdraws its live
+    /// copy, under both locks (the order `capture` takes them in), so no
+    /// snapshot counts the run twice or misses it.
+    pub(crate) fn retire(&self, run: u64, lat: &Latencies) {
+        let mut finished = self.finished.lock();
+        let mut live = self.live.lock();
+        finished.merge(lat);
+        live.retain(|(r, _)| *r != run);
+    }
+
     /// Sends a tick unless another run sharing these metrics sent one less
     /// than half an interval ago. `buffers` is the (reused, allocated) count
     /// of the calling run's pool so far.
@@ -593,201 +391,5 @@ impl fmt::Debug for Metrics {
             .field("files", &self.files.load(Ordering::Relaxed))
             .field("chunks", &self.chunks.load(Ordering::Relaxed))
             .finish()
-    }
-}
-
-// ----- per-chunk timing --------------------------------------------------------
-
-/// Which permit a wait was for.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Permit {
-    Cpu = 0,
-    Io = 1,
-}
-
-/// Time one chunk's job spent in each stage and in the checksum.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Laps {
-    pub stages: [u64; MAX_STAGES],
-    pub checksum: u64,
-}
-
-thread_local! {
-    /// True while a chunk job with metrics runs on this thread.
-    static TIMING: Cell<bool> = const { Cell::new(false) };
-    static LAPS: Cell<Laps> = const { Cell::new(Laps { stages: [0; MAX_STAGES], checksum: 0 }) };
-    /// Permit waits of this thread not yet attached to a chunk.
-    static WAITS: Cell<[u64; 2]> = const { Cell::new([0; 2]) };
-}
-
-/// Adds a permit wait to this thread's tally (called by the governor on
-/// the slow path only: an acquire that does not wait costs nothing here).
-pub(crate) fn note_wait(permit: Permit, wait: Duration) {
-    let ns = u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX);
-    WAITS.with(|w| {
-        let mut v = w.get();
-        v[permit as usize] = v[permit as usize].saturating_add(ns);
-        w.set(v);
-    });
-}
-
-/// Takes this thread's tally of waits for `permit` since the last take.
-pub(crate) fn take_wait(permit: Permit) -> u64 {
-    WAITS.with(|w| {
-        let mut v = w.get();
-        let ns = std::mem::take(&mut v[permit as usize]);
-        w.set(v);
-        ns
-    })
-}
-
-/// Starts timing the chunk job about to run on this thread.
-pub(crate) fn begin_laps() {
-    LAPS.with(|l| l.set(Laps::default()));
-    TIMING.with(|t| t.set(true));
-}
-
-/// Stops timing and returns the job's laps.
-pub(crate) fn end_laps() -> Laps {
-    TIMING.with(|t| t.set(false));
-    LAPS.with(Cell::get)
-}
-
-/// A stopwatch for one stage of one chunk; inert unless the job is timed.
-pub(crate) struct Lap(Option<Instant>);
-
-impl Lap {
-    pub fn start() -> Lap {
-        Lap(TIMING.with(Cell::get).then(Instant::now))
-    }
-
-    /// Adds the elapsed time to stage `i`.
-    pub fn stage(self, i: usize) {
-        if let Some(t) = self.0 {
-            let ns = t.elapsed().as_nanos() as u64;
-            LAPS.with(|l| {
-                let mut v = l.get();
-                if let Some(s) = v.stages.get_mut(i) {
-                    *s += ns;
-                }
-                l.set(v);
-            });
-        }
-    }
-
-    /// Adds the elapsed time to the checksum.
-    pub fn checksum(self) {
-        if let Some(t) = self.0 {
-            let ns = t.elapsed().as_nanos() as u64;
-            LAPS.with(|l| {
-                let mut v = l.get();
-                v.checksum += ns;
-                l.set(v);
-            });
-        }
-    }
-}
-
-/// Where one chunk was when: stamped by the reader, the dispatcher and the
-/// pool, read by the writer.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Trace {
-    pub queued: Instant,
-    pub read_wait: u64,
-    pub dispatched: Instant,
-    pub cpu_wait: u64,
-    pub cpu: u64,
-    pub laps: Laps,
-    pub done: Instant,
-}
-
-/// A run's histograms, owned by its writer thread: recording is a plain
-/// `&mut` update, no lock, no atomic. Published every interval, merged into
-/// the totals when dropped (at the end of the run, whatever its outcome).
-pub(crate) struct Recorder {
-    metrics: Arc<Metrics>,
-    run: u64,
-    /// Stage names, then the checksum's (if any) last.
-    stages: Vec<String>,
-    has_checksum: bool,
-    lat: Latencies,
-    next_publish: Instant,
-}
-
-impl Recorder {
-    fn new(metrics: Arc<Metrics>, run: u64, stages: Vec<String>) -> Recorder {
-        Recorder {
-            // The first chunk publishes at once, so that the first tick
-            // already shows percentiles.
-            next_publish: Instant::now(),
-            metrics,
-            run,
-            has_checksum: false,
-            stages,
-            lat: Latencies::default(),
-        }
-    }
-
-    /// Labels the checksum lap (the last of `stages` given to `new`).
-    pub fn with_checksum(mut self, yes: bool) -> Recorder {
-        self.has_checksum = yes;
-        self
-    }
-
-    pub fn metrics(&self) -> &Metrics {
-        &self.metrics
-    }
-
-    /// Records one chunk, received by the writer at `received` and written
-    /// after waiting `write_wait` ns for an IO permit.
-    pub fn record(&mut self, t: &Trace, received: Instant, write_wait: u64) {
-        let ns = |d: Duration| d.as_nanos() as u64;
-        self.lat.slot(Family::ChunkCpu, "").record(t.cpu);
-        let transforms = self.stages.len() - usize::from(self.has_checksum);
-        for (i, name) in self.stages.iter().enumerate() {
-            let v = if i < transforms {
-                t.laps.stages[i]
-            } else {
-                t.laps.checksum
-            };
-            self.lat.slot(Family::StageCpu, name).record(v);
-        }
-        self.lat.slot(Family::PermitWait, "cpu").record(t.cpu_wait);
-        let io = self.lat.slot(Family::PermitWait, "io");
-        io.record(t.read_wait);
-        io.record(write_wait);
-        self.lat
-            .slot(Family::QueueWait, "jobs")
-            .record(ns(t.dispatched.saturating_duration_since(t.queued)));
-        self.lat
-            .slot(Family::QueueWait, "results")
-            .record(ns(received.saturating_duration_since(t.done)));
-        if !self.metrics.interval.is_zero() && received >= self.next_publish {
-            // Twice per interval: a tick then shows data at most about half
-            // an interval old, whatever the phase between the two threads.
-            self.next_publish = received + self.metrics.interval / 2;
-            self.publish();
-        }
-    }
-
-    /// Copies the histograms where ticks can see them (once per interval).
-    fn publish(&self) {
-        let mut live = self.metrics.live.lock();
-        match live.iter_mut().find(|(r, _)| *r == self.run) {
-            Some((_, l)) => l.clone_from(&self.lat),
-            None => live.push((self.run, self.lat.clone())),
-        }
-    }
-}
-
-impl Drop for Recorder {
-    fn drop(&mut self) {
-        // Merge and withdraw the live copy under both locks (the order
-        // `capture` takes them in), so no snapshot counts this run twice or
-        // misses it.
-        let mut finished = self.metrics.finished.lock();
-        let mut live = self.metrics.live.lock();
-        finished.merge(&self.lat);
-        live.retain(|(r, _)| *r != self.run);
     }
 }
