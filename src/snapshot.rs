@@ -172,10 +172,10 @@ pub struct QueueStat {
 }
 
 /// Everything the metrics know at one moment: what observers get and what
-/// [`Metrics::snapshot`] returns.
+/// [`Metrics::snapshot`](crate::metrics::Metrics::snapshot) returns.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
-    /// Time since the [`Metrics`] were created.
+    /// Time since the [`Metrics`](crate::metrics::Metrics) were created.
     pub elapsed: Duration,
     /// Runs (files) finished successfully.
     pub files: u64,
@@ -188,9 +188,9 @@ pub struct Snapshot {
     /// records; restore: original bytes), the running runs included.
     pub bytes_written: u64,
     /// Exact bytes read by finished runs (container header and trailer
-    /// included), as in their [`Report::bytes_in`].
+    /// included), as in their [`Report::bytes_in`](crate::Report::bytes_in).
     pub bytes_in: u64,
-    /// Exact bytes written by finished runs, as in [`Report::bytes_out`].
+    /// Exact bytes written by finished runs, as in [`Report::bytes_out`](crate::Report::bytes_out).
     pub bytes_out: u64,
     /// CPU permits free now, and the capacity.
     pub cpu_permits: (u64, u64),
