@@ -29,8 +29,10 @@ pub enum Family {
     /// sample per chunk) or `io` (reader and writer, one sample each per
     /// chunk). An acquire that did not wait counts as 0.
     PermitWait,
-    /// Time one chunk spent queued; label `jobs` (read, waiting for the
-    /// dispatcher) or `results` (done on the pool, waiting for the writer).
+    /// Time one chunk spent queued; label `jobs` (from the reader handing
+    /// it over, a wait for room in a full channel included, to the
+    /// dispatcher taking it) or `results` (done on the pool, waiting for
+    /// the writer).
     QueueWait,
 }
 
