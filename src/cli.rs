@@ -35,7 +35,8 @@ pub struct Args {
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     quiet: bool,
     /// Print a detailed summary after process and restore (chunks, buffer
-    /// reuse, memory, permit waits); verify and info print the same either way.
+    /// reuse, memory, permit waits, p50/p95/p99 of CPU time and waits);
+    /// verify adds the p50/p95/p99 lines, info prints the same either way.
     #[arg(short, long, global = true)]
     verbose: bool,
     #[command(flatten)]
