@@ -261,7 +261,6 @@ fn dispatch(command: Command, cancel: Cancel, v: Verbosity, tel: &Telemetry) -> 
             tel.begin(&pipeline, &input, None);
             let src = open_input(&input)?;
             let report = pipeline.verify(src).map_err(|e| e.with_path(&input))?;
-            tel.file_done(&input, "", &report);
             if !v.quiet && !tel.json() {
                 let digest = match (report.checksum, report.digest_hex()) {
                     (Some(k), Some(d)) => format!(", {} {d}", k.name()),
@@ -274,6 +273,7 @@ fn dispatch(command: Command, cancel: Cancel, v: Verbosity, tel: &Telemetry) -> 
                     report.chunks
                 );
             }
+            tel.file_done(&input, "", &report);
             Ok(())
         }
         Command::Info { input } => info(&input),
