@@ -87,10 +87,9 @@ impl<'a> RunState<'a> {
 
     /// The writer thread's recorder, if this run reports metrics.
     fn recorder(&self) -> Option<Recorder> {
-        self.metrics.as_ref().map(|m| {
-            m.recorder(self.labels.clone())
-                .with_checksum(self.has_checksum)
-        })
+        self.metrics
+            .as_ref()
+            .map(|m| m.recorder(self.labels.clone(), self.has_checksum))
     }
 
     /// Counts `bytes` of chunk data as alive (read, not yet written).
@@ -246,9 +245,9 @@ where
             .name("syncpipe-writer".into())
             .spawn_scoped(s, move || {
                 guarded(state, "writer", || {
-                    for slot in slots_rx.iter() {
+                    while let Ok(slot) = recv(&slots_rx, recorder.as_mut()) {
                         state.check()?;
-                        match slot.recv() {
+                        match recv(&slot, recorder.as_mut()) {
                             Ok(Some((out, trace))) => match (recorder.as_mut(), trace) {
                                 (Some(rec), Some(trace)) => {
                                     let received = Instant::now();
@@ -301,6 +300,25 @@ where
         return Err(err);
     }
     produced.ok_or_else(|| Error::new(ErrorKind::Panic, "reader thread ended without a result"))
+}
+
+/// The writer's blocking receive: a plain `recv`, except that with a
+/// recorder it wakes every half interval while it waits, so that the
+/// recorder can publish what it holds (see `Recorder::idle`).
+fn recv<T>(
+    rx: &Receiver<T>,
+    recorder: Option<&mut Recorder>,
+) -> std::result::Result<T, crossbeam_channel::RecvError> {
+    let Some((rec, wait)) = recorder.and_then(|r| r.idle_after().map(|w| (r, w))) else {
+        return rx.recv();
+    };
+    loop {
+        match rx.recv_timeout(wait) {
+            Ok(v) => return Ok(v),
+            Err(RecvTimeoutError::Timeout) => rec.idle(),
+            Err(RecvTimeoutError::Disconnected) => return Err(crossbeam_channel::RecvError),
+        }
+    }
 }
 
 /// The dispatcher loop: one CPU lease per job, job on the pool, slot in order.

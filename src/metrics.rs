@@ -249,10 +249,10 @@ impl Metrics {
     }
 
     /// A recorder for one run's writer thread.
-    pub(crate) fn recorder(self: &Arc<Self>, stages: Vec<String>) -> Recorder {
+    pub(crate) fn recorder(self: &Arc<Self>, stages: Vec<String>, has_checksum: bool) -> Recorder {
         // Relaxed: a unique number is all that is needed.
         let run = self.next_run.fetch_add(1, Ordering::Relaxed);
-        Recorder::new(Arc::clone(self), run, stages)
+        Recorder::new(Arc::clone(self), run, stages, has_checksum)
     }
 
     /// Makes `lat` the latest copy of run `run`'s histograms (called by its

@@ -115,36 +115,52 @@ pub(crate) struct Trace {
 }
 
 /// A run's histograms, owned by its writer thread: recording is a plain
-/// `&mut` update, no lock, no atomic. Published every interval, merged into
-/// the totals when dropped (at the end of the run, whatever its outcome).
+/// `&mut` update, no lock, no atomic. Published about twice per interval
+/// (and when the writer goes idle), merged into the totals when dropped
+/// (at the end of the run, whatever its outcome).
 pub(crate) struct Recorder {
     metrics: Arc<Metrics>,
     run: u64,
-    /// Stage names, then the checksum's (if any) last.
-    stages: Vec<String>,
+    /// Number of stage histograms (transforms, then the checksum if any).
+    stages: usize,
     has_checksum: bool,
+    /// In a fixed order: chunk CPU, one per stage, CPU permit, IO permit,
+    /// jobs queue, results queue (indexed, not searched, per chunk).
     lat: Latencies,
     next_publish: Instant,
+    /// Samples recorded since the last publication.
+    dirty: bool,
 }
 
 impl Recorder {
-    pub(crate) fn new(metrics: Arc<Metrics>, run: u64, stages: Vec<String>) -> Recorder {
+    /// `stages`: the labels of the stage histograms, the checksum's last
+    /// when `has_checksum`.
+    pub(crate) fn new(
+        metrics: Arc<Metrics>,
+        run: u64,
+        stages: Vec<String>,
+        has_checksum: bool,
+    ) -> Recorder {
+        let mut lat = Latencies::default();
+        lat.slot(Family::ChunkCpu, "");
+        for name in &stages {
+            lat.slot(Family::StageCpu, name);
+        }
+        lat.slot(Family::PermitWait, "cpu");
+        lat.slot(Family::PermitWait, "io");
+        lat.slot(Family::QueueWait, "jobs");
+        lat.slot(Family::QueueWait, "results");
         Recorder {
             // The first chunk publishes at once, so that the first tick
             // already shows percentiles.
             next_publish: Instant::now(),
             metrics,
             run,
-            has_checksum: false,
-            stages,
-            lat: Latencies::default(),
+            stages: stages.len(),
+            has_checksum,
+            lat,
+            dirty: false,
         }
-    }
-
-    /// Labels the checksum lap (the last of `stages` given to `new`).
-    pub fn with_checksum(mut self, yes: bool) -> Recorder {
-        self.has_checksum = yes;
-        self
     }
 
     pub fn metrics(&self) -> &Metrics {
@@ -155,32 +171,51 @@ impl Recorder {
     /// after waiting `write_wait` ns for an IO permit.
     pub fn record(&mut self, t: &Trace, received: Instant, write_wait: u64) {
         let ns = |d: Duration| d.as_nanos() as u64;
-        self.lat.slot(Family::ChunkCpu, "").record(t.cpu);
-        let transforms = self.stages.len() - usize::from(self.has_checksum);
-        for (i, name) in self.stages.iter().enumerate() {
-            let v = if i < transforms {
+        let n = self.stages;
+        let transforms = n - usize::from(self.has_checksum);
+        let e = &mut self.lat.entries;
+        e[0].record(t.cpu);
+        for i in 0..n {
+            e[1 + i].record(if i < transforms {
                 t.laps.stages[i]
             } else {
                 t.laps.checksum
-            };
-            self.lat.slot(Family::StageCpu, name).record(v);
+            });
         }
-        self.lat.slot(Family::PermitWait, "cpu").record(t.cpu_wait);
-        let io = self.lat.slot(Family::PermitWait, "io");
-        io.record(t.read_wait);
-        io.record(write_wait);
-        self.lat
-            .slot(Family::QueueWait, "jobs")
-            .record(ns(t.dispatched.saturating_duration_since(t.queued)));
-        self.lat
-            .slot(Family::QueueWait, "results")
-            .record(ns(received.saturating_duration_since(t.done)));
-        let interval = self.metrics.interval();
-        if !interval.is_zero() && received >= self.next_publish {
+        e[n + 1].record(t.cpu_wait);
+        e[n + 2].record(t.read_wait);
+        e[n + 2].record(write_wait);
+        e[n + 3].record(ns(t.dispatched.saturating_duration_since(t.queued)));
+        e[n + 4].record(ns(received.saturating_duration_since(t.done)));
+        self.dirty = true;
+        if received >= self.next_publish {
             // Twice per interval: a tick then shows data at most about half
             // an interval old, whatever the phase between the two threads.
-            self.next_publish = received + interval / 2;
+            self.publish(received);
+        }
+    }
+
+    fn publish(&mut self, now: Instant) {
+        if !self.metrics.interval().is_zero() {
+            self.next_publish = now + self.metrics.interval() / 2;
             self.metrics.publish(self.run, &self.lat);
+        }
+        self.dirty = false;
+    }
+
+    /// How long the writer may block before calling [`Recorder::idle`];
+    /// `None`: no limit (nothing is ever published live).
+    pub fn idle_after(&self) -> Option<Duration> {
+        let interval = self.metrics.interval();
+        (!interval.is_zero()).then_some(interval / 2)
+    }
+
+    /// The writer has waited [`Recorder::idle_after`] for the next chunk:
+    /// publishes what it recorded since the last publication, so that a
+    /// run that stalls (e.g. on a slow input) does not show stale numbers.
+    pub fn idle(&mut self) {
+        if self.dirty {
+            self.publish(Instant::now());
         }
     }
 }

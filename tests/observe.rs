@@ -444,6 +444,61 @@ fn issue4_prometheus_file_passes_the_format_check() {
 }
 
 #[test]
+fn issue4_prometheus_file_is_rewritten_while_the_run_goes_on() {
+    watchdog(60, || {
+        let env = Env::new();
+        let mut child = env
+            .command(&[
+                "process",
+                "-",
+                "-o",
+                "s.spipe",
+                "--chunk-size",
+                CHUNK_ARG,
+                "--prometheus-file",
+                "m.prom",
+                "--metrics-interval",
+                "10ms",
+            ])
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let mut stdin = child.stdin.take().expect("stdin");
+        // Three full chunks: the reader sends two and holds the third until
+        // it knows whether more comes, so two are written while stdin stays
+        // open. Wait (under the watchdog) until a tick has written them:
+        // counters and histograms both, although the writer is idle by then
+        // (it publishes its histograms when it waits).
+        stdin.write_all(&mixed_data(3 * CHUNK, 407)).expect("feed");
+        let mid = loop {
+            if let Ok(text) = fs::read_to_string(env.path("m.prom")) {
+                let m = parse_prometheus(&text);
+                if m.get("syncpipe_chunks_total") == Some(&2.0)
+                    && m.get("syncpipe_chunk_cpu_seconds_count") == Some(&2.0)
+                {
+                    break m;
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        };
+        assert_eq!(
+            mid["syncpipe_files_total"], 0.0,
+            "the run is still going on"
+        );
+        assert_eq!(
+            mid["syncpipe_queue_wait_seconds_count{queue=\"results\"}"],
+            2.0
+        );
+        drop(stdin);
+        assert!(child.wait().expect("wait").success());
+        let end = parse_prometheus(&fs::read_to_string(env.path("m.prom")).expect("textfile"));
+        assert_eq!(end["syncpipe_files_total"], 1.0);
+        assert_eq!(end["syncpipe_chunks_total"], 3.0);
+        assert_eq!(env.listing(), ["m.prom", "s.spipe"]);
+    });
+}
+
+#[test]
 fn issue4_unwritable_prometheus_file_fails_before_any_work() {
     let env = Env::new();
     env.write("x.bin", b"data");
