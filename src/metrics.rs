@@ -15,11 +15,12 @@
 //!   (kept in a thread-local while the job runs), and the writer thread —
 //!   which sees every chunk, in order — records them all into HdrHistograms
 //!   that it alone owns. One owner, so no lock and no atomics per sample.
-//! - **Publication** happens once per interval, not per chunk: the writer
-//!   copies its histograms into the shared [`Metrics`] under a mutex, and a
-//!   ticker thread of the run builds a [`Snapshot`] and hands it to the
-//!   [`Observer`]. At the end of a run the writer's histograms are merged
-//!   into the totals.
+//! - **Publication** happens about twice per interval, not per chunk: the
+//!   writer copies its histograms into the shared [`Metrics`] under a mutex
+//!   (also when it has been idle for half an interval), and once per
+//!   interval a ticker thread of the run builds a [`Snapshot`] and hands it
+//!   to the [`Observer`]. At the end of a run the writer's histograms are
+//!   merged into the totals.
 //!
 //! This file holds the shared [`Metrics`] and the observer API; the
 //! per-chunk stopwatches and the writer's recorder are in `recorder.rs`,
