@@ -9,6 +9,7 @@ use crate::cipher::{FileKeys, TAG_LEN};
 use crate::error::{Error, Result};
 use crate::format::{self, RecordHead, StageDesc, DIGEST_LEN, FLAG_LAST};
 use crate::pool::BufferPool;
+use crate::recorder::Lap;
 use crate::stage::{ChunkInfo, Stage};
 use crate::stages::ChecksumKind;
 
@@ -79,14 +80,18 @@ pub(crate) fn encode(
         last: chunk.last,
         limit: format::max_payload(chunk_size),
     };
+    let lap = Lap::start();
     let digest = codec.record_digest(&chunk.data);
+    lap.checksum();
     let mut cur = chunk.data;
     let mut skip_mask = 0u8;
     for (i, s) in chain.iter().enumerate() {
         let mut out = buffers.take();
+        let lap = Lap::start();
         s.stage
             .forward(&info, &cur, &mut out)
             .map_err(|e| e.with_stage(s.desc.name.clone()))?;
+        lap.stage(i);
         if s.stage.skip_if_larger() && out.len() >= cur.len() {
             // Incompressible: store what came in, remember the skip.
             skip_mask |= 1 << i;
@@ -114,8 +119,10 @@ pub(crate) fn encode(
     if let Some(keys) = codec.keys {
         // Encrypt last, over the compressed bytes (ciphertext does not
         // compress), with the head as associated data.
+        let lap = Lap::start();
         keys.seal(index, chunk.last, &head_bytes, &mut cur)
             .map_err(|e| e.with_stage(keys.cipher().name()))?;
+        lap.stage(chain.len());
     }
     let mut crc = crc32fast::Hasher::new();
     crc.update(&head_bytes);
@@ -140,8 +147,10 @@ pub(crate) fn decode(codec: &Codec<'_>, buffers: &BufferPool, sealed: Sealed) ->
     if let Some(keys) = codec.keys {
         let mut head_bytes = Vec::with_capacity(64);
         head.encode(sealed.digest.as_ref(), &mut head_bytes);
+        let lap = Lap::start();
         keys.open(head.index, head.is_last(), &head_bytes, &mut cur)
             .map_err(|e| e.with_stage(keys.cipher().name()))?;
+        lap.stage(chain.len());
     }
     for (i, s) in chain.iter().enumerate().rev() {
         if head.skip_mask & (1 << i) != 0 {
@@ -160,9 +169,11 @@ pub(crate) fn decode(codec: &Codec<'_>, buffers: &BufferPool, sealed: Sealed) ->
             limit,
         };
         let mut out = buffers.take();
+        let lap = Lap::start();
         s.stage
             .inverse(&info, &cur, &mut out)
             .map_err(|e| e.with_stage(s.desc.name.clone()))?;
+        lap.stage(i);
         if out.len() > limit {
             return Err(Error::integrity(format!(
                 "inverse produced {} bytes, more than the limit of {limit}",
@@ -180,7 +191,10 @@ pub(crate) fn decode(codec: &Codec<'_>, buffers: &BufferPool, sealed: Sealed) ->
         )));
     }
     if let (Some(kind), Some(expected)) = (codec.checksum, sealed.digest) {
-        if kind.digest(&cur) != expected {
+        let lap = Lap::start();
+        let ok = kind.digest(&cur) == expected;
+        lap.checksum();
+        if !ok {
             return Err(Error::integrity(format!("{} mismatch", kind.name())));
         }
     }

@@ -18,6 +18,7 @@ use syncpipe::{config, Cancel, Error, KdfParams, Pipeline, PipelineBuilder, Repo
 
 use crate::exit_code::{ExitCode, TABLE};
 use crate::key_source::{KeyArgs, Purpose};
+use crate::telemetry::{Telemetry, TelemetryArgs};
 
 /// Extension of container files.
 const EXTENSION: &str = "spipe";
@@ -36,9 +37,12 @@ pub struct Args {
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     quiet: bool,
     /// Print a detailed summary after process and restore (chunks, buffer
-    /// reuse, memory, permit waits); verify and info print the same either way.
+    /// reuse, memory, permit waits, p50/p95/p99 of CPU time and waits);
+    /// verify adds the p50/p95/p99 lines, info prints the same either way.
     #[arg(short, long, global = true)]
     verbose: bool,
+    #[command(flatten)]
+    telemetry: TelemetryArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -97,6 +101,28 @@ enum Command {
         /// The container; `-` for stdin.
         input: PathBuf,
     },
+    /// Print a shell completion script to stdout, e.g.
+    /// `syncpipe completions bash > /etc/bash_completion.d/syncpipe`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout: `syncpipe man > syncpipe.1`.
+    Man,
+}
+
+impl Command {
+    /// The subcommand's name, and whether it runs a pipeline.
+    fn name(&self) -> (&'static str, bool) {
+        match self {
+            Command::Process { .. } => ("process", true),
+            Command::Restore { .. } => ("restore", true),
+            Command::Verify { .. } => ("verify", true),
+            Command::Info { .. } => ("info", false),
+            Command::Completions { .. } => ("completions", false),
+            Command::Man => ("man", false),
+        }
+    }
 }
 
 #[derive(ClapArgs, Debug)]
@@ -147,17 +173,36 @@ pub fn run(args: Args) -> ExitCode {
         quiet: args.quiet,
         verbose: args.verbose,
     };
-    match dispatch(args.command, cancel, verbosity) {
+    let (name, runs) = args.command.name();
+    let result =
+        Telemetry::start(&args.telemetry, args.quiet, args.verbose, name, runs).and_then(|tel| {
+            let result = dispatch(args.command, cancel, verbosity, &tel);
+            let code = result
+                .as_ref()
+                .err()
+                .map_or(0, |e| code_of(e, &terminated) as i32);
+            let finished = tel.finish(result.as_ref().err(), code);
+            result.and(finished)
+        });
+    match result {
         Ok(()) => ExitCode::Success,
         // A reader such as `head` went away: a quiet end, not a crash.
         Err(e) if e.is_broken_pipe() => ExitCode::Success,
         Err(e) => {
-            let code = ExitCode::of(&e, terminated.load(Ordering::Relaxed));
+            let code = code_of(&e, &terminated);
             if !matches!(code, ExitCode::Interrupted | ExitCode::Terminated) || !args.quiet {
                 eprintln!("syncpipe: {e}");
             }
             code
         }
+    }
+}
+
+fn code_of(e: &Error, terminated: &AtomicBool) -> ExitCode {
+    if e.is_broken_pipe() {
+        ExitCode::Success
+    } else {
+        ExitCode::of(e, terminated.load(Ordering::Relaxed))
     }
 }
 
@@ -181,7 +226,7 @@ struct Verbosity {
     verbose: bool,
 }
 
-fn dispatch(command: Command, cancel: Cancel, v: Verbosity) -> Result<(), Error> {
+fn dispatch(command: Command, cancel: Cancel, v: Verbosity, tel: &Telemetry) -> Result<(), Error> {
     match command {
         Command::Process {
             input,
@@ -192,9 +237,11 @@ fn dispatch(command: Command, cancel: Cancel, v: Verbosity) -> Result<(), Error>
             argon2,
             tuning,
         } => {
-            let stages = parse_stages(&stages)?;
-            let mut builder = tuning.builder(cancel).chunk_size(chunk_size.unwrap_or(0));
-            match stages.cipher {
+            let parsed = parse_stages(&stages)?;
+            let mut builder = tel
+                .attach(tuning.builder(cancel))
+                .chunk_size(chunk_size.unwrap_or(0));
+            match parsed.cipher {
                 Some(cipher) => {
                     if let Some(text) = &argon2 {
                         if keys.is_key_file() {
@@ -217,8 +264,10 @@ fn dispatch(command: Command, cancel: Cancel, v: Verbosity) -> Result<(), Error>
                 }
                 None => {}
             }
-            let pipeline = builder.stages(stages).build()?;
+            let pipeline = builder.stages(parsed).build()?;
             let dest = process_dest(&input, &out)?;
+            tel.claim_stdout(matches!(dest, Dest::Stdout))?;
+            tel.begin(&pipeline, &input, Some(stages));
             if matches!(dest, Dest::Stdout) && io::stdout().is_terminal() {
                 return Err(Error::usage(
                     "refusing to write a container to a terminal; use -o FILE or redirect stdout",
@@ -232,6 +281,7 @@ fn dispatch(command: Command, cancel: Cancel, v: Verbosity) -> Result<(), Error>
                 }
             };
             summary(v, "processed", &input, &dest, &report);
+            tel.file_done(&input, &dest_name(&dest), &report);
             Ok(())
         }
         Command::Restore {
@@ -241,8 +291,11 @@ fn dispatch(command: Command, cancel: Cancel, v: Verbosity) -> Result<(), Error>
             tuning,
         } => {
             let dest = restore_dest(&input, &out)?;
+            tel.claim_stdout(matches!(dest, Dest::Stdout))?;
             let (src, header) = peek_header(&input)?;
-            let pipeline = with_secret(tuning.builder(cancel), &keys, &header, &input)?.build()?;
+            let builder = tel.attach(tuning.builder(cancel));
+            let pipeline = with_secret(builder, &keys, &header, &input)?.build()?;
+            tel.begin(&pipeline, &input, None);
             let report = match (&dest, is_stdio(&input)) {
                 (Dest::Path(p), false) => pipeline.restore_path(&input, p, out.force)?,
                 // Header and key are checked before the temp file exists.
@@ -254,6 +307,7 @@ fn dispatch(command: Command, cancel: Cancel, v: Verbosity) -> Result<(), Error>
                     .map_err(|e| e.with_path(&input))?,
             };
             summary(v, "restored", &input, &dest, &report);
+            tel.file_done(&input, &dest_name(&dest), &report);
             Ok(())
         }
         Command::Verify {
@@ -262,9 +316,11 @@ fn dispatch(command: Command, cancel: Cancel, v: Verbosity) -> Result<(), Error>
             tuning,
         } => {
             let (src, header) = peek_header(&input)?;
-            let pipeline = with_secret(tuning.builder(cancel), &keys, &header, &input)?.build()?;
+            let builder = tel.attach(tuning.builder(cancel));
+            let pipeline = with_secret(builder, &keys, &header, &input)?.build()?;
+            tel.begin(&pipeline, &input, None);
             let report = pipeline.verify(src).map_err(|e| e.with_path(&input))?;
-            if !v.quiet {
+            if !v.quiet && !tel.json() {
                 let digest = match (report.checksum, report.digest_hex()) {
                     (Some(k), Some(d)) => format!(", {} {d}", k.name()),
                     _ => String::new(),
@@ -276,9 +332,12 @@ fn dispatch(command: Command, cancel: Cancel, v: Verbosity) -> Result<(), Error>
                     report.chunks
                 );
             }
+            tel.file_done(&input, "", &report);
             Ok(())
         }
         Command::Info { input } => info(&input),
+        Command::Completions { shell } => crate::manual::completions(shell),
+        Command::Man => crate::manual::man(),
     }
 }
 
@@ -407,14 +466,18 @@ fn stdout() -> Result<File, Error> {
     Ok(File::from(io::stdout().as_fd().try_clone_to_owned()?))
 }
 
+fn dest_name(dest: &Dest) -> String {
+    match dest {
+        Dest::Stdout => "stdout".to_string(),
+        Dest::Path(p) => p.display().to_string(),
+    }
+}
+
 fn summary(v: Verbosity, verb: &str, input: &Path, dest: &Dest, r: &Report) {
     if v.quiet || !(v.verbose || io::stderr().is_terminal()) {
         return;
     }
-    let to = match dest {
-        Dest::Stdout => "stdout".to_string(),
-        Dest::Path(p) => p.display().to_string(),
-    };
+    let to = dest_name(dest);
     // Compression ratio, original / container, in both directions.
     let container = r.bytes_in + r.bytes_out - r.original_bytes;
     let ratio = if container > 0 {

@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use crate::format::{MAX_CHUNK_SIZE, MAX_STAGES};
 use crate::governor::Governor;
 use crate::kdf::KdfParams;
+use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
 use crate::secret::Secret;
 use crate::stage::Stage;
@@ -71,6 +72,7 @@ pub struct PipelineBuilder {
     pub(crate) cipher: Option<Option<CipherKind>>,
     pub(crate) secret: Option<Secret>,
     pub(crate) kdf: KdfParams,
+    pub(crate) metrics: Option<Arc<Metrics>>,
 }
 
 impl Default for PipelineBuilder {
@@ -88,6 +90,7 @@ impl Default for PipelineBuilder {
             cipher: None,
             secret: None,
             kdf: KdfParams::default(),
+            metrics: None,
         }
     }
 }
@@ -229,6 +232,15 @@ impl PipelineBuilder {
         self
     }
 
+    /// Records metrics of every run into `metrics` (which may be shared
+    /// with other pipelines) and reports them to its observer.
+    ///
+    /// By default, none: nothing is timed or counted.
+    pub fn metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
     /// Validates the settings and builds the pipeline (and its thread pool).
     ///
     /// # Errors
@@ -291,6 +303,13 @@ impl PipelineBuilder {
             cipher,
             kdf: self.kdf,
         };
-        Pipeline::from_parts(config, stages, self.governor, self.cancel, self.secret)
+        Pipeline::from_parts(
+            config,
+            stages,
+            self.governor,
+            self.cancel,
+            self.secret,
+            self.metrics,
+        )
     }
 }

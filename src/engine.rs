@@ -24,15 +24,20 @@
 
 use std::any::Any;
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::Arc;
 use std::thread;
+use std::time::Instant;
 
-use crossbeam_channel::{bounded, Receiver, Sender};
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use parking_lot::Mutex;
 
 use crate::cancel::Cancel;
+use crate::chunk::{Chunk, Encoded, Sealed};
 use crate::error::{Error, ErrorKind, Result};
 use crate::governor::{Governor, MemoryGauge};
+use crate::metrics::Metrics;
 use crate::pool::BufferPool;
+use crate::recorder::{self, Permit, Recorder, Trace};
 
 /// State shared by the threads of one run.
 pub(crate) struct RunState<'a> {
@@ -42,6 +47,11 @@ pub(crate) struct RunState<'a> {
     /// Chunk bytes alive in this run (the governor's gauge covers all runs).
     pub memory: MemoryGauge,
     error: Mutex<Option<Error>>,
+    /// Where this run reports (none: nothing is timed or counted).
+    metrics: Option<Arc<Metrics>>,
+    /// Histogram labels of the stages, the checksum's last.
+    labels: Vec<String>,
+    has_checksum: bool,
 }
 
 impl<'a> RunState<'a> {
@@ -52,7 +62,34 @@ impl<'a> RunState<'a> {
             buffers,
             memory: MemoryGauge::default(),
             error: Mutex::new(None),
+            metrics: None,
+            labels: Vec::new(),
+            has_checksum: false,
         }
+    }
+
+    /// Reports this run to `metrics`, if any; `stages` and `checksum` label
+    /// the per-stage CPU histograms.
+    pub fn observed(
+        mut self,
+        metrics: Option<Arc<Metrics>>,
+        stages: impl IntoIterator<Item = String>,
+        checksum: Option<&str>,
+    ) -> RunState<'a> {
+        if metrics.is_some() {
+            self.labels = stages.into_iter().collect();
+            self.labels.extend(checksum.map(str::to_string));
+            self.has_checksum = checksum.is_some();
+        }
+        self.metrics = metrics;
+        self
+    }
+
+    /// The writer thread's recorder, if this run reports metrics.
+    fn recorder(&self) -> Option<Recorder> {
+        self.metrics
+            .as_ref()
+            .map(|m| m.recorder(self.labels.clone(), self.has_checksum))
     }
 
     /// Counts `bytes` of chunk data as alive (read, not yet written).
@@ -95,9 +132,67 @@ impl<'a> RunState<'a> {
     }
 }
 
-/// Where the chunk results of a run arrive: one slot per chunk, in order.
-/// `None` means the job failed and its error is already in the run state.
-type Slot<O> = Receiver<Option<O>>;
+/// Where the chunk results of a run arrive: one slot per chunk, in order,
+/// with the chunk's timings when the run reports metrics. `None` means the
+/// job failed and its error is already in the run state.
+type Slot<O> = Receiver<Option<(O, Option<Trace>)>>;
+
+/// When a job was queued and how long its read waited for an IO permit.
+type Stamp = (Instant, u64);
+
+/// Bytes of a job or a result, for the byte counters.
+pub(crate) trait Weight {
+    fn weight(&self) -> u64;
+}
+
+impl Weight for Chunk {
+    fn weight(&self) -> u64 {
+        self.data.len() as u64
+    }
+}
+
+impl Weight for Sealed {
+    fn weight(&self) -> u64 {
+        self.payload.len() as u64
+    }
+}
+
+impl Weight for Encoded {
+    fn weight(&self) -> u64 {
+        (self.head.len() + self.payload.len() + 4) as u64
+    }
+}
+
+impl Weight for Vec<u8> {
+    fn weight(&self) -> u64 {
+        self.len() as u64
+    }
+}
+
+/// The reader's end of the jobs channel: sends, and stamps and counts each
+/// job when the run reports metrics.
+pub(crate) struct Feed<'a, J> {
+    tx: Sender<(J, Option<Stamp>)>,
+    metrics: Option<&'a Metrics>,
+}
+
+impl<J: Weight> Feed<'_, J> {
+    /// Sends `job`, blocking while the channel is full.
+    ///
+    /// # Errors
+    ///
+    /// `Err(())` if the dispatcher is gone (the run is stopping).
+    pub fn send(&self, job: J) -> std::result::Result<(), ()> {
+        let Some(m) = self.metrics else {
+            return self.tx.send((job, None)).map_err(|_| ());
+        };
+        let bytes = job.weight();
+        let stamp = (Instant::now(), recorder::take_wait(Permit::Io));
+        self.tx.send((job, Some(stamp))).map_err(|_| ())?;
+        m.note_read(bytes, self.tx.len());
+        Ok(())
+    }
+}
 
 /// Runs one stream through the reader → CPU → writer layout.
 ///
@@ -109,26 +204,36 @@ pub(crate) fn run<J, O, P>(
     state: &RunState<'_>,
     cpu_pool: &rayon::ThreadPool,
     depth: usize,
-    produce: impl FnOnce(&Sender<J>) -> Result<P> + Send,
+    produce: impl FnOnce(&Feed<'_, J>) -> Result<P> + Send,
     work: impl Fn(u64, J) -> Result<O> + Sync,
     mut consume: impl FnMut(O) -> Result<()> + Send,
 ) -> Result<P>
 where
-    J: Send,
-    O: Send,
+    J: Send + Weight,
+    O: Send + Weight,
     P: Send,
 {
     let depth = depth.max(1);
     let cpu_tokens = state.governor.cpu.capacity();
+    let metrics = state.metrics.as_deref();
     let produced = thread::scope(|s| {
-        let (jobs_tx, jobs_rx) = bounded::<J>(depth);
+        let (jobs_tx, jobs_rx) = bounded::<(J, Option<Stamp>)>(depth);
         // Room for every job in flight plus `depth` finished ones: the CPU
         // tokens, not this channel, are what bounds parallelism.
         let (slots_tx, slots_rx) = bounded::<Slot<O>>(depth + cpu_tokens);
+        if let Some(m) = metrics {
+            m.note_capacities(depth, depth + cpu_tokens);
+        }
+        let feed = Feed {
+            tx: jobs_tx,
+            metrics,
+        };
+        // Built before any thread starts; owned by the writer from then on.
+        let mut recorder = state.recorder();
 
         let reader = thread::Builder::new()
             .name("syncpipe-reader".into())
-            .spawn_scoped(s, move || guarded(state, "reader", || produce(&jobs_tx)));
+            .spawn_scoped(s, move || guarded(state, "reader", || produce(&feed)));
         let dispatcher = thread::Builder::new()
             .name("syncpipe-dispatch".into())
             .spawn_scoped(s, || {
@@ -140,10 +245,19 @@ where
             .name("syncpipe-writer".into())
             .spawn_scoped(s, move || {
                 guarded(state, "writer", || {
-                    for slot in slots_rx.iter() {
+                    while let Ok(slot) = recv(&slots_rx, recorder.as_mut()) {
                         state.check()?;
-                        match slot.recv() {
-                            Ok(Some(out)) => consume(out)?,
+                        match recv(&slot, recorder.as_mut()) {
+                            Ok(Some((out, trace))) => match (recorder.as_mut(), trace) {
+                                (Some(rec), Some(trace)) => {
+                                    let received = Instant::now();
+                                    let bytes = out.weight();
+                                    consume(out)?;
+                                    rec.record(&trace, received, recorder::take_wait(Permit::Io));
+                                    rec.metrics().note_written(bytes);
+                                }
+                                _ => consume(out)?,
+                            },
                             // The job failed (error already recorded) or was
                             // dropped unrun because the run is stopping.
                             Ok(None) | Err(_) => return Err(Error::cancelled()),
@@ -152,6 +266,23 @@ where
                     Ok(())
                 })
             });
+        // The ticker: every interval, a snapshot for the observer. It holds
+        // no channel of the run; it ends when `stop` is dropped below.
+        let (stop, stopped) = bounded::<()>(0);
+        let ticker = metrics.filter(|m| m.ticks()).map(|m| {
+            thread::Builder::new()
+                .name("syncpipe-metrics".into())
+                .spawn_scoped(s, move || {
+                    guarded(state, "metrics", || {
+                        while let Err(RecvTimeoutError::Timeout) =
+                            stopped.recv_timeout(m.interval())
+                        {
+                            m.tick(state.governor, state.buffers.stats());
+                        }
+                        Ok(())
+                    })
+                })
+        });
         // A failed spawn (out of threads) leaves the others to finish on
         // their own: the channels it would have held were dropped with its
         // closure, so the disconnection cascade still runs. The spawn error
@@ -159,6 +290,10 @@ where
         let produced = joined(state, reader);
         joined(state, dispatcher);
         joined(state, writer);
+        drop(stop);
+        if let Some(t) = ticker {
+            joined(state, t);
+        }
         produced
     });
     if let Some(err) = state.take_error() {
@@ -167,29 +302,79 @@ where
     produced.ok_or_else(|| Error::new(ErrorKind::Panic, "reader thread ended without a result"))
 }
 
+/// The writer's blocking receive: a plain `recv`, except that with a
+/// recorder it wakes every half interval while it waits, so that the
+/// recorder can publish what it holds (see `Recorder::idle`).
+fn recv<T>(
+    rx: &Receiver<T>,
+    recorder: Option<&mut Recorder>,
+) -> std::result::Result<T, crossbeam_channel::RecvError> {
+    let Some((rec, wait)) = recorder.and_then(|r| r.idle_after().map(|w| (r, w))) else {
+        return rx.recv();
+    };
+    loop {
+        match rx.recv_timeout(wait) {
+            Ok(v) => return Ok(v),
+            Err(RecvTimeoutError::Timeout) => rec.idle(),
+            Err(RecvTimeoutError::Disconnected) => return Err(crossbeam_channel::RecvError),
+        }
+    }
+}
+
 /// The dispatcher loop: one CPU lease per job, job on the pool, slot in order.
 fn dispatch<J: Send, O: Send>(
     state: &RunState<'_>,
     cpu_pool: &rayon::ThreadPool,
-    jobs: Receiver<J>,
+    jobs: Receiver<(J, Option<Stamp>)>,
     slots: Sender<Slot<O>>,
     work: &(impl Fn(u64, J) -> Result<O> + Sync),
 ) -> Result<()> {
+    let metrics = state.metrics.as_deref();
     // `in_place_scope` runs this closure on the dispatcher thread (blocking
     // here is fine) and waits for every spawned job before returning, so
     // jobs may borrow the stages and the run state.
     cpu_pool.in_place_scope(|scope| {
-        for (index, job) in (0u64..).zip(jobs.iter()) {
+        for (index, (job, stamp)) in (0u64..).zip(jobs.iter()) {
             state.check()?;
+            let dispatched = stamp.map(|_| Instant::now());
             let lease = state.governor.cpu.acquire(&state.cancel)?;
+            let trace = stamp
+                .zip(dispatched)
+                .map(|((queued, read_wait), dispatched)| {
+                    let cpu_wait = recorder::take_wait(Permit::Cpu);
+                    (queued, read_wait, dispatched, cpu_wait)
+                });
             let (tx, rx) = bounded(1);
             scope.spawn(move |_| {
+                let timed = trace.map(|t| {
+                    if let Some(m) = metrics {
+                        m.worker_started();
+                    }
+                    recorder::begin_laps();
+                    (t, Instant::now())
+                });
                 let result = panic::catch_unwind(AssertUnwindSafe(|| work(index, job)));
+                let trace = timed.map(|((queued, read_wait, dispatched, cpu_wait), start)| {
+                    let done = Instant::now();
+                    let laps = recorder::end_laps();
+                    if let Some(m) = metrics {
+                        m.worker_finished();
+                    }
+                    Trace {
+                        queued,
+                        read_wait,
+                        dispatched,
+                        cpu_wait,
+                        cpu: done.saturating_duration_since(start).as_nanos() as u64,
+                        laps,
+                        done,
+                    }
+                });
                 // Give the CPU permit back before the hand-off: the work is
                 // done even if the writer is slow to take the result.
                 drop(lease);
                 let out = match result {
-                    Ok(Ok(out)) => Some(out),
+                    Ok(Ok(out)) => Some((out, trace)),
                     Ok(Err(e)) => {
                         state.fail(e.with_chunk(index));
                         None
@@ -205,6 +390,9 @@ fn dispatch<J: Send, O: Send>(
             });
             if slots.send(rx).is_err() {
                 return Err(Error::cancelled());
+            }
+            if let Some(m) = metrics {
+                m.note_dispatched(slots.len());
             }
         }
         Ok(())

@@ -13,6 +13,7 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::cancel::Cancel;
 use crate::error::{Error, Result};
+use crate::recorder::{self, Permit};
 
 /// How often a waiter re-checks its cancel token. A semaphore is shared by
 /// runs with different tokens, so a cancel cannot notify "its" waiters
@@ -38,6 +39,9 @@ pub struct Semaphore {
     /// published through them.
     waits: AtomicU64,
     wait_nanos: AtomicU64,
+    /// Which per-chunk wait histogram a wait belongs to (the governor's
+    /// semaphores only).
+    permit: Option<Permit>,
 }
 
 /// A permit held by RAII: dropping it (also during a panic unwind) returns the
@@ -59,6 +63,14 @@ impl Semaphore {
             cond: Condvar::new(),
             waits: AtomicU64::new(0),
             wait_nanos: AtomicU64::new(0),
+            permit: None,
+        }
+    }
+
+    fn for_permit(name: &'static str, capacity: usize, permit: Permit) -> Semaphore {
+        Semaphore {
+            permit: Some(permit),
+            ..Semaphore::new(name, capacity)
         }
     }
 
@@ -109,9 +121,16 @@ impl Semaphore {
             }
         };
         drop(available);
+        let waited = start.elapsed();
         self.waits.fetch_add(1, Ordering::Relaxed);
-        let nanos = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let nanos = u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX);
         self.wait_nanos.fetch_add(nanos, Ordering::Relaxed);
+        if let Some(permit) = self.permit {
+            // Into this thread's tally; the engine attaches it to the chunk
+            // the wait was for (see `metrics`). Only waits that blocked get
+            // here, so the fast path stays free.
+            recorder::note_wait(permit, waited);
+        }
         result
     }
 
@@ -214,8 +233,8 @@ impl Governor {
     /// A governor with `cpu` CPU tokens and `io` IO tokens (each at least 1).
     pub fn new(cpu: usize, io: usize) -> Governor {
         Governor {
-            cpu: Semaphore::new("cpu", cpu),
-            io: Semaphore::new("io", io),
+            cpu: Semaphore::for_permit("cpu", cpu, Permit::Cpu),
+            io: Semaphore::for_permit("io", io, Permit::Io),
             memory: MemoryGauge::default(),
         }
     }

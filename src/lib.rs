@@ -22,6 +22,10 @@
 //!
 //! The threads, channels, shutdown protocol and memory bound are described
 //! in `docs/design.md`; the container in `docs/format.md`.
+//!
+//! Runs can be observed without the library printing anything: give the
+//! builder a [`Metrics`] ([`PipelineBuilder::metrics`]) and read its
+//! [`Snapshot`]s, pulled or pushed to an [`Observer`] (see [`metrics`]).
 
 pub mod cancel;
 mod chunk;
@@ -33,13 +37,16 @@ pub mod format;
 pub mod governor;
 pub mod inspect;
 pub mod kdf;
+pub mod metrics;
 pub mod output;
 mod par_writer;
 mod pipeline;
 mod pool;
 mod reader;
+mod recorder;
 pub mod report;
 pub mod secret;
+mod snapshot;
 pub mod stage;
 pub mod stages;
 mod writer;
@@ -51,6 +58,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use governor::{Governor, Lease, Semaphore};
 pub use inspect::{inspect, Inspection};
 pub use kdf::KdfParams;
+pub use metrics::{Metrics, Observer, Snapshot};
 pub use par_writer::ParWriter;
 pub use pipeline::Pipeline;
 pub use report::Report;

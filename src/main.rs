@@ -1,8 +1,14 @@
 //! The `syncpipe` binary: parse, build, run, map the result to an exit code.
 
 mod cli;
+mod dashboard;
 mod exit_code;
+mod exporter;
+mod json_lines;
 mod key_source;
+mod manual;
+mod prometheus;
+mod telemetry;
 
 use clap::Parser;
 

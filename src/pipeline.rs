@@ -10,19 +10,20 @@ use zeroize::Zeroizing;
 
 use crate::cancel::Cancel;
 use crate::chunk::{self, ChainStage, Codec};
-use crate::cipher::{self, FileKeys, FILE_NONCE_LEN};
+use crate::cipher::{self, CipherKind, FileKeys, FILE_NONCE_LEN};
 use crate::config::{Config, PipelineBuilder, StageEntry};
 use crate::engine::{self, RunState};
 use crate::error::{Error, Result};
 use crate::format::{Crypto, Header, Kdf, StageDesc, Trailer, CUSTOM_STAGE_ID};
 use crate::governor::Governor;
+use crate::metrics::Metrics;
 use crate::output::{self, OutputFile};
 use crate::par_writer::ParWriter;
 use crate::pool::BufferPool;
 use crate::reader;
 use crate::report::Report;
 use crate::secret::Secret;
-use crate::stages::StageSpec;
+use crate::stages::{ChecksumKind, StageSpec};
 use crate::writer::Sink;
 
 /// A configured engine: stages, settings, a CPU thread pool and a governor.
@@ -63,6 +64,7 @@ struct Inner {
     /// The KDF input this pipeline encrypts under, fixed at first use: one
     /// salt per pipeline, one random file nonce (hence own keys) per file.
     write_kdf: Mutex<Option<Kdf>>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 /// Most master keys kept by one pipeline; older ones are dropped (zeroized).
@@ -80,6 +82,7 @@ impl Pipeline {
         governor: Option<Arc<Governor>>,
         cancel: Cancel,
         secret: Option<Secret>,
+        metrics: Option<Arc<Metrics>>,
     ) -> Result<Pipeline> {
         let mut chain = Vec::with_capacity(entries.len());
         for entry in entries {
@@ -138,6 +141,7 @@ impl Pipeline {
                 secret,
                 masters: Mutex::new(Vec::new()),
                 write_kdf: Mutex::new(None),
+                metrics,
             }),
         })
     }
@@ -150,6 +154,11 @@ impl Pipeline {
     /// The governor this pipeline draws its permits from.
     pub fn governor(&self) -> &Arc<Governor> {
         &self.inner.governor
+    }
+
+    /// The metrics this pipeline reports to, if any.
+    pub fn metrics(&self) -> Option<&Arc<Metrics>> {
+        self.inner.metrics.as_ref()
     }
 
     /// The stage list of the containers this pipeline writes, cipher
@@ -313,7 +322,7 @@ impl Pipeline {
             chunk_size: cfg.chunk_size,
             keys: keys.as_ref(),
         };
-        let state = self.new_state(cfg.chunk_size);
+        let state = self.new_state(cfg.chunk_size, chain, cfg.cipher, cfg.checksum);
         let mut sink = Sink::new(output);
         sink.write_all(&header.encode())?;
         let result = {
@@ -348,6 +357,8 @@ impl Pipeline {
         report.checksum = cfg.checksum;
         report.digest = summary.digest;
         report.mode = Some(mode);
+        report.chunk_size = cfg.chunk_size;
+        self.run_done(&report);
         Ok((output, report))
     }
 
@@ -380,7 +391,8 @@ impl Pipeline {
             chunk_size: header.chunk_size,
             keys: keys.as_ref(),
         };
-        let state = self.new_state(header.chunk_size);
+        let cipher = header.crypto.as_ref().map(|c| c.cipher);
+        let state = self.new_state(header.chunk_size, &chain, cipher, header.checksum);
         let mut sink = Sink::new(output);
         let mut hasher = header.checksum.map(|c| c.hasher());
         let mut chunks = 0u64;
@@ -429,6 +441,8 @@ impl Pipeline {
         report.checksum = header.checksum;
         report.digest = digest;
         report.mode = Some(header.mode);
+        report.chunk_size = header.chunk_size;
+        self.run_done(&report);
         Ok((output, report))
     }
 
@@ -585,7 +599,13 @@ impl Pipeline {
             .collect()
     }
 
-    fn new_state(&self, chunk_size: usize) -> RunState<'_> {
+    fn new_state(
+        &self,
+        chunk_size: usize,
+        chain: &[ChainStage],
+        cipher: Option<CipherKind>,
+        checksum: Option<ChecksumKind>,
+    ) -> RunState<'_> {
         let cfg = &self.inner.config;
         // Enough idle buffers to cover the memory bound (see docs/design.md):
         // beyond that, returned buffers are simply freed.
@@ -595,6 +615,22 @@ impl Pipeline {
             self.inner.cancel.child(),
             BufferPool::new(max_free, chunk_size),
         )
+        .observed(
+            self.inner.metrics.clone(),
+            // The cipher is timed as one more stage after the transforms.
+            chain
+                .iter()
+                .map(|s| s.desc.name.clone())
+                .chain(cipher.map(|c| c.name().to_string())),
+            checksum.map(|c| c.name()),
+        )
+    }
+
+    /// Tells the metrics (if any) that a run succeeded.
+    fn run_done(&self, report: &Report) {
+        if let Some(m) = &self.inner.metrics {
+            m.run_done(&self.inner.governor, report);
+        }
     }
 
     /// After a run (any outcome): chunk buffers dropped on an error path were

@@ -9,10 +9,8 @@
 
 use std::io::Read;
 
-use crossbeam_channel::Sender;
-
 use crate::chunk::{Chunk, Sealed};
-use crate::engine::RunState;
+use crate::engine::{Feed, RunState};
 use crate::error::{Error, Result};
 use crate::format::{self, Header, Item, Trailer, Walker, DIGEST_LEN};
 use crate::stages::ChecksumKind;
@@ -31,7 +29,7 @@ pub(crate) fn read_chunks(
     mut input: impl Read,
     chunk_size: usize,
     checksum: Option<ChecksumKind>,
-    tx: &Sender<Chunk>,
+    tx: &Feed<'_, Chunk>,
 ) -> Result<ReadSummary> {
     let mut hasher = checksum.map(|c| c.hasher());
     let mut chunks = 0u64;
@@ -90,7 +88,7 @@ pub(crate) fn read_records(
     state: &RunState<'_>,
     mut input: impl Read,
     header: &Header,
-    tx: &Sender<Sealed>,
+    tx: &Feed<'_, Sealed>,
 ) -> Result<Trailer> {
     let mut walker = Walker::new(header);
     loop {

@@ -23,6 +23,8 @@ pub struct Report {
     pub checksum: Option<ChecksumKind>,
     /// Digest of the whole original (computed on process, checked on restore).
     pub digest: Option<[u8; DIGEST_LEN]>,
+    /// Bytes per chunk of the run (for restore: as the container says).
+    pub chunk_size: usize,
     /// Unix permission bits of the original, as recorded in the container
     /// (restore and verify), or of the input file (process).
     pub mode: Option<u32>,

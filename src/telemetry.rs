@@ -1,0 +1,473 @@
+//! The command line's observability: its flags, and the wiring of the
+//! library's [`Metrics`] to the dashboard (stderr), JSON lines (stdout) and
+//! Prometheus text (a file and/or a loopback endpoint).
+//!
+//! Metrics are only collected when something will show them (the
+//! dashboard, `--json`, `--prometheus-file`, `--metrics-listen` or `-v`);
+//! otherwise the pipeline is built without them and pays nothing.
+
+use std::fs;
+use std::io::{self, IsTerminal, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args as ClapArgs;
+use parking_lot::Mutex;
+use serde_json::Value;
+use syncpipe::metrics::{Event, Family, Metrics, Snapshot};
+use syncpipe::{Error, Pipeline, PipelineBuilder, Report};
+
+use crate::dashboard::{self, Context, Dashboard, Progress};
+use crate::exporter::Exporter;
+use crate::json_lines::{self, Tuning};
+use crate::prometheus::{self, Labels};
+
+/// Default `--metrics-interval`: 200 ms, five redraws a second, smooth to
+/// the eye and far too rare to cost anything measurable (one snapshot per
+/// interval; see `docs/performance.md`).
+pub const DEFAULT_INTERVAL: &str = "200ms";
+/// Shortest interval accepted: below 10 ms a redraw would cost more than
+/// the work it reports on small chunks.
+const MIN_INTERVAL: Duration = Duration::from_millis(10);
+/// Longest interval accepted: one minute (Prometheus scrapes are rarely
+/// slower than that).
+const MAX_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Observability flags, shared by every command.
+#[derive(ClapArgs, Debug, Clone)]
+pub struct TelemetryArgs {
+    /// Live dashboard on stderr (progress bar with ETA, throughput,
+    /// permits, queues, chunk CPU time, memory): `auto` draws it only when
+    /// stderr is a terminal; `-q` turns it off.
+    #[arg(long, value_enum, default_value_t = Progress::Auto, global = true)]
+    pub progress: Progress,
+    /// How often the dashboard, `--json` status lines and
+    /// `--prometheus-file` are refreshed: e.g. `200ms`, `1s`, `0.5s`
+    /// (10ms to 60s).
+    #[arg(long, value_name = "DURATION", default_value = DEFAULT_INTERVAL,
+          value_parser = parse_interval, global = true)]
+    pub metrics_interval: Duration,
+    /// Print JSON lines on stdout (status, file_done, error, summary; see
+    /// docs/json.md) instead of human output there (`-q` does not silence
+    /// them). Not with `-c`/`-o -`, which need stdout for the data.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Write metrics in the Prometheus text format to PATH (atomically:
+    /// temp file + rename) every interval and at the end.
+    #[arg(long, value_name = "PATH", global = true)]
+    pub prometheus_file: Option<PathBuf>,
+    /// Serve metrics at http://ADDR/metrics while the command runs, e.g.
+    /// `127.0.0.1:9184`. A port in use fails at start with exit code 1.
+    #[arg(long, value_name = "ADDR", global = true)]
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+/// Parses `200ms`, `1s`, `1.5s` or a bare number of milliseconds, within
+/// 10 ms ..= 60 s.
+pub fn parse_interval(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let (num, scale) = if let Some(n) = t.strip_suffix("ms") {
+        (n, 1e-3)
+    } else if let Some(n) = t.strip_suffix('s') {
+        (n, 1.0)
+    } else {
+        (t, 1e-3)
+    };
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration (try 200ms or 1s)"))?;
+    if !v.is_finite() || v < 0.0 {
+        return Err(format!("{text:?} is not a duration (try 200ms or 1s)"));
+    }
+    let d = Duration::from_secs_f64(v * scale);
+    if d < MIN_INTERVAL || d > MAX_INTERVAL {
+        return Err(format!("{text:?} is outside 10ms ..= 60s"));
+    }
+    Ok(d)
+}
+
+/// The observability of one command: created before the pipeline, asked
+/// to attach its metrics to the builder, told about each finished file,
+/// finished last.
+pub struct Telemetry {
+    shared: Arc<Shared>,
+    metrics: Option<Arc<Metrics>>,
+    exporter: Option<Exporter>,
+}
+
+/// What the observer (on a thread of the run) and the command share.
+struct Shared {
+    json: bool,
+    verbose: bool,
+    prometheus_file: Option<PathBuf>,
+    state: Mutex<State>,
+}
+
+struct State {
+    command: &'static str,
+    ctx: Context,
+    dashboard: Option<Dashboard<io::Stderr>>,
+    tuning: Tuning,
+    labels: Labels,
+    original_bytes: u64,
+}
+
+impl Telemetry {
+    /// Sets up what the flags ask for. `runs` is false for commands that
+    /// run no pipeline (`info`, `completions`, `man`).
+    ///
+    /// # Errors
+    ///
+    /// Usage: an output flag given to a command without a run. Runtime
+    /// (exit 1): `--metrics-listen` cannot bind (e.g. the port is in use),
+    /// or `--prometheus-file` cannot be written.
+    pub fn start(
+        args: &TelemetryArgs,
+        quiet: bool,
+        verbose: bool,
+        command: &'static str,
+        runs: bool,
+    ) -> Result<Telemetry, Error> {
+        if !runs && (args.json || args.prometheus_file.is_some() || args.metrics_listen.is_some()) {
+            return Err(Error::usage(format!(
+                "--json, --prometheus-file and --metrics-listen report on process, restore and verify, not on {command}"
+            )));
+        }
+        let draw = runs && dashboard::wanted(args.progress, quiet, io::stderr().is_terminal());
+        let enabled = runs
+            && (draw
+                || verbose
+                || args.json
+                || args.prometheus_file.is_some()
+                || args.metrics_listen.is_some());
+        let shared = Arc::new(Shared {
+            json: args.json,
+            verbose: verbose && !quiet,
+            prometheus_file: args.prometheus_file.clone(),
+            state: Mutex::new(State {
+                command,
+                ctx: Context {
+                    title: command.to_string(),
+                    ..Context::default()
+                },
+                dashboard: draw.then(|| Dashboard::new(io::stderr())),
+                tuning: Tuning::default(),
+                labels: Labels {
+                    command: command.to_string(),
+                    tuning: None,
+                },
+                original_bytes: 0,
+            }),
+        });
+        let metrics = enabled.then(|| {
+            let s = Arc::clone(&shared);
+            Arc::new(Metrics::observed(
+                args.metrics_interval,
+                move |e: &Event<'_>| s.on_event(e),
+            ))
+        });
+        // Fail before any work if the textfile cannot be written.
+        if let (Some(path), Some(m)) = (&shared.prometheus_file, &metrics) {
+            shared
+                .write_prometheus(path, &m.snapshot())
+                .map_err(|e| prom_error(path, e))?;
+        }
+        let exporter = match (args.metrics_listen, &metrics) {
+            (Some(addr), Some(m)) => {
+                let (m, s) = (Arc::clone(m), Arc::clone(&shared));
+                let render = move || {
+                    let labels = s.state.lock().labels.clone();
+                    prometheus::render(&m.snapshot(), &labels)
+                };
+                let ex = Exporter::start(addr, render)
+                    .map_err(|e| Error::io(e).with_stage(format!("--metrics-listen {addr}")))?;
+                if !quiet {
+                    // With port 0 this is how the caller learns the port.
+                    eprintln!("syncpipe: serving metrics at http://{}/metrics", ex.addr());
+                }
+                Some(ex)
+            }
+            _ => None,
+        };
+        Ok(Telemetry {
+            shared,
+            metrics,
+            exporter,
+        })
+    }
+
+    /// True with `--json`: stdout carries JSON lines only.
+    pub fn json(&self) -> bool {
+        self.shared.json
+    }
+
+    /// Refuses `--json` when the data goes to stdout.
+    ///
+    /// # Errors
+    ///
+    /// Usage, naming both.
+    pub fn claim_stdout(&self, data_on_stdout: bool) -> Result<(), Error> {
+        if self.shared.json && data_on_stdout {
+            return Err(Error::usage(
+                "--json writes JSON lines to stdout, which the output already uses (-c, -o - or stdin input); write the output to a file with -o FILE",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Adds the metrics (if any are wanted) to a pipeline builder.
+    pub fn attach(&self, builder: PipelineBuilder) -> PipelineBuilder {
+        match &self.metrics {
+            Some(m) => builder.metrics(Arc::clone(m)),
+            None => builder,
+        }
+    }
+
+    /// Records what the frames and the summary say about the run about to
+    /// start: the input (its size gives the progress bar) and the tuning.
+    pub fn begin(&self, pipeline: &Pipeline, input: &Path, stages: Option<String>) {
+        let cfg = pipeline.config();
+        let total = (input.as_os_str() != "-")
+            .then(|| fs::metadata(input).ok().map(|m| m.len()))
+            .flatten();
+        let mut st = self.shared.state.lock();
+        st.ctx = Context {
+            title: format!("{} {}", st.command, input.display()),
+            total,
+            done: false,
+        };
+        st.tuning = Tuning {
+            threads: cfg.threads,
+            cpu_tokens: cfg.cpu_tokens,
+            io_tokens: cfg.io_tokens,
+            channel_depth: cfg.channel_depth,
+            chunk_size: cfg.chunk_size,
+            stages,
+        };
+        st.labels.tuning = Some([
+            cfg.cpu_tokens as u64,
+            cfg.io_tokens as u64,
+            cfg.channel_depth as u64,
+            cfg.chunk_size as u64,
+        ]);
+    }
+
+    /// A file finished: a `file_done` line with `--json`, the latency
+    /// lines of the summary with `-v`.
+    pub fn file_done(&self, input: &Path, output: &str, report: &Report) {
+        let command = {
+            let mut st = self.shared.state.lock();
+            st.original_bytes += report.original_bytes;
+            if report.chunk_size > 0 {
+                st.tuning.chunk_size = report.chunk_size;
+                if let Some(t) = st.labels.tuning.as_mut() {
+                    t[3] = report.chunk_size as u64;
+                }
+            }
+            st.command
+        };
+        if self.shared.json {
+            emit(&json_lines::file_done(command, input, output, report));
+        }
+        if let (true, Some(m)) = (self.shared.verbose, &self.metrics) {
+            let snap = m.snapshot();
+            let mut err = io::stderr().lock();
+            for line in latency_lines(&snap) {
+                let _ = writeln!(err, "  {line}");
+            }
+        }
+    }
+
+    /// Ends the command: an `error` line for a failure and the `summary`
+    /// with `--json`, the last Prometheus textfile, the endpoint stopped.
+    ///
+    /// # Errors
+    ///
+    /// The final `--prometheus-file` write failed (exit 1 if nothing else
+    /// went wrong: the file was asked for and is not there).
+    pub fn finish(mut self, error: Option<&Error>, exit_code: i32) -> Result<(), Error> {
+        let snap = self
+            .metrics
+            .as_ref()
+            .map(|m| m.snapshot())
+            .unwrap_or_default();
+        let st = self.shared.state.lock();
+        if self.shared.json {
+            if let Some(e) = error {
+                emit(&json_lines::error(st.command, e, exit_code));
+            }
+            if self.metrics.is_some() || error.is_some() {
+                emit(&json_lines::summary(
+                    st.command,
+                    &snap,
+                    st.original_bytes,
+                    u64::from(error.is_some()),
+                    &st.tuning,
+                    exit_code,
+                    rss().map(|r| r.1),
+                ));
+            }
+        }
+        drop(st);
+        if let Some(ex) = self.exporter.take() {
+            ex.stop();
+        }
+        match (&self.shared.prometheus_file, &self.metrics) {
+            (Some(path), Some(_)) => self
+                .shared
+                .write_prometheus(path, &snap)
+                .map_err(|e| prom_error(path, e)),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Shared {
+    /// The observer: runs on the run's ticker thread (ticks) or on the
+    /// caller's thread (end of a run).
+    fn on_event(&self, event: &Event<'_>) {
+        let (snap, done) = match event {
+            Event::Tick(s) => (*s, false),
+            Event::RunDone { snapshot, .. } => (*snapshot, true),
+            _ => return,
+        };
+        let mut st = self.state.lock();
+        st.ctx.done = done;
+        let ctx = st.ctx.clone();
+        let command = st.command;
+        if let Some(d) = st.dashboard.as_mut() {
+            // A failed redraw (stderr gone) only stops the dashboard.
+            let drawn = d.draw(snap, &ctx, rss().map(|r| r.0));
+            if drawn.is_err() {
+                st.dashboard = None;
+            } else if done {
+                d.keep();
+            }
+        }
+        if self.json && !done {
+            emit(&json_lines::status(command, snap, ctx.total));
+        }
+        let labels = st.labels.clone();
+        drop(st);
+        if let Some(path) = &self.prometheus_file {
+            // Retried at the next tick; the final write in `finish` reports.
+            let _ = self.write_prometheus_with(path, snap, &labels);
+        }
+    }
+
+    fn write_prometheus(&self, path: &Path, snap: &Snapshot) -> io::Result<()> {
+        let labels = self.state.lock().labels.clone();
+        self.write_prometheus_with(path, snap, &labels)
+    }
+
+    fn write_prometheus_with(
+        &self,
+        path: &Path,
+        snap: &Snapshot,
+        labels: &Labels,
+    ) -> io::Result<()> {
+        prometheus::write_atomic(path, &prometheus::render(snap, labels))
+    }
+}
+
+fn prom_error(path: &Path, e: io::Error) -> Error {
+    Error::io(e).with_stage("--prometheus-file").with_path(path)
+}
+
+/// One JSON line on stdout. A closed stdout (a reader that went away) is
+/// not an error of the run.
+fn emit(v: &Value) {
+    let mut out = io::stdout().lock();
+    let _ = writeln!(out, "{v}");
+    let _ = out.flush();
+}
+
+/// The percentile lines of `-v`.
+fn latency_lines(snap: &Snapshot) -> Vec<String> {
+    let p = |family: Family, label: &str| -> Option<String> {
+        snap.latency(family, label).map(|l| {
+            format!(
+                "{:.2}/{:.2}/{:.2}",
+                l.quantile_ns(0.5) as f64 / 1e6,
+                l.quantile_ns(0.95) as f64 / 1e6,
+                l.quantile_ns(0.99) as f64 / 1e6
+            )
+        })
+    };
+    let mut cpu = Vec::new();
+    if let Some(v) = p(Family::ChunkCpu, "") {
+        cpu.push(format!("chunk {v}"));
+    }
+    for l in snap
+        .latencies
+        .iter()
+        .filter(|l| l.family == Family::StageCpu)
+    {
+        if let Some(v) = p(Family::StageCpu, &l.label) {
+            cpu.push(format!("{} {v}", l.label));
+        }
+    }
+    let mut waits = Vec::new();
+    for (family, label, name) in [
+        (Family::PermitWait, "cpu", "cpu permit"),
+        (Family::PermitWait, "io", "io permit"),
+        (Family::QueueWait, "jobs", "jobs queue"),
+        (Family::QueueWait, "results", "results queue"),
+    ] {
+        if let Some(v) = p(family, label) {
+            waits.push(format!("{name} {v}"));
+        }
+    }
+    let mut lines = Vec::new();
+    if !cpu.is_empty() {
+        lines.push(format!("cpu time p50/p95/p99 ms: {}", cpu.join(", ")));
+    }
+    if !waits.is_empty() {
+        lines.push(format!("waits p50/p95/p99 ms: {}", waits.join(", ")));
+    }
+    lines
+}
+
+/// Resident set size now and at its peak, in bytes (Linux: from
+/// `/proc/self/status`; `None` elsewhere).
+pub fn rss() -> Option<(u64, u64)> {
+    let status = fs::read_to_string("/proc/self/status").ok()?;
+    let field = |name: &str| -> Option<u64> {
+        let line = status.lines().find(|l| l.starts_with(name))?;
+        let kib: u64 = line[name.len()..]
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()?;
+        Some(kib * 1024)
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals_parse_and_are_bounded() {
+        assert_eq!(parse_interval("200ms"), Ok(Duration::from_millis(200)));
+        assert_eq!(parse_interval("1s"), Ok(Duration::from_secs(1)));
+        assert_eq!(parse_interval("0.5s"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_interval("50"), Ok(Duration::from_millis(50)));
+        for bad in ["0", "5ms", "61s", "abc", "-1s", "NaNs"] {
+            assert!(parse_interval(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn rss_is_read_on_linux() {
+        if cfg!(target_os = "linux") {
+            let (now, peak) = rss().expect("rss");
+            assert!(now > 0 && peak >= now);
+        }
+    }
+}

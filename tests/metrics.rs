@@ -1,0 +1,247 @@
+//! Metrics of the library (issue 4): counters equal the real byte counts,
+//! histograms have one sample per chunk with ordered percentiles, observers
+//! get ticks while a run is going on and a `RunDone` at its end, and a
+//! pipeline without metrics records nothing.
+//!
+//! Concurrency tests run under the watchdog; nothing here asserts a time.
+
+mod common;
+
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{mixed_data, watchdog};
+use syncpipe::metrics::{Event, Family, Metrics, Snapshot};
+use syncpipe::stage::{ChunkInfo, Stage};
+use syncpipe::stages::parse_stages;
+use syncpipe::{Error, Pipeline};
+
+const CHUNK: usize = 64 << 10;
+
+/// Copies chunks; chunk 0 waits until the observer has seen a tick.
+struct Gate {
+    first_tick: Mutex<Option<mpsc::Receiver<Snapshot>>>,
+    seen: Arc<Mutex<Option<Snapshot>>>,
+}
+
+impl Stage for Gate {
+    fn forward(&self, c: &ChunkInfo, input: &[u8], out: &mut Vec<u8>) -> syncpipe::Result<()> {
+        if c.index == 0 {
+            let rx = self.first_tick.lock().expect("gate").take();
+            let rx = rx.ok_or_else(|| Error::stage("chunk 0 ran twice"))?;
+            let snap = rx
+                .recv_timeout(Duration::from_secs(30))
+                .map_err(|_| Error::stage("no tick within 30 s"))?;
+            *self.seen.lock().expect("seen") = Some(snap);
+        }
+        out.extend_from_slice(input);
+        Ok(())
+    }
+    fn inverse(&self, _: &ChunkInfo, input: &[u8], out: &mut Vec<u8>) -> syncpipe::Result<()> {
+        out.extend_from_slice(input);
+        Ok(())
+    }
+    fn name(&self) -> String {
+        "gate".into()
+    }
+}
+
+/// Fails on one chunk.
+struct FailAt(u64);
+
+impl Stage for FailAt {
+    fn forward(&self, c: &ChunkInfo, input: &[u8], out: &mut Vec<u8>) -> syncpipe::Result<()> {
+        if c.index == self.0 {
+            return Err(Error::stage("boom"));
+        }
+        out.extend_from_slice(input);
+        Ok(())
+    }
+    fn inverse(&self, _: &ChunkInfo, input: &[u8], out: &mut Vec<u8>) -> syncpipe::Result<()> {
+        out.extend_from_slice(input);
+        Ok(())
+    }
+}
+
+fn assert_ordered(snap: &Snapshot) {
+    for l in &snap.latencies {
+        let (p50, p95, p99) = (l.quantile_ns(0.5), l.quantile_ns(0.95), l.quantile_ns(0.99));
+        assert!(p50 <= p95 && p95 <= p99, "{}: {p50} {p95} {p99}", l.key());
+        assert!(p99 <= l.histogram.max(), "{}", l.key());
+    }
+}
+
+#[test]
+fn issue4_counters_equal_the_real_byte_counts() {
+    watchdog(60, || {
+        let data = mixed_data(10 * CHUNK + 123, 41);
+        let metrics = Arc::new(Metrics::new());
+        let pipeline = Pipeline::builder()
+            .stages(parse_stages("zstd:3,blake3").expect("stages"))
+            .chunk_size(CHUNK)
+            .threads(2)
+            .metrics(Arc::clone(&metrics))
+            .build()
+            .expect("pipeline");
+        let mut container = Vec::new();
+        let report = pipeline.run(&data[..], &mut container).expect("process");
+        let snap = metrics.snapshot();
+        assert_eq!(snap.files, 1);
+        assert_eq!(snap.chunks, 11);
+        assert_eq!(snap.bytes_read, data.len() as u64);
+        assert_eq!(snap.bytes_in, data.len() as u64);
+        assert_eq!(snap.bytes_out, container.len() as u64);
+        assert_eq!(snap.bytes_out, report.bytes_out);
+        assert!(snap.bytes_written < container.len() as u64, "records only");
+        assert_eq!(
+            snap.buffers_reused + snap.buffers_allocated,
+            report.buffers_reused + report.buffers_allocated
+        );
+        assert_eq!(snap.active_workers, 0);
+        assert_eq!(snap.buffer_bytes, 0, "every chunk was written");
+        assert_eq!(snap.cpu_permits.0, snap.cpu_permits.1);
+
+        // One sample per chunk in each histogram (two for IO: read + write).
+        for (family, label, per_chunk) in [
+            (Family::ChunkCpu, "", 1),
+            (Family::StageCpu, "zstd", 1),
+            (Family::StageCpu, "blake3", 1),
+            (Family::PermitWait, "cpu", 1),
+            (Family::PermitWait, "io", 2),
+            (Family::QueueWait, "jobs", 1),
+            (Family::QueueWait, "results", 1),
+        ] {
+            let l = snap
+                .latency(family, label)
+                .unwrap_or_else(|| panic!("no {family:?} {label}: {:?}", snap.latencies));
+            assert_eq!(l.count(), 11 * per_chunk, "{}", l.key());
+        }
+        // CPU time is never zero for a real chunk of work.
+        for (family, label) in [
+            (Family::ChunkCpu, ""),
+            (Family::StageCpu, "zstd"),
+            (Family::StageCpu, "blake3"),
+        ] {
+            let l = snap.latency(family, label).expect("histogram");
+            assert!(l.quantile_ns(0.5) > 0 && l.sum_ns > 0, "{}", l.key());
+        }
+        assert_ordered(&snap);
+        // The whole job takes at least as long as its zstd stage.
+        let chunk = snap.latency(Family::ChunkCpu, "").expect("chunk cpu");
+        let zstd = snap.latency(Family::StageCpu, "zstd").expect("zstd");
+        assert!(chunk.sum_ns >= zstd.sum_ns);
+        for q in &snap.queues {
+            assert!(q.max <= q.capacity && q.avg <= q.max as f64, "{q:?}");
+        }
+
+        // Restore into the same metrics: counters add up.
+        let mut back = Vec::new();
+        pipeline
+            .restore(&container[..], &mut back)
+            .expect("restore");
+        assert_eq!(back, data);
+        let snap = metrics.snapshot();
+        assert_eq!(snap.files, 2);
+        assert_eq!(snap.chunks, 22);
+        assert_eq!(snap.bytes_in, (data.len() + container.len()) as u64);
+        assert_eq!(snap.bytes_out, (container.len() + data.len()) as u64);
+        assert_eq!(
+            snap.latency(Family::ChunkCpu, "")
+                .expect("chunk cpu")
+                .count(),
+            22
+        );
+        assert_ordered(&snap);
+    });
+}
+
+#[test]
+fn issue4_observer_gets_ticks_during_a_run_and_run_done_at_the_end() {
+    watchdog(60, || {
+        let (first_tick_tx, first_tick_rx) = mpsc::sync_channel::<Snapshot>(1);
+        let events = Arc::new(Mutex::new(Vec::<String>::new()));
+        let log = Arc::clone(&events);
+        let metrics = Arc::new(Metrics::observed(
+            Duration::from_millis(10),
+            move |e: &Event<'_>| match e {
+                Event::Tick(s) => {
+                    let _ = first_tick_tx.try_send((*s).clone());
+                    log.lock().expect("log").push("tick".into());
+                }
+                Event::RunDone { report, snapshot } => {
+                    assert_eq!(snapshot.files, 1);
+                    log.lock()
+                        .expect("log")
+                        .push(format!("done {}", report.chunks));
+                }
+                _ => {}
+            },
+        ));
+        // Chunk 0 is held on the pool until the observer has seen a tick,
+        // so a tick is guaranteed to happen while a worker is busy.
+        let seen = Arc::new(Mutex::new(None::<Snapshot>));
+        let stage = Gate {
+            first_tick: Mutex::new(Some(first_tick_rx)),
+            seen: Arc::clone(&seen),
+        };
+        let pipeline = Pipeline::builder()
+            .custom_stage(stage)
+            .chunk_size(CHUNK)
+            .threads(2)
+            .metrics(Arc::clone(&metrics))
+            .build()
+            .expect("pipeline");
+        let data = mixed_data(4 * CHUNK, 42);
+        pipeline.run(&data[..], std::io::sink()).expect("process");
+        let tick = seen.lock().expect("seen").take().expect("a tick was seen");
+        assert_eq!(tick.files, 0, "the tick came before the end");
+        assert!(tick.active_workers >= 1, "chunk 0 was running: {tick:?}");
+        assert!(tick.cpu_permits.0 < tick.cpu_permits.1, "{tick:?}");
+        let events = events.lock().expect("log");
+        assert!(events.iter().any(|e| e == "tick"));
+        assert_eq!(events.last().map(String::as_str), Some("done 4"));
+        assert_eq!(events.iter().filter(|e| e.starts_with("done")).count(), 1);
+    });
+}
+
+#[test]
+fn issue4_without_metrics_nothing_is_recorded() {
+    let pipeline = Pipeline::builder().build().expect("pipeline");
+    assert!(pipeline.metrics().is_none());
+    let metrics = Arc::new(Metrics::new());
+    let other = Pipeline::builder()
+        .metrics(Arc::clone(&metrics))
+        .build()
+        .expect("pipeline");
+    // Runs of a pipeline without metrics do not touch anyone's metrics.
+    pipeline.run(&b"abc"[..], std::io::sink()).expect("run");
+    assert_eq!(metrics.snapshot().files, 0);
+    other.run(&b"abc"[..], std::io::sink()).expect("run");
+    assert_eq!(metrics.snapshot().files, 1);
+}
+
+#[test]
+fn issue4_a_failed_run_is_not_counted_as_done_and_leaves_no_worker_busy() {
+    watchdog(60, || {
+        let metrics = Arc::new(Metrics::new());
+        let failing = FailAt(2);
+        let pipeline = Pipeline::builder()
+            .custom_stage(failing)
+            .chunk_size(CHUNK)
+            .metrics(Arc::clone(&metrics))
+            .build()
+            .expect("pipeline");
+        let data = mixed_data(6 * CHUNK, 43);
+        assert!(pipeline.run(&data[..], std::io::sink()).is_err());
+        let ok = Pipeline::builder()
+            .metrics(Arc::clone(&metrics))
+            .build()
+            .expect("pipeline");
+        ok.run(&b"x"[..], std::io::sink()).expect("run");
+        let snap = metrics.snapshot();
+        assert_eq!(snap.files, 1, "only the successful run");
+        assert_eq!(snap.active_workers, 0);
+        assert_eq!(snap.bytes_in, 1);
+    });
+}

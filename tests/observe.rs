@@ -1,0 +1,777 @@
+//! Integration tests of the observability flags of the `syncpipe` binary
+//! (issue 4): `--json`, `--prometheus-file`, `--metrics-listen`, the
+//! dashboard (`--progress`), `--metrics-interval`, `completions`, `man`.
+//!
+//! The real executable runs in its own temp directory. Nothing asserts a
+//! time: where a test needs the run to be in progress, it holds the run's
+//! stdin open until it has checked what it wanted.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use common::{mixed_data, watchdog};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_syncpipe");
+const CHUNK: usize = 16 << 10;
+const CHUNK_ARG: &str = "16KiB";
+
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Env {
+        Env {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn write(&self, name: &str, bytes: &[u8]) {
+        fs::write(self.path(name), bytes).expect("write test file");
+    }
+
+    fn len(&self, name: &str) -> u64 {
+        fs::metadata(self.path(name)).expect("metadata").len()
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run syncpipe")
+    }
+
+    fn listing(&self) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(self.dir.path())
+            .expect("read_dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+#[track_caller]
+fn code(out: &Output, expected: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(expected),
+        "stderr:\n{}\nstdout:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Every stdout line as JSON (each must parse).
+fn json_lines(out: &Output) -> Vec<Value> {
+    String::from_utf8(out.stdout.clone())
+        .expect("stdout is UTF-8")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+fn of_type<'a>(lines: &'a [Value], t: &str) -> Vec<&'a Value> {
+    lines.iter().filter(|v| v["message_type"] == t).collect()
+}
+
+/// Checks the percentiles of every histogram of a summary: ordered, and
+/// non-zero for the CPU-time ones.
+fn check_latencies(summary: &Value, chunks: u64) {
+    let lat = summary["latency_ns"]
+        .as_object()
+        .expect("latency_ns object");
+    for key in [
+        "chunk_cpu",
+        "queue_wait.jobs",
+        "queue_wait.results",
+        "permit_wait.cpu",
+    ] {
+        assert!(lat.contains_key(key), "no {key} in {lat:?}");
+    }
+    for (key, h) in lat {
+        let p = |k: &str| h[k].as_u64().unwrap_or_else(|| panic!("{key}.{k}"));
+        assert!(
+            p("p50") <= p("p95") && p("p95") <= p("p99") && p("p99") <= p("max"),
+            "{key}: {h}"
+        );
+        if key == "chunk_cpu" || key.starts_with("stage_cpu.") {
+            assert!(p("p50") > 0, "{key} p50 is 0: {h}");
+            assert_eq!(p("count"), chunks, "{key}");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// --json
+// ---------------------------------------------------------------------------
+
+#[test]
+fn issue4_json_summary_counts_the_real_bytes() {
+    let env = Env::new();
+    let original = mixed_data(9 * CHUNK + 77, 401);
+    env.write("x.bin", &original);
+    let out = env.run(&[
+        "process",
+        "x.bin",
+        "--chunk-size",
+        CHUNK_ARG,
+        "--json",
+        "--metrics-interval",
+        "10ms",
+    ]);
+    code(&out, 0);
+    let lines = json_lines(&out);
+    let last = lines.last().expect("a line");
+    assert_eq!(last["message_type"], "summary", "the summary is last");
+    for line in &lines {
+        assert_eq!(line["backend"], "sync");
+        let t = line["message_type"].as_str().expect("message_type");
+        assert!(["status", "file_done", "summary"].contains(&t), "{line}");
+    }
+    let done = of_type(&lines, "file_done");
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0]["input"], "x.bin");
+    assert_eq!(done[0]["output"], "x.bin.spipe");
+    assert_eq!(done[0]["bytes_in"], original.len() as u64);
+    assert_eq!(done[0]["bytes_out"], env.len("x.bin.spipe"));
+
+    let s = last;
+    assert_eq!(s["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(s["command"], "process");
+    assert_eq!(s["exit_code"], 0);
+    assert_eq!(s["files_done"], 1);
+    assert_eq!(s["files_failed"], 0);
+    assert_eq!(s["bytes_in"], original.len() as u64);
+    assert_eq!(s["bytes_out"], env.len("x.bin.spipe"));
+    assert_eq!(s["original_bytes"], original.len() as u64);
+    assert_eq!(s["chunks"], 10);
+    assert!(s["elapsed_s"].as_f64().expect("elapsed") > 0.0);
+    assert!(s["mb_per_s"].as_f64().expect("mb/s") > 0.0);
+    let t = &s["tuning"];
+    assert_eq!(t["chunk_size"], CHUNK as u64);
+    assert_eq!(t["channel_depth"], 4);
+    assert_eq!(t["io_tokens"], 12);
+    assert!(t["cpu_tokens"].as_u64().expect("cpu_tokens") >= 1);
+    assert_eq!(t["storage_type"], "unknown");
+    assert_eq!(t["stages"], "zstd:3,blake3");
+    check_latencies(s, 10);
+    assert!(s["latency_ns"].get("stage_cpu.blake3").is_some());
+
+    // Restore: bytes in = the container, bytes out = the original.
+    let out = env.run(&["restore", "x.bin.spipe", "-o", "y.bin", "--json"]);
+    code(&out, 0);
+    assert_eq!(fs::read(env.path("y.bin")).expect("restored"), original);
+    let lines = json_lines(&out);
+    let s = lines.last().expect("summary");
+    assert_eq!(s["message_type"], "summary");
+    assert_eq!(s["command"], "restore");
+    assert_eq!(s["bytes_in"], env.len("x.bin.spipe"));
+    assert_eq!(s["bytes_out"], original.len() as u64);
+    assert_eq!(
+        s["tuning"]["chunk_size"], CHUNK as u64,
+        "from the container"
+    );
+    check_latencies(s, 10);
+
+    // Verify: JSON only on stdout (no "ok" line); its bytes out are the
+    // original bytes it decoded and checked (written nowhere).
+    let out = env.run(&["verify", "x.bin.spipe", "--json"]);
+    code(&out, 0);
+    let lines = json_lines(&out);
+    assert_eq!(of_type(&lines, "file_done").len(), 1);
+    assert_eq!(
+        lines.last().expect("summary")["bytes_out"],
+        original.len() as u64
+    );
+    assert_eq!(env.listing(), ["x.bin", "x.bin.spipe", "y.bin"]);
+}
+
+#[test]
+fn issue4_json_status_lines_appear_while_a_run_waits() {
+    watchdog(60, || {
+        let env = Env::new();
+        let mut child = env
+            .command(&[
+                "process",
+                "-",
+                "-o",
+                "s.spipe",
+                "--json",
+                "--metrics-interval",
+                "10ms",
+            ])
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(&mixed_data(3 * CHUNK, 402)).expect("feed");
+        // The run is now waiting for more input; status lines keep coming.
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("a status line");
+        let v: Value = serde_json::from_str(&line).expect("JSON");
+        assert_eq!(v["message_type"], "status", "{line}");
+        assert_eq!(v["command"], "process");
+        assert!(v["gauges"]["cpu_permits"].as_u64().expect("permits") >= 1);
+        assert!(v["total_bytes"].is_null(), "stdin has no known size");
+        drop(stdin);
+        let mut rest = String::new();
+        stdout.read_to_string(&mut rest).expect("rest");
+        assert!(child.wait().expect("wait").success());
+        let last: Value =
+            serde_json::from_str(rest.lines().last().expect("summary")).expect("JSON");
+        assert_eq!(last["message_type"], "summary");
+        assert_eq!(last["bytes_in"], (3 * CHUNK) as u64);
+    });
+}
+
+#[test]
+fn issue4_json_and_data_on_stdout_are_refused() {
+    let env = Env::new();
+    env.write("x.bin", b"hello");
+    for args in [
+        &["process", "x.bin", "-c", "--json"][..],
+        &["process", "x.bin", "-o", "-", "--json"][..],
+        &["--json", "process", "-"][..],
+    ] {
+        let out = env.run(args);
+        code(&out, 2);
+        assert!(
+            stderr(&out).contains("--json"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+        assert!(
+            out.stdout.is_empty()
+                || json_lines(&out)
+                    .iter()
+                    .all(|v| v["message_type"] != "status")
+        );
+    }
+    env.run(&["process", "x.bin"]);
+    let out = env.run(&["restore", "x.bin.spipe", "-c", "--json"]);
+    code(&out, 2);
+    // Flags that report on a run are refused where there is none.
+    let out = env.run(&["info", "x.bin.spipe", "--json"]);
+    code(&out, 2);
+    assert!(out.stdout.is_empty());
+    assert_eq!(env.listing(), ["x.bin", "x.bin.spipe"]);
+}
+
+#[test]
+fn issue4_json_reports_errors_with_their_exit_code() {
+    let env = Env::new();
+    env.write("bad.spipe", b"this is not a container at all");
+    let out = env.run(&["restore", "bad.spipe", "-o", "y.bin", "--json"]);
+    code(&out, 3);
+    let lines = json_lines(&out);
+    let errors = of_type(&lines, "error");
+    assert_eq!(errors.len(), 1, "{lines:?}");
+    assert_eq!(errors[0]["exit_code"], 3);
+    assert_eq!(errors[0]["error"]["kind"], "integrity");
+    let s = lines.last().expect("summary");
+    assert_eq!(s["message_type"], "summary");
+    assert_eq!(s["exit_code"], 3);
+    assert_eq!(s["files_done"], 0);
+    assert_eq!(s["files_failed"], 1);
+    // The human message is still on stderr.
+    assert!(stderr(&out).contains("syncpipe: "));
+}
+
+// ---------------------------------------------------------------------------
+// Prometheus
+// ---------------------------------------------------------------------------
+
+/// A small checker of the Prometheus text exposition format (0.0.4): HELP
+/// and TYPE once per family, before its samples; metric and label names
+/// valid; label values quoted with the format's escapes; values numbers;
+/// summaries with quantiles, `_sum` and `_count`. Returns name{labels} →
+/// value.
+fn parse_prometheus(text: &str) -> BTreeMap<String, f64> {
+    fn valid_name(n: &str) -> bool {
+        let mut c = n.chars();
+        matches!(c.next(), Some(ch) if ch.is_ascii_alphabetic() || ch == '_' || ch == ':')
+            && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == ':')
+    }
+    let mut types: BTreeMap<String, String> = BTreeMap::new();
+    let mut helped = BTreeSet::new();
+    let mut samples = BTreeMap::new();
+    assert!(text.ends_with('\n'), "text ends with a newline");
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let name = rest.split(' ').next().expect("name");
+            assert!(
+                valid_name(name) && helped.insert(name.to_string()),
+                "HELP {name}"
+            );
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let mut parts = rest.split(' ');
+            let (name, kind) = (parts.next().expect("name"), parts.next().expect("type"));
+            assert!(
+                ["counter", "gauge", "summary", "histogram", "untyped"].contains(&kind),
+                "{line}"
+            );
+            assert!(
+                types.insert(name.to_string(), kind.to_string()).is_none(),
+                "TYPE twice: {name}"
+            );
+            continue;
+        }
+        assert!(
+            !line.starts_with('#') && !line.is_empty(),
+            "stray line {line:?}"
+        );
+        let (series, value) = line.rsplit_once(' ').expect("sample has a value");
+        let v: f64 = match value {
+            "NaN" => f64::NAN,
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            v => v.parse().unwrap_or_else(|_| panic!("bad value in {line}")),
+        };
+        let name = series.split('{').next().expect("name");
+        assert!(valid_name(name), "{line}");
+        assert!(name.starts_with("syncpipe_"), "{line}");
+        if let Some(labels) = series.strip_prefix(name) {
+            if !labels.is_empty() {
+                let inner = labels
+                    .strip_prefix('{')
+                    .and_then(|l| l.strip_suffix('}'))
+                    .unwrap_or_else(|| panic!("labels of {line}"));
+                // name="value" pairs, values with only \\ \" \n escapes.
+                let mut rest = inner;
+                while !rest.is_empty() {
+                    let (lname, after) = rest.split_once("=\"").expect("label=");
+                    assert!(valid_name(lname), "{line}");
+                    let mut end = None;
+                    let mut escaped = false;
+                    for (i, ch) in after.char_indices() {
+                        if escaped {
+                            assert!(matches!(ch, '\\' | '"' | 'n'), "escape in {line}");
+                            escaped = false;
+                        } else if ch == '\\' {
+                            escaped = true;
+                        } else if ch == '"' {
+                            end = Some(i);
+                            break;
+                        }
+                    }
+                    let end = end.expect("closing quote");
+                    rest = after[end + 1..]
+                        .strip_prefix(',')
+                        .unwrap_or(&after[end + 1..]);
+                }
+            }
+        }
+        let family = types
+            .keys()
+            .find(|f| {
+                name == f.as_str()
+                    || (types[*f] == "summary"
+                        && (name == format!("{f}_sum") || name == format!("{f}_count")))
+            })
+            .unwrap_or_else(|| panic!("sample before its TYPE: {line}"));
+        if types[family] == "summary" && name == family {
+            assert!(series.contains("quantile=\""), "{line}");
+        }
+        assert!(
+            samples.insert(series.to_string(), v).is_none(),
+            "duplicate {series}"
+        );
+    }
+    samples
+}
+
+#[test]
+fn issue4_prometheus_file_passes_the_format_check() {
+    let env = Env::new();
+    let original = mixed_data(6 * CHUNK + 5, 403);
+    env.write("x.bin", &original);
+    let out = env.run(&[
+        "process",
+        "x.bin",
+        "--chunk-size",
+        CHUNK_ARG,
+        "--prometheus-file",
+        "m.prom",
+        "--metrics-interval",
+        "10ms",
+    ]);
+    code(&out, 0);
+    let text = fs::read_to_string(env.path("m.prom")).expect("textfile");
+    let m = parse_prometheus(&text);
+    assert_eq!(m["syncpipe_files_total"], 1.0);
+    assert_eq!(m["syncpipe_chunks_total"], 7.0);
+    assert_eq!(m["syncpipe_input_bytes_total"], original.len() as f64);
+    assert_eq!(
+        m["syncpipe_output_bytes_total"],
+        env.len("x.bin.spipe") as f64
+    );
+    assert_eq!(m["syncpipe_tuning{setting=\"chunk_size\"}"], CHUNK as f64);
+    assert_eq!(m["syncpipe_chunk_cpu_seconds_count"], 7.0);
+    let q = |q: &str| m[&format!("syncpipe_chunk_cpu_seconds{{quantile=\"{q}\"}}")];
+    assert!(q("0.5") > 0.0 && q("0.5") <= q("0.95") && q("0.95") <= q("0.99"));
+    assert!(m.contains_key("syncpipe_stage_cpu_seconds{stage=\"zstd\",quantile=\"0.99\"}"));
+    assert!(m.contains_key("syncpipe_permit_wait_seconds_sum{permit=\"io\"}"));
+    assert!(m.contains_key("syncpipe_queue_depth_max{queue=\"jobs\"}"));
+    assert!(text.contains("syncpipe_build_info{version=\"") && text.contains("backend=\"sync\""));
+    // Written atomically: no temp file is left beside it.
+    assert_eq!(env.listing(), ["m.prom", "x.bin", "x.bin.spipe"]);
+}
+
+#[test]
+fn issue4_prometheus_file_is_rewritten_while_the_run_goes_on() {
+    watchdog(60, || {
+        let env = Env::new();
+        let mut child = env
+            .command(&[
+                "process",
+                "-",
+                "-o",
+                "s.spipe",
+                "--chunk-size",
+                CHUNK_ARG,
+                "--prometheus-file",
+                "m.prom",
+                "--metrics-interval",
+                "10ms",
+            ])
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let mut stdin = child.stdin.take().expect("stdin");
+        // Three full chunks: the reader sends two and holds the third until
+        // it knows whether more comes, so two are written while stdin stays
+        // open. Wait (under the watchdog) until a tick has written them:
+        // counters and histograms both, although the writer is idle by then
+        // (it publishes its histograms when it waits).
+        stdin.write_all(&mixed_data(3 * CHUNK, 407)).expect("feed");
+        let mid = loop {
+            if let Ok(text) = fs::read_to_string(env.path("m.prom")) {
+                let m = parse_prometheus(&text);
+                if m.get("syncpipe_chunks_total") == Some(&2.0)
+                    && m.get("syncpipe_chunk_cpu_seconds_count") == Some(&2.0)
+                {
+                    break m;
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        };
+        assert_eq!(
+            mid["syncpipe_files_total"], 0.0,
+            "the run is still going on"
+        );
+        assert_eq!(
+            mid["syncpipe_queue_wait_seconds_count{queue=\"results\"}"],
+            2.0
+        );
+        drop(stdin);
+        assert!(child.wait().expect("wait").success());
+        let end = parse_prometheus(&fs::read_to_string(env.path("m.prom")).expect("textfile"));
+        assert_eq!(end["syncpipe_files_total"], 1.0);
+        assert_eq!(end["syncpipe_chunks_total"], 3.0);
+        assert_eq!(env.listing(), ["m.prom", "s.spipe"]);
+    });
+}
+
+#[test]
+fn issue4_unwritable_prometheus_file_fails_before_any_work() {
+    let env = Env::new();
+    env.write("x.bin", b"data");
+    let out = env.run(&[
+        "process",
+        "x.bin",
+        "--prometheus-file",
+        "no/such/dir/m.prom",
+    ]);
+    code(&out, 1);
+    assert!(
+        stderr(&out).contains("--prometheus-file"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(env.listing(), ["x.bin"], "no output was written");
+}
+
+fn http_get(addr: &str, path: &str) -> String {
+    let mut s = TcpStream::connect(addr).expect("connect to /metrics");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("request");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("response");
+    out
+}
+
+#[test]
+fn issue4_metrics_listen_serves_the_run_and_stops_with_it() {
+    watchdog(60, || {
+        let env = Env::new();
+        let mut child = env
+            .command(&[
+                "process",
+                "-",
+                "-o",
+                "s.spipe",
+                "--chunk-size",
+                CHUNK_ARG,
+                "--metrics-listen",
+                "127.0.0.1:0",
+            ])
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let mut err = BufReader::new(child.stderr.take().expect("stderr"));
+        let mut line = String::new();
+        err.read_line(&mut line).expect("the address line");
+        let addr = line
+            .trim()
+            .strip_prefix("syncpipe: serving metrics at http://")
+            .and_then(|l| l.strip_suffix("/metrics"))
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_string();
+        // The run is going on (stdin is still open): scrape it.
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(&mixed_data(4 * CHUNK, 404)).expect("feed");
+        let resp = http_get(&addr, "/metrics");
+        let (head, body) = resp.split_once("\r\n\r\n").expect("head and body");
+        assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+        assert!(
+            head.contains("Content-Type: text/plain; version=0.0.4"),
+            "{head}"
+        );
+        let m = parse_prometheus(body);
+        assert_eq!(m["syncpipe_files_total"], 0.0, "the run is not finished");
+        assert!(http_get(&addr, "/other").starts_with("HTTP/1.1 404"));
+        drop(stdin);
+        let status = child.wait().expect("wait");
+        let mut rest = String::new();
+        err.read_to_string(&mut rest).expect("stderr");
+        assert!(status.success(), "{rest}");
+        // Shut down with the run: the port is free again.
+        TcpListener::bind(&addr).expect("the port was released");
+    });
+}
+
+#[test]
+fn issue4_metrics_listen_port_in_use_fails_at_start_with_exit_1() {
+    let env = Env::new();
+    env.write("x.bin", b"data");
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let out = env.run(&["process", "x.bin", "--metrics-listen", &addr]);
+    code(&out, 1);
+    let msg = stderr(&out);
+    assert!(
+        msg.contains("--metrics-listen") && msg.contains(&addr),
+        "{msg}"
+    );
+    assert!(msg.to_lowercase().contains("in use"), "{msg}");
+    assert_eq!(env.listing(), ["x.bin"], "nothing was processed");
+    // A bad address is a usage error.
+    code(
+        &env.run(&["process", "x.bin", "--metrics-listen", "localhost"]),
+        2,
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The dashboard
+// ---------------------------------------------------------------------------
+
+/// Runs `syncpipe ARGS` under `script`, which gives it a pseudo-terminal as
+/// stdin, stdout and stderr; returns what the terminal showed.
+fn in_pty(dir: &Path, args: &str) -> (Option<i32>, String) {
+    let out = Command::new("script")
+        .args(["-qec", &format!("{BIN} {args}"), "/dev/null"])
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("script(1) from util-linux runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn issue4_dashboard_draws_on_a_terminal() {
+    let env = Env::new();
+    env.write("x.bin", &mixed_data(5 * CHUNK, 405));
+    let (code, screen) = in_pty(
+        env.dir.path(),
+        &format!("process x.bin --chunk-size {CHUNK_ARG}"),
+    );
+    assert_eq!(code, Some(0), "{screen}");
+    // The final frame is always drawn, whatever the timing.
+    for part in [
+        "process x.bin  [##############################]  100.0%",
+        "done",
+        "throughput ",
+        "files/s",
+        "permits     cpu ",
+        "queues      jobs ",
+        "chunk cpu   p50/p95/p99 ",
+        "stage cpu   zstd ",
+        "memory      rss ",
+        "buffer reuse",
+        "\x1b[2K",
+    ] {
+        assert!(screen.contains(part), "{part:?} missing from:\n{screen}");
+    }
+    // Then the usual one-line summary.
+    assert!(screen.contains("x.bin: processed"), "{screen}");
+
+    // -q and --progress never silence it even on a terminal.
+    for flags in ["-q", "--progress never"] {
+        let (code, screen) = in_pty(
+            env.dir.path(),
+            &format!("process x.bin -o q.spipe -f {flags}"),
+        );
+        assert_eq!(code, Some(0));
+        assert!(!screen.contains("throughput"), "{flags}: {screen}");
+    }
+}
+
+#[test]
+fn issue4_dashboard_is_silent_off_a_terminal() {
+    let env = Env::new();
+    env.write("x.bin", &mixed_data(5 * CHUNK, 406));
+    // stderr is a pipe here: no frame, and without -v no summary either.
+    let out = env.run(&[
+        "process",
+        "x.bin",
+        "--chunk-size",
+        CHUNK_ARG,
+        "--metrics-interval",
+        "10ms",
+    ]);
+    code(&out, 0);
+    assert_eq!(stderr(&out), "");
+    // -v: only the final summary, with the percentiles, and no frame.
+    let out = env.run(&["process", "x.bin", "-o", "v.spipe", "-v"]);
+    code(&out, 0);
+    let err = stderr(&out);
+    assert!(
+        err.contains("processed") && err.contains("cpu time p50/p95/p99 ms: chunk "),
+        "{err}"
+    );
+    assert!(
+        !err.contains("throughput") && !err.contains('\x1b'),
+        "{err}"
+    );
+    // --progress always draws even into a pipe; -q still wins.
+    let out = env.run(&["process", "x.bin", "-o", "a.spipe", "--progress", "always"]);
+    code(&out, 0);
+    assert!(stderr(&out).contains("throughput "), "{}", stderr(&out));
+    let out = env.run(&[
+        "process",
+        "x.bin",
+        "-o",
+        "b.spipe",
+        "--progress",
+        "always",
+        "-q",
+    ]);
+    code(&out, 0);
+    assert_eq!(stderr(&out), "");
+}
+
+#[test]
+fn issue4_metrics_interval_is_validated() {
+    let env = Env::new();
+    env.write("x.bin", b"data");
+    for bad in ["0", "5ms", "2m", "abc", "61s"] {
+        let out = env.run(&["process", "x.bin", "--metrics-interval", bad]);
+        code(&out, 2);
+        assert!(
+            stderr(&out).contains("--metrics-interval"),
+            "{bad}: {}",
+            stderr(&out)
+        );
+    }
+    let out = env.run(&[
+        "process",
+        "x.bin",
+        "--metrics-interval",
+        "1s",
+        "--progress",
+        "sometimes",
+    ]);
+    code(&out, 2);
+    assert_eq!(env.listing(), ["x.bin"]);
+}
+
+// ---------------------------------------------------------------------------
+// completions and man
+// ---------------------------------------------------------------------------
+
+#[test]
+fn issue4_completions_and_man_page_are_generated() {
+    let env = Env::new();
+    for (shell, marker) in [
+        ("bash", "_syncpipe()"),
+        ("zsh", "#compdef syncpipe"),
+        ("fish", "complete -c syncpipe"),
+    ] {
+        let out = env.run(&["completions", shell]);
+        code(&out, 0);
+        let text = String::from_utf8(out.stdout).expect("UTF-8");
+        assert!(text.contains(marker), "{shell}: no {marker:?}");
+        for flag in ["--metrics-interval", "--json", "--chunk-size"] {
+            assert!(
+                text.contains(flag.trim_start_matches('-')),
+                "{shell}: no {flag}"
+            );
+        }
+    }
+    // bash accepts its script.
+    let out = env.run(&["completions", "bash"]);
+    fs::write(env.path("c.bash"), &out.stdout).expect("write");
+    let check = Command::new("bash")
+        .args(["-n", "c.bash"])
+        .current_dir(env.dir.path())
+        .status()
+        .expect("bash");
+    assert!(check.success());
+    code(&env.run(&["completions", "tcsh"]), 2);
+
+    let out = env.run(&["man"]);
+    code(&out, 0);
+    let page = String::from_utf8(out.stdout).expect("UTF-8");
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH syncpipe 1"),
+        "{}",
+        &page[..200.min(page.len())]
+    );
+    assert!(page.contains(".TH syncpipe 1"));
+    for word in ["process", "restore", "completions", "metrics\\-listen"] {
+        assert!(page.contains(word), "man page lacks {word}");
+    }
+}
