@@ -1509,10 +1509,12 @@ fn issue2_verbose_prints_a_summary_and_quiet_prints_nothing() {
     }
     assert!(env.read("q.bin") == original);
 
-    // Off a terminal, with neither flag, a successful run is silent too.
+    // Off a terminal, with neither flag, a successful run prints only its
+    // one-line final summary, on stderr (stdout stays clean for pipes).
     let out = env.run(&["process", "x.bin", "-o", "plain.spipe"]).ok();
     assert!(out.stdout.is_empty());
-    assert_eq!(out.stderr, "");
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(out.stderr.contains("x.bin: processed"), "{}", out.stderr);
 
     // Errors are still printed under -q.
     env.run(&["-q", "process", "x.bin", "-o", "q.spipe"])
