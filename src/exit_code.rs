@@ -32,7 +32,8 @@ Exit codes:
   0    success
   1    runtime error (I/O, a failing stage)
   2    usage error (bad flag or stage spec, output exists without -f)
-  3    integrity failure (not a container, corrupt, truncated, checksum mismatch)
+  3    integrity failure (not a container, corrupt, truncated, tampered:
+       checksum or authentication mismatch)
   4    wrong key or passphrase
   5    some files of a batch failed
   130  interrupted (SIGINT)
