@@ -14,6 +14,7 @@ use clap::{Args as ClapArgs, Parser, Subcommand};
 use syncpipe::format::{Header, Kdf};
 use syncpipe::output::{self, OutputFile};
 use syncpipe::stages::{parse_stages, StageSpec};
+use syncpipe::storage::{self, StorageType};
 use syncpipe::{config, Cancel, Error, KdfParams, Pipeline, PipelineBuilder, Report};
 
 use crate::exit_code::{ExitCode, TABLE};
@@ -147,9 +148,14 @@ struct Tuning {
     /// Chunk jobs allowed to run at once; 0 = the thread count.
     #[arg(long, default_value_t = 0)]
     cpu_tokens: usize,
-    /// Reads and writes allowed in flight at once; 0 = 12.
-    #[arg(long, default_value_t = 0)]
+    /// Reads and writes allowed in flight at once; 0 = from --storage-type.
+    #[arg(long, visible_alias = "io-qdepth", default_value_t = 0)]
     io_tokens: usize,
+    /// The device the input lives on, which sets the IO tokens unless
+    /// --io-tokens is given: nvme 24, ssd 12, hdd 4; auto finds it through
+    /// /sys (Linux) and uses 12 when it cannot tell (-v says why).
+    #[arg(long, value_name = "TYPE", default_value = "auto", value_parser = ["auto", "nvme", "ssd", "hdd"])]
+    storage_type: String,
     /// Depth of the bounded channels between threads; 0 = 4.
     #[arg(long, default_value_t = 0)]
     channel_depth: usize,
@@ -239,7 +245,7 @@ fn dispatch(command: Command, cancel: Cancel, v: Verbosity, tel: &Telemetry) -> 
         } => {
             let parsed = parse_stages(&stages)?;
             let mut builder = tel
-                .attach(tuning.builder(cancel))
+                .attach(tuning.builder(cancel, &input, v))
                 .chunk_size(chunk_size.unwrap_or(0));
             match parsed.cipher {
                 Some(cipher) => {
@@ -293,7 +299,7 @@ fn dispatch(command: Command, cancel: Cancel, v: Verbosity, tel: &Telemetry) -> 
             let dest = restore_dest(&input, &out)?;
             tel.claim_stdout(matches!(dest, Dest::Stdout))?;
             let (src, header) = peek_header(&input)?;
-            let builder = tel.attach(tuning.builder(cancel));
+            let builder = tel.attach(tuning.builder(cancel, &input, v));
             let pipeline = with_secret(builder, &keys, &header, &input)?.build()?;
             tel.begin(&pipeline, &input, None);
             let report = match (&dest, is_stdio(&input)) {
@@ -316,7 +322,7 @@ fn dispatch(command: Command, cancel: Cancel, v: Verbosity, tel: &Telemetry) -> 
             tuning,
         } => {
             let (src, header) = peek_header(&input)?;
-            let builder = tel.attach(tuning.builder(cancel));
+            let builder = tel.attach(tuning.builder(cancel, &input, v));
             let pipeline = with_secret(builder, &keys, &header, &input)?.build()?;
             tel.begin(&pipeline, &input, None);
             let report = pipeline.verify(src).map_err(|e| e.with_path(&input))?;
@@ -342,14 +348,44 @@ fn dispatch(command: Command, cancel: Cancel, v: Verbosity, tel: &Telemetry) -> 
 }
 
 impl Tuning {
-    fn builder(&self, cancel: Cancel) -> syncpipe::PipelineBuilder {
+    /// A builder with these settings, the storage type resolved for
+    /// `input` (detected when `auto`; the decision is printed with -v).
+    fn builder(&self, cancel: Cancel, input: &Path, v: Verbosity) -> syncpipe::PipelineBuilder {
+        let storage = match self.storage_type.parse::<StorageType>() {
+            Ok(kind) => Some(kind),
+            // `auto` (clap allows nothing else).
+            Err(_) if is_stdio(input) => {
+                storage_note(v, self.io_tokens, None, "stdin has no device");
+                None
+            }
+            Err(_) => {
+                let d = storage::detect(input);
+                storage_note(v, self.io_tokens, d.kind, &d.reason);
+                d.kind
+            }
+        };
         Pipeline::builder()
             .threads(self.threads)
             .cpu_tokens(self.cpu_tokens)
             .io_tokens(self.io_tokens)
+            .storage_type(storage)
             .channel_depth(self.channel_depth)
             .cancel(cancel)
     }
+}
+
+/// With -v, what `--storage-type auto` decided and why.
+fn storage_note(v: Verbosity, io_tokens: usize, kind: Option<StorageType>, reason: &str) {
+    if !v.verbose {
+        return;
+    }
+    let tokens = match (io_tokens, kind) {
+        (0, Some(k)) => format!("{} IO tokens", k.io_tokens()),
+        (0, None) => format!("{} IO tokens (the SSD default)", config::DEFAULT_IO_TOKENS),
+        (n, _) => format!("{n} IO tokens (--io-tokens)"),
+    };
+    let kind = kind.map_or("unknown", |k| k.name());
+    eprintln!("syncpipe: storage {kind} ({reason}): {tokens}");
 }
 
 /// Reads a container's header (to learn whether it needs a key) and gives

@@ -13,6 +13,7 @@ use crate::pipeline::Pipeline;
 use crate::secret::Secret;
 use crate::stage::Stage;
 use crate::stages::{ChecksumKind, StageSpec, Stages};
+use crate::storage::StorageType;
 
 /// Default chunk size: 1 MiB. Independent 1 MiB chunks cost zstd -3 about 8%
 /// speed and 1.5% ratio against one stream, 128 KiB chunks 15% and 5%, 4 MiB
@@ -38,6 +39,8 @@ pub struct Config {
     pub cpu_tokens: usize,
     /// IO tokens: reads and writes that may be in flight at once.
     pub io_tokens: usize,
+    /// The storage type the IO tokens were chosen for, if one was given.
+    pub storage_type: Option<StorageType>,
     /// Depth of the bounded channels.
     pub channel_depth: usize,
     /// Bytes per chunk.
@@ -72,6 +75,7 @@ pub struct PipelineBuilder {
     pub(crate) cipher: Option<Option<CipherKind>>,
     pub(crate) secret: Option<Secret>,
     pub(crate) kdf: KdfParams,
+    pub(crate) storage_type: Option<StorageType>,
     pub(crate) metrics: Option<Arc<Metrics>>,
 }
 
@@ -90,6 +94,7 @@ impl Default for PipelineBuilder {
             cipher: None,
             secret: None,
             kdf: KdfParams::default(),
+            storage_type: None,
             metrics: None,
         }
     }
@@ -193,9 +198,20 @@ impl PipelineBuilder {
 
     /// IO tokens: how many reads and writes may be in flight.
     ///
-    /// By default (0), 12. Ignored when a shared governor is given.
+    /// By default (0), the [`PipelineBuilder::storage_type`]'s depth, or 12
+    /// (the SSD depth) without one. Ignored when a shared governor is given.
     pub fn io_tokens(mut self, n: usize) -> Self {
         self.io_tokens = n;
+        self
+    }
+
+    /// The kind of storage the data lives on: sets the IO tokens (NVMe 24,
+    /// SSD 12, HDD 4) unless [`PipelineBuilder::io_tokens`] is given. See
+    /// [`crate::storage::detect`] to find it for a path.
+    ///
+    /// By default, none (12 IO tokens).
+    pub fn storage_type(mut self, kind: Option<StorageType>) -> Self {
+        self.storage_type = kind;
         self
     }
 
@@ -288,11 +304,12 @@ impl PipelineBuilder {
             } else {
                 self.cpu_tokens
             },
-            io_tokens: if self.io_tokens == 0 {
-                DEFAULT_IO_TOKENS
-            } else {
-                self.io_tokens
+            io_tokens: match (self.io_tokens, self.storage_type) {
+                (0, Some(kind)) => kind.io_tokens(),
+                (0, None) => DEFAULT_IO_TOKENS,
+                (n, _) => n,
             },
+            storage_type: self.storage_type,
             channel_depth: if self.channel_depth == 0 {
                 DEFAULT_CHANNEL_DEPTH
             } else {

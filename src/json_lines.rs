@@ -25,6 +25,8 @@ pub struct Tuning {
     pub chunk_size: usize,
     /// Stage list, when known before the run (process).
     pub stages: Option<String>,
+    /// `nvme`, `ssd`, `hdd` (given or detected), or `unknown`.
+    pub storage_type: &'static str,
 }
 
 /// A `status` line: progress and gauges at one tick.
@@ -141,7 +143,7 @@ pub fn summary(
             "io_tokens": tuning.io_tokens,
             "channel_depth": tuning.channel_depth,
             "chunk_size": tuning.chunk_size,
-            "storage_type": "unknown",
+            "storage_type": tuning.storage_type,
             "stages": tuning.stages,
         },
         "gauges": gauges(snap),
@@ -195,7 +197,10 @@ mod tests {
             &Snapshot::default(),
             0,
             0,
-            &Tuning::default(),
+            &Tuning {
+                storage_type: "ssd",
+                ..Tuning::default()
+            },
             0,
             None,
         );
@@ -213,7 +218,7 @@ mod tests {
             assert!(v.get(key).is_some(), "missing {key}");
         }
         assert_eq!(v["backend"], "sync");
-        assert_eq!(v["tuning"]["storage_type"], "unknown");
+        assert_eq!(v["tuning"]["storage_type"], "ssd");
     }
 
     #[test]

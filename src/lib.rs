@@ -49,6 +49,7 @@ pub mod secret;
 mod snapshot;
 pub mod stage;
 pub mod stages;
+pub mod storage;
 mod writer;
 
 pub use cancel::Cancel;

@@ -246,6 +246,7 @@ impl Telemetry {
             channel_depth: cfg.channel_depth,
             chunk_size: cfg.chunk_size,
             stages,
+            storage_type: cfg.storage_type.map_or("unknown", |k| k.name()),
         };
         st.labels.tuning = Some([
             cfg.cpu_tokens as u64,

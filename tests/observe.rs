@@ -676,7 +676,10 @@ fn issue4_dashboard_is_silent_off_a_terminal() {
     let err = stderr(&out);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("x.bin: processed"), "{err}");
-    assert!(!err.contains("throughput") && !err.contains('\x1b'), "{err}");
+    assert!(
+        !err.contains("throughput") && !err.contains('\x1b'),
+        "{err}"
+    );
     // -v: only the final summary, with the percentiles, and no frame.
     let out = env.run(&["process", "x.bin", "-o", "v.spipe", "-v"]);
     code(&out, 0);
