@@ -17,6 +17,7 @@ use syncpipe::stages::{parse_stages, StageSpec};
 use syncpipe::storage::{self, StorageType};
 use syncpipe::{config, Cancel, Error, KdfParams, Pipeline, PipelineBuilder, Report};
 
+use crate::dashboard::human;
 use crate::exit_code::{ExitCode, TABLE};
 use crate::key_source::{KeyArgs, Purpose};
 use crate::telemetry::{Telemetry, TelemetryArgs};
@@ -637,22 +638,6 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
         return Err(format!("{text:?} is outside 1 byte ..= 64 MiB"));
     }
     Ok(bytes)
-}
-
-/// Bytes in human units (binary), for summaries.
-fn human(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
 }
 
 #[cfg(test)]
