@@ -307,38 +307,7 @@ size_of() { stat -c %s "$1"; }
 if [ ! -s mixed.bin ] || { [ "$(size_of mixed.bin)" != "$MIXED_BYTES" ] \
      && [ "$(cat .mixed.bin.req 2>/dev/null)" != "$MIXED_BYTES" ]; }; then
   say "generating mixed.bin ($SIZE_MB MiB of files from /usr/share, /usr/lib, /usr/bin in md5(path) order)"
-  python3 - "$MIXED_BYTES" <<'PY'
-import hashlib, os, stat, sys
-limit = int(sys.argv[1])
-files = []
-for root in ('/usr/share', '/usr/lib', '/usr/bin'):
-    for dp, dns, fns in os.walk(root):
-        dns.sort()
-        for fn in fns:
-            p = os.path.join(dp, fn)
-            try:
-                st = os.lstat(p)
-            except OSError:
-                continue
-            if stat.S_ISREG(st.st_mode) and 1024 <= st.st_size <= 16 * 1024 * 1024:
-                files.append(p)
-files.sort(key=lambda p: hashlib.md5(p.encode()).hexdigest())
-n = used = 0
-with open('mixed.bin.tmp', 'wb') as out:
-    for p in files:
-        if n >= limit:
-            break
-        try:
-            with open(p, 'rb') as f:
-                data = f.read(limit - n)
-        except OSError:
-            continue
-        out.write(data); n += len(data); used += 1
-os.rename('mixed.bin.tmp', 'mixed.bin')
-if n < limit:
-    print(f'warning: only {n} bytes of candidate files (asked for {limit})', file=sys.stderr)
-print(f'mixed.bin: {n} bytes from {used} of {len(files)} candidate files', file=sys.stderr)
-PY
+  python3 "$ROOT/benches/make_mixed.py" "$MIXED_BYTES" mixed.bin
   echo "$MIXED_BYTES" >.mixed.bin.req
   rm -f rss-64MiB.bin big-2GiB.bin
 fi

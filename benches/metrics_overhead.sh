@@ -42,35 +42,7 @@ mkdir -p "$DIR"
 IN=$DIR/mixed-${SIZE_MB}MiB.bin
 if [ ! -s "$IN" ]; then
   echo "generating $IN" >&2
-  python3 - "$((SIZE_MB * 1048576))" "$IN" <<'PY'
-import hashlib, os, stat, sys
-limit, dest = int(sys.argv[1]), sys.argv[2]
-files = []
-for root in ('/usr/share', '/usr/lib', '/usr/bin'):
-    for dp, dns, fns in os.walk(root):
-        dns.sort()
-        for fn in fns:
-            p = os.path.join(dp, fn)
-            try:
-                st = os.lstat(p)
-            except OSError:
-                continue
-            if stat.S_ISREG(st.st_mode) and 1024 <= st.st_size <= 16 * 1024 * 1024:
-                files.append(p)
-files.sort(key=lambda p: hashlib.md5(p.encode()).hexdigest())
-n = 0
-with open(dest + '.tmp', 'wb') as out:
-    for p in files:
-        if n >= limit:
-            break
-        try:
-            with open(p, 'rb') as f:
-                data = f.read(limit - n)
-        except OSError:
-            continue
-        out.write(data); n += len(data)
-os.rename(dest + '.tmp', dest)
-PY
+  python3 "$ROOT/benches/make_mixed.py" "$((SIZE_MB * 1048576))" "$IN"
 fi
 OUT=/dev/shm/syncpipe-metrics-bench.$$
 trap 'rm -f "$OUT".*' EXIT
