@@ -10,7 +10,10 @@
 //! - `process/passthrough`, `process/zstd:3`, `process/lz4`,
 //!   `process/zstd:3,blake3`: threads 1, 2, 4 (1 MiB chunks);
 //! - `restore/zstd:3`: threads 1, 2, 4, restoring a container made once;
-//! - `chunk-size/zstd:3,T2`: 256 KiB, 1 MiB, 4 MiB chunks at 2 threads.
+//! - `chunk-size/zstd:3,T2`: 256 KiB, 1 MiB, 4 MiB chunks at 2 threads;
+//! - `spawn-style/…,T2`: rayon tasks against dedicated threads
+//!   (`SpawnStyle`), for zstd:3 and lz4 with 1 MiB chunks and lz4 and
+//!   passthrough with 64 KiB chunks.
 //!
 //! Throughput is in bytes of original data (MB/s of input for process,
 //! of restored output for restore). Samples are few and short (flat
@@ -33,7 +36,7 @@ use criterion::{
     Throughput,
 };
 use syncpipe::stages::parse_stages;
-use syncpipe::Pipeline;
+use syncpipe::{Pipeline, SpawnStyle};
 
 const MIB: usize = 1 << 20;
 /// Stage lists measured for `process`, each in its own group.
@@ -126,10 +129,15 @@ fn env_usize(name: &str, default: usize) -> usize {
 }
 
 fn pipeline(stages: &str, threads: usize, chunk_size: usize) -> Pipeline {
+    styled(stages, threads, chunk_size, SpawnStyle::Rayon)
+}
+
+fn styled(stages: &str, threads: usize, chunk_size: usize, style: SpawnStyle) -> Pipeline {
     Pipeline::builder()
         .stages(parse_stages(stages).expect("valid stage list"))
         .threads(threads)
         .chunk_size(chunk_size)
+        .spawn_style(style)
         .build()
         .expect("pipeline builds")
 }
@@ -197,6 +205,29 @@ fn benches(c: &mut Criterion) {
         for (chunk_size, label) in CHUNK_SIZES {
             let p = pipeline("zstd:3", 2, chunk_size);
             group.bench_with_input(BenchmarkId::from_parameter(label), &input, |b, input| {
+                b.iter(|| black_box(p.run(&input[..], io::sink()).expect("process")));
+            });
+        }
+        group.finish();
+    }
+
+    // Spawn styles at 2 threads: rayon tasks against dedicated threads per
+    // run, with 1 MiB chunks (the work dominates) and 64 KiB chunks (the
+    // per-chunk hand-off shows).
+    for (stages, chunk_size, label) in [
+        ("zstd:3", MIB, "zstd:3,1MiB"),
+        ("lz4", MIB, "lz4,1MiB"),
+        ("lz4", 64 << 10, "lz4,64KiB"),
+        ("passthrough", 64 << 10, "passthrough,64KiB"),
+    ] {
+        let mut group = c.benchmark_group(format!("spawn-style/{label},T2"));
+        configure(&mut group, input.len(), secs);
+        for (style, name) in [
+            (SpawnStyle::Rayon, "rayon"),
+            (SpawnStyle::Threads, "threads"),
+        ] {
+            let p = styled(stages, 2, chunk_size, style);
+            group.bench_with_input(BenchmarkId::from_parameter(name), &input, |b, input| {
                 b.iter(|| black_box(p.run(&input[..], io::sink()).expect("process")));
             });
         }

@@ -157,6 +157,11 @@ struct Tuning {
     /// /sys (Linux) and uses 12 when it cannot tell (-v says why).
     #[arg(long, value_name = "TYPE", default_value = "auto", value_parser = ["auto", "nvme", "ssd", "hdd"])]
     storage_type: String,
+    /// Where chunk jobs run: `rayon` (a pool shared by the runs, work
+    /// stealing) or `threads` (-T dedicated OS threads per run pulling from
+    /// one bounded channel). Same output bytes.
+    #[arg(long, value_name = "STYLE", default_value = "rayon", value_parser = ["rayon", "threads"])]
+    spawn_style: String,
     /// Depth of the bounded channels between threads; 0 = 4.
     #[arg(long, default_value_t = 0)]
     channel_depth: usize,
@@ -365,8 +370,11 @@ impl Tuning {
                 d.kind
             }
         };
+        // clap allows only the two names, which parse.
+        let spawn = self.spawn_style.parse().unwrap_or_default();
         Pipeline::builder()
             .threads(self.threads)
+            .spawn_style(spawn)
             .cpu_tokens(self.cpu_tokens)
             .io_tokens(self.io_tokens)
             .storage_type(storage)

@@ -30,11 +30,40 @@ pub const DEFAULT_IO_TOKENS: usize = 12;
 /// Default stage list of the CLI and of a builder given no stage.
 pub const DEFAULT_STAGES: &str = "zstd:3,blake3";
 
+/// Where chunk jobs run. Both give the same output bytes; see
+/// `docs/design.md` ("Spawn styles") for when each wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SpawnStyle {
+    /// Tasks on the pipeline's rayon pool, shared by all its runs (work
+    /// stealing). The default.
+    #[default]
+    Rayon,
+    /// Dedicated OS threads per run, pulling from one shared bounded
+    /// channel.
+    Threads,
+}
+
+impl std::str::FromStr for SpawnStyle {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<SpawnStyle> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "rayon" => Ok(SpawnStyle::Rayon),
+            "threads" => Ok(SpawnStyle::Threads),
+            other => Err(Error::usage(format!(
+                "unknown spawn style '{other}': expected rayon or threads"
+            ))),
+        }
+    }
+}
+
 /// Resolved, validated settings of a [`Pipeline`].
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Threads in the CPU pool.
+    /// Threads in the CPU pool (or dedicated worker threads per run).
     pub threads: usize,
+    /// Where chunk jobs run.
+    pub spawn_style: SpawnStyle,
     /// CPU tokens: chunk jobs that may run at once.
     pub cpu_tokens: usize,
     /// IO tokens: reads and writes that may be in flight at once.
@@ -76,6 +105,7 @@ pub struct PipelineBuilder {
     pub(crate) secret: Option<Secret>,
     pub(crate) kdf: KdfParams,
     pub(crate) storage_type: Option<StorageType>,
+    pub(crate) spawn_style: SpawnStyle,
     pub(crate) metrics: Option<Arc<Metrics>>,
 }
 
@@ -95,6 +125,7 @@ impl Default for PipelineBuilder {
             secret: None,
             kdf: KdfParams::default(),
             storage_type: None,
+            spawn_style: SpawnStyle::Rayon,
             metrics: None,
         }
     }
@@ -215,6 +246,15 @@ impl PipelineBuilder {
         self
     }
 
+    /// Where the chunk jobs run: the rayon pool, or `threads` dedicated OS
+    /// threads started for each run.
+    ///
+    /// By default, rayon.
+    pub fn spawn_style(mut self, style: SpawnStyle) -> Self {
+        self.spawn_style = style;
+        self
+    }
+
     /// Depth of the bounded channels between the threads.
     ///
     /// By default (0), 4.
@@ -299,6 +339,7 @@ impl PipelineBuilder {
         self.kdf.check()?;
         let config = Config {
             threads,
+            spawn_style: self.spawn_style,
             cpu_tokens: if self.cpu_tokens == 0 {
                 threads
             } else {

@@ -197,12 +197,12 @@ impl<J: Weight> Feed<'_, J> {
 /// Runs one stream through the reader → CPU → writer layout.
 ///
 /// `produce` runs on the reader thread and sends jobs; `work` runs once per
-/// job on the rayon pool (the job's sequence number is its chunk index);
+/// job on the CPU workers (the job's sequence number is its chunk index);
 /// `consume` runs on the writer thread, once per result, in order. Returns
 /// what `produce` returned, or the first error of the run.
 pub(crate) fn run<J, O, P>(
     state: &RunState<'_>,
-    cpu_pool: &rayon::ThreadPool,
+    cpu: Cpu<'_>,
     depth: usize,
     produce: impl FnOnce(&Feed<'_, J>) -> Result<P> + Send,
     work: impl Fn(u64, J) -> Result<O> + Sync,
@@ -238,7 +238,7 @@ where
             .name("syncpipe-dispatch".into())
             .spawn_scoped(s, || {
                 guarded(state, "dispatcher", || {
-                    dispatch(state, cpu_pool, jobs_rx, slots_tx, &work)
+                    dispatch(state, cpu, jobs_rx, slots_tx, &work)
                 })
             });
         let writer = thread::Builder::new()
@@ -321,82 +321,166 @@ fn recv<T>(
     }
 }
 
-/// The dispatcher loop: one CPU lease per job, job on the pool, slot in order.
+/// Where the chunk jobs run (`--spawn-style`); both give the same bytes.
+#[derive(Clone, Copy)]
+pub(crate) enum Cpu<'p> {
+    /// Spawned as tasks on the pipeline's rayon pool: the threads outlive
+    /// the run and are shared by every run of the pipeline (work stealing
+    /// keeps them busy across files).
+    Rayon(&'p rayon::ThreadPool),
+    /// This many dedicated OS threads, started for the run, pulling jobs
+    /// from one shared bounded channel (plain FIFO, no stealing).
+    Threads(usize),
+}
+
+/// A job as the dispatcher hands it to a CPU worker: its index, the job,
+/// its timings so far, the CPU lease it runs under, and its result slot.
+type Task<'g, J, O> = (
+    u64,
+    J,
+    Option<(Instant, u64, Instant, u64)>,
+    crate::governor::Lease<'g>,
+    Sender<Option<(O, Option<Trace>)>>,
+);
+
+/// The dispatcher loop: one CPU lease per job, job to a worker, slot in order.
 fn dispatch<J: Send, O: Send>(
     state: &RunState<'_>,
-    cpu_pool: &rayon::ThreadPool,
+    cpu: Cpu<'_>,
     jobs: Receiver<(J, Option<Stamp>)>,
     slots: Sender<Slot<O>>,
     work: &(impl Fn(u64, J) -> Result<O> + Sync),
 ) -> Result<()> {
-    let metrics = state.metrics.as_deref();
-    // `in_place_scope` runs this closure on the dispatcher thread (blocking
-    // here is fine) and waits for every spawned job before returning, so
-    // jobs may borrow the stages and the run state.
-    cpu_pool.in_place_scope(|scope| {
-        for (index, (job, stamp)) in (0u64..).zip(jobs.iter()) {
-            state.check()?;
-            let dispatched = stamp.map(|_| Instant::now());
-            let lease = state.governor.cpu.acquire(&state.cancel)?;
-            let trace = stamp
-                .zip(dispatched)
-                .map(|((queued, read_wait), dispatched)| {
-                    let cpu_wait = recorder::take_wait(Permit::Cpu);
-                    (queued, read_wait, dispatched, cpu_wait)
-                });
-            let (tx, rx) = bounded(1);
-            scope.spawn(move |_| {
-                let timed = trace.map(|t| {
-                    if let Some(m) = metrics {
-                        m.worker_started();
-                    }
-                    recorder::begin_laps();
-                    (t, Instant::now())
-                });
-                let result = panic::catch_unwind(AssertUnwindSafe(|| work(index, job)));
-                let trace = timed.map(|((queued, read_wait, dispatched, cpu_wait), start)| {
-                    let done = Instant::now();
-                    let laps = recorder::end_laps();
-                    if let Some(m) = metrics {
-                        m.worker_finished();
-                    }
-                    Trace {
-                        queued,
-                        read_wait,
-                        dispatched,
-                        cpu_wait,
-                        cpu: done.saturating_duration_since(start).as_nanos() as u64,
-                        laps,
-                        done,
-                    }
-                });
-                // Give the CPU permit back before the hand-off: the work is
-                // done even if the writer is slow to take the result.
-                drop(lease);
-                let out = match result {
-                    Ok(Ok(out)) => Some((out, trace)),
-                    Ok(Err(e)) => {
-                        state.fail(e.with_chunk(index));
-                        None
-                    }
-                    Err(payload) => {
-                        state.fail(panic_error(payload.as_ref()).with_chunk(index));
-                        None
-                    }
-                };
-                // Cannot block (one slot, one send); fails only if the writer
-                // is gone, which means the run is already stopping.
-                let _ = tx.try_send(out);
+    match cpu {
+        // `in_place_scope` runs this closure on the dispatcher thread
+        // (blocking here is fine) and waits for every spawned job before
+        // returning, so jobs may borrow the stages and the run state.
+        Cpu::Rayon(pool) => pool.in_place_scope(|scope| {
+            feed_workers(state, jobs, &slots, |task| {
+                scope.spawn(move |_| run_task(state, work, task));
+                Ok(())
+            })
+        }),
+        Cpu::Threads(n) => thread::scope(|s| {
+            // As deep as the CPU tokens: a worker never waits for a task
+            // that holds a permit, and the dispatcher blocks here only when
+            // every permitted job is already queued or running.
+            let (tasks_tx, tasks_rx) = bounded::<Task<'_, J, O>>(state.governor.cpu.capacity());
+            let mut workers = Vec::with_capacity(n.max(1));
+            for i in 0..n.max(1) {
+                let rx = tasks_rx.clone();
+                workers.push(
+                    thread::Builder::new()
+                        .name(format!("syncpipe-worker-{i}"))
+                        .spawn_scoped(s, move || {
+                            for task in rx.iter() {
+                                run_task(state, work, task);
+                            }
+                        }),
+                );
+            }
+            drop(tasks_rx);
+            let fed = feed_workers(state, jobs, &slots, |task| {
+                tasks_tx.send(task).map_err(|_| Error::cancelled())
             });
-            if slots.send(rx).is_err() {
-                return Err(Error::cancelled());
+            // Workers end when the queue is closed and drained.
+            drop(tasks_tx);
+            let mut spawned = Ok(());
+            for w in workers {
+                match w {
+                    Ok(h) => {
+                        let _ = h.join();
+                    }
+                    Err(e) => spawned = Err(Error::io(e).with_stage("spawning a worker thread")),
+                }
             }
-            if let Some(m) = metrics {
-                m.note_dispatched(slots.len());
-            }
+            // A worker that could not start is the root cause of whatever
+            // the feeding then ran into.
+            spawned.and(fed)
+        }),
+    }
+}
+
+/// Takes a CPU lease per job, hands the job to `submit` and queues its
+/// result slot for the writer, in read order.
+fn feed_workers<'g, J: Send, O: Send>(
+    state: &'g RunState<'_>,
+    jobs: Receiver<(J, Option<Stamp>)>,
+    slots: &Sender<Slot<O>>,
+    mut submit: impl FnMut(Task<'g, J, O>) -> Result<()>,
+) -> Result<()> {
+    let metrics = state.metrics.as_deref();
+    for (index, (job, stamp)) in (0u64..).zip(jobs.iter()) {
+        state.check()?;
+        let dispatched = stamp.map(|_| Instant::now());
+        let lease = state.governor.cpu.acquire(&state.cancel)?;
+        let trace = stamp
+            .zip(dispatched)
+            .map(|((queued, read_wait), dispatched)| {
+                let cpu_wait = recorder::take_wait(Permit::Cpu);
+                (queued, read_wait, dispatched, cpu_wait)
+            });
+        let (tx, rx) = bounded(1);
+        submit((index, job, trace, lease, tx))?;
+        if slots.send(rx).is_err() {
+            return Err(Error::cancelled());
         }
-        Ok(())
-    })
+        if let Some(m) = metrics {
+            m.note_dispatched(slots.len());
+        }
+    }
+    Ok(())
+}
+
+/// Runs one chunk job on a CPU worker (a rayon task or a dedicated thread)
+/// and puts its result in its slot.
+fn run_task<J, O>(
+    state: &RunState<'_>,
+    work: &(impl Fn(u64, J) -> Result<O> + Sync),
+    (index, job, trace, lease, tx): Task<'_, J, O>,
+) {
+    let metrics = state.metrics.as_deref();
+    let timed = trace.map(|t| {
+        if let Some(m) = metrics {
+            m.worker_started();
+        }
+        recorder::begin_laps();
+        (t, Instant::now())
+    });
+    let result = panic::catch_unwind(AssertUnwindSafe(|| work(index, job)));
+    let trace = timed.map(|((queued, read_wait, dispatched, cpu_wait), start)| {
+        let done = Instant::now();
+        let laps = recorder::end_laps();
+        if let Some(m) = metrics {
+            m.worker_finished();
+        }
+        Trace {
+            queued,
+            read_wait,
+            dispatched,
+            cpu_wait,
+            cpu: done.saturating_duration_since(start).as_nanos() as u64,
+            laps,
+            done,
+        }
+    });
+    // Give the CPU permit back before the hand-off: the work is done even
+    // if the writer is slow to take the result.
+    drop(lease);
+    let out = match result {
+        Ok(Ok(out)) => Some((out, trace)),
+        Ok(Err(e)) => {
+            state.fail(e.with_chunk(index));
+            None
+        }
+        Err(payload) => {
+            state.fail(panic_error(payload.as_ref()).with_chunk(index));
+            None
+        }
+    };
+    // Cannot block (one slot, one send); fails only if the writer is gone,
+    // which means the run is already stopping.
+    let _ = tx.try_send(out);
 }
 
 /// Joins a thread of the run; a thread that could not be spawned is

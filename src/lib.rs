@@ -54,7 +54,7 @@ mod writer;
 
 pub use cancel::Cancel;
 pub use cipher::CipherKind;
-pub use config::{Config, PipelineBuilder};
+pub use config::{Config, PipelineBuilder, SpawnStyle};
 pub use error::{Error, ErrorKind, Result};
 pub use governor::{Governor, Lease, Semaphore};
 pub use inspect::{inspect, Inspection};

@@ -11,8 +11,8 @@ use zeroize::Zeroizing;
 use crate::cancel::Cancel;
 use crate::chunk::{self, ChainStage, Codec};
 use crate::cipher::{self, CipherKind, FileKeys, FILE_NONCE_LEN};
-use crate::config::{Config, PipelineBuilder, StageEntry};
-use crate::engine::{self, RunState};
+use crate::config::{Config, PipelineBuilder, SpawnStyle, StageEntry};
+use crate::engine::{self, Cpu, RunState};
 use crate::error::{Error, Result};
 use crate::format::{Crypto, Header, Kdf, StageDesc, Trailer, CUSTOM_STAGE_ID};
 use crate::governor::Governor;
@@ -53,7 +53,8 @@ pub struct Pipeline {
 struct Inner {
     config: Config,
     chain: Vec<ChainStage>,
-    pool: rayon::ThreadPool,
+    /// The rayon pool, for `SpawnStyle::Rayon` (none for dedicated threads).
+    pool: Option<rayon::ThreadPool>,
     governor: Arc<Governor>,
     shared_governor: bool,
     cancel: Cancel,
@@ -122,11 +123,18 @@ impl Pipeline {
                 }
             });
         }
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(config.threads)
-            .thread_name(|i| format!("syncpipe-cpu-{i}"))
-            .build()
-            .map_err(|e| Error::io(io::Error::other(e)).with_stage("starting the thread pool"))?;
+        let pool = match config.spawn_style {
+            SpawnStyle::Rayon => Some(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(config.threads)
+                    .thread_name(|i| format!("syncpipe-cpu-{i}"))
+                    .build()
+                    .map_err(|e| {
+                        Error::io(io::Error::other(e)).with_stage("starting the thread pool")
+                    })?,
+            ),
+            SpawnStyle::Threads => None,
+        };
         let shared_governor = governor.is_some();
         let governor = governor
             .unwrap_or_else(|| Arc::new(Governor::new(config.cpu_tokens, config.io_tokens)));
@@ -330,7 +338,7 @@ impl Pipeline {
             let state = &state;
             engine::run(
                 state,
-                &self.inner.pool,
+                self.cpu(),
                 cfg.channel_depth,
                 |tx| reader::read_chunks(state, input, cfg.chunk_size, cfg.checksum, tx),
                 |index, c| chunk::encode(&codec, &state.buffers, index, c),
@@ -402,7 +410,7 @@ impl Pipeline {
             let (codec, chunks) = (&codec, &mut chunks);
             engine::run(
                 state,
-                &self.inner.pool,
+                self.cpu(),
                 self.inner.config.channel_depth,
                 |tx| {
                     let mut counted = crate::writer::Counting {
@@ -597,6 +605,14 @@ impl Pipeline {
                 }
             })
             .collect()
+    }
+
+    /// Where this pipeline's chunk jobs run.
+    fn cpu(&self) -> Cpu<'_> {
+        match &self.inner.pool {
+            Some(pool) => Cpu::Rayon(pool),
+            None => Cpu::Threads(self.inner.config.threads),
+        }
     }
 
     fn new_state(

@@ -2,13 +2,14 @@
 //! the one-thread path, and every container restores byte-identical.
 //!
 //! threads {1,2,4,8} × depth {1,2,16} × chunk size {tiny, 64 KiB, default}
-//! × sizes {0, 1, chunk−1, chunk, chunk+1, many chunks} × every stage list.
+//! × sizes {0, 1, chunk−1, chunk, chunk+1, many chunks} × every stage list,
+//! with both spawn styles (rayon tasks, dedicated threads) over the grid.
 
 mod common;
 
 use common::{mixed_data, watchdog};
 use syncpipe::stages::parse_stages;
-use syncpipe::Pipeline;
+use syncpipe::{Pipeline, SpawnStyle};
 
 const STAGE_LISTS: &[&str] = &[
     "passthrough",
@@ -37,11 +38,19 @@ fn sizes(chunk: usize) -> Vec<usize> {
 }
 
 fn pipeline(stages: &str, chunk: usize, threads: usize, depth: usize) -> Pipeline {
+    // Both spawn styles, alternating over the grid so that each meets every
+    // thread count (and the suite takes no longer): same bytes required.
+    let style = if (threads + depth) % 2 == 0 {
+        SpawnStyle::Threads
+    } else {
+        SpawnStyle::Rayon
+    };
     Pipeline::builder()
         .stages(parse_stages(stages).expect("valid stage list"))
         .chunk_size(chunk)
         .threads(threads)
         .channel_depth(depth)
+        .spawn_style(style)
         .build()
         .expect("valid settings")
 }
@@ -67,13 +76,15 @@ fn check_stage_list(stages: &'static str) {
                     assert!(
                         container == reference,
                         "{stages}: container differs from the one-thread path \
-                         (chunk {chunk}, size {size}, threads {threads}, depth {depth})"
+                         (chunk {chunk}, size {size}, threads {threads}, depth {depth}, {:?})",
+                        p.config().spawn_style
                     );
                     let mut restored = Vec::new();
                     p.restore(&container[..], &mut restored).expect("restore");
                     assert!(
                         restored == data,
-                        "{stages}: restore differs (chunk {chunk}, size {size}, threads {threads}, depth {depth})"
+                        "{stages}: restore differs (chunk {chunk}, size {size}, threads {threads}, depth {depth}, {:?})",
+                        p.config().spawn_style
                     );
                     assert!(p.governor().all_returned(), "permits leaked");
                 }

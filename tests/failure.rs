@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use common::{mixed_data, watchdog};
 use syncpipe::stage::{from_fn, ChunkInfo, Stage};
 use syncpipe::stages::StageSpec;
-use syncpipe::{Cancel, Error, ErrorKind, Governor, Pipeline};
+use syncpipe::{Cancel, Error, ErrorKind, Governor, Pipeline, SpawnStyle};
 
 const CHUNK: usize = 4096;
 
@@ -47,7 +47,18 @@ impl Stage for FailAt {
 }
 
 fn failing(chunk: u64, panic: bool, inverse_only: bool, threads: usize) -> Pipeline {
+    failing_on(chunk, panic, inverse_only, threads, SpawnStyle::Rayon)
+}
+
+fn failing_on(
+    chunk: u64,
+    panic: bool,
+    inverse_only: bool,
+    threads: usize,
+    style: SpawnStyle,
+) -> Pipeline {
     Pipeline::builder()
+        .spawn_style(style)
         .stage(StageSpec::Lz4)
         .custom_stage(FailAt {
             chunk,
@@ -62,9 +73,12 @@ fn failing(chunk: u64, panic: bool, inverse_only: bool, threads: usize) -> Pipel
 
 #[test]
 fn issue2_stage_error_at_chunk_k_ends_the_run() {
-    for threads in [1, 2, 4] {
+    for (threads, style) in [1, 2, 4]
+        .into_iter()
+        .flat_map(|t| [(t, SpawnStyle::Rayon), (t, SpawnStyle::Threads)])
+    {
         let e = watchdog(30, move || {
-            let p = failing(17, false, false, threads);
+            let p = failing_on(17, false, false, threads, style);
             let data = mixed_data(200 * CHUNK, 1);
             let e = p.run(&data[..], io::sink()).expect_err("must fail");
             assert!(p.governor().all_returned(), "permits leaked");
@@ -82,9 +96,12 @@ fn issue2_stage_error_at_chunk_k_ends_the_run() {
 
 #[test]
 fn issue2_stage_panic_at_chunk_k_ends_the_run() {
-    for threads in [1, 2, 4] {
+    for (threads, style) in [1, 2, 4]
+        .into_iter()
+        .flat_map(|t| [(t, SpawnStyle::Rayon), (t, SpawnStyle::Threads)])
+    {
         let e = watchdog(30, move || {
-            let p = failing(5, true, false, threads);
+            let p = failing_on(5, true, false, threads, style);
             let data = mixed_data(100 * CHUNK, 2);
             let e = p.run(&data[..], io::sink()).expect_err("must fail");
             assert!(p.governor().all_returned(), "permits leaked");
