@@ -179,6 +179,7 @@ fn kind_name(kind: ErrorKind) -> &'static str {
         ErrorKind::Io => "io",
         ErrorKind::Usage => "usage",
         ErrorKind::Integrity => "integrity",
+        ErrorKind::WrongKey => "wrong_key",
         ErrorKind::Stage => "stage",
         ErrorKind::Panic => "panic",
         ErrorKind::Cancelled => "cancelled",
