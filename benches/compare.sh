@@ -33,8 +33,8 @@
 #                   is redone up to REDO times; the note column shows "other CPU"
 #   SYNCPIPE_BIN=   use this binary instead of building with cargo
 #   SECTIONS=all    comma list of sections to run: zstd, lz4, passthrough, restore,
-#                   random, rss, crypto (e.g. SECTIONS=crypto for the encryption
-#                   rows only: about 1 minute)
+#                   random, rss, crypto, reader (e.g. SECTIONS=crypto for the
+#                   encryption rows only)
 #
 # Builds with `cargo build --release` (CARGO_TARGET_DIR is respected: the
 # binary is found through `cargo metadata`). Needs python3; zstd and lz4 rows
@@ -415,6 +415,15 @@ if [ "$BIG" != 0 ]; then
   warm big-2GiB.bin
   row rss_2g "peak RSS" "syncpipe zstd:3, 2 GiB input" 2 "$BIG_BYTES" "$SP -q process big-2GiB.bin -o out/s.spipe -f --stages zstd:3 -T2" --out out/s.spipe --ratio
 fi
+fi
+
+if on reader; then
+say "== reader: read(2) against a memory map (to /dev/null: the read side alone)"
+warm mixed.bin
+row rd_pt_buf  "reader mixed, to /dev/null" "syncpipe passthrough --reader buffered" 2 "$MIXED" "$SP -q process mixed.bin -c --stages passthrough -T2 --reader buffered >/dev/null"
+row rd_pt_mmap "reader mixed, to /dev/null" "syncpipe passthrough --reader mmap"     2 "$MIXED" "$SP -q process mixed.bin -c --stages passthrough -T2 --reader mmap >/dev/null"
+row rd_z3_buf  "reader mixed, to /dev/null" "syncpipe zstd:3 --reader buffered"      2 "$MIXED" "$SP -q process mixed.bin -c --stages zstd:3 -T2 --reader buffered >/dev/null"
+row rd_z3_mmap "reader mixed, to /dev/null" "syncpipe zstd:3 --reader mmap"          2 "$MIXED" "$SP -q process mixed.bin -c --stages zstd:3 -T2 --reader mmap >/dev/null"
 fi
 
 if on crypto; then

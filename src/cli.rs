@@ -13,6 +13,7 @@ use std::sync::Arc;
 use clap::{Args as ClapArgs, Parser, Subcommand};
 use syncpipe::format::{Header, Kdf};
 use syncpipe::output::{self, OutputFile};
+use syncpipe::source::{ReaderKind, Source};
 use syncpipe::stages::{parse_stages, StageSpec};
 use syncpipe::storage::{self, StorageType};
 use syncpipe::{config, Cancel, Error, KdfParams, Pipeline, PipelineBuilder, Report};
@@ -162,6 +163,11 @@ struct Tuning {
     /// one bounded channel). Same output bytes.
     #[arg(long, value_name = "STYLE", default_value = "rayon", value_parser = ["rayon", "threads"])]
     spawn_style: String,
+    /// How an input file is read: `buffered` (read(2)) or `mmap` (a memory
+    /// map; opt-in: if another process truncates the file meanwhile, the
+    /// process dies of SIGBUS).
+    #[arg(long, value_name = "HOW", default_value = "buffered", value_parser = ["buffered", "mmap"])]
+    reader: String,
     /// Depth of the bounded channels between threads; 0 = 4.
     #[arg(long, default_value_t = 0)]
     channel_depth: usize,
@@ -288,7 +294,7 @@ fn dispatch(command: Command, cancel: Cancel, v: Verbosity, tel: &Telemetry) -> 
             let report = match (&dest, is_stdio(&input)) {
                 (Dest::Path(p), false) => pipeline.process_path(&input, p, out.force)?,
                 _ => {
-                    let src = open_input(&input)?;
+                    let src = Source::new(open_input(&input)?, tuning.reader());
                     stream(src, &input, &dest, out.force, |src, w| pipeline.run(src, w))?
                 }
             };
@@ -304,7 +310,7 @@ fn dispatch(command: Command, cancel: Cancel, v: Verbosity, tel: &Telemetry) -> 
         } => {
             let dest = restore_dest(&input, &out)?;
             tel.claim_stdout(matches!(dest, Dest::Stdout))?;
-            let (src, header) = peek_header(&input)?;
+            let (src, header) = peek_header(&input, tuning.reader())?;
             let builder = tel.attach(tuning.builder(cancel, &input, v));
             let pipeline = with_secret(builder, &keys, &header, &input)?.build()?;
             tel.begin(&pipeline, &input, None);
@@ -327,7 +333,7 @@ fn dispatch(command: Command, cancel: Cancel, v: Verbosity, tel: &Telemetry) -> 
             keys,
             tuning,
         } => {
-            let (src, header) = peek_header(&input)?;
+            let (src, header) = peek_header(&input, tuning.reader())?;
             let builder = tel.attach(tuning.builder(cancel, &input, v));
             let pipeline = with_secret(builder, &keys, &header, &input)?.build()?;
             tel.begin(&pipeline, &input, None);
@@ -375,11 +381,19 @@ impl Tuning {
         Pipeline::builder()
             .threads(self.threads)
             .spawn_style(spawn)
+            .reader(self.reader())
             .cpu_tokens(self.cpu_tokens)
             .io_tokens(self.io_tokens)
             .storage_type(storage)
             .channel_depth(self.channel_depth)
             .cancel(cancel)
+    }
+}
+
+impl Tuning {
+    /// The `--reader` choice (clap allows only the two names, which parse).
+    fn reader(&self) -> ReaderKind {
+        self.reader.parse().unwrap_or_default()
     }
 }
 
@@ -399,8 +413,8 @@ fn storage_note(v: Verbosity, io_tokens: usize, kind: Option<StorageType>, reaso
 
 /// Reads a container's header (to learn whether it needs a key) and gives
 /// back a reader that starts at the beginning again.
-fn peek_header(input: &Path) -> Result<(Box<dyn Read + Send>, Header), Error> {
-    let mut src = open_input(input)?;
+fn peek_header(input: &Path, reader: ReaderKind) -> Result<(Box<dyn Read + Send>, Header), Error> {
+    let mut src = Source::new(open_input(input)?, reader);
     let (header, raw) = Header::read_with_bytes(&mut src).map_err(|e| e.with_path(input))?;
     Ok((Box::new(io::Cursor::new(raw).chain(src)), header))
 }

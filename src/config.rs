@@ -11,6 +11,7 @@ use crate::kdf::KdfParams;
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
 use crate::secret::Secret;
+use crate::source::ReaderKind;
 use crate::stage::Stage;
 use crate::stages::{ChecksumKind, StageSpec, Stages};
 use crate::storage::StorageType;
@@ -64,6 +65,8 @@ pub struct Config {
     pub threads: usize,
     /// Where chunk jobs run.
     pub spawn_style: SpawnStyle,
+    /// How `process_path` and `restore_path` read their input file.
+    pub reader: ReaderKind,
     /// CPU tokens: chunk jobs that may run at once.
     pub cpu_tokens: usize,
     /// IO tokens: reads and writes that may be in flight at once.
@@ -106,6 +109,7 @@ pub struct PipelineBuilder {
     pub(crate) kdf: KdfParams,
     pub(crate) storage_type: Option<StorageType>,
     pub(crate) spawn_style: SpawnStyle,
+    pub(crate) reader: ReaderKind,
     pub(crate) metrics: Option<Arc<Metrics>>,
 }
 
@@ -126,6 +130,7 @@ impl Default for PipelineBuilder {
             kdf: KdfParams::default(),
             storage_type: None,
             spawn_style: SpawnStyle::Rayon,
+            reader: ReaderKind::Buffered,
             metrics: None,
         }
     }
@@ -255,6 +260,17 @@ impl PipelineBuilder {
         self
     }
 
+    /// How [`Pipeline::process_path`] and [`Pipeline::restore_path`] read
+    /// their input: `read(2)` or a memory map (opt-in: a file truncated by
+    /// another process while mapped kills the process with `SIGBUS`; see
+    /// [`crate::source`]). Runs on a reader you pass are not affected.
+    ///
+    /// By default, buffered reads.
+    pub fn reader(mut self, kind: ReaderKind) -> Self {
+        self.reader = kind;
+        self
+    }
+
     /// Depth of the bounded channels between the threads.
     ///
     /// By default (0), 4.
@@ -340,6 +356,7 @@ impl PipelineBuilder {
         let config = Config {
             threads,
             spawn_style: self.spawn_style,
+            reader: self.reader,
             cpu_tokens: if self.cpu_tokens == 0 {
                 threads
             } else {

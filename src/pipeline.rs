@@ -23,6 +23,7 @@ use crate::pool::BufferPool;
 use crate::reader;
 use crate::report::Report;
 use crate::secret::Secret;
+use crate::source::Source;
 use crate::stages::{ChecksumKind, StageSpec};
 use crate::writer::Sink;
 
@@ -230,8 +231,9 @@ impl Pipeline {
         let (file, meta) = output::open_input(input)?;
         let out = OutputFile::create(input, output, force)?;
         let mode = output::mode_of(&meta);
+        let source = Source::new(file, self.inner.config.reader);
         let (_, report) = self
-            .process_stream(file, out.file(), Some(meta.len()), mode)
+            .process_stream(source, out.file(), Some(meta.len()), mode)
             .map_err(|e| e.with_path(input))?;
         if report.bytes_in != meta.len() {
             // A runtime condition (exit 1), not a damaged container.
@@ -257,14 +259,15 @@ impl Pipeline {
     ///
     /// As [`Pipeline::process_path`] and [`Pipeline::restore`].
     pub fn restore_path(&self, input: &Path, output: &Path, force: bool) -> Result<Report> {
-        let (mut file, _) = output::open_input(input)?;
+        let (file, _) = output::open_input(input)?;
+        let mut source = Source::new(file, self.inner.config.reader);
         // Header and key first: a wrong key or a foreign file creates
         // nothing, not even a temp file.
         let opened = self
-            .open_header(&mut file)
+            .open_header(&mut source)
             .map_err(|e| e.with_path(input))?;
         let out = OutputFile::create(input, output, force)?;
-        self.restore_into(opened, file, out)
+        self.restore_into(opened, source, out)
             .map_err(|e| e.with_path(input))
     }
 

@@ -1,0 +1,138 @@
+//! How a named input file is read: `read(2)` into the chunk buffers
+//! (buffered, the default) or through a memory map (`--reader mmap`).
+//!
+//! Both hand the engine a plain `Read`, so nothing downstream changes: the
+//! reader thread copies each chunk into a pooled buffer either way (from
+//! the kernel's page cache with `read`, from the mapped pages with mmap).
+//! What mmap saves is the system call per read; what it costs is a page
+//! fault per unmapped page. `benches/compare.sh`'s reader rows measure
+//! which wins (`docs/performance.md`).
+//!
+//! **The caveat of mmap.** If another process truncates the file while it
+//! is mapped, touching the vanished pages raises `SIGBUS`, which kills the
+//! process at once: no error message, and the temp output file stays
+//! behind (it is never renamed, so no partial file appears under the
+//! destination name). Reads instead see the file end early, which the
+//! pipeline reports as "input changed while it was read". That is why mmap
+//! is opt-in. Mapping falls back to reads when it is not possible (pipes,
+//! devices, some file systems). A file that grows after it was mapped is
+//! read up to its length when opened (reads would see, and report, the
+//! change).
+
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Cursor, Read};
+use std::str::FromStr;
+
+use memmap2::{Advice, Mmap};
+
+use crate::error::{Error, Result};
+
+/// How named input files are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReaderKind {
+    /// `read(2)` into the chunk buffers. The default.
+    #[default]
+    Buffered,
+    /// A read-only memory map, advised sequential (see the module's caveat).
+    Mmap,
+}
+
+impl FromStr for ReaderKind {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<ReaderKind> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "buffered" => Ok(ReaderKind::Buffered),
+            "mmap" => Ok(ReaderKind::Mmap),
+            other => Err(Error::usage(format!(
+                "unknown reader '{other}': expected buffered or mmap"
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for ReaderKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ReaderKind::Buffered => "buffered",
+            ReaderKind::Mmap => "mmap",
+        })
+    }
+}
+
+/// An open input: the file itself, or its map. Implements `Read`.
+pub enum Source {
+    /// Read with `read(2)`.
+    File(File),
+    /// Read from a memory map.
+    Map(Cursor<Mmap>),
+}
+
+impl Source {
+    /// Opens `file` the way `kind` says; a map that cannot be made falls
+    /// back to reading the file.
+    pub fn new(file: File, kind: ReaderKind) -> Source {
+        if kind == ReaderKind::Buffered {
+            return Source::File(file);
+        }
+        // SAFETY: the map is read-only and private to this process; the
+        // remaining hazard, another process truncating the file, is the
+        // documented caveat of the opt-in (`SIGBUS`, see the module docs).
+        match unsafe { Mmap::map(&file) } {
+            Ok(map) => {
+                // Only a hint: read-ahead and early reclaim of passed pages.
+                let _ = map.advise(Advice::Sequential);
+                Source::Map(Cursor::new(map))
+            }
+            Err(_) => Source::File(file),
+        }
+    }
+
+    /// True when the input is mapped.
+    pub fn is_mapped(&self) -> bool {
+        matches!(self, Source::Map(_))
+    }
+}
+
+impl Read for Source {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Source::File(f) => f.read(buf),
+            Source::Map(m) => m.read(buf),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn both_kinds_read_the_same_bytes_and_devices_fall_back() {
+        let mut f = tempfile::NamedTempFile::new().expect("temp file");
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7) as u8).collect();
+        f.write_all(&data).expect("write");
+        for kind in [ReaderKind::Buffered, ReaderKind::Mmap] {
+            let mut s = Source::new(File::open(f.path()).expect("open"), kind);
+            assert_eq!(s.is_mapped(), kind == ReaderKind::Mmap);
+            let mut back = Vec::new();
+            s.read_to_end(&mut back).expect("read");
+            assert_eq!(back, data, "{kind}");
+        }
+        let empty = tempfile::NamedTempFile::new().expect("temp file");
+        let mut s = Source::new(File::open(empty.path()).expect("open"), ReaderKind::Mmap);
+        let mut back = Vec::new();
+        s.read_to_end(&mut back).expect("read");
+        assert!(back.is_empty());
+        // A character device cannot be mapped: reads instead.
+        let s = Source::new(File::open("/dev/null").expect("open"), ReaderKind::Mmap);
+        assert!(!s.is_mapped(), "falls back to reads");
+        assert!("floppy".parse::<ReaderKind>().is_err());
+        assert_eq!(
+            "MMAP".parse::<ReaderKind>().expect("valid"),
+            ReaderKind::Mmap
+        );
+    }
+}
