@@ -23,6 +23,7 @@
 //! The threads, channels, shutdown protocol and memory bound are described
 //! in `docs/design.md`; the container in `docs/format.md`.
 
+pub mod batch;
 pub mod cancel;
 mod chunk;
 pub mod cipher;
@@ -39,11 +40,15 @@ mod pipeline;
 mod pool;
 mod reader;
 pub mod report;
+pub mod scheduler;
 pub mod secret;
+pub mod shard;
 pub mod stage;
 pub mod stages;
+pub mod walk;
 mod writer;
 
+pub use batch::{BatchJob, BatchOptions, BatchReport, FileResult, Outcome};
 pub use cancel::Cancel;
 pub use cipher::CipherKind;
 pub use config::{Config, PipelineBuilder};

@@ -1,0 +1,564 @@
+//! Many files through one pipeline: the batch runner.
+//!
+//! ```text
+//!  caller ── jobs ──▶ scheduler thread (owns the queue and the slot count)
+//!                        │ work (bounded, one per free slot)
+//!                        ▼
+//!                     worker threads (one per slot)
+//!                        │  small file: read whole, encode inline under
+//!                        │              one CPU lease, write, rename
+//!                        │  large file: the engine's reader → CPU → writer
+//!                        │              threads and channels (depth per file)
+//!                        ▼ done (bounded, one per slot): class + results
+//!                     scheduler thread: frees the slot, picks the next file
+//! ```
+//!
+//! Two-level governance: every file of the batch draws its CPU and IO
+//! permits from the pipeline's one [`Governor`](crate::Governor) (global
+//! level), while each streamed file keeps its own bounded channels (local
+//! level, depth per file). Why a scheduler thread: the next file is chosen
+//! only when a slot frees, knowing what is running (the fair policy caps
+//! large files in flight), and one thread owning the queue and the count
+//! needs no lock. Why a bound on files in flight: each streamed file holds
+//! up to its channel depth plus the CPU tokens in chunk buffers, three
+//! threads and two descriptors, so the batch's memory and threads stay
+//! bounded by `slots ×` one file's, whatever the number of files; twice the
+//! CPU tokens keeps the CPU busy while half the files wait on the disk
+//! (open, fsync, rename dominate small files).
+//!
+//! Shutdown is disconnection: the scheduler drops the work sender when the
+//! queue is empty (or the batch is cancelled), the workers' loops end. On a
+//! cancel no new file starts; files in flight are cancelled through the
+//! pipeline's token, and their temp files are removed; files never started
+//! are reported as cancelled.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::panic::{self, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, Receiver, Sender};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::output::{self, OutputFile};
+use crate::pipeline::Pipeline;
+use crate::report::Report;
+use crate::scheduler::{Class, Policy, Queue, Running};
+
+/// Files smaller than this (256 KiB) take the small-file path: read whole,
+/// every chunk encoded inline in one CPU job, no per-file threads or
+/// channels. At this size the three threads and two channels of a streamed
+/// run cost as much as the compression itself.
+pub const SMALL_FILE_MAX: u64 = 256 << 10;
+/// With `batch_small`, at most this many small files share one CPU job...
+pub const BATCH_SMALL_FILES: usize = 64;
+/// ...and at most this many bytes (1 MiB, one default chunk): enough to
+/// amortise the job's hand-offs, small enough that one job does not hold a
+/// CPU token much longer than a chunk does.
+pub const BATCH_SMALL_BYTES: u64 = 1 << 20;
+
+/// One file of a batch.
+#[derive(Debug, Clone)]
+pub struct BatchJob {
+    /// The file to read.
+    pub input: PathBuf,
+    /// Where its result goes (`None` for verify). Missing folders are
+    /// created.
+    pub output: Option<PathBuf>,
+    /// The input's size when listed (decides the path and the scheduler's
+    /// size class; the file is measured again when opened).
+    pub size: u64,
+}
+
+/// Settings of a batch.
+#[derive(Debug, Clone, Default)]
+pub struct BatchOptions {
+    /// Which file starts next. By default, [`Policy::Fair`].
+    pub scheduler: Policy,
+    /// Encode several small files per CPU job (one container each). By
+    /// default, off.
+    pub batch_small: bool,
+    /// Overwrite existing outputs. By default, off: an existing output is
+    /// that file's failure.
+    pub force: bool,
+    /// Skip files whose output already exists (outputs appear only when
+    /// complete, so an existing one is a finished one). By default, off.
+    pub skip_existing: bool,
+    /// Files in flight at once; 0 = twice the CPU tokens.
+    pub files_in_flight: usize,
+}
+
+/// What happened to one file.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Done: the run's report.
+    Done(Report),
+    /// Not processed: the output exists and `skip_existing` is set.
+    Skipped,
+    /// Failed (the error names the path); the rest of the batch went on.
+    Failed(Error),
+}
+
+/// One file's result.
+#[derive(Debug)]
+pub struct FileResult {
+    /// The input.
+    pub input: PathBuf,
+    /// The output, if the operation writes one.
+    pub output: Option<PathBuf>,
+    /// What happened.
+    pub outcome: Outcome,
+    /// When it ended, from the start of the batch.
+    pub finished: Duration,
+}
+
+/// The results of a batch, one per file, in completion order.
+#[derive(Debug, Default)]
+pub struct BatchReport {
+    /// Per-file results.
+    pub files: Vec<FileResult>,
+    /// Wall time of the batch.
+    pub elapsed: Duration,
+}
+
+impl BatchReport {
+    /// Files done.
+    pub fn done(&self) -> usize {
+        self.count(|o| matches!(o, Outcome::Done(_)))
+    }
+
+    /// Files skipped.
+    pub fn skipped(&self) -> usize {
+        self.count(|o| matches!(o, Outcome::Skipped))
+    }
+
+    /// Files failed (cancelled ones included).
+    pub fn failed(&self) -> usize {
+        self.count(|o| matches!(o, Outcome::Failed(_)))
+    }
+
+    fn count(&self, f: impl Fn(&Outcome) -> bool) -> usize {
+        self.files.iter().filter(|r| f(&r.outcome)).count()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Process,
+    Restore,
+    Verify,
+}
+
+/// What a worker is handed: one file to stream, or small files to encode
+/// inline in one CPU job.
+enum Unit {
+    Stream(BatchJob),
+    Small(Vec<BatchJob>),
+}
+
+impl Unit {
+    fn jobs(self) -> Vec<BatchJob> {
+        match self {
+            Unit::Stream(j) => vec![j],
+            Unit::Small(js) => js,
+        }
+    }
+}
+
+impl Pipeline {
+    /// Processes many files, each into its own container at its job's
+    /// `output`, sharing this pipeline's governor; see the module docs of
+    /// `batch.rs` (and `docs/design.md`) for the threads. A failing file
+    /// does not stop the others.
+    pub fn process_batch(&self, jobs: Vec<BatchJob>, options: &BatchOptions) -> BatchReport {
+        self.run_batch(Op::Process, jobs, options)
+    }
+
+    /// Restores many containers, each to its job's `output`.
+    pub fn restore_batch(&self, jobs: Vec<BatchJob>, options: &BatchOptions) -> BatchReport {
+        self.run_batch(Op::Restore, jobs, options)
+    }
+
+    /// Verifies many containers (outputs are ignored).
+    pub fn verify_batch(&self, jobs: Vec<BatchJob>, options: &BatchOptions) -> BatchReport {
+        self.run_batch(Op::Verify, jobs, options)
+    }
+
+    fn run_batch(&self, op: Op, jobs: Vec<BatchJob>, options: &BatchOptions) -> BatchReport {
+        let start = Instant::now();
+        let slots = match options.files_in_flight {
+            0 => 2 * self.config().cpu_tokens,
+            n => n,
+        }
+        .max(1);
+        let queue = units(op, jobs, options);
+        self.enter();
+        let files = thread::scope(|s| {
+            let (work_tx, work_rx) = bounded::<(Class, Unit)>(slots);
+            // Each unit in flight sends exactly one message, and at most
+            // `slots` are in flight: a worker's send never blocks.
+            let (done_tx, done_rx) = bounded::<(Class, Vec<FileResult>)>(slots);
+            let mut spawned = 0;
+            let mut spawn_error = None;
+            for i in 0..slots {
+                let (rx, tx) = (work_rx.clone(), done_tx.clone());
+                let h = thread::Builder::new()
+                    .name(format!("syncpipe-batch-{i}"))
+                    .spawn_scoped(s, move || self.worker(op, options, start, rx, tx));
+                match h {
+                    Ok(_) => spawned += 1,
+                    Err(e) => spawn_error = Some(e),
+                }
+            }
+            drop((work_rx, done_tx));
+            if spawned == 0 {
+                let err = spawn_error.map(Error::io);
+                return failed_all(queue, start, || match &err {
+                    Some(e) => Error::new(e.kind(), format!("starting a batch worker: {e}")),
+                    None => Error::cancelled(),
+                });
+            }
+            let scheduler = thread::Builder::new()
+                .name("syncpipe-scheduler".into())
+                .spawn_scoped(s, move || {
+                    self.schedule(queue, spawned, start, work_tx, done_rx)
+                });
+            match scheduler {
+                Ok(h) => h.join().unwrap_or_default(),
+                // The queue went with the closure; the workers end as its
+                // sender is dropped. Nothing was started.
+                Err(e) => vec![FileResult {
+                    input: PathBuf::new(),
+                    output: None,
+                    outcome: Outcome::Failed(
+                        Error::io(e).with_stage("starting the batch scheduler"),
+                    ),
+                    finished: start.elapsed(),
+                }],
+            }
+        });
+        self.leave();
+        BatchReport {
+            files,
+            elapsed: start.elapsed(),
+        }
+    }
+
+    /// The scheduler thread: fills free slots in the policy's order, frees
+    /// a slot on each completion, stops starting files on a cancel.
+    fn schedule(
+        &self,
+        mut queue: Queue<Unit>,
+        slots: usize,
+        start: Instant,
+        work: Sender<(Class, Unit)>,
+        done: Receiver<(Class, Vec<FileResult>)>,
+    ) -> Vec<FileResult> {
+        let cancel = self.cancel_token();
+        let mut results = Vec::new();
+        let (mut in_flight, mut large) = (0usize, 0usize);
+        loop {
+            while in_flight < slots && !cancel.is_cancelled() {
+                let Some((class, unit)) = queue.next(Running { large, slots }) else {
+                    break;
+                };
+                if let Err(e) = work.send((class, unit)) {
+                    // Every worker is gone (cannot happen while they run:
+                    // they catch panics). Report the unit, stop starting.
+                    results.extend(failed_unit(e.into_inner().1, start, Error::cancelled));
+                    break;
+                }
+                in_flight += 1;
+                large += usize::from(class == Class::Large);
+            }
+            if in_flight == 0 {
+                break;
+            }
+            let Ok((class, files)) = done.recv() else {
+                break;
+            };
+            in_flight -= 1;
+            large -= usize::from(class == Class::Large);
+            results.extend(files);
+        }
+        // Disconnection ends the workers' loops.
+        drop(work);
+        for unit in queue.drain() {
+            results.extend(failed_unit(unit, start, Error::cancelled));
+        }
+        results
+    }
+
+    /// A worker thread: runs the units it is handed, one at a time.
+    fn worker(
+        &self,
+        op: Op,
+        options: &BatchOptions,
+        start: Instant,
+        work: Receiver<(Class, Unit)>,
+        done: Sender<(Class, Vec<FileResult>)>,
+    ) {
+        for (class, unit) in work.iter() {
+            let results = match unit {
+                Unit::Stream(job) => vec![self.one_file(op, options, start, job)],
+                Unit::Small(jobs) => self.small_files(options, start, jobs),
+            };
+            // Fails only if the scheduler is gone, which it is not while
+            // a unit is in flight.
+            let _ = done.send((class, results));
+        }
+    }
+
+    /// One file through the streaming engine (or verify).
+    fn one_file(
+        &self,
+        op: Op,
+        options: &BatchOptions,
+        start: Instant,
+        job: BatchJob,
+    ) -> FileResult {
+        let run = || -> Result<Option<Report>> {
+            if self.cancel_token().is_cancelled() {
+                return Err(Error::cancelled().with_path(&job.input));
+            }
+            let output = match (op, &job.output) {
+                (Op::Verify, _) => None,
+                (_, Some(o)) => {
+                    if skip(o, options)? {
+                        return Ok(None);
+                    }
+                    Some(o.as_path())
+                }
+                (_, None) => return Err(Error::usage("no output path").with_path(&job.input)),
+            };
+            Ok(Some(match (op, output) {
+                (Op::Process, Some(o)) => self.process_path(&job.input, o, options.force)?,
+                (Op::Restore, Some(o)) => self.restore_path(&job.input, o, options.force)?,
+                _ => {
+                    let (file, _) = output::open_input(&job.input)?;
+                    self.verify(file).map_err(|e| e.with_path(&job.input))?
+                }
+            }))
+        };
+        let outcome = caught(&job.input, run);
+        FileResult {
+            input: job.input,
+            output: job.output,
+            outcome,
+            finished: start.elapsed(),
+        }
+    }
+
+    /// The small-file path: read each file whole, encode them all under one
+    /// CPU lease on this thread, then write each through its own temp file.
+    ///
+    /// Why on this thread and not on the rayon pool: the CPU lease is what
+    /// bounds CPU work, and a hand-off to the pool and back would cost
+    /// about as much as encoding a few KiB. Why one lease for the group:
+    /// one permit wait per job instead of per file, the point of
+    /// `batch_small`. The lease is dropped before the writes, so a slow
+    /// disk never holds a CPU token.
+    fn small_files(
+        &self,
+        options: &BatchOptions,
+        start: Instant,
+        jobs: Vec<BatchJob>,
+    ) -> Vec<FileResult> {
+        let gov = self.governor();
+        let cancel = self.cancel_token();
+        // Read: (job, data and mode, or the outcome already known).
+        let read: Vec<(BatchJob, std::result::Result<(Vec<u8>, u32), Outcome>)> = jobs
+            .into_iter()
+            .map(|job| {
+                let r = caught_value(&job.input, || {
+                    let out = job
+                        .output
+                        .as_deref()
+                        .ok_or_else(|| Error::usage("no output path").with_path(&job.input))?;
+                    if skip(out, options)? {
+                        return Ok(None);
+                    }
+                    read_small(self, &job.input).map(Some)
+                });
+                let r = match r {
+                    Ok(Some(v)) => Ok(v),
+                    Ok(None) => Err(Outcome::Skipped),
+                    Err(e) => Err(Outcome::Failed(e)),
+                };
+                (job, r)
+            })
+            .collect();
+        // Encode, all under one CPU lease.
+        let encoded: Vec<(
+            BatchJob,
+            std::result::Result<(Vec<u8>, u32, Report), Outcome>,
+        )> = {
+            let lease = if read.iter().any(|(_, r)| r.is_ok()) {
+                Some(gov.cpu.acquire(cancel))
+            } else {
+                None
+            };
+            read.into_iter()
+                .map(|(job, r)| {
+                    let r = r.and_then(|(data, mode)| match &lease {
+                        Some(Err(_)) | None => {
+                            Err(Outcome::Failed(Error::cancelled().with_path(&job.input)))
+                        }
+                        Some(Ok(_)) => caught_value(&job.input, || {
+                            self.encode_whole(&data, mode)
+                                .map_err(|e| e.with_path(&job.input))
+                        })
+                        .map(|(bytes, report)| (bytes, mode, report))
+                        .map_err(Outcome::Failed),
+                    });
+                    (job, r)
+                })
+                .collect()
+        };
+        // Write, each file on its own.
+        encoded
+            .into_iter()
+            .map(|(job, r)| {
+                let outcome = match r {
+                    Err(o) => o,
+                    Ok((bytes, mode, report)) => {
+                        match caught_value(&job.input, || {
+                            self.write_small(&job, &bytes, mode, options.force)
+                        }) {
+                            Ok(()) => Outcome::Done(report),
+                            Err(e) => Outcome::Failed(e),
+                        }
+                    }
+                };
+                FileResult {
+                    input: job.input,
+                    output: job.output,
+                    outcome,
+                    finished: start.elapsed(),
+                }
+            })
+            .collect()
+    }
+
+    fn write_small(&self, job: &BatchJob, bytes: &[u8], mode: u32, force: bool) -> Result<()> {
+        let dest = job
+            .output
+            .as_deref()
+            .ok_or_else(|| Error::usage("no output path").with_path(&job.input))?;
+        let out = OutputFile::create(&job.input, dest, force)?;
+        {
+            let _io = self.governor().io.acquire(self.cancel_token())?;
+            let mut w = out.file();
+            w.write_all(bytes)
+                .map_err(|e| Error::io(e).with_path(dest))?;
+        }
+        if self.cancel_token().is_cancelled() {
+            // `out` drops here: the temp file is removed.
+            return Err(Error::cancelled().with_path(&job.input));
+        }
+        out.commit(Some(mode))
+    }
+}
+
+/// Reads a small input whole (under an IO lease); refuses one that changed
+/// size since it was opened.
+fn read_small(p: &Pipeline, path: &Path) -> Result<(Vec<u8>, u32)> {
+    let (file, meta) = output::open_input(path)?;
+    let mut data = Vec::with_capacity(meta.len() as usize);
+    {
+        let _io = p.governor().io.acquire(p.cancel_token())?;
+        file.take(meta.len() + 1)
+            .read_to_end(&mut data)
+            .map_err(|e| Error::io(e).with_path(path))?;
+    }
+    if data.len() as u64 != meta.len() {
+        return Err(Error::new(
+            ErrorKind::Io,
+            format!(
+                "input changed while it was read ({} bytes at the start, {} read)",
+                meta.len(),
+                data.len()
+            ),
+        )
+        .with_path(path));
+    }
+    Ok((data, output::mode_of(&meta)))
+}
+
+/// True if `output` exists and `skip_existing` is set; creates its folder
+/// otherwise.
+fn skip(output: &Path, options: &BatchOptions) -> Result<bool> {
+    if options.skip_existing && fs::symlink_metadata(output).is_ok() {
+        return Ok(true);
+    }
+    if let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir).map_err(|e| Error::io(e).with_path(dir))?;
+    }
+    Ok(false)
+}
+
+/// Runs one file's work, turning a panic into that file's failure.
+fn caught(input: &Path, f: impl FnOnce() -> Result<Option<Report>>) -> Outcome {
+    match caught_value(input, f) {
+        Ok(Some(r)) => Outcome::Done(r),
+        Ok(None) => Outcome::Skipped,
+        Err(e) => Outcome::Failed(e),
+    }
+}
+
+fn caught_value<T>(input: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    match panic::catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => r.map_err(|e| e.with_path(input)),
+        Err(_) => Err(Error::new(ErrorKind::Panic, "panicked").with_path(input)),
+    }
+}
+
+/// Groups the jobs into units and queues them.
+fn units(op: Op, jobs: Vec<BatchJob>, options: &BatchOptions) -> Queue<Unit> {
+    let mut queue = Queue::new(options.scheduler);
+    let mut group: Vec<BatchJob> = Vec::new();
+    let mut group_bytes = 0u64;
+    for job in jobs {
+        let small = op == Op::Process && job.size < SMALL_FILE_MAX;
+        if !small {
+            queue.push(job.size, Unit::Stream(job));
+        } else if !options.batch_small {
+            queue.push(job.size, Unit::Small(vec![job]));
+        } else {
+            if !group.is_empty()
+                && (group.len() == BATCH_SMALL_FILES || group_bytes + job.size > BATCH_SMALL_BYTES)
+            {
+                queue.push(group_bytes, Unit::Small(std::mem::take(&mut group)));
+                group_bytes = 0;
+            }
+            group_bytes += job.size;
+            group.push(job);
+        }
+    }
+    if !group.is_empty() {
+        queue.push(group_bytes, Unit::Small(group));
+    }
+    queue
+}
+
+fn failed_unit(unit: Unit, start: Instant, err: impl Fn() -> Error) -> Vec<FileResult> {
+    unit.jobs()
+        .into_iter()
+        .map(|job| FileResult {
+            outcome: Outcome::Failed(err().with_path(&job.input)),
+            input: job.input,
+            output: job.output,
+            finished: start.elapsed(),
+        })
+        .collect()
+}
+
+fn failed_all(mut queue: Queue<Unit>, start: Instant, err: impl Fn() -> Error) -> Vec<FileResult> {
+    queue
+        .drain()
+        .into_iter()
+        .flat_map(|u| failed_unit(u, start, &err))
+        .collect()
+}
