@@ -16,11 +16,12 @@ use syncpipe::output::{self, OutputFile};
 use syncpipe::stages::{parse_stages, StageSpec};
 use syncpipe::{config, Cancel, Error, KdfParams, Pipeline, PipelineBuilder, Report};
 
+use crate::batch_cli::{self, InputArgs, OutDirArgs, SmallArgs};
 use crate::exit_code::{ExitCode, TABLE};
 use crate::key_source::{KeyArgs, Purpose};
 
 /// Extension of container files.
-const EXTENSION: &str = "spipe";
+pub(crate) const EXTENSION: &str = "spipe";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -43,13 +44,21 @@ pub struct Args {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Process a file (or stdin, `-`) into a container.
+    /// Process a file (or stdin, `-`) into a container; many files (one
+    /// container each) with several inputs, -r, --files-from.
     #[command(after_help = TABLE)]
     Process {
-        /// The file to process; `-` for stdin.
-        input: PathBuf,
+        /// The files to process (directories with -r); `-` for stdin.
+        #[arg(required_unless_present = "files_from")]
+        inputs: Vec<PathBuf>,
         #[command(flatten)]
         out: OutputArgs,
+        #[command(flatten)]
+        batch: InputArgs,
+        #[command(flatten)]
+        out_dir: OutDirArgs,
+        #[command(flatten)]
+        small: SmallArgs,
         /// Stage list, e.g. `zstd:3,blake3`, `lz4,sha256`, `gzip:6`,
         /// `brotli:5`, `passthrough`, `zstd:3,aes-256-gcm,sha256`,
         /// `lz4,chacha20-poly1305,blake3`. At most one compressor, one cipher
@@ -68,13 +77,19 @@ enum Command {
         #[command(flatten)]
         tuning: Tuning,
     },
-    /// Restore the original from a container.
+    /// Restore the original from a container (many with several inputs,
+    /// -r, --files-from).
     #[command(after_help = TABLE)]
     Restore {
-        /// The container; `-` for stdin.
-        input: PathBuf,
+        /// The containers (directories with -r: their `*.spipe`); `-` for stdin.
+        #[arg(required_unless_present = "files_from")]
+        inputs: Vec<PathBuf>,
         #[command(flatten)]
         out: OutputArgs,
+        #[command(flatten)]
+        batch: InputArgs,
+        #[command(flatten)]
+        out_dir: OutDirArgs,
         #[command(flatten)]
         keys: KeyArgs,
         #[command(flatten)]
@@ -84,8 +99,11 @@ enum Command {
     /// without writing anything.
     #[command(after_help = TABLE)]
     Verify {
-        /// The container; `-` for stdin.
-        input: PathBuf,
+        /// The containers (directories with -r: their `*.spipe`); `-` for stdin.
+        #[arg(required_unless_present = "files_from")]
+        inputs: Vec<PathBuf>,
+        #[command(flatten)]
+        batch: InputArgs,
         #[command(flatten)]
         keys: KeyArgs,
         #[command(flatten)]
@@ -100,17 +118,17 @@ enum Command {
 }
 
 #[derive(ClapArgs, Debug)]
-struct OutputArgs {
+pub(crate) struct OutputArgs {
     /// Output file; `-` for stdout. [default: INPUT.spipe for process,
     /// INPUT without .spipe for restore, stdout when INPUT is `-`]
     #[arg(short, long, conflicts_with = "stdout")]
-    output: Option<PathBuf>,
+    pub(crate) output: Option<PathBuf>,
     /// Write to stdout.
     #[arg(short = 'c', long)]
-    stdout: bool,
+    pub(crate) stdout: bool,
     /// Overwrite an existing output.
     #[arg(short, long)]
-    force: bool,
+    pub(crate) force: bool,
 }
 
 #[derive(ClapArgs, Debug)]
@@ -148,7 +166,7 @@ pub fn run(args: Args) -> ExitCode {
         verbose: args.verbose,
     };
     match dispatch(args.command, cancel, verbosity) {
-        Ok(()) => ExitCode::Success,
+        Ok(code) => code,
         // A reader such as `head` went away: a quiet end, not a crash.
         Err(e) if e.is_broken_pipe() => ExitCode::Success,
         Err(e) => {
@@ -176,16 +194,19 @@ fn install_signals(cancel: &Cancel, terminated: &Arc<AtomicBool>) -> io::Result<
 }
 
 #[derive(Clone, Copy)]
-struct Verbosity {
-    quiet: bool,
-    verbose: bool,
+pub(crate) struct Verbosity {
+    pub(crate) quiet: bool,
+    pub(crate) verbose: bool,
 }
 
-fn dispatch(command: Command, cancel: Cancel, v: Verbosity) -> Result<(), Error> {
+fn dispatch(command: Command, cancel: Cancel, v: Verbosity) -> Result<ExitCode, Error> {
     match command {
         Command::Process {
-            input,
+            inputs,
             out,
+            batch,
+            out_dir,
+            small,
             stages,
             chunk_size,
             keys,
@@ -218,6 +239,10 @@ fn dispatch(command: Command, cancel: Cancel, v: Verbosity) -> Result<(), Error>
                 None => {}
             }
             let pipeline = builder.stages(stages).build()?;
+            if batch_cli::is_batch(&inputs, &batch, Some(&out_dir), Some(&small)) {
+                return batch_cli::process(&pipeline, &inputs, &out, &batch, &out_dir, &small, v);
+            }
+            let input = batch_cli::single(inputs)?;
             let dest = process_dest(&input, &out)?;
             if matches!(dest, Dest::Stdout) && io::stdout().is_terminal() {
                 return Err(Error::usage(
@@ -232,14 +257,21 @@ fn dispatch(command: Command, cancel: Cancel, v: Verbosity) -> Result<(), Error>
                 }
             };
             summary(v, "processed", &input, &dest, &report);
-            Ok(())
+            Ok(ExitCode::Success)
         }
         Command::Restore {
-            input,
+            inputs,
             out,
+            batch,
+            out_dir,
             keys,
             tuning,
         } => {
+            if batch_cli::is_batch(&inputs, &batch, Some(&out_dir), None) {
+                let builder = tuning.builder(cancel);
+                return batch_cli::restore(builder, &keys, &inputs, &out, &batch, &out_dir, v);
+            }
+            let input = batch_cli::single(inputs)?;
             let dest = restore_dest(&input, &out)?;
             let (src, header) = peek_header(&input)?;
             let pipeline = with_secret(tuning.builder(cancel), &keys, &header, &input)?.build()?;
@@ -254,13 +286,18 @@ fn dispatch(command: Command, cancel: Cancel, v: Verbosity) -> Result<(), Error>
                     .map_err(|e| e.with_path(&input))?,
             };
             summary(v, "restored", &input, &dest, &report);
-            Ok(())
+            Ok(ExitCode::Success)
         }
         Command::Verify {
-            input,
+            inputs,
+            batch,
             keys,
             tuning,
         } => {
+            if batch_cli::is_batch(&inputs, &batch, None, None) {
+                return batch_cli::verify(tuning.builder(cancel), &keys, &inputs, &batch, v);
+            }
+            let input = batch_cli::single(inputs)?;
             let (src, header) = peek_header(&input)?;
             let pipeline = with_secret(tuning.builder(cancel), &keys, &header, &input)?.build()?;
             let report = pipeline.verify(src).map_err(|e| e.with_path(&input))?;
@@ -276,9 +313,9 @@ fn dispatch(command: Command, cancel: Cancel, v: Verbosity) -> Result<(), Error>
                     report.chunks
                 );
             }
-            Ok(())
+            Ok(ExitCode::Success)
         }
-        Command::Info { input } => info(&input),
+        Command::Info { input } => info(&input).map(|()| ExitCode::Success),
     }
 }
 
