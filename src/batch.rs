@@ -158,6 +158,16 @@ enum Unit {
     Small(Vec<BatchJob>),
 }
 
+/// A small file on the inline path.
+enum Small {
+    /// Read: its bytes and mode.
+    Read(Vec<u8>, u32),
+    /// Encoded: the container, the mode, the report.
+    Encoded(Vec<u8>, u32, Box<Report>),
+    /// Skipped or failed.
+    Ended(Outcome),
+}
+
 impl Unit {
     fn jobs(self) -> Vec<BatchJob> {
         match self {
@@ -366,71 +376,55 @@ impl Pipeline {
         start: Instant,
         jobs: Vec<BatchJob>,
     ) -> Vec<FileResult> {
-        let gov = self.governor();
         let cancel = self.cancel_token();
-        // Read: (job, data and mode, or the outcome already known).
-        let read: Vec<(BatchJob, std::result::Result<(Vec<u8>, u32), Outcome>)> = jobs
+        // Read each file whole.
+        let mut files: Vec<(BatchJob, Small)> = jobs
             .into_iter()
             .map(|job| {
-                let r = caught_value(&job.input, || {
-                    let out = job
-                        .output
-                        .as_deref()
-                        .ok_or_else(|| Error::usage("no output path").with_path(&job.input))?;
-                    if skip(out, options)? {
-                        return Ok(None);
-                    }
-                    read_small(self, &job.input).map(Some)
-                });
-                let r = match r {
-                    Ok(Some(v)) => Ok(v),
-                    Ok(None) => Err(Outcome::Skipped),
-                    Err(e) => Err(Outcome::Failed(e)),
+                let state = match caught_value(&job.input, || self.read_small(&job, options)) {
+                    Ok(Some((data, mode))) => Small::Read(data, mode),
+                    Ok(None) => Small::Ended(Outcome::Skipped),
+                    Err(e) => Small::Ended(Outcome::Failed(e)),
                 };
-                (job, r)
+                (job, state)
             })
             .collect();
-        // Encode, all under one CPU lease.
-        let encoded: Vec<(
-            BatchJob,
-            std::result::Result<(Vec<u8>, u32, Report), Outcome>,
-        )> = {
-            let lease = if read.iter().any(|(_, r)| r.is_ok()) {
-                Some(gov.cpu.acquire(cancel))
-            } else {
-                None
-            };
-            read.into_iter()
-                .map(|(job, r)| {
-                    let r = r.and_then(|(data, mode)| match &lease {
-                        Some(Err(_)) | None => {
-                            Err(Outcome::Failed(Error::cancelled().with_path(&job.input)))
-                        }
-                        Some(Ok(_)) => caught_value(&job.input, || {
-                            self.encode_whole(&data, mode)
-                                .map_err(|e| e.with_path(&job.input))
-                        })
-                        .map(|(bytes, report)| (bytes, mode, report))
-                        .map_err(Outcome::Failed),
-                    });
-                    (job, r)
-                })
-                .collect()
-        };
-        // Write, each file on its own.
-        encoded
+        // Encode them all under one CPU lease.
+        if files.iter().any(|(_, s)| matches!(s, Small::Read(..))) {
+            let lease = self.governor().cpu.acquire(cancel);
+            for (job, state) in &mut files {
+                let Small::Read(data, mode) = state else {
+                    continue;
+                };
+                let mode = *mode;
+                let encoded = match &lease {
+                    Ok(_) => caught_value(&job.input, || self.encode_whole(data, mode)),
+                    Err(_) => Err(Error::cancelled().with_path(&job.input)),
+                };
+                *state = match encoded {
+                    Ok((bytes, report)) => Small::Encoded(bytes, mode, Box::new(report)),
+                    Err(e) => Small::Ended(Outcome::Failed(e)),
+                };
+            }
+        }
+        // Write each through its own temp file; the lease is gone.
+        files
             .into_iter()
-            .map(|(job, r)| {
-                let outcome = match r {
-                    Err(o) => o,
-                    Ok((bytes, mode, report)) => {
+            .map(|(job, state)| {
+                let outcome = match state {
+                    Small::Encoded(bytes, mode, report) => {
                         match caught_value(&job.input, || {
                             self.write_small(&job, &bytes, mode, options.force)
                         }) {
-                            Ok(()) => Outcome::Done(report),
+                            Ok(()) => Outcome::Done(*report),
                             Err(e) => Outcome::Failed(e),
                         }
                     }
+                    Small::Ended(o) => o,
+                    Small::Read(..) => Outcome::Failed(
+                        Error::new(ErrorKind::Panic, "small file left unencoded")
+                            .with_path(&job.input),
+                    ),
                 };
                 FileResult {
                     input: job.input,
@@ -440,6 +434,39 @@ impl Pipeline {
                 }
             })
             .collect()
+    }
+
+    /// Reads a small input whole (under an IO lease), or `None` to skip it;
+    /// refuses one that changed size since it was opened.
+    fn read_small(&self, job: &BatchJob, options: &BatchOptions) -> Result<Option<(Vec<u8>, u32)>> {
+        let path = &job.input;
+        let out = job
+            .output
+            .as_deref()
+            .ok_or_else(|| Error::usage("no output path").with_path(path))?;
+        if skip(out, options)? {
+            return Ok(None);
+        }
+        let (file, meta) = output::open_input(path)?;
+        let mut data = Vec::with_capacity(meta.len() as usize);
+        {
+            let _io = self.governor().io.acquire(self.cancel_token())?;
+            file.take(meta.len() + 1)
+                .read_to_end(&mut data)
+                .map_err(|e| Error::io(e).with_path(path))?;
+        }
+        if data.len() as u64 != meta.len() {
+            return Err(Error::new(
+                ErrorKind::Io,
+                format!(
+                    "input changed while it was read ({} bytes at the start, {} read)",
+                    meta.len(),
+                    data.len()
+                ),
+            )
+            .with_path(path));
+        }
+        Ok(Some((data, output::mode_of(&meta))))
     }
 
     fn write_small(&self, job: &BatchJob, bytes: &[u8], mode: u32, force: bool) -> Result<()> {
@@ -460,31 +487,6 @@ impl Pipeline {
         }
         out.commit(Some(mode))
     }
-}
-
-/// Reads a small input whole (under an IO lease); refuses one that changed
-/// size since it was opened.
-fn read_small(p: &Pipeline, path: &Path) -> Result<(Vec<u8>, u32)> {
-    let (file, meta) = output::open_input(path)?;
-    let mut data = Vec::with_capacity(meta.len() as usize);
-    {
-        let _io = p.governor().io.acquire(p.cancel_token())?;
-        file.take(meta.len() + 1)
-            .read_to_end(&mut data)
-            .map_err(|e| Error::io(e).with_path(path))?;
-    }
-    if data.len() as u64 != meta.len() {
-        return Err(Error::new(
-            ErrorKind::Io,
-            format!(
-                "input changed while it was read ({} bytes at the start, {} read)",
-                meta.len(),
-                data.len()
-            ),
-        )
-        .with_path(path));
-    }
-    Ok((data, output::mode_of(&meta)))
 }
 
 /// True if `output` exists and `skip_existing` is set; creates its folder
