@@ -37,7 +37,8 @@ pub struct Args {
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     quiet: bool,
     /// Print a detailed summary after process and restore (chunks, buffer
-    /// reuse, memory, permit waits); verify and info print the same either way.
+    /// reuse, memory, permit waits), in a batch one line per file; verify and
+    /// info print the same either way.
     #[arg(short, long, global = true)]
     verbose: bool,
 }
