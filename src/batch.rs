@@ -22,9 +22,11 @@
 //! needs no lock. Why a bound on files in flight: each streamed file holds
 //! up to its channel depth plus the CPU tokens in chunk buffers, three
 //! threads and two descriptors, so the batch's memory and threads stay
-//! bounded by `slots ×` one file's, whatever the number of files; twice the
-//! CPU tokens keeps the CPU busy while half the files wait on the disk
-//! (open, fsync, rename dominate small files).
+//! bounded by `slots ×` one file's, whatever the number of files. Small
+//! files spend most of their time in the kernel (open, create, fsync,
+//! rename), so the default is the larger of twice the CPU tokens and the IO
+//! tokens: enough files that the CPU stays busy while the others wait on
+//! the disk (`benches/many_files.sh` measures it).
 //!
 //! Shutdown is disconnection: the scheduler drops the work sender when the
 //! queue is empty (or the batch is cancelled), the workers' loops end. On a
@@ -32,6 +34,7 @@
 //! pipeline's token, and their temp files are removed; files never started
 //! are reported as cancelled.
 
+use std::collections::HashSet;
 use std::fs;
 use std::io::{Read, Write};
 use std::panic::{self, AssertUnwindSafe};
@@ -40,6 +43,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
+use parking_lot::Mutex;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::output::{self, OutputFile};
@@ -86,7 +90,8 @@ pub struct BatchOptions {
     /// Skip files whose output already exists (outputs appear only when
     /// complete, so an existing one is a finished one). By default, off.
     pub skip_existing: bool,
-    /// Files in flight at once; 0 = twice the CPU tokens.
+    /// Files in flight at once; 0 = the larger of twice the CPU tokens and
+    /// the IO tokens.
     pub files_in_flight: usize,
 }
 
@@ -177,6 +182,17 @@ impl Unit {
     }
 }
 
+/// What every worker of one batch shares.
+struct Ctx<'a> {
+    op: Op,
+    options: &'a BatchOptions,
+    start: Instant,
+    /// Folders that received small files; each is fsynced once at the end
+    /// of the batch instead of once per file (see
+    /// [`OutputFile::commit_deferred`]).
+    dirs: Mutex<HashSet<PathBuf>>,
+}
+
 impl Pipeline {
     /// Processes many files, each into its own container at its job's
     /// `output`, sharing this pipeline's governor; see the module docs of
@@ -198,12 +214,20 @@ impl Pipeline {
 
     fn run_batch(&self, op: Op, jobs: Vec<BatchJob>, options: &BatchOptions) -> BatchReport {
         let start = Instant::now();
+        let cfg = self.config();
         let slots = match options.files_in_flight {
-            0 => 2 * self.config().cpu_tokens,
+            0 => (2 * cfg.cpu_tokens).max(cfg.io_tokens),
             n => n,
         }
         .max(1);
         let queue = units(op, jobs, options);
+        let ctx = Ctx {
+            op,
+            options,
+            start,
+            dirs: Mutex::new(HashSet::new()),
+        };
+        let ctx = &ctx;
         self.enter();
         let files = thread::scope(|s| {
             let (work_tx, work_rx) = bounded::<(Class, Unit)>(slots);
@@ -216,7 +240,7 @@ impl Pipeline {
                 let (rx, tx) = (work_rx.clone(), done_tx.clone());
                 let h = thread::Builder::new()
                     .name(format!("syncpipe-batch-{i}"))
-                    .spawn_scoped(s, move || self.worker(op, options, start, rx, tx));
+                    .spawn_scoped(s, move || self.worker(ctx, rx, tx));
                 match h {
                     Ok(_) => spawned += 1,
                     Err(e) => spawn_error = Some(e),
@@ -249,6 +273,9 @@ impl Pipeline {
                 }],
             }
         });
+        for dir in ctx.dirs.lock().drain() {
+            output::sync_dir(&dir);
+        }
         self.leave();
         BatchReport {
             files,
@@ -304,16 +331,14 @@ impl Pipeline {
     /// A worker thread: runs the units it is handed, one at a time.
     fn worker(
         &self,
-        op: Op,
-        options: &BatchOptions,
-        start: Instant,
+        ctx: &Ctx<'_>,
         work: Receiver<(Class, Unit)>,
         done: Sender<(Class, Vec<FileResult>)>,
     ) {
         for (class, unit) in work.iter() {
             let results = match unit {
-                Unit::Stream(job) => vec![self.one_file(op, options, start, job)],
-                Unit::Small(jobs) => self.small_files(options, start, jobs),
+                Unit::Stream(job) => vec![self.one_file(ctx, job)],
+                Unit::Small(jobs) => self.small_files(ctx, jobs),
             };
             // Fails only if the scheduler is gone, which it is not while
             // a unit is in flight.
@@ -322,13 +347,8 @@ impl Pipeline {
     }
 
     /// One file through the streaming engine (or verify).
-    fn one_file(
-        &self,
-        op: Op,
-        options: &BatchOptions,
-        start: Instant,
-        job: BatchJob,
-    ) -> FileResult {
+    fn one_file(&self, ctx: &Ctx<'_>, job: BatchJob) -> FileResult {
+        let (op, options) = (ctx.op, ctx.options);
         let run = || -> Result<Option<Report>> {
             if self.cancel_token().is_cancelled() {
                 return Err(Error::cancelled().with_path(&job.input));
@@ -357,7 +377,7 @@ impl Pipeline {
             input: job.input,
             output: job.output,
             outcome,
-            finished: start.elapsed(),
+            finished: ctx.start.elapsed(),
         }
     }
 
@@ -370,12 +390,8 @@ impl Pipeline {
     /// one permit wait per job instead of per file, the point of
     /// `batch_small`. The lease is dropped before the writes, so a slow
     /// disk never holds a CPU token.
-    fn small_files(
-        &self,
-        options: &BatchOptions,
-        start: Instant,
-        jobs: Vec<BatchJob>,
-    ) -> Vec<FileResult> {
+    fn small_files(&self, ctx: &Ctx<'_>, jobs: Vec<BatchJob>) -> Vec<FileResult> {
+        let options = ctx.options;
         let cancel = self.cancel_token();
         // Read each file whole.
         let mut files: Vec<(BatchJob, Small)> = jobs
@@ -413,9 +429,8 @@ impl Pipeline {
             .map(|(job, state)| {
                 let outcome = match state {
                     Small::Encoded(bytes, mode, report) => {
-                        match caught_value(&job.input, || {
-                            self.write_small(&job, &bytes, mode, options.force)
-                        }) {
+                        match caught_value(&job.input, || self.write_small(ctx, &job, &bytes, mode))
+                        {
                             Ok(()) => Outcome::Done(*report),
                             Err(e) => Outcome::Failed(e),
                         }
@@ -430,7 +445,7 @@ impl Pipeline {
                     input: job.input,
                     output: job.output,
                     outcome,
-                    finished: start.elapsed(),
+                    finished: ctx.start.elapsed(),
                 }
             })
             .collect()
@@ -469,12 +484,12 @@ impl Pipeline {
         Ok(Some((data, output::mode_of(&meta))))
     }
 
-    fn write_small(&self, job: &BatchJob, bytes: &[u8], mode: u32, force: bool) -> Result<()> {
+    fn write_small(&self, ctx: &Ctx<'_>, job: &BatchJob, bytes: &[u8], mode: u32) -> Result<()> {
         let dest = job
             .output
             .as_deref()
             .ok_or_else(|| Error::usage("no output path").with_path(&job.input))?;
-        let out = OutputFile::create(&job.input, dest, force)?;
+        let out = OutputFile::create(&job.input, dest, ctx.options.force)?;
         {
             let _io = self.governor().io.acquire(self.cancel_token())?;
             let mut w = out.file();
@@ -485,7 +500,10 @@ impl Pipeline {
             // `out` drops here: the temp file is removed.
             return Err(Error::cancelled().with_path(&job.input));
         }
-        out.commit(Some(mode))
+        if let Some(dir) = out.commit_deferred(Some(mode))? {
+            ctx.dirs.lock().insert(dir);
+        }
+        Ok(())
     }
 }
 

@@ -21,7 +21,8 @@ use crate::cli::{OutputArgs, Verbosity, EXTENSION};
 use crate::exit_code::ExitCode;
 use crate::key_source::{KeyArgs, Purpose};
 
-/// How the inputs of process, restore and verify are found and split.
+/// How the inputs of process, restore and verify are found, split and
+/// scheduled.
 #[derive(ClapArgs, Debug, Default)]
 pub struct InputArgs {
     /// Walk directories given as inputs (outputs are named by the path
@@ -44,6 +45,11 @@ pub struct InputArgs {
     /// [default: fair]
     #[arg(long, value_name = "POLICY", value_parser = parse_policy)]
     scheduler: Option<Policy>,
+    /// Files worked on at once (a streamed file holds its own chunk
+    /// buffers and threads); 0 = the larger of twice the CPU tokens and the
+    /// IO tokens. [default: 0]
+    #[arg(long, value_name = "N")]
+    files_in_flight: Option<usize>,
 }
 
 /// Where the outputs of a batch go.
@@ -90,6 +96,7 @@ pub fn is_batch(
         || i.files_from.is_some()
         || i.shard.is_some()
         || i.scheduler.is_some()
+        || i.files_in_flight.is_some()
         || o.is_some_and(|o| o.output_dir.is_some() || o.skip_existing)
         || s.is_some_and(|s| s.batch_small)
 }
@@ -342,7 +349,7 @@ fn options(
         batch_small: s.is_some_and(|s| s.batch_small),
         force,
         skip_existing: o.is_some_and(|o| o.skip_existing),
-        files_in_flight: 0,
+        files_in_flight: i.files_in_flight.unwrap_or(0),
     }
 }
 
