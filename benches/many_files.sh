@@ -92,8 +92,17 @@ while len(out) < 10 << 20:
 open("mix-seed.bin", "wb").write(out[: 10 << 20])
 PY
   for j in $(seq 1 "$MIX_LARGE_COUNT"); do
-    for _ in $(seq 1 $(( (MIX_LARGE_MB + 9) / 10 ))); do cat mix-seed.bin; done \
-      | head -c $((MIX_LARGE_MB << 20)) > "mix/a-large-$j.bin"
+    # The seed repeated, cut at MIX_LARGE_MB MiB (python: a `| head -c`
+    # would end the script through pipefail).
+    python3 - "mix/a-large-$j.bin" "$MIX_LARGE_MB" <<'PY'
+import sys
+seed = open("mix-seed.bin", "rb").read()
+left = int(sys.argv[2]) << 20
+with open(sys.argv[1], "wb") as f:
+    while left > 0:
+        f.write(seed[:left])
+        left -= len(seed)
+PY
   done
   for i in $(seq -w 1 "$MIX_SMALL"); do cp mix-seed.bin "mix/b-small-$i.bin"; done
   touch "$MIXKEY"

@@ -191,6 +191,8 @@ struct Ctx<'a> {
     /// of the batch instead of once per file (see
     /// [`OutputFile::commit_deferred`]).
     dirs: Mutex<HashSet<PathBuf>>,
+    /// Output folders known to exist.
+    made: Mutex<HashSet<PathBuf>>,
 }
 
 impl Pipeline {
@@ -226,6 +228,7 @@ impl Pipeline {
             options,
             start,
             dirs: Mutex::new(HashSet::new()),
+            made: Mutex::new(HashSet::new()),
         };
         let ctx = &ctx;
         self.enter();
@@ -356,7 +359,7 @@ impl Pipeline {
             let output = match (op, &job.output) {
                 (Op::Verify, _) => None,
                 (_, Some(o)) => {
-                    if skip(o, options)? {
+                    if skip(ctx, o)? {
                         return Ok(None);
                     }
                     Some(o.as_path())
@@ -391,13 +394,12 @@ impl Pipeline {
     /// `batch_small`. The lease is dropped before the writes, so a slow
     /// disk never holds a CPU token.
     fn small_files(&self, ctx: &Ctx<'_>, jobs: Vec<BatchJob>) -> Vec<FileResult> {
-        let options = ctx.options;
         let cancel = self.cancel_token();
         // Read each file whole.
         let mut files: Vec<(BatchJob, Small)> = jobs
             .into_iter()
             .map(|job| {
-                let state = match caught_value(&job.input, || self.read_small(&job, options)) {
+                let state = match caught_value(&job.input, || self.read_small(ctx, &job)) {
                     Ok(Some((data, mode))) => Small::Read(data, mode),
                     Ok(None) => Small::Ended(Outcome::Skipped),
                     Err(e) => Small::Ended(Outcome::Failed(e)),
@@ -453,13 +455,13 @@ impl Pipeline {
 
     /// Reads a small input whole (under an IO lease), or `None` to skip it;
     /// refuses one that changed size since it was opened.
-    fn read_small(&self, job: &BatchJob, options: &BatchOptions) -> Result<Option<(Vec<u8>, u32)>> {
+    fn read_small(&self, ctx: &Ctx<'_>, job: &BatchJob) -> Result<Option<(Vec<u8>, u32)>> {
         let path = &job.input;
         let out = job
             .output
             .as_deref()
             .ok_or_else(|| Error::usage("no output path").with_path(path))?;
-        if skip(out, options)? {
+        if skip(ctx, out)? {
             return Ok(None);
         }
         let (file, meta) = output::open_input(path)?;
@@ -509,12 +511,17 @@ impl Pipeline {
 
 /// True if `output` exists and `skip_existing` is set; creates its folder
 /// otherwise.
-fn skip(output: &Path, options: &BatchOptions) -> Result<bool> {
-    if options.skip_existing && fs::symlink_metadata(output).is_ok() {
+fn skip(ctx: &Ctx<'_>, output: &Path) -> Result<bool> {
+    if ctx.options.skip_existing && fs::symlink_metadata(output).is_ok() {
         return Ok(true);
     }
     if let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty()) {
-        fs::create_dir_all(dir).map_err(|e| Error::io(e).with_path(dir))?;
+        // Thousands of files share a few folders: create each once (two
+        // system calls a file saved; the lock is never held across one).
+        if !ctx.made.lock().contains(dir) {
+            fs::create_dir_all(dir).map_err(|e| Error::io(e).with_path(dir))?;
+            ctx.made.lock().insert(dir.to_path_buf());
+        }
     }
     Ok(false)
 }
