@@ -263,7 +263,19 @@ impl Pipeline {
                     self.schedule(queue, spawned, start, work_tx, done_rx)
                 });
             match scheduler {
-                Ok(h) => h.join().unwrap_or_default(),
+                // The scheduler catches nothing, but it runs no stage code
+                // either; a panic there would be a bug in this file.
+                Ok(h) => h.join().unwrap_or_else(|_| {
+                    vec![FileResult {
+                        input: PathBuf::new(),
+                        output: None,
+                        outcome: Outcome::Failed(Error::new(
+                            ErrorKind::Panic,
+                            "the batch scheduler panicked",
+                        )),
+                        finished: start.elapsed(),
+                    }]
+                }),
                 // The queue went with the closure; the workers end as its
                 // sender is dropped. Nothing was started.
                 Err(e) => vec![FileResult {
@@ -339,10 +351,33 @@ impl Pipeline {
         done: Sender<(Class, Vec<FileResult>)>,
     ) {
         for (class, unit) in work.iter() {
-            let results = match unit {
+            // Per-file work catches its own panics; this outer catch keeps
+            // the one-message-per-unit promise even if the bookkeeping
+            // around it panicked, or the scheduler would wait forever.
+            let names: Vec<(PathBuf, Option<PathBuf>)> = match &unit {
+                Unit::Stream(j) => vec![(j.input.clone(), j.output.clone())],
+                Unit::Small(js) => js
+                    .iter()
+                    .map(|j| (j.input.clone(), j.output.clone()))
+                    .collect(),
+            };
+            let results = panic::catch_unwind(AssertUnwindSafe(|| match unit {
                 Unit::Stream(job) => vec![self.one_file(ctx, job)],
                 Unit::Small(jobs) => self.small_files(ctx, jobs),
-            };
+            }))
+            .unwrap_or_else(|_| {
+                names
+                    .into_iter()
+                    .map(|(input, output)| FileResult {
+                        outcome: Outcome::Failed(
+                            Error::new(ErrorKind::Panic, "panicked").with_path(&input),
+                        ),
+                        input,
+                        output,
+                        finished: ctx.start.elapsed(),
+                    })
+                    .collect()
+            });
             // Fails only if the scheduler is gone, which it is not while
             // a unit is in flight.
             let _ = done.send((class, results));

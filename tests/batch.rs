@@ -653,3 +653,63 @@ fn names_or_empty(root: &Path) -> BTreeSet<PathBuf> {
         BTreeSet::new()
     }
 }
+
+#[test]
+fn issue5_a_panicking_stage_fails_its_file_only() {
+    common::watchdog(120, || {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        // Small (inline path) and large (streamed) files; the stage panics
+        // on data starting with "boom".
+        let mut inputs = Vec::new();
+        for (i, n) in [100usize, 5000, 300_000, 1 << 20].iter().enumerate() {
+            for bad in [false, true] {
+                let p = d.join(format!("f{i}-{bad}"));
+                let mut data = common::mixed_data(*n, i as u64);
+                if bad {
+                    data[..4].copy_from_slice(b"boom");
+                }
+                fs::write(&p, data).expect("write");
+                inputs.push(p);
+            }
+        }
+        let stage = syncpipe::stage::from_fn(
+            "boom",
+            |input: &[u8], out: &mut Vec<u8>| {
+                assert!(!input.starts_with(b"boom"), "boom");
+                out.extend_from_slice(input);
+                Ok(())
+            },
+            |input: &[u8], out: &mut Vec<u8>| {
+                out.extend_from_slice(input);
+                Ok(())
+            },
+        );
+        let pipeline = Pipeline::builder()
+            .custom_stage(stage)
+            .chunk_size(64 << 10)
+            .threads(2)
+            .build()
+            .expect("build");
+        for batch_small in [false, true] {
+            let out = format!("o-{batch_small}");
+            let opts = BatchOptions {
+                batch_small,
+                ..BatchOptions::default()
+            };
+            let report = pipeline.process_batch(jobs_for(d, &inputs, &out), &opts);
+            assert_eq!(report.files.len(), 8);
+            for f in &report.files {
+                let bad = f.input.to_string_lossy().ends_with("true");
+                match &f.outcome {
+                    Outcome::Failed(e) if bad => {
+                        assert_eq!(e.kind(), syncpipe::ErrorKind::Panic, "{e}")
+                    }
+                    Outcome::Done(_) if !bad => {}
+                    other => panic!("{:?}: {other:?}", f.input),
+                }
+            }
+            assert!(pipeline.governor().all_returned());
+        }
+    });
+}
