@@ -20,6 +20,10 @@
 //! # Ok::<(), syncpipe::Error>(())
 //! ```
 //!
+//! Many files go through [`Pipeline::process_batch`] (and `restore_batch`,
+//! `verify_batch`): one shared governor, a scheduler thread, a small-file
+//! path; [`walk`] finds the files, [`shard`] splits a batch across machines.
+//!
 //! The threads, channels, shutdown protocol and memory bound are described
 //! in `docs/design.md`; the container in `docs/format.md`.
 
