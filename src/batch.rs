@@ -442,6 +442,16 @@ impl Pipeline {
                 (job, state)
             })
             .collect();
+        // The bytes read are chunk data alive in this batch: on the
+        // governor's memory gauge until this unit is written.
+        let held: usize = files
+            .iter()
+            .map(|(_, s)| match s {
+                Small::Read(data, _) => data.len(),
+                _ => 0,
+            })
+            .sum();
+        self.governor().memory.add(held);
         // Encode them all under one CPU lease.
         if files.iter().any(|(_, s)| matches!(s, Small::Read(..))) {
             let lease = self.governor().cpu.acquire(cancel);
@@ -461,7 +471,7 @@ impl Pipeline {
             }
         }
         // Write each through its own temp file; the lease is gone.
-        files
+        let results = files
             .into_iter()
             .map(|(job, state)| {
                 let outcome = match state {
@@ -485,7 +495,9 @@ impl Pipeline {
                     finished: ctx.start.elapsed(),
                 }
             })
-            .collect()
+            .collect();
+        self.governor().memory.sub(held);
+        results
     }
 
     /// Reads a small input whole (under an IO lease), or `None` to skip it;

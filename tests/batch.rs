@@ -713,3 +713,41 @@ fn issue5_a_panicking_stage_fails_its_file_only() {
         }
     });
 }
+
+#[test]
+fn issue5_verify_r_names_the_damaged_container() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    make_tree(&d.join("t"), 12, 1);
+    code(&run(d, &["process", "-r", "t", "--output-dir", "c"]), 0);
+    let victim = d.join("c/d1/e1/f1.txt.spipe");
+    let mut bytes = fs::read(&victim).expect("read");
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    fs::write(&victim, &bytes).expect("write");
+    let out = run(d, &["verify", "-r", "c"]);
+    code(&out, 5);
+    assert!(
+        stderr(&out).contains("c/d1/e1/f1.txt.spipe"),
+        "{}",
+        stderr(&out)
+    );
+    let ok = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains(": ok ("))
+        .count();
+    assert_eq!(ok, 12, "the others verified");
+    // Only damaged containers: all failed with the integrity code.
+    code(
+        &run(
+            d,
+            &[
+                "verify",
+                "c/d1/e1/f1.txt.spipe",
+                "c/d1/e1/f1.txt.spipe",
+                "-q",
+            ],
+        ),
+        3,
+    );
+}
