@@ -148,7 +148,7 @@ pub fn restore(
 ) -> Result<ExitCode, Error> {
     refuse_single_output(out)?;
     let (jobs, mut failures) = find(inputs, i, has_extension)?;
-    let pipeline = with_secret(builder, keys, &jobs)?.build()?;
+    let pipeline = with_secret(builder, keys, &jobs, "restoring")?.build()?;
     let jobs = name_outputs(jobs, &mut failures, |e| {
         let stripped = |p: &Path| -> Result<PathBuf, Error> {
             if has_extension(p) {
@@ -178,7 +178,7 @@ pub fn verify(
     v: Verbosity,
 ) -> Result<ExitCode, Error> {
     let (jobs, failures) = find(inputs, i, has_extension)?;
-    let pipeline = with_secret(builder, keys, &jobs)?.build()?;
+    let pipeline = with_secret(builder, keys, &jobs, "verifying")?.build()?;
     let jobs = jobs
         .into_iter()
         .map(|e| BatchJob {
@@ -324,6 +324,7 @@ fn with_secret(
     builder: PipelineBuilder,
     keys: &KeyArgs,
     jobs: &[walk::Entry],
+    verb: &str,
 ) -> Result<PipelineBuilder, Error> {
     let first_encrypted = jobs.first().and_then(|e| {
         let mut f = std::fs::File::open(&e.path).ok()?;
@@ -332,7 +333,10 @@ fn with_secret(
             .map(|(h, _)| h.crypto.is_some())
     });
     if keys.given() || first_encrypted == Some(true) {
-        Ok(builder.secret(keys.resolve(Purpose::Decrypt, "restoring encrypted containers")?))
+        Ok(
+            builder
+                .secret(keys.resolve(Purpose::Decrypt, &format!("{verb} encrypted containers"))?),
+        )
     } else {
         Ok(builder)
     }
