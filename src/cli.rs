@@ -18,13 +18,14 @@ use syncpipe::stages::{parse_stages, StageSpec};
 use syncpipe::storage::{self, StorageType};
 use syncpipe::{config, Cancel, Error, KdfParams, Pipeline, PipelineBuilder, Report};
 
+use crate::batch_cli::{self, InputArgs, OutDirArgs, SmallArgs};
 use crate::dashboard::human;
 use crate::exit_code::{ExitCode, TABLE};
 use crate::key_source::{KeyArgs, Purpose};
 use crate::telemetry::{Telemetry, TelemetryArgs};
 
 /// Extension of container files.
-const EXTENSION: &str = "spipe";
+pub(crate) const EXTENSION: &str = "spipe";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -40,8 +41,9 @@ pub struct Args {
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     quiet: bool,
     /// Print a detailed summary after process and restore (chunks, buffer
-    /// reuse, memory, permit waits, p50/p95/p99 of CPU time and waits);
-    /// verify adds the p50/p95/p99 lines, info prints the same either way.
+    /// reuse, memory, permit waits, p50/p95/p99 of CPU time and waits), in a
+    /// batch one line per file; verify adds the p50/p95/p99 lines, info
+    /// prints the same either way.
     #[arg(short, long, global = true)]
     verbose: bool,
     #[command(flatten)]
@@ -50,13 +52,21 @@ pub struct Args {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Process a file (or stdin, `-`) into a container.
+    /// Process a file (or stdin, `-`) into a container; many files (one
+    /// container each) with several inputs, -r, --files-from.
     #[command(after_help = TABLE)]
     Process {
-        /// The file to process; `-` for stdin.
-        input: PathBuf,
+        /// The files to process (directories with -r); `-` for stdin.
+        #[arg(required_unless_present = "files_from")]
+        inputs: Vec<PathBuf>,
         #[command(flatten)]
         out: OutputArgs,
+        #[command(flatten)]
+        batch: InputArgs,
+        #[command(flatten)]
+        out_dir: OutDirArgs,
+        #[command(flatten)]
+        small: SmallArgs,
         /// Stage list, e.g. `zstd:3,blake3`, `lz4,sha256`, `gzip:6`,
         /// `brotli:5`, `passthrough`, `zstd:3,aes-256-gcm,sha256`,
         /// `lz4,chacha20-poly1305,blake3`. At most one compressor, one cipher
@@ -75,13 +85,19 @@ enum Command {
         #[command(flatten)]
         tuning: Tuning,
     },
-    /// Restore the original from a container.
+    /// Restore the original from a container (many with several inputs,
+    /// -r, --files-from).
     #[command(after_help = TABLE)]
     Restore {
-        /// The container; `-` for stdin.
-        input: PathBuf,
+        /// The containers (directories with -r: their `*.spipe`); `-` for stdin.
+        #[arg(required_unless_present = "files_from")]
+        inputs: Vec<PathBuf>,
         #[command(flatten)]
         out: OutputArgs,
+        #[command(flatten)]
+        batch: InputArgs,
+        #[command(flatten)]
+        out_dir: OutDirArgs,
         #[command(flatten)]
         keys: KeyArgs,
         #[command(flatten)]
@@ -91,8 +107,11 @@ enum Command {
     /// without writing anything.
     #[command(after_help = TABLE)]
     Verify {
-        /// The container; `-` for stdin.
-        input: PathBuf,
+        /// The containers (directories with -r: their `*.spipe`); `-` for stdin.
+        #[arg(required_unless_present = "files_from")]
+        inputs: Vec<PathBuf>,
+        #[command(flatten)]
+        batch: InputArgs,
         #[command(flatten)]
         keys: KeyArgs,
         #[command(flatten)]
@@ -129,17 +148,17 @@ impl Command {
 }
 
 #[derive(ClapArgs, Debug)]
-struct OutputArgs {
+pub(crate) struct OutputArgs {
     /// Output file; `-` for stdout. [default: INPUT.spipe for process,
     /// INPUT without .spipe for restore, stdout when INPUT is `-`]
     #[arg(short, long, conflicts_with = "stdout")]
-    output: Option<PathBuf>,
+    pub(crate) output: Option<PathBuf>,
     /// Write to stdout.
     #[arg(short = 'c', long)]
-    stdout: bool,
+    pub(crate) stdout: bool,
     /// Overwrite an existing output.
     #[arg(short, long)]
-    force: bool,
+    pub(crate) force: bool,
 }
 
 #[derive(ClapArgs, Debug)]
@@ -195,15 +214,15 @@ pub fn run(args: Args) -> ExitCode {
     let result =
         Telemetry::start(&args.telemetry, args.quiet, args.verbose, name, runs).and_then(|tel| {
             let result = dispatch(args.command, cancel, verbosity, &tel);
-            let code = result
-                .as_ref()
-                .err()
-                .map_or(0, |e| code_of(e, &terminated) as i32);
+            let code = match &result {
+                Ok(code) => *code as i32,
+                Err(e) => code_of(e, &terminated) as i32,
+            };
             let finished = tel.finish(result.as_ref().err(), code);
-            result.and(finished)
+            result.and_then(|code| finished.map(|()| code))
         });
     match result {
-        Ok(()) => ExitCode::Success,
+        Ok(code) => code,
         // A reader such as `head` went away: a quiet end, not a crash.
         Err(e) if e.is_broken_pipe() => ExitCode::Success,
         Err(e) => {
@@ -239,16 +258,24 @@ fn install_signals(cancel: &Cancel, terminated: &Arc<AtomicBool>) -> io::Result<
 }
 
 #[derive(Clone, Copy)]
-struct Verbosity {
-    quiet: bool,
-    verbose: bool,
+pub(crate) struct Verbosity {
+    pub(crate) quiet: bool,
+    pub(crate) verbose: bool,
 }
 
-fn dispatch(command: Command, cancel: Cancel, v: Verbosity, tel: &Telemetry) -> Result<(), Error> {
+fn dispatch(
+    command: Command,
+    cancel: Cancel,
+    v: Verbosity,
+    tel: &Telemetry,
+) -> Result<ExitCode, Error> {
     match command {
         Command::Process {
-            input,
+            inputs,
             out,
+            batch,
+            out_dir,
+            small,
             stages,
             chunk_size,
             keys,
@@ -257,7 +284,7 @@ fn dispatch(command: Command, cancel: Cancel, v: Verbosity, tel: &Telemetry) -> 
         } => {
             let parsed = parse_stages(&stages)?;
             let mut builder = tel
-                .attach(tuning.builder(cancel, &input, v))
+                .attach(tuning.builder(cancel, first(&inputs), v))
                 .chunk_size(chunk_size.unwrap_or(0));
             match parsed.cipher {
                 Some(cipher) => {
@@ -283,6 +310,18 @@ fn dispatch(command: Command, cancel: Cancel, v: Verbosity, tel: &Telemetry) -> 
                 None => {}
             }
             let pipeline = builder.stages(parsed).build()?;
+            if batch_cli::is_batch(&inputs, &batch, Some(&out_dir), Some(&small)) {
+                return batch_cli::process(
+                    &pipeline,
+                    &inputs,
+                    &out,
+                    &batch,
+                    &out_dir,
+                    &small,
+                    (v, tel),
+                );
+            }
+            let input = batch_cli::single(inputs)?;
             let dest = process_dest(&input, &out)?;
             tel.claim_stdout(matches!(dest, Dest::Stdout))?;
             tel.begin(&pipeline, &input, Some(stages));
@@ -300,14 +339,29 @@ fn dispatch(command: Command, cancel: Cancel, v: Verbosity, tel: &Telemetry) -> 
             };
             summary(v, "processed", &input, &dest, &report);
             tel.file_done(&input, &dest_name(&dest), &report);
-            Ok(())
+            Ok(ExitCode::Success)
         }
         Command::Restore {
-            input,
+            inputs,
             out,
+            batch,
+            out_dir,
             keys,
             tuning,
         } => {
+            if batch_cli::is_batch(&inputs, &batch, Some(&out_dir), None) {
+                let builder = tel.attach(tuning.builder(cancel, first(&inputs), v));
+                return batch_cli::restore(
+                    builder,
+                    &keys,
+                    &inputs,
+                    &out,
+                    &batch,
+                    &out_dir,
+                    (v, tel),
+                );
+            }
+            let input = batch_cli::single(inputs)?;
             let dest = restore_dest(&input, &out)?;
             tel.claim_stdout(matches!(dest, Dest::Stdout))?;
             let (src, header) = peek_header(&input, tuning.reader())?;
@@ -326,13 +380,19 @@ fn dispatch(command: Command, cancel: Cancel, v: Verbosity, tel: &Telemetry) -> 
             };
             summary(v, "restored", &input, &dest, &report);
             tel.file_done(&input, &dest_name(&dest), &report);
-            Ok(())
+            Ok(ExitCode::Success)
         }
         Command::Verify {
-            input,
+            inputs,
+            batch,
             keys,
             tuning,
         } => {
+            if batch_cli::is_batch(&inputs, &batch, None, None) {
+                let builder = tel.attach(tuning.builder(cancel, first(&inputs), v));
+                return batch_cli::verify(builder, &keys, &inputs, &batch, v, tel);
+            }
+            let input = batch_cli::single(inputs)?;
             let (src, header) = peek_header(&input, tuning.reader())?;
             let builder = tel.attach(tuning.builder(cancel, &input, v));
             let pipeline = with_secret(builder, &keys, &header, &input)?.build()?;
@@ -351,11 +411,13 @@ fn dispatch(command: Command, cancel: Cancel, v: Verbosity, tel: &Telemetry) -> 
                 );
             }
             tel.file_done(&input, "", &report);
-            Ok(())
+            Ok(ExitCode::Success)
         }
-        Command::Info { input } => info(&input),
-        Command::Completions { shell } => crate::manual::completions(shell),
-        Command::Man => crate::manual::man(),
+        Command::Info { input } => info(&input).map(|()| ExitCode::Success),
+        Command::Completions { shell } => {
+            crate::manual::completions(shell).map(|()| ExitCode::Success)
+        }
+        Command::Man => crate::manual::man().map(|()| ExitCode::Success),
     }
 }
 
@@ -443,6 +505,12 @@ fn with_secret(
         .with_path(input)),
         None => Ok(builder),
     }
+}
+
+/// The first input: the one whose device `--storage-type auto` looks at
+/// (`-`, no device, when there is none, e.g. with `--files-from`).
+fn first(inputs: &[PathBuf]) -> &Path {
+    inputs.first().map_or(Path::new("-"), PathBuf::as_path)
 }
 
 fn is_stdio(p: &Path) -> bool {

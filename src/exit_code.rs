@@ -3,9 +3,6 @@
 use syncpipe::{Error, ErrorKind};
 
 /// How the process ends.
-// BatchPartial is part of the documented table now so that the table never
-// changes meaning; the many-files mode will produce it.
-#[allow(dead_code)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitCode {
     /// Everything worked.

@@ -20,6 +20,10 @@
 //! # Ok::<(), syncpipe::Error>(())
 //! ```
 //!
+//! Many files go through [`Pipeline::process_batch`] (and `restore_batch`,
+//! `verify_batch`): one shared governor, a scheduler thread, a small-file
+//! path; [`walk`] finds the files, [`shard`] splits a batch across machines.
+//!
 //! The threads, channels, shutdown protocol and memory bound are described
 //! in `docs/design.md`; the container in `docs/format.md`.
 //!
@@ -27,6 +31,7 @@
 //! builder a [`Metrics`] ([`PipelineBuilder::metrics`]) and read its
 //! [`Snapshot`]s, pulled or pushed to an [`Observer`] (see [`metrics`]).
 
+pub mod batch;
 pub mod cancel;
 mod chunk;
 pub mod cipher;
@@ -45,14 +50,18 @@ mod pool;
 mod reader;
 mod recorder;
 pub mod report;
+pub mod scheduler;
 pub mod secret;
+pub mod shard;
 mod snapshot;
 pub mod source;
 pub mod stage;
 pub mod stages;
 pub mod storage;
+pub mod walk;
 mod writer;
 
+pub use batch::{BatchJob, BatchOptions, BatchReport, FileResult, Outcome};
 pub use cancel::Cancel;
 pub use cipher::CipherKind;
 pub use config::{Config, PipelineBuilder, SpawnStyle};

@@ -1,5 +1,6 @@
 //! The `syncpipe` binary: parse, build, run, map the result to an exit code.
 
+mod batch_cli;
 mod cli;
 mod dashboard;
 mod exit_code;

@@ -2,6 +2,7 @@
 
 use std::io::{self, Read, Write};
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -58,6 +59,9 @@ struct Inner {
     pool: Option<rayon::ThreadPool>,
     governor: Arc<Governor>,
     shared_governor: bool,
+    /// Runs (and batches) of this pipeline in progress: its permits can
+    /// only all be back when none is.
+    active: AtomicUsize,
     cancel: Cancel,
     secret: Option<Secret>,
     /// Master keys derived so far, by KDF input. Argon2id costs ~0.1 s and
@@ -146,6 +150,7 @@ impl Pipeline {
                 pool,
                 governor,
                 shared_governor,
+                active: AtomicUsize::new(0),
                 cancel,
                 secret,
                 masters: Mutex::new(Vec::new()),
@@ -333,9 +338,9 @@ impl Pipeline {
             chunk_size: cfg.chunk_size,
             keys: keys.as_ref(),
         };
-        let state = self.new_state(cfg.chunk_size, chain, cfg.cipher, cfg.checksum);
         let mut sink = Sink::new(output);
         sink.write_all(&header.encode())?;
+        let state = self.new_state(cfg.chunk_size, chain, cfg.cipher, cfg.checksum);
         let result = {
             let sink = &mut sink;
             let state = &state;
@@ -618,6 +623,86 @@ impl Pipeline {
         }
     }
 
+    /// Processes an input held whole in memory into a container, encoding
+    /// every chunk in turn on the calling thread: the small-file path of a
+    /// batch (`batch.rs`), where the engine's three threads and two channels
+    /// would cost more than the work. The bytes are those [`Pipeline::run`]
+    /// writes for the same input, length and mode (an encrypted container
+    /// draws its own file nonce either way). The caller holds the CPU lease.
+    pub(crate) fn encode_whole(&self, data: &[u8], mode: u32) -> Result<(Vec<u8>, Report)> {
+        let start = Instant::now();
+        let cfg = &self.inner.config;
+        let chain = &self.inner.chain;
+        let mut header = Header {
+            chunk_size: cfg.chunk_size,
+            original_len: Some(data.len() as u64),
+            mode,
+            checksum: cfg.checksum,
+            stages: chain.iter().map(|s| s.desc.clone()).collect(),
+            crypto: None,
+        };
+        let keys = self.seal_header(&mut header)?;
+        let codec = Codec {
+            chain,
+            checksum: cfg.checksum,
+            chunk_size: cfg.chunk_size,
+            keys: keys.as_ref(),
+        };
+        let buffers = BufferPool::new(4, data.len().min(cfg.chunk_size));
+        let mut out = header.encode();
+        let mut hasher = cfg.checksum.map(|c| c.hasher());
+        // An empty input is one empty, final chunk, as the reader makes it.
+        let pieces: Vec<&[u8]> = if data.is_empty() {
+            vec![data]
+        } else {
+            data.chunks(cfg.chunk_size).collect()
+        };
+        for (index, piece) in (0u64..).zip(&pieces) {
+            if self.inner.cancel.is_cancelled() {
+                return Err(Error::cancelled());
+            }
+            if let Some(h) = hasher.as_mut() {
+                h.update(piece);
+            }
+            let chunk = chunk::Chunk {
+                last: index + 1 == pieces.len() as u64,
+                data: piece.to_vec(),
+            };
+            let rec =
+                chunk::encode(&codec, &buffers, index, chunk).map_err(|e| e.with_chunk(index))?;
+            out.extend_from_slice(&rec.head);
+            out.extend_from_slice(&rec.payload);
+            out.extend_from_slice(&rec.crc.to_le_bytes());
+        }
+        let digest = hasher.map(|h| h.finalize());
+        let trailer = Trailer {
+            chunk_count: pieces.len() as u64,
+            original_len: data.len() as u64,
+            digest: match (&keys, digest) {
+                (Some(k), Some(d)) => Some(k.mask_file_digest(&d)),
+                (_, d) => d,
+            },
+        };
+        out.extend_from_slice(&trailer.encode());
+        let report = Report {
+            elapsed: start.elapsed(),
+            bytes_in: data.len() as u64,
+            original_bytes: data.len() as u64,
+            bytes_out: out.len() as u64,
+            chunks: pieces.len() as u64,
+            checksum: cfg.checksum,
+            digest,
+            mode: Some(mode),
+            ..Report::default()
+        };
+        Ok((out, report))
+    }
+
+    /// The token every run of this pipeline is a child of.
+    pub(crate) fn cancel_token(&self) -> &Cancel {
+        &self.inner.cancel
+    }
+
     fn new_state(
         &self,
         chunk_size: usize,
@@ -629,6 +714,7 @@ impl Pipeline {
         // Enough idle buffers to cover the memory bound (see docs/design.md):
         // beyond that, returned buffers are simply freed.
         let max_free = 2 * cfg.channel_depth + 2 * cfg.cpu_tokens + 8;
+        self.enter();
         RunState::new(
             &self.inner.governor,
             self.inner.cancel.child(),
@@ -646,7 +732,7 @@ impl Pipeline {
     }
 
     /// Tells the metrics (if any) that a run succeeded.
-    fn run_done(&self, report: &Report) {
+    pub(crate) fn run_done(&self, report: &Report) {
         if let Some(m) = &self.inner.metrics {
             m.run_done(&self.inner.governor, report);
         }
@@ -660,8 +746,22 @@ impl Pipeline {
             .governor
             .memory
             .sub(state.memory.current() as usize);
+        self.leave();
+    }
+
+    /// Counts a run (or a batch) of this pipeline as started.
+    pub(crate) fn enter(&self) {
+        // AcqRel on both sides: the last run to leave sees every permit the
+        // others returned before they left.
+        self.inner.active.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Counts a run as ended; the last one to end on an unshared governor
+    /// checks that every permit is back.
+    pub(crate) fn leave(&self) {
+        let before = self.inner.active.fetch_sub(1, Ordering::AcqRel);
         debug_assert!(
-            self.inner.shared_governor || self.inner.governor.all_returned(),
+            self.inner.shared_governor || before > 1 || self.inner.governor.all_returned(),
             "permits leaked: {:?}",
             self.inner.governor
         );

@@ -1,0 +1,449 @@
+//! The many-files mode of the CLI: several inputs, `-r`, `--files-from`,
+//! `--output-dir`, `--shard`, `--scheduler`, `--skip-existing`,
+//! `--batch-small`. Turns flags into the library's batch jobs
+//! (`syncpipe::walk`, `Pipeline::process_batch`), prints one line per
+//! failed file and maps the per-file outcomes to one exit code.
+
+use std::collections::HashSet;
+use std::ffi::OsString;
+use std::io::{self, IsTerminal, Read};
+use std::path::{Path, PathBuf};
+
+use clap::Args as ClapArgs;
+use syncpipe::batch::{BatchJob, BatchOptions, BatchReport, Outcome};
+use syncpipe::format::Header;
+use syncpipe::scheduler::Policy;
+use syncpipe::shard::Shard;
+use syncpipe::walk::{self, Source, WalkOptions};
+use syncpipe::{Error, ErrorKind, Pipeline, PipelineBuilder};
+
+use crate::cli::{OutputArgs, Verbosity, EXTENSION};
+use crate::exit_code::ExitCode;
+use crate::key_source::{KeyArgs, Purpose};
+use crate::telemetry::Telemetry;
+
+/// How the inputs of process, restore and verify are found, split and
+/// scheduled.
+#[derive(ClapArgs, Debug, Default)]
+pub struct InputArgs {
+    /// Walk directories given as inputs (outputs are named by the path
+    /// below the directory); without it a directory is a failed input.
+    #[arg(short = 'r', long)]
+    recursive: bool,
+    /// Read input paths from FILE (`-` = stdin), one per line. Listed paths
+    /// name their outputs, so they must be relative and free of `..`.
+    #[arg(long, value_name = "FILE")]
+    files_from: Option<PathBuf>,
+    /// With --files-from: paths are separated by NUL (`find -print0`).
+    #[arg(long, requires = "files_from")]
+    null: bool,
+    /// Take only the files of shard I of N: FNV-1a 64 of the relative path,
+    /// mod N, equals I (see docs/scaling-out.md).
+    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+    shard: Option<Shard>,
+    /// Which file starts next: `fair` (3 small : 1 large, small <= 10 MiB;
+    /// large files in at most a quarter of the slots) or `simple` (FIFO).
+    /// [default: fair]
+    #[arg(long, value_name = "POLICY", value_parser = parse_policy)]
+    scheduler: Option<Policy>,
+    /// Files worked on at once (a streamed file holds its own chunk
+    /// buffers and threads); 0 = the larger of twice the CPU tokens and the
+    /// IO tokens. [default: 0]
+    #[arg(long, value_name = "N")]
+    files_in_flight: Option<usize>,
+}
+
+/// Where the outputs of a batch go.
+#[derive(ClapArgs, Debug, Default)]
+pub struct OutDirArgs {
+    /// Write outputs under DIR, mirroring the inputs' relative paths
+    /// (created as needed). [default: beside each input]
+    #[arg(long, value_name = "DIR")]
+    output_dir: Option<PathBuf>,
+    /// Skip inputs whose output exists (outputs appear only when complete,
+    /// so a rerun after an interruption finishes the batch).
+    #[arg(long)]
+    skip_existing: bool,
+}
+
+/// The small-file batching switch of process.
+#[derive(ClapArgs, Debug, Default)]
+pub struct SmallArgs {
+    /// Encode up to 64 small files (< 256 KiB, at most 1 MiB together) per
+    /// CPU job; still one container per file. (One container for a whole
+    /// tree: `tar cf - DIR | syncpipe process - -o tree.tar.spipe`.)
+    #[arg(long)]
+    batch_small: bool,
+}
+
+fn parse_shard(s: &str) -> Result<Shard, String> {
+    s.parse().map_err(|e: Error| e.to_string())
+}
+
+fn parse_policy(s: &str) -> Result<Policy, String> {
+    s.parse().map_err(|e: Error| e.to_string())
+}
+
+/// True when the command runs as a batch: not exactly one input, or any
+/// batch flag given.
+pub fn is_batch(
+    inputs: &[PathBuf],
+    i: &InputArgs,
+    o: Option<&OutDirArgs>,
+    s: Option<&SmallArgs>,
+) -> bool {
+    inputs.len() != 1
+        || i.recursive
+        || i.files_from.is_some()
+        || i.shard.is_some()
+        || i.scheduler.is_some()
+        || i.files_in_flight.is_some()
+        || o.is_some_and(|o| o.output_dir.is_some() || o.skip_existing)
+        || s.is_some_and(|s| s.batch_small)
+}
+
+/// The one input of a single-file command.
+pub fn single(inputs: Vec<PathBuf>) -> Result<PathBuf, Error> {
+    inputs
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::usage("no input given"))
+}
+
+/// `process` over many files.
+pub fn process(
+    pipeline: &Pipeline,
+    inputs: &[PathBuf],
+    out: &OutputArgs,
+    i: &InputArgs,
+    o: &OutDirArgs,
+    s: &SmallArgs,
+    (v, tel): (Verbosity, &Telemetry),
+) -> Result<ExitCode, Error> {
+    refuse_single_output(out)?;
+    // A walked tree already holding containers: they are outputs, not
+    // inputs (as `zstd -r` skips `.zst`). Named files are always taken.
+    let (jobs, mut failures) = find(inputs, i, |p| !has_extension(p))?;
+    let jobs = name_outputs(jobs, &mut failures, |e| {
+        let mut name = match &o.output_dir {
+            Some(d) => d.join(&e.rel).into_os_string(),
+            None => e.path.clone().into_os_string(),
+        };
+        name.push(".");
+        name.push(EXTENSION);
+        Ok(PathBuf::from(name))
+    });
+    begin(tel, pipeline, &jobs);
+    let report = pipeline.process_batch(jobs, &options(i, Some(o), Some(s), out.force));
+    finish("processed", report, failures, v, tel)
+}
+
+/// `restore` over many containers: the secret is asked for once.
+pub fn restore(
+    builder: PipelineBuilder,
+    keys: &KeyArgs,
+    inputs: &[PathBuf],
+    out: &OutputArgs,
+    i: &InputArgs,
+    o: &OutDirArgs,
+    (v, tel): (Verbosity, &Telemetry),
+) -> Result<ExitCode, Error> {
+    refuse_single_output(out)?;
+    let (jobs, mut failures) = find(inputs, i, has_extension)?;
+    let pipeline = with_secret(builder, keys, &jobs, "restoring")?.build()?;
+    let jobs = name_outputs(jobs, &mut failures, |e| {
+        let stripped = |p: &Path| -> Result<PathBuf, Error> {
+            if has_extension(p) {
+                Ok(p.with_extension(""))
+            } else {
+                Err(Error::usage(format!(
+                    "cannot infer the output name (no .{EXTENSION} suffix)"
+                ))
+                .with_path(&e.path))
+            }
+        };
+        match &o.output_dir {
+            Some(d) => Ok(d.join(stripped(&e.rel)?)),
+            None => stripped(&e.path),
+        }
+    });
+    begin(tel, &pipeline, &jobs);
+    let report = pipeline.restore_batch(jobs, &options(i, Some(o), None, out.force));
+    finish("restored", report, failures, v, tel)
+}
+
+/// `verify` over many containers; prints `PATH: ok` per good one.
+pub fn verify(
+    builder: PipelineBuilder,
+    keys: &KeyArgs,
+    inputs: &[PathBuf],
+    i: &InputArgs,
+    v: Verbosity,
+    tel: &Telemetry,
+) -> Result<ExitCode, Error> {
+    let (jobs, failures) = find(inputs, i, has_extension)?;
+    let pipeline = with_secret(builder, keys, &jobs, "verifying")?.build()?;
+    let jobs: Vec<BatchJob> = jobs
+        .into_iter()
+        .map(|e| BatchJob {
+            input: e.path,
+            output: None,
+            size: e.size,
+        })
+        .collect();
+    begin(tel, &pipeline, &jobs);
+    let report = pipeline.verify_batch(jobs, &options(i, None, None, false));
+    // With --json, stdout carries the JSON lines only.
+    if !v.quiet && !tel.json() {
+        for f in &report.files {
+            if let Outcome::Done(r) = &f.outcome {
+                let digest = match (r.checksum, r.digest_hex()) {
+                    (Some(k), Some(d)) => format!(", {} {d}", k.name()),
+                    _ => String::new(),
+                };
+                println!(
+                    "{}: ok ({} bytes in {} chunks{digest})",
+                    f.input.display(),
+                    r.bytes_out,
+                    r.chunks
+                );
+            }
+        }
+    }
+    finish("verified", report, failures, v, tel)
+}
+
+fn refuse_single_output(out: &OutputArgs) -> Result<(), Error> {
+    if out.output.is_some() || out.stdout {
+        return Err(Error::usage(
+            "-o and -c take a single input; for many files use --output-dir DIR \
+             (or beside each input by default)",
+        ));
+    }
+    Ok(())
+}
+
+fn has_extension(p: &Path) -> bool {
+    p.extension().is_some_and(|e| e == EXTENSION)
+}
+
+/// Finds the inputs (arguments, then the `--files-from` list) and applies
+/// the shard.
+fn find(
+    inputs: &[PathBuf],
+    i: &InputArgs,
+    keep: impl Fn(&Path) -> bool,
+) -> Result<(Vec<walk::Entry>, Vec<Error>), Error> {
+    let mut sources: Vec<Source> = Vec::new();
+    for p in inputs {
+        if p.as_os_str() == "-" {
+            return Err(Error::usage(
+                "`-` (stdin) is a single input; it cannot be part of a batch \
+                 (for a list of paths on stdin use --files-from -)",
+            ));
+        }
+        sources.push(Source::Arg(p.clone()));
+    }
+    if let Some(list) = &i.files_from {
+        let bytes = read_list(list)?;
+        sources.extend(
+            walk::parse_list(&bytes, i.null)
+                .into_iter()
+                .map(Source::Listed),
+        );
+    }
+    if sources.is_empty() {
+        return Err(Error::usage("no input given"));
+    }
+    let found = walk::discover(
+        &sources,
+        WalkOptions {
+            recursive: i.recursive,
+        },
+        keep,
+    );
+    let mut entries = found.entries;
+    if let Some(shard) = i.shard {
+        entries.retain(|e| shard.contains(&e.rel));
+    }
+    Ok((entries, found.failures))
+}
+
+fn read_list(list: &Path) -> Result<Vec<u8>, Error> {
+    let mut bytes = Vec::new();
+    if list.as_os_str() == "-" {
+        io::stdin().lock().read_to_end(&mut bytes)?;
+    } else {
+        bytes = std::fs::read(list).map_err(|e| Error::io(e).with_path(list))?;
+    }
+    Ok(bytes)
+}
+
+/// Gives each entry its output; two inputs mapping to one output are both
+/// kept out (which one wins would depend on timing).
+fn name_outputs(
+    entries: Vec<walk::Entry>,
+    failures: &mut Vec<Error>,
+    name: impl Fn(&walk::Entry) -> Result<PathBuf, Error>,
+) -> Vec<BatchJob> {
+    let mut named = Vec::with_capacity(entries.len());
+    for e in entries {
+        match name(&e) {
+            Ok(out) => named.push((e, out)),
+            Err(err) => failures.push(err),
+        }
+    }
+    let mut seen: HashSet<OsString> = HashSet::new();
+    let mut dup: HashSet<OsString> = HashSet::new();
+    for (_, out) in &named {
+        if !seen.insert(out.clone().into_os_string()) {
+            dup.insert(out.clone().into_os_string());
+        }
+    }
+    named
+        .into_iter()
+        .filter_map(|(e, out)| {
+            if dup.contains(out.as_os_str()) {
+                failures.push(
+                    Error::usage(format!(
+                        "another input has the same output {}",
+                        out.display()
+                    ))
+                    .with_path(&e.path),
+                );
+                None
+            } else {
+                Some(BatchJob {
+                    input: e.path,
+                    output: Some(out),
+                    size: e.size,
+                })
+            }
+        })
+        .collect()
+}
+
+/// The secret for restore/verify, resolved once for the batch: when a key
+/// flag is given, or when the first container is encrypted (its header
+/// says so; a later encrypted one without a key fails on its own).
+fn with_secret(
+    builder: PipelineBuilder,
+    keys: &KeyArgs,
+    jobs: &[walk::Entry],
+    verb: &str,
+) -> Result<PipelineBuilder, Error> {
+    let first_encrypted = jobs.first().and_then(|e| {
+        let mut f = std::fs::File::open(&e.path).ok()?;
+        Header::read_with_bytes(&mut f)
+            .ok()
+            .map(|(h, _)| h.crypto.is_some())
+    });
+    if keys.given() || first_encrypted == Some(true) {
+        Ok(
+            builder
+                .secret(keys.resolve(Purpose::Decrypt, &format!("{verb} encrypted containers"))?),
+        )
+    } else {
+        Ok(builder)
+    }
+}
+
+fn options(
+    i: &InputArgs,
+    o: Option<&OutDirArgs>,
+    s: Option<&SmallArgs>,
+    force: bool,
+) -> BatchOptions {
+    BatchOptions {
+        scheduler: i.scheduler.unwrap_or_default(),
+        batch_small: s.is_some_and(|s| s.batch_small),
+        force,
+        skip_existing: o.is_some_and(|o| o.skip_existing),
+        files_in_flight: i.files_in_flight.unwrap_or(0),
+    }
+}
+
+/// Prints the failures (and, with -v, every file), then maps the outcomes
+/// to the exit code: 0 all good, 5 some failed, the failures' own code (or
+/// 1 when they differ) when all failed; a cancelled batch is an error, so
+/// the caller maps it to 130/143.
+/// Tells the telemetry what the batch is: its title and tuning.
+fn begin(tel: &Telemetry, pipeline: &Pipeline, jobs: &[BatchJob]) {
+    tel.begin(pipeline, Path::new(&format!("{} files", jobs.len())), None);
+}
+
+fn finish(
+    verb: &str,
+    report: BatchReport,
+    mut failures: Vec<Error>,
+    v: Verbosity,
+    tel: &Telemetry,
+) -> Result<ExitCode, Error> {
+    let mut cancelled = 0usize;
+    let mut ok = 0usize;
+    let mut skipped = 0usize;
+    for f in report.files {
+        match f.outcome {
+            Outcome::Done(r) => {
+                ok += 1;
+                let output = f.output.as_ref().map(|p| p.display().to_string());
+                tel.file_done(&f.input, output.as_deref().unwrap_or(""), &r);
+                if v.verbose {
+                    let to = f
+                        .output
+                        .as_ref()
+                        .map(|p| format!(" -> {}", p.display()))
+                        .unwrap_or_default();
+                    eprintln!(
+                        "{}{to}: {verb} {} => {} bytes, done at {:.3}s",
+                        f.input.display(),
+                        r.bytes_in,
+                        r.bytes_out,
+                        f.finished.as_secs_f64()
+                    );
+                }
+            }
+            Outcome::Skipped => {
+                skipped += 1;
+                if v.verbose {
+                    eprintln!("{}: skipped (output exists)", f.input.display());
+                }
+            }
+            Outcome::Failed(e) if e.kind() == ErrorKind::Cancelled => cancelled += 1,
+            Outcome::Failed(e) => failures.push(e),
+        }
+    }
+    for e in &failures {
+        eprintln!("syncpipe: {e}");
+    }
+    if !v.quiet && (v.verbose || io::stderr().is_terminal()) {
+        let secs = report.elapsed.as_secs_f64();
+        let rate = if secs > 0.0 { ok as f64 / secs } else { 0.0 };
+        eprintln!(
+            "syncpipe: {ok} files {verb}, {skipped} skipped, {} failed in {secs:.2}s ({rate:.0} files/s)",
+            failures.len() + cancelled
+        );
+    }
+    if cancelled > 0 {
+        if !v.quiet {
+            eprintln!("syncpipe: {cancelled} files not finished (no partial outputs left)");
+        }
+        return Err(Error::cancelled());
+    }
+    Ok(exit_code(ok + skipped, &failures))
+}
+
+fn exit_code(good: usize, failures: &[Error]) -> ExitCode {
+    match failures.first() {
+        None => ExitCode::Success,
+        Some(_) if good > 0 => ExitCode::BatchPartial,
+        Some(first) => {
+            let code = ExitCode::of(first, false);
+            if failures.iter().all(|e| ExitCode::of(e, false) == code) {
+                code
+            } else {
+                ExitCode::Runtime
+            }
+        }
+    }
+}

@@ -1,0 +1,801 @@
+//! Issue 5: many files. Trees through the real binary (every scheduler,
+//! with and without --batch-small), per-file failures and exit 5, paths
+//! that must not escape --output-dir, --skip-existing, shards as
+//! concurrent processes, a killed shard completed by a rerun, signals,
+//! encryption in a batch; and the library's batch API (the small-file
+//! path writes the streaming path's bytes; permits all come back).
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use syncpipe::batch::{BatchJob, BatchOptions, Outcome};
+use syncpipe::scheduler::Policy;
+use syncpipe::stages::parse_stages;
+use syncpipe::{Cancel, Pipeline};
+
+const BIN: &str = env!("CARGO_BIN_EXE_syncpipe");
+
+fn run(dir: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run syncpipe")
+}
+
+#[track_caller]
+fn code(out: &Output, expected: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(expected),
+        "exit code; stderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Every regular file under `root`, relative, with its bytes.
+fn snapshot(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).expect("read_dir") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(root).expect("under root").to_path_buf();
+                out.push((rel, fs::read(&p).expect("read")));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Relative names of the files under `root` (tolerant of files that
+/// vanish while it looks: temp files of a run in progress).
+fn names(root: &Path) -> BTreeSet<PathBuf> {
+    let mut out = BTreeSet::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(p);
+            } else if let Ok(rel) = p.strip_prefix(root) {
+                out.insert(rel.to_path_buf());
+            }
+        }
+    }
+    out
+}
+
+/// A tree of `small` small files (0 B to ~20 KiB, in nested folders) and
+/// `large` files of a few chunks.
+fn make_tree(root: &Path, small: usize, large: usize) {
+    for i in 0..small {
+        let dir = root.join(format!("d{}/e{}", i % 7, i % 3));
+        fs::create_dir_all(&dir).expect("mkdir");
+        let len = (i * 37) % 20_000;
+        fs::write(
+            dir.join(format!("f{i}.txt")),
+            common::mixed_data(len, i as u64),
+        )
+        .expect("write");
+    }
+    for i in 0..large {
+        fs::write(
+            root.join(format!("big{i}.bin")),
+            common::mixed_data((3 << 20) + i * 4099, 1000 + i as u64),
+        )
+        .expect("write");
+    }
+}
+
+#[test]
+fn issue5_tree_round_trips_with_every_scheduler_and_batching() {
+    common::watchdog(600, || {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        make_tree(&d.join("tree"), 2000, 3);
+        let before = snapshot(&d.join("tree"));
+        for (sched, small) in [
+            ("simple", false),
+            ("fair", false),
+            ("simple", true),
+            ("fair", true),
+        ] {
+            let (c, r) = (format!("c-{sched}-{small}"), format!("r-{sched}-{small}"));
+            let mut args = vec![
+                "process",
+                "-r",
+                "tree",
+                "--output-dir",
+                &c,
+                "--scheduler",
+                sched,
+                "--chunk-size",
+                "256KiB",
+                "-s",
+                "lz4,sha256",
+                "-T",
+                "2",
+            ];
+            if small {
+                args.push("--batch-small");
+            }
+            code(&run(d, &args), 0);
+            assert_eq!(names(&d.join(&c)).len(), 2003, "one container per file");
+            code(&run(d, &["verify", "-r", &c, "-q"]), 0);
+            code(
+                &run(
+                    d,
+                    &[
+                        "restore",
+                        "-r",
+                        &c,
+                        "--output-dir",
+                        &r,
+                        "--scheduler",
+                        sched,
+                    ],
+                ),
+                0,
+            );
+            assert!(
+                snapshot(&d.join(&r)) == before,
+                "{sched} batch-small={small}: trees differ"
+            );
+        }
+        assert!(snapshot(&d.join("tree")) == before, "inputs untouched");
+    });
+}
+
+#[test]
+fn issue5_one_bad_file_exits_5_and_names_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    fs::create_dir(d.join("in")).expect("mkdir");
+    for i in 0..20 {
+        fs::write(
+            d.join(format!("in/ok{i}.txt")),
+            format!("file {i}\n").repeat(50),
+        )
+        .expect("w");
+    }
+    // Root reads a mode-000 file anyway, so as root the bad file is a
+    // symbolic link loop, which nobody can open.
+    let bad = if unsafe { libc::geteuid() } == 0 {
+        symlink("loop", d.join("in/loop")).expect("symlink");
+        "in/loop"
+    } else {
+        fs::write(d.join("in/secret.txt"), b"x").expect("w");
+        fs::set_permissions(d.join("in/secret.txt"), fs::Permissions::from_mode(0o000))
+            .expect("chmod");
+        "in/secret.txt"
+    };
+    let out = run(d, &["process", "-r", "in", "--output-dir", "out"]);
+    code(&out, 5);
+    assert!(
+        stderr(&out).contains(bad),
+        "failure named: {}",
+        stderr(&out)
+    );
+    assert_eq!(names(&d.join("out")).len(), 20, "the good files are done");
+    // A directory without -r, and a file that does not exist.
+    let out = run(
+        d,
+        &[
+            "process",
+            "in",
+            "in/ok1.txt",
+            "gone.txt",
+            "--output-dir",
+            "o2",
+        ],
+    );
+    code(&out, 5);
+    let err = stderr(&out);
+    assert!(err.contains("in: is a directory"), "{err}");
+    assert!(err.contains("gone.txt"), "{err}");
+    assert!(d.join("o2/ok1.txt.spipe").exists());
+    // All failed: the failures' own code (here: 1, I/O).
+    code(&run(d, &["process", "gone.txt", "gone2.txt"]), 1);
+}
+
+#[test]
+fn issue5_listed_paths_never_escape_the_output_dir() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    fs::create_dir_all(d.join("work/sub")).expect("mkdir");
+    fs::write(d.join("outside.txt"), b"outside").expect("w");
+    fs::write(d.join("work/sub/a.txt"), b"aaa").expect("w");
+    fs::write(d.join("work/b.txt"), b"bbb").expect("w");
+    let abs = d.join("outside.txt");
+    let list = format!("sub/a.txt\0../outside.txt\0{}\0./b.txt\0", abs.display());
+    fs::write(d.join("list"), list).expect("w");
+    let w = d.join("work");
+    let out = run(
+        &w,
+        &[
+            "process",
+            "--files-from",
+            "../list",
+            "--null",
+            "--output-dir",
+            "../out",
+        ],
+    );
+    code(&out, 5);
+    let err = stderr(&out);
+    assert!(
+        err.contains("../outside.txt") && err.contains("`..`"),
+        "{err}"
+    );
+    assert!(err.contains("must be relative"), "{err}");
+    let got = names(&d.join("out"));
+    let want: BTreeSet<PathBuf> = ["sub/a.txt.spipe", "b.txt.spipe"]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+    assert_eq!(got, want);
+    assert!(!d.join("outside.txt.spipe").exists());
+    // Newline-separated from stdin.
+    let mut child = Command::new(BIN)
+        .args(["process", "--files-from", "-", "--output-dir", "../out2"])
+        .current_dir(&w)
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(b"sub/a.txt\nb.txt\n").expect("write list");
+    }
+    let out = child.wait_with_output().expect("wait");
+    code(&out, 0);
+    assert_eq!(names(&d.join("out2")), want);
+}
+
+#[test]
+fn issue5_skip_existing_makes_a_rerun_idempotent() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    make_tree(&d.join("t"), 30, 0);
+    code(&run(d, &["process", "-r", "t", "--output-dir", "o"]), 0);
+    let first = snapshot(&d.join("o"));
+    // Without it, every output exists: all fail with the usage code.
+    code(&run(d, &["process", "-r", "t", "--output-dir", "o"]), 2);
+    fs::remove_file(d.join("o/d0/e0/f0.txt.spipe")).expect("rm");
+    let out = run(
+        d,
+        &[
+            "process",
+            "-r",
+            "t",
+            "--output-dir",
+            "o",
+            "--skip-existing",
+            "-v",
+        ],
+    );
+    code(&out, 0);
+    assert!(stderr(&out).contains("29 skipped"), "{}", stderr(&out));
+    let second = snapshot(&d.join("o"));
+    assert_eq!(
+        first.iter().map(|(p, _)| p).collect::<Vec<_>>(),
+        second.iter().map(|(p, _)| p).collect::<Vec<_>>()
+    );
+    // Restore likewise; and outputs beside the inputs by default.
+    code(
+        &run(
+            d,
+            &["restore", "-r", "o", "--output-dir", "r", "--skip-existing"],
+        ),
+        0,
+    );
+    assert!(snapshot(&d.join("r")) == snapshot(&d.join("t")));
+    code(&run(d, &["process", "-r", "t"]), 0);
+    assert!(d.join("t/d0/e0/f0.txt.spipe").exists());
+    // A second -r run beside the inputs does not take the containers as inputs.
+    let out = run(d, &["process", "-r", "t", "--skip-existing", "-v"]);
+    code(&out, 0);
+    assert!(
+        stderr(&out).contains("0 files processed, 30 skipped"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn issue5_shards_partition_the_set_and_a_killed_shard_reruns() {
+    common::watchdog(300, || {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        make_tree(&d.join("t"), 300, 0);
+        let n = 4;
+        // Concurrent processes, one per shard, each into its own folder.
+        let children: Vec<_> = (0..n)
+            .map(|i| {
+                Command::new(BIN)
+                    .args([
+                        "process",
+                        "-r",
+                        "t",
+                        "--output-dir",
+                        &format!("s{i}"),
+                        "--shard",
+                        &format!("{i}/{n}"),
+                        "-T",
+                        "1",
+                    ])
+                    .current_dir(d)
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .expect("spawn")
+            })
+            .collect();
+        for c in children {
+            code(&c.wait_with_output().expect("wait"), 0);
+        }
+        let mut all = BTreeSet::new();
+        let mut total = 0;
+        for i in 0..n {
+            let s = names(&d.join(format!("s{i}")));
+            assert!(!s.is_empty(), "shard {i} got files");
+            total += s.len();
+            all.extend(s);
+        }
+        assert_eq!(total, 300, "no file twice");
+        assert_eq!(all.len(), 300, "none missing");
+        // Shards into one shared folder, shard 0 killed mid-run, then rerun
+        // with --skip-existing: the set is complete and restores exactly.
+        let start = |i: usize| {
+            Command::new(BIN)
+                .args([
+                    "process",
+                    "-r",
+                    "t",
+                    "--output-dir",
+                    "all",
+                    "--shard",
+                    &format!("{i}/{n}"),
+                    "-s",
+                    "brotli:9",
+                    "-T",
+                    "1",
+                ])
+                .current_dir(d)
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn")
+        };
+        let mut victim = start(0);
+        let t0 = Instant::now();
+        while names(&d.join("all")).is_empty() && t0.elapsed() < Duration::from_secs(60) {
+            thread::sleep(Duration::from_millis(5));
+        }
+        victim.kill().expect("kill -9");
+        let _ = victim.wait();
+        for i in 1..n {
+            assert!(start(i).wait().expect("wait").success());
+        }
+        let out = run(
+            d,
+            &[
+                "process",
+                "-r",
+                "t",
+                "--output-dir",
+                "all",
+                "--shard",
+                &format!("0/{n}"),
+                "--skip-existing",
+            ],
+        );
+        code(&out, 0);
+        let containers: BTreeSet<PathBuf> = names(&d.join("all"))
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "spipe"))
+            .collect();
+        assert_eq!(containers.len(), 300);
+        code(
+            &run(d, &["restore", "-r", "all", "--output-dir", "back"]),
+            0,
+        );
+        assert!(snapshot(&d.join("back")) == snapshot(&d.join("t")));
+    });
+}
+
+#[test]
+fn issue5_encrypted_batch_round_trips() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    make_tree(&d.join("t"), 40, 1);
+    fs::write(d.join("P"), b"correct horse battery staple\n").expect("w");
+    let enc = [
+        "-s",
+        "zstd:3,aes-256-gcm,sha256",
+        "--passphrase-file",
+        "P",
+        "--argon2",
+        "m=64,t=1,p=1",
+    ];
+    let mut args = vec!["process", "-r", "t", "--output-dir", "c", "--batch-small"];
+    args.extend(enc);
+    code(&run(d, &args), 0);
+    code(
+        &run(d, &["verify", "-r", "c", "--passphrase-file", "P", "-q"]),
+        0,
+    );
+    code(
+        &run(
+            d,
+            &[
+                "restore",
+                "-r",
+                "c",
+                "--output-dir",
+                "r",
+                "--passphrase-file",
+                "P",
+            ],
+        ),
+        0,
+    );
+    assert!(snapshot(&d.join("r")) == snapshot(&d.join("t")));
+    fs::write(d.join("W"), b"wrong\n").expect("w");
+    code(
+        &run(d, &["verify", "-r", "c", "--passphrase-file", "W", "-q"]),
+        4,
+    );
+}
+
+#[test]
+fn issue5_sigint_stops_the_batch_and_leaves_no_partial_output() {
+    common::watchdog(120, || {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        fs::create_dir(d.join("t")).expect("mkdir");
+        for i in 0..6 {
+            fs::write(
+                d.join(format!("t/f{i}.bin")),
+                common::mixed_data(4 << 20, i),
+            )
+            .expect("w");
+        }
+        let mut child = Command::new(BIN)
+            .args([
+                "process",
+                "-r",
+                "t",
+                "--output-dir",
+                "o",
+                "-s",
+                "brotli:9",
+                "--chunk-size",
+                "128KiB",
+                "-T",
+                "2",
+                "-q",
+            ])
+            .current_dir(d)
+            .spawn()
+            .expect("spawn");
+        thread::sleep(Duration::from_millis(700));
+        let status = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let st = child.wait().expect("wait");
+        assert_eq!(st.code(), Some(130));
+        // Whatever exists is complete: no temp files, every container verifies.
+        for name in names(&d.join("o")) {
+            assert!(
+                name.extension().is_some_and(|e| e == "spipe"),
+                "left behind: {name:?}"
+            );
+        }
+        if d.join("o").exists() {
+            code(&run(d, &["verify", "-r", "o", "-q"]), 0);
+        }
+    });
+}
+
+// ---------------------------------------------------------------------------
+// The library
+// ---------------------------------------------------------------------------
+
+fn jobs_for(dir: &Path, inputs: &[PathBuf], out: &str) -> Vec<BatchJob> {
+    inputs
+        .iter()
+        .map(|p| BatchJob {
+            input: p.clone(),
+            output: Some(dir.join(out).join(format!(
+                "{}.spipe",
+                p.file_name().expect("name").to_string_lossy()
+            ))),
+            size: fs::metadata(p).expect("meta").len(),
+        })
+        .collect()
+}
+
+#[test]
+fn issue5_small_file_path_writes_the_streaming_bytes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let chunk = 64 << 10;
+    let sizes = [0, 1, chunk - 1, chunk, chunk + 1, 3 * chunk + 5];
+    let inputs: Vec<PathBuf> = sizes
+        .iter()
+        .map(|&n| {
+            let p = d.join(format!("in{n}"));
+            fs::write(&p, common::mixed_data(n, n as u64)).expect("write");
+            p
+        })
+        .collect();
+    for spec in ["zstd:3,sha256", "lz4,blake3", "passthrough", "gzip:6"] {
+        let pipeline = Pipeline::builder()
+            .stages(parse_stages(spec).expect("stages"))
+            .chunk_size(chunk)
+            .threads(2)
+            .build()
+            .expect("build");
+        for batch_small in [false, true] {
+            let out = format!("b-{spec}-{batch_small}");
+            let opts = BatchOptions {
+                batch_small,
+                ..BatchOptions::default()
+            };
+            let report = pipeline.process_batch(jobs_for(d, &inputs, &out), &opts);
+            assert_eq!(report.done(), sizes.len(), "{spec}: {:?}", report.files);
+            for p in &inputs {
+                let name = format!("{}.spipe", p.file_name().expect("n").to_string_lossy());
+                let streamed = d.join(format!("s-{spec}-{batch_small}-{name}"));
+                pipeline.process_path(p, &streamed, false).expect("stream");
+                let inline = fs::read(d.join(&out).join(&name)).expect("read");
+                assert!(
+                    inline == fs::read(&streamed).expect("read"),
+                    "{spec} {name}: bytes differ"
+                );
+            }
+            assert!(pipeline.governor().all_returned());
+        }
+    }
+}
+
+#[test]
+fn issue5_cancelled_batch_returns_every_permit_and_leaves_no_temp_file() {
+    common::watchdog(120, || {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        let inputs: Vec<PathBuf> = (0..40)
+            .map(|i| {
+                let p = d.join(format!("f{i}"));
+                let n = if i % 5 == 0 { 2 << 20 } else { 30_000 };
+                fs::write(&p, common::mixed_data(n, i)).expect("write");
+                p
+            })
+            .collect();
+        let cancel = Cancel::new();
+        let pipeline = Pipeline::builder()
+            .stages(parse_stages("brotli:9,sha256").expect("stages"))
+            .chunk_size(128 << 10)
+            .threads(2)
+            .cancel(cancel.clone())
+            .build()
+            .expect("build");
+        let canceller = {
+            let (cancel, out) = (cancel.clone(), d.join("o"));
+            thread::spawn(move || {
+                // Cancel once the first output appears (or after a while).
+                let t0 = Instant::now();
+                while names_or_empty(&out).is_empty() && t0.elapsed() < Duration::from_secs(30) {
+                    thread::sleep(Duration::from_millis(2));
+                }
+                cancel.cancel();
+            })
+        };
+        let opts = BatchOptions {
+            scheduler: Policy::Simple,
+            ..BatchOptions::default()
+        };
+        let report = pipeline.process_batch(jobs_for(d, &inputs, "o"), &opts);
+        canceller.join().expect("canceller");
+        assert!(
+            pipeline.governor().all_returned(),
+            "{:?}",
+            pipeline.governor()
+        );
+        assert_eq!(report.files.len(), 40, "every file reported");
+        for f in &report.files {
+            let out = f.output.as_ref().expect("output");
+            match &f.outcome {
+                Outcome::Done(_) => assert!(out.exists()),
+                Outcome::Failed(e) => {
+                    assert_eq!(e.kind(), syncpipe::ErrorKind::Cancelled, "{e}");
+                    assert!(!out.exists());
+                }
+                Outcome::Skipped => panic!("nothing to skip"),
+            }
+        }
+        assert!(report.failed() > 0, "the cancel stopped something");
+        for name in names_or_empty(&d.join("o")) {
+            assert!(
+                name.extension().is_some_and(|e| e == "spipe"),
+                "left behind: {name:?}"
+            );
+        }
+    });
+}
+
+fn names_or_empty(root: &Path) -> BTreeSet<PathBuf> {
+    if root.exists() {
+        names(root)
+    } else {
+        BTreeSet::new()
+    }
+}
+
+#[test]
+fn issue5_a_panicking_stage_fails_its_file_only() {
+    common::watchdog(120, || {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        // Small (inline path) and large (streamed) files; the stage panics
+        // on data starting with "boom".
+        let mut inputs = Vec::new();
+        for (i, n) in [100usize, 5000, 300_000, 1 << 20].iter().enumerate() {
+            for bad in [false, true] {
+                let p = d.join(format!("f{i}-{bad}"));
+                let mut data = common::mixed_data(*n, i as u64);
+                if bad {
+                    data[..4].copy_from_slice(b"boom");
+                }
+                fs::write(&p, data).expect("write");
+                inputs.push(p);
+            }
+        }
+        let stage = syncpipe::stage::from_fn(
+            "boom",
+            |input: &[u8], out: &mut Vec<u8>| {
+                assert!(!input.starts_with(b"boom"), "boom");
+                out.extend_from_slice(input);
+                Ok(())
+            },
+            |input: &[u8], out: &mut Vec<u8>| {
+                out.extend_from_slice(input);
+                Ok(())
+            },
+        );
+        let pipeline = Pipeline::builder()
+            .custom_stage(stage)
+            .chunk_size(64 << 10)
+            .threads(2)
+            .build()
+            .expect("build");
+        for batch_small in [false, true] {
+            let out = format!("o-{batch_small}");
+            let opts = BatchOptions {
+                batch_small,
+                ..BatchOptions::default()
+            };
+            let report = pipeline.process_batch(jobs_for(d, &inputs, &out), &opts);
+            assert_eq!(report.files.len(), 8);
+            for f in &report.files {
+                let bad = f.input.to_string_lossy().ends_with("true");
+                match &f.outcome {
+                    Outcome::Failed(e) if bad => {
+                        assert_eq!(e.kind(), syncpipe::ErrorKind::Panic, "{e}")
+                    }
+                    Outcome::Done(_) if !bad => {}
+                    other => panic!("{:?}: {other:?}", f.input),
+                }
+            }
+            assert!(pipeline.governor().all_returned());
+        }
+    });
+}
+
+#[test]
+fn issue5_verify_r_names_the_damaged_container() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    make_tree(&d.join("t"), 12, 1);
+    code(&run(d, &["process", "-r", "t", "--output-dir", "c"]), 0);
+    let victim = d.join("c/d1/e1/f1.txt.spipe");
+    let mut bytes = fs::read(&victim).expect("read");
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    fs::write(&victim, &bytes).expect("write");
+    let out = run(d, &["verify", "-r", "c"]);
+    code(&out, 5);
+    assert!(
+        stderr(&out).contains("c/d1/e1/f1.txt.spipe"),
+        "{}",
+        stderr(&out)
+    );
+    let ok = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains(": ok ("))
+        .count();
+    assert_eq!(ok, 12, "the others verified");
+    // Only damaged containers: all failed with the integrity code.
+    code(
+        &run(
+            d,
+            &[
+                "verify",
+                "c/d1/e1/f1.txt.spipe",
+                "c/d1/e1/f1.txt.spipe",
+                "-q",
+            ],
+        ),
+        3,
+    );
+}
+
+/// `--json` over a batch: one `file_done` per file and a summary whose
+/// counters are the real totals (small files take the inline path, which
+/// reports to the metrics itself); `verify -r --json` keeps stdout JSON-only.
+#[test]
+fn issue5_json_reports_every_file_of_a_batch() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path();
+    make_tree(&root.join("src"), 40, 1);
+    let total: u64 = snapshot(&root.join("src"))
+        .iter()
+        .map(|(_, b)| b.len() as u64)
+        .sum();
+    let files = snapshot(&root.join("src")).len();
+    let lines = |out: &Output| -> Vec<serde_json::Value> {
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("every stdout line is JSON"))
+            .collect()
+    };
+    let out = run(
+        root,
+        &["process", "-r", "src", "--output-dir", "out", "--json"],
+    );
+    code(&out, 0);
+    let v = lines(&out);
+    let done = v
+        .iter()
+        .filter(|l| l["message_type"] == "file_done")
+        .count();
+    assert_eq!(done, files);
+    let summary = v
+        .iter()
+        .find(|l| l["message_type"] == "summary")
+        .expect("a summary line");
+    assert_eq!(summary["files_done"], files as u64);
+    assert_eq!(summary["bytes_in"], total);
+    assert_eq!(summary["original_bytes"], total);
+    let out = run(root, &["verify", "-r", "out", "--json"]);
+    code(&out, 0);
+    let v = lines(&out);
+    assert_eq!(
+        v.iter()
+            .filter(|l| l["message_type"] == "file_done")
+            .count(),
+        files
+    );
+}
