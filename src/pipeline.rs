@@ -323,21 +323,8 @@ impl Pipeline {
         let start = Instant::now();
         let cfg = &self.inner.config;
         let chain = &self.inner.chain;
-        let mut header = Header {
-            chunk_size: cfg.chunk_size,
-            original_len,
-            mode,
-            checksum: cfg.checksum,
-            stages: chain.iter().map(|s| s.desc.clone()).collect(),
-            crypto: None,
-        };
-        let keys = self.seal_header(&mut header)?;
-        let codec = Codec {
-            chain,
-            checksum: cfg.checksum,
-            chunk_size: cfg.chunk_size,
-            keys: keys.as_ref(),
-        };
+        let (header, keys) = self.new_header(original_len, mode)?;
+        let codec = self.codec(keys.as_ref());
         let mut sink = Sink::new(output);
         sink.write_all(&header.encode())?;
         let state = self.new_state(cfg.chunk_size, chain, cfg.cipher, cfg.checksum);
@@ -498,6 +485,37 @@ impl Pipeline {
         })
     }
 
+    /// The header of a container this pipeline writes, sealed when it has
+    /// a cipher, and the file's keys.
+    fn new_header(
+        &self,
+        original_len: Option<u64>,
+        mode: u32,
+    ) -> Result<(Header, Option<FileKeys>)> {
+        let cfg = &self.inner.config;
+        let mut header = Header {
+            chunk_size: cfg.chunk_size,
+            original_len,
+            mode,
+            checksum: cfg.checksum,
+            stages: self.inner.chain.iter().map(|s| s.desc.clone()).collect(),
+            crypto: None,
+        };
+        let keys = self.seal_header(&mut header)?;
+        Ok((header, keys))
+    }
+
+    /// What every chunk this pipeline writes shares.
+    fn codec<'a>(&'a self, keys: Option<&'a FileKeys>) -> Codec<'a> {
+        let cfg = &self.inner.config;
+        Codec {
+            chain: &self.inner.chain,
+            checksum: cfg.checksum,
+            chunk_size: cfg.chunk_size,
+            keys,
+        }
+    }
+
     /// Fills in the encryption section of a header about to be written
     /// (when this pipeline has a cipher) and returns the file's keys.
     fn seal_header(&self, header: &mut Header) -> Result<Option<FileKeys>> {
@@ -632,22 +650,8 @@ impl Pipeline {
     pub(crate) fn encode_whole(&self, data: &[u8], mode: u32) -> Result<(Vec<u8>, Report)> {
         let start = Instant::now();
         let cfg = &self.inner.config;
-        let chain = &self.inner.chain;
-        let mut header = Header {
-            chunk_size: cfg.chunk_size,
-            original_len: Some(data.len() as u64),
-            mode,
-            checksum: cfg.checksum,
-            stages: chain.iter().map(|s| s.desc.clone()).collect(),
-            crypto: None,
-        };
-        let keys = self.seal_header(&mut header)?;
-        let codec = Codec {
-            chain,
-            checksum: cfg.checksum,
-            chunk_size: cfg.chunk_size,
-            keys: keys.as_ref(),
-        };
+        let (header, keys) = self.new_header(Some(data.len() as u64), mode)?;
+        let codec = self.codec(keys.as_ref());
         let buffers = BufferPool::new(4, data.len().min(cfg.chunk_size));
         let mut out = header.encode();
         let mut hasher = cfg.checksum.map(|c| c.hasher());
