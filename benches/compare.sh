@@ -66,16 +66,7 @@ say() { echo "$*" >&2; }
 have python3 || { say "compare.sh: python3 is required"; exit 2; }
 
 # ---------------------------------------------------------------- build
-if [ -n "${SYNCPIPE_BIN:-}" ]; then
-  BIN=$(cd "$(dirname "$SYNCPIPE_BIN")" && pwd)/$(basename "$SYNCPIPE_BIN")
-else
-  say "building: cargo build --release (in $ROOT)"
-  (cd "$ROOT" && cargo build --release --quiet --bin syncpipe)
-  TARGET=$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps \
-    | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
-  BIN=$TARGET/release/syncpipe
-fi
-[ -x "$BIN" ] || { say "compare.sh: no binary at $BIN"; exit 2; }
+. "$ROOT/benches/binary.sh"
 
 mkdir -p "$DIR"
 DIR=$(cd "$DIR" && pwd)

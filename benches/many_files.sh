@@ -37,16 +37,7 @@ MIX_LARGE_COUNT=${MIX_LARGE_COUNT:-1}
 say() { echo "$*" >&2; }
 command -v python3 >/dev/null || { say "many_files.sh: python3 is required"; exit 2; }
 
-if [ -n "${SYNCPIPE_BIN:-}" ]; then
-  BIN=$(cd "$(dirname "$SYNCPIPE_BIN")" && pwd)/$(basename "$SYNCPIPE_BIN")
-else
-  say "building: cargo build --release (in $ROOT)"
-  (cd "$ROOT" && cargo build --release --quiet --bin syncpipe)
-  TARGET=$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps \
-    | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
-  BIN=$TARGET/release/syncpipe
-fi
-[ -x "$BIN" ] || { say "many_files.sh: no binary at $BIN"; exit 2; }
+. "$ROOT/benches/binary.sh"
 
 mkdir -p "$DIR"
 cd "$DIR"

@@ -30,14 +30,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DIR=${1:-/tmp/syncpipe-metrics-bench}
 SIZE_MB=${SIZE_MB:-256}
 RUNS=${RUNS:-7}
-if [ -n "${SYNCPIPE_BIN:-}" ]; then
-  BIN=$SYNCPIPE_BIN
-else
-  (cd "$ROOT" && cargo build --release --quiet --bin syncpipe)
-  TARGET=$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps \
-    | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
-  BIN=$TARGET/release/syncpipe
-fi
+. "$ROOT/benches/binary.sh"
 mkdir -p "$DIR"
 IN=$DIR/mixed-${SIZE_MB}MiB.bin
 if [ ! -s "$IN" ]; then
