@@ -164,6 +164,10 @@ enum Unit {
 }
 
 /// A small file on the inline path.
+/// A small file after the write: its prepared temp file and report, or
+/// `None` (skipped), or its failure.
+type Written = Result<Option<(OutputFile, Box<Report>)>>;
+
 enum Small {
     /// Read: its bytes and mode.
     Read(Vec<u8>, u32),
@@ -470,29 +474,40 @@ impl Pipeline {
                 };
             }
         }
-        // Write each through its own temp file; the lease is gone.
-        let results = files
+        // Write each into its own temp file (the lease is gone), then
+        // commit the group: see `commit_group`.
+        let written: Vec<(BatchJob, Written)> = files
             .into_iter()
             .map(|(job, state)| {
-                let outcome = match state {
+                let r = match state {
                     Small::Encoded(bytes, mode, report) => {
-                        match caught_value(&job.input, || self.write_small(ctx, &job, &bytes, mode))
-                        {
-                            Ok(()) => {
-                                // The inline path skips the engine, so it
-                                // reports the finished file to the metrics
-                                // here (the engine's runs do it themselves).
-                                self.run_done(&report);
-                                Outcome::Done(*report)
-                            }
-                            Err(e) => Outcome::Failed(e),
-                        }
+                        caught_value(&job.input, || self.write_small(ctx, &job, &bytes, mode))
+                            .map(|out| Some((out, report)))
                     }
-                    Small::Ended(o) => o,
-                    Small::Read(..) => Outcome::Failed(
-                        Error::new(ErrorKind::Panic, "small file left unencoded")
-                            .with_path(&job.input),
-                    ),
+                    Small::Ended(Outcome::Failed(e)) => Err(e),
+                    Small::Ended(_) => Ok(None),
+                    Small::Read(..) => {
+                        Err(Error::new(ErrorKind::Panic, "small file left unencoded")
+                            .with_path(&job.input))
+                    }
+                };
+                (job, r)
+            })
+            .collect();
+        let results = self
+            .commit_group(ctx, written)
+            .into_iter()
+            .map(|(job, r)| {
+                let outcome = match r {
+                    Ok(Some(report)) => {
+                        // The inline path skips the engine, so it reports
+                        // the finished file to the metrics here (the
+                        // engine's runs do it themselves).
+                        self.run_done(&report);
+                        Outcome::Done(*report)
+                    }
+                    Ok(None) => Outcome::Skipped,
+                    Err(e) => Outcome::Failed(e),
                 };
                 FileResult {
                     input: job.input,
@@ -539,7 +554,15 @@ impl Pipeline {
         Ok(Some((data, output::mode_of(&meta))))
     }
 
-    fn write_small(&self, ctx: &Ctx<'_>, job: &BatchJob, bytes: &[u8], mode: u32) -> Result<()> {
+    /// Writes one small container into its temp file and gives it its
+    /// mode; `commit_group` makes it durable and renames it.
+    fn write_small(
+        &self,
+        ctx: &Ctx<'_>,
+        job: &BatchJob,
+        bytes: &[u8],
+        mode: u32,
+    ) -> Result<OutputFile> {
         let dest = job
             .output
             .as_deref()
@@ -551,14 +574,71 @@ impl Pipeline {
             w.write_all(bytes)
                 .map_err(|e| Error::io(e).with_path(dest))?;
         }
-        if self.cancel_token().is_cancelled() {
-            // `out` drops here: the temp file is removed.
-            return Err(Error::cancelled().with_path(&job.input));
-        }
-        if let Some(dir) = out.commit_deferred(Some(mode))? {
-            ctx.dirs.lock().insert(dir);
-        }
-        Ok(())
+        out.prepare(Some(mode))?;
+        Ok(out)
+    }
+
+    /// Makes a group's written temp files durable and renames them:
+    /// **group commit**. One `syncfs` per filesystem the group wrote to
+    /// replaces an fsync per file (each of which flushes the device: about
+    /// 0.45 ms here, the largest cost of a small file), and it is still
+    /// done before any rename, so an output that exists is complete after a
+    /// crash. A lone file gets its own fsync (cheaper than a filesystem
+    /// sync); if `syncfs` fails or is missing, every file is fsynced. A
+    /// cancelled batch removes the group's temp files instead.
+    fn commit_group(
+        &self,
+        ctx: &Ctx<'_>,
+        group: Vec<(BatchJob, Written)>,
+    ) -> Vec<(BatchJob, Result<Option<Box<Report>>>)> {
+        let cancelled = self.cancel_token().is_cancelled();
+        let synced = {
+            let files: Vec<&fs::File> = group
+                .iter()
+                .filter_map(|(_, r)| r.as_ref().ok().and_then(Option::as_ref))
+                .map(|(out, _)| out.as_file())
+                .collect();
+            // One descriptor per filesystem (device) the group wrote to.
+            let mut devs = HashSet::new();
+            !cancelled
+                && files.len() > 1
+                && files
+                    .iter()
+                    .filter(|f| {
+                        f.metadata().map_or(true, |m| {
+                            devs.insert(std::os::unix::fs::MetadataExt::dev(&m))
+                        })
+                    })
+                    .all(|f| output::sync_filesystem(f).is_ok())
+        };
+        group
+            .into_iter()
+            .map(|(job, r)| {
+                let r = match r {
+                    Ok(Some((out, report))) => {
+                        let committed = if cancelled {
+                            // `out` drops here: the temp file is removed.
+                            Err(Error::cancelled())
+                        } else if synced {
+                            out.rename_synced()
+                        } else {
+                            out.commit_prepared()
+                        };
+                        committed
+                            .map(|dir| {
+                                if let Some(dir) = dir {
+                                    ctx.dirs.lock().insert(dir);
+                                }
+                                Some(report)
+                            })
+                            .map_err(|e| e.with_path(&job.input))
+                    }
+                    Ok(None) => Ok(None),
+                    Err(e) => Err(e),
+                };
+                (job, r)
+            })
+            .collect()
     }
 }
 

@@ -224,18 +224,75 @@ impl OutputFile {
     }
 
     fn commit_file(self, mode: Option<u32>) -> Result<Option<PathBuf>> {
-        let dest = self.dest;
-        let file = self.tmp.as_file();
+        self.set_mode(mode)?;
+        self.tmp
+            .as_file()
+            .sync_all()
+            .map_err(|e| Error::io(e).with_path(&self.dest))?;
+        self.rename()
+    }
+
+    /// Group commit, step 1 of 2: gives the fully written temp file its real
+    /// mode. Then the caller makes every file of the group durable with one
+    /// [`sync_filesystem`] (instead of an fsync each) and calls
+    /// [`OutputFile::rename_synced`] on each. The mode is set before the
+    /// sync so that it is durable too.
+    ///
+    /// # Errors
+    ///
+    /// As [`OutputFile::commit`].
+    pub fn prepare(&self, mode: Option<u32>) -> Result<()> {
+        self.set_mode(mode)
+    }
+
+    /// Group commit, step 2 of 2: renames a temp file that
+    /// [`OutputFile::prepare`] finished and a [`sync_filesystem`] made
+    /// durable *after* it was written; no fsync of its own. Returns the
+    /// folder to fsync once for the group, as [`OutputFile::commit_deferred`].
+    ///
+    /// # Errors
+    ///
+    /// As [`OutputFile::commit`].
+    pub fn rename_synced(self) -> Result<Option<PathBuf>> {
+        self.rename()
+    }
+
+    /// Fsyncs and renames a file [`OutputFile::prepare`] finished, for a
+    /// group that could not be synced as one (or a group of one). Returns
+    /// the folder to fsync, as [`OutputFile::commit_deferred`].
+    ///
+    /// # Errors
+    ///
+    /// As [`OutputFile::commit`].
+    pub fn commit_prepared(self) -> Result<Option<PathBuf>> {
+        self.tmp
+            .as_file()
+            .sync_all()
+            .map_err(|e| Error::io(e).with_path(&self.dest))?;
+        self.rename()
+    }
+
+    /// The file descriptor's file, for [`sync_filesystem`].
+    pub fn as_file(&self) -> &File {
+        self.tmp.as_file()
+    }
+
+    fn set_mode(&self, mode: Option<u32>) -> Result<()> {
         // The temp file was created private (0600) so that nobody reads a
         // half-written copy of a private input; now it gets its real mode.
         let mode = match mode {
             // Masked again here: the mode may come from a hostile header.
             Some(m) => m & 0o777,
-            None => default_mode(&dest)?,
+            None => default_mode(&self.dest)?,
         };
-        file.set_permissions(Permissions::from_mode(mode))
-            .map_err(|e| Error::io(e).with_path(&dest))?;
-        file.sync_all().map_err(|e| Error::io(e).with_path(&dest))?;
+        self.tmp
+            .as_file()
+            .set_permissions(Permissions::from_mode(mode))
+            .map_err(|e| Error::io(e).with_path(&self.dest))
+    }
+
+    fn rename(self) -> Result<Option<PathBuf>> {
+        let dest = self.dest;
         let persisted = if self.force {
             self.tmp.persist(&dest)
         } else {
@@ -253,6 +310,36 @@ impl OutputFile {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .map(Path::to_path_buf))
+    }
+}
+
+/// Makes everything written to the filesystem that holds `file` durable:
+/// `syncfs(2)`, one flush for a whole group of files where an fsync each
+/// would flush the device once per file (the group commit of the batch's
+/// small files). Elsewhere than Linux it fails with `Unsupported`, and the
+/// caller fsyncs each file instead.
+///
+/// # Errors
+///
+/// The system call's error.
+pub fn sync_filesystem(file: &File) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a plain system call on a descriptor we own and keep open.
+        if unsafe { libc::syncfs(file.as_raw_fd()) } == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = file;
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "syncfs is Linux only",
+        ))
     }
 }
 
