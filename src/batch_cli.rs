@@ -15,7 +15,7 @@ use syncpipe::format::Header;
 use syncpipe::scheduler::Policy;
 use syncpipe::shard::Shard;
 use syncpipe::walk::{self, Source, WalkOptions};
-use syncpipe::{Error, ErrorKind, Pipeline, PipelineBuilder};
+use syncpipe::{Error, ErrorKind, Optimize, Pipeline, PipelineBuilder};
 
 use crate::cli::{OutputArgs, Verbosity, EXTENSION};
 use crate::exit_code::ExitCode;
@@ -134,7 +134,7 @@ pub fn process(
         Ok(PathBuf::from(name))
     });
     begin(tel, pipeline, &jobs);
-    let report = pipeline.process_batch(jobs, &options(i, Some(o), Some(s), out.force));
+    let report = pipeline.process_batch(jobs, &options(pipeline, i, Some(o), Some(s), out.force));
     finish("processed", report, failures, v, tel)
 }
 
@@ -151,6 +151,7 @@ pub fn restore(
     refuse_single_output(out)?;
     let (jobs, mut failures) = find(inputs, i, has_extension)?;
     let pipeline = with_secret(builder, keys, &jobs, "restoring")?.build()?;
+    crate::cli::preset_note(v, pipeline.config());
     let jobs = name_outputs(jobs, &mut failures, |e| {
         let stripped = |p: &Path| -> Result<PathBuf, Error> {
             if has_extension(p) {
@@ -168,7 +169,7 @@ pub fn restore(
         }
     });
     begin(tel, &pipeline, &jobs);
-    let report = pipeline.restore_batch(jobs, &options(i, Some(o), None, out.force));
+    let report = pipeline.restore_batch(jobs, &options(&pipeline, i, Some(o), None, out.force));
     finish("restored", report, failures, v, tel)
 }
 
@@ -183,6 +184,7 @@ pub fn verify(
 ) -> Result<ExitCode, Error> {
     let (jobs, failures) = find(inputs, i, has_extension)?;
     let pipeline = with_secret(builder, keys, &jobs, "verifying")?.build()?;
+    crate::cli::preset_note(v, pipeline.config());
     let jobs: Vec<BatchJob> = jobs
         .into_iter()
         .map(|e| BatchJob {
@@ -192,7 +194,7 @@ pub fn verify(
         })
         .collect();
     begin(tel, &pipeline, &jobs);
-    let report = pipeline.verify_batch(jobs, &options(i, None, None, false));
+    let report = pipeline.verify_batch(jobs, &options(&pipeline, i, None, None, false));
     // With --json, stdout carries the JSON lines only.
     if !v.quiet && !tel.json() {
         for f in &report.files {
@@ -348,30 +350,40 @@ fn with_secret(
     }
 }
 
+/// The batch options from the flags; an `--optimize` preset fills the
+/// scheduler and files in flight when their flags are not given.
 fn options(
+    pipeline: &Pipeline,
     i: &InputArgs,
     o: Option<&OutDirArgs>,
     s: Option<&SmallArgs>,
     force: bool,
 ) -> BatchOptions {
+    let preset = pipeline.config().optimize.map(Optimize::preset);
     BatchOptions {
-        scheduler: i.scheduler.unwrap_or_default(),
+        scheduler: i
+            .scheduler
+            .or(preset.map(|p| p.scheduler))
+            .unwrap_or_default(),
         batch_small: s.is_some_and(|s| s.batch_small),
         force,
         skip_existing: o.is_some_and(|o| o.skip_existing),
-        files_in_flight: i.files_in_flight.unwrap_or(0),
+        files_in_flight: i
+            .files_in_flight
+            .or(preset.map(|p| p.files_in_flight))
+            .unwrap_or(0),
     }
+}
+
+/// Tells the telemetry what the batch is: its title and tuning.
+fn begin(tel: &Telemetry, pipeline: &Pipeline, jobs: &[BatchJob]) {
+    tel.begin(pipeline, Path::new(&format!("{} files", jobs.len())), None);
 }
 
 /// Prints the failures (and, with -v, every file), then maps the outcomes
 /// to the exit code: 0 all good, 5 some failed, the failures' own code (or
 /// 1 when they differ) when all failed; a cancelled batch is an error, so
 /// the caller maps it to 130/143.
-/// Tells the telemetry what the batch is: its title and tuning.
-fn begin(tel: &Telemetry, pipeline: &Pipeline, jobs: &[BatchJob]) {
-    tel.begin(pipeline, Path::new(&format!("{} files", jobs.len())), None);
-}
-
 fn finish(
     verb: &str,
     report: BatchReport,

@@ -187,6 +187,14 @@ struct Tuning {
     /// process dies of SIGBUS).
     #[arg(long, value_name = "HOW", default_value = "buffered", value_parser = ["buffered", "mmap"])]
     reader: String,
+    /// A preset over -T, --cpu-tokens, --io-tokens, --chunk-size,
+    /// --channel-depth, --scheduler and --files-in-flight: `throughput`
+    /// (4 MiB chunks, depth 8, FIFO), `latency` (256 KiB chunks, depth 2,
+    /// fair), `resources` (1 thread, 1 CPU token, 2 IO tokens, 256 KiB
+    /// chunks, depth 1, 2 files in flight). Flags given explicitly win; -v
+    /// prints the result.
+    #[arg(long, value_name = "GOAL", value_parser = ["throughput", "latency", "resources"])]
+    optimize: Option<String>,
     /// Depth of the bounded channels between threads; 0 = 4.
     #[arg(long, default_value_t = 0)]
     channel_depth: usize,
@@ -310,6 +318,7 @@ fn dispatch(
                 None => {}
             }
             let pipeline = builder.stages(parsed).build()?;
+            preset_note(v, pipeline.config());
             if batch_cli::is_batch(&inputs, &batch, Some(&out_dir), Some(&small)) {
                 return batch_cli::process(
                     &pipeline,
@@ -367,6 +376,7 @@ fn dispatch(
             let (src, header) = peek_header(&input, tuning.reader())?;
             let builder = tel.attach(tuning.builder(cancel, &input, v));
             let pipeline = with_secret(builder, &keys, &header, &input)?.build()?;
+            preset_note(v, pipeline.config());
             tel.begin(&pipeline, &input, None);
             let report = match (&dest, is_stdio(&input)) {
                 (Dest::Path(p), false) => pipeline.restore_path(&input, p, out.force)?,
@@ -396,6 +406,7 @@ fn dispatch(
             let (src, header) = peek_header(&input, tuning.reader())?;
             let builder = tel.attach(tuning.builder(cancel, &input, v));
             let pipeline = with_secret(builder, &keys, &header, &input)?.build()?;
+            preset_note(v, pipeline.config());
             tel.begin(&pipeline, &input, None);
             let report = pipeline.verify(src).map_err(|e| e.with_path(&input))?;
             if !v.quiet && !tel.json() {
@@ -444,6 +455,7 @@ impl Tuning {
             .threads(self.threads)
             .spawn_style(spawn)
             .reader(self.reader())
+            .optimize(self.optimize.as_deref().and_then(|o| o.parse().ok()))
             .cpu_tokens(self.cpu_tokens)
             .io_tokens(self.io_tokens)
             .storage_type(storage)
@@ -457,6 +469,26 @@ impl Tuning {
     fn reader(&self) -> ReaderKind {
         self.reader.parse().unwrap_or_default()
     }
+}
+
+/// With -v and `--optimize`, the settings the preset resolved to.
+pub(crate) fn preset_note(v: Verbosity, cfg: &syncpipe::Config) {
+    let Some(o) = cfg.optimize.filter(|_| v.verbose) else {
+        return;
+    };
+    let p = o.preset();
+    eprintln!(
+        "syncpipe: optimize {o}: threads {}, cpu tokens {}, io tokens {}, chunk size {}, \
+         channel depth {}; in a batch, unless given: scheduler {:?}, files in flight {} \
+         (0 = default)",
+        cfg.threads,
+        cfg.cpu_tokens,
+        cfg.io_tokens,
+        human(cfg.chunk_size as u64),
+        cfg.channel_depth,
+        p.scheduler,
+        p.files_in_flight
+    );
 }
 
 /// With -v, what `--storage-type auto` decided and why.

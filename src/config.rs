@@ -9,6 +9,7 @@ use crate::format::{MAX_CHUNK_SIZE, MAX_STAGES};
 use crate::governor::Governor;
 use crate::kdf::KdfParams;
 use crate::metrics::Metrics;
+use crate::optimize::{Optimize, Preset};
 use crate::pipeline::Pipeline;
 use crate::secret::Secret;
 use crate::source::ReaderKind;
@@ -67,6 +68,8 @@ pub struct Config {
     pub spawn_style: SpawnStyle,
     /// How `process_path` and `restore_path` read their input file.
     pub reader: ReaderKind,
+    /// The preset the settings came from, if any.
+    pub optimize: Option<Optimize>,
     /// CPU tokens: chunk jobs that may run at once.
     pub cpu_tokens: usize,
     /// IO tokens: reads and writes that may be in flight at once.
@@ -110,6 +113,7 @@ pub struct PipelineBuilder {
     pub(crate) storage_type: Option<StorageType>,
     pub(crate) spawn_style: SpawnStyle,
     pub(crate) reader: ReaderKind,
+    pub(crate) optimize: Option<Optimize>,
     pub(crate) metrics: Option<Arc<Metrics>>,
 }
 
@@ -131,6 +135,7 @@ impl Default for PipelineBuilder {
             storage_type: None,
             spawn_style: SpawnStyle::Rayon,
             reader: ReaderKind::Buffered,
+            optimize: None,
             metrics: None,
         }
     }
@@ -271,6 +276,16 @@ impl PipelineBuilder {
         self
     }
 
+    /// A preset over threads, CPU tokens, IO tokens, chunk size and channel
+    /// depth (see [`Optimize`]); a knob set explicitly keeps its value,
+    /// whichever order the setters are called in.
+    ///
+    /// By default, none: each knob's own default.
+    pub fn optimize(mut self, preset: Option<Optimize>) -> Self {
+        self.optimize = preset;
+        self
+    }
+
     /// Depth of the bounded channels between the threads.
     ///
     /// By default (0), 4.
@@ -322,15 +337,23 @@ impl PipelineBuilder {
     /// outside the caps; [`crate::ErrorKind::Io`] if the thread pool cannot
     /// be started.
     pub fn build(self) -> Result<Pipeline> {
-        let threads = if self.threads == 0 {
-            num_cpus::get().max(1)
-        } else {
-            self.threads
+        // An explicit setting wins, then the preset's value, then the
+        // default (0 means "not set" at every level).
+        let preset = self.optimize.map(Optimize::preset);
+        let pick = |explicit: usize, from_preset: fn(&Preset) -> usize| {
+            if explicit != 0 {
+                explicit
+            } else {
+                preset.as_ref().map_or(0, from_preset)
+            }
         };
-        let chunk_size = if self.chunk_size == 0 {
-            DEFAULT_CHUNK_SIZE
-        } else {
-            self.chunk_size
+        let threads = match pick(self.threads, |p| p.threads) {
+            0 => num_cpus::get().max(1),
+            n => n,
+        };
+        let chunk_size = match pick(self.chunk_size, |p| p.chunk_size) {
+            0 => DEFAULT_CHUNK_SIZE,
+            n => n,
         };
         if chunk_size > MAX_CHUNK_SIZE {
             return Err(Error::usage(format!(
@@ -357,22 +380,21 @@ impl PipelineBuilder {
             threads,
             spawn_style: self.spawn_style,
             reader: self.reader,
-            cpu_tokens: if self.cpu_tokens == 0 {
-                threads
-            } else {
-                self.cpu_tokens
+            cpu_tokens: match pick(self.cpu_tokens, |p| p.cpu_tokens) {
+                0 => threads,
+                n => n,
             },
-            io_tokens: match (self.io_tokens, self.storage_type) {
+            io_tokens: match (pick(self.io_tokens, |p| p.io_tokens), self.storage_type) {
                 (0, Some(kind)) => kind.io_tokens(),
                 (0, None) => DEFAULT_IO_TOKENS,
                 (n, _) => n,
             },
             storage_type: self.storage_type,
-            channel_depth: if self.channel_depth == 0 {
-                DEFAULT_CHANNEL_DEPTH
-            } else {
-                self.channel_depth
+            channel_depth: match pick(self.channel_depth, |p| p.channel_depth) {
+                0 => DEFAULT_CHANNEL_DEPTH,
+                n => n,
             },
+            optimize: self.optimize,
             chunk_size,
             checksum: self.checksum.unwrap_or(Some(ChecksumKind::Blake3)),
             cipher,
