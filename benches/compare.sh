@@ -33,8 +33,9 @@
 #                   is redone up to REDO times; the note column shows "other CPU"
 #   SYNCPIPE_BIN=   use this binary instead of building with cargo
 #   SECTIONS=all    comma list of sections to run: zstd, lz4, passthrough, restore,
-#                   random, rss, crypto, reader (e.g. SECTIONS=crypto for the
-#                   encryption rows only)
+#                   random, rss, crypto, reader, chunks (e.g. SECTIONS=crypto for
+#                   the encryption rows only; chunks is the chunk-size sweep,
+#                   64 KiB to 16 MiB, not part of the default "all")
 #
 # Builds with `cargo build --release` (CARGO_TARGET_DIR is respected: the
 # binary is found through `cargo metadata`). Needs python3; zstd and lz4 rows
@@ -61,7 +62,7 @@ export RUNS IDLE_WAIT REDO
 
 have() { command -v "$1" >/dev/null 2>&1; }
 # on NAME: is section NAME selected by SECTIONS?
-on() { [ "$SECTIONS" = all ] || [[ ",$SECTIONS," == *",$1,"* ]]; }
+on() { { [ "$SECTIONS" = all ] && [ "$1" != chunks ]; } || [[ ",$SECTIONS," == *",$1,"* ]]; }
 say() { echo "$*" >&2; }
 have python3 || { say "compare.sh: python3 is required"; exit 2; }
 
@@ -406,6 +407,17 @@ if [ "$BIG" != 0 ]; then
   warm big-2GiB.bin
   row rss_2g "peak RSS" "syncpipe zstd:3, 2 GiB input" 2 "$BIG_BYTES" "$SP -q process big-2GiB.bin -o out/s.spipe -f --stages zstd:3 -T2" --out out/s.spipe --ratio
 fi
+fi
+
+if on chunks; then
+say "== chunk size sweep (to /dev/null: the engine and the codec alone)"
+warm mixed.bin
+for c in 64KiB 256KiB 1MiB 4MiB 16MiB; do
+  row "ck_z3_$c" "chunk size, zstd:3" "syncpipe zstd:3 --chunk-size $c" 2 "$MIXED" "$SP -q process mixed.bin -c --stages zstd:3 -T2 --chunk-size $c >out/c.spipe" --out out/c.spipe --ratio
+done
+for c in 64KiB 256KiB 1MiB 4MiB 16MiB; do
+  row "ck_pt_$c" "chunk size, passthrough" "syncpipe passthrough --chunk-size $c" 2 "$MIXED" "$SP -q process mixed.bin -c --stages passthrough -T2 --chunk-size $c >/dev/null"
+done
 fi
 
 if on reader; then

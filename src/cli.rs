@@ -189,7 +189,7 @@ struct Tuning {
     reader: String,
     /// A preset over -T, --cpu-tokens, --io-tokens, --chunk-size,
     /// --channel-depth, --scheduler and --files-in-flight: `throughput`
-    /// (4 MiB chunks, depth 8, FIFO), `latency` (256 KiB chunks, depth 2,
+    /// (64 KiB chunks, depth 8, FIFO), `latency` (64 KiB chunks, depth 2,
     /// fair), `resources` (1 thread, 1 CPU token, 2 IO tokens, 256 KiB
     /// chunks, depth 1, 2 files in flight). Flags given explicitly win; -v
     /// prints the result.

@@ -13,11 +13,14 @@ use crate::scheduler::Policy;
 /// What to optimise for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Optimize {
-    /// Bytes per second: big chunks (less per-chunk overhead, better
-    /// ratio), a deep queue, files in the order found.
+    /// Bytes per second: 64 KiB chunks (fastest in the chunk-size sweep of
+    /// `docs/performance.md`: zstd picks smaller, cache-resident tables for
+    /// small inputs; at some cost in ratio), a deep queue, files in the
+    /// order found.
     Throughput,
-    /// Time to the first finished output and small-file completion: small
-    /// chunks, a shallow queue, the fair scheduler.
+    /// Time to the first finished output and small-file completion: 64 KiB
+    /// chunks (a chunk is done soonest), a shallow queue, the fair
+    /// scheduler.
     Latency,
     /// Least CPU, memory and disk pressure on a shared machine: one
     /// thread, one CPU token, small chunks, a shallow queue, few IOs and
@@ -55,7 +58,7 @@ impl Optimize {
                 threads: 0,
                 cpu_tokens: 0,
                 io_tokens: 0,
-                chunk_size: 4 << 20,
+                chunk_size: 64 << 10,
                 channel_depth: 8,
                 scheduler: Policy::Simple,
                 files_in_flight: 0,
@@ -64,7 +67,7 @@ impl Optimize {
                 threads: 0,
                 cpu_tokens: 0,
                 io_tokens: 0,
-                chunk_size: 256 << 10,
+                chunk_size: 64 << 10,
                 channel_depth: 2,
                 scheduler: Policy::Fair,
                 files_in_flight: 0,
@@ -126,7 +129,8 @@ mod tests {
         let t = Optimize::Throughput.preset();
         let l = Optimize::Latency.preset();
         let r = Optimize::Resources.preset();
-        assert!(t.chunk_size > l.chunk_size && t.channel_depth > l.channel_depth);
+        assert!(t.channel_depth > l.channel_depth && t.scheduler != l.scheduler);
+        assert!(r.chunk_size > t.chunk_size && r.channel_depth == 1);
         assert_eq!((r.threads, r.cpu_tokens), (1, 1));
         assert_eq!(t.scheduler, Policy::Simple);
     }

@@ -43,10 +43,10 @@ fn tuning(args: &[&str]) -> (serde_json::Value, String) {
 #[test]
 fn issue6_presets_set_the_knobs_and_flags_win() {
     let (t, _) = tuning(&["--optimize", "throughput"]);
-    assert_eq!(t["chunk_size"], 4 << 20);
+    assert_eq!(t["chunk_size"], 64 << 10);
     assert_eq!(t["channel_depth"], 8);
     let (t, _) = tuning(&["--optimize", "latency"]);
-    assert_eq!(t["chunk_size"], 256 << 10);
+    assert_eq!(t["chunk_size"], 64 << 10);
     assert_eq!(t["channel_depth"], 2);
     let (t, _) = tuning(&["--optimize", "resources"]);
     assert_eq!(
