@@ -76,7 +76,7 @@ fn issue6_v_prints_what_the_preset_resolved_to() {
     assert!(
         err.lines()
             .any(|l| l.starts_with("syncpipe: optimize latency:")
-                && l.contains("chunk size 256.0 KiB")),
+                && l.contains("chunk size 64.0 KiB")),
         "{err}"
     );
     let (_, err) = tuning(&["-v"]);
