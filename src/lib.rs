@@ -1,5 +1,5 @@
 //! syncpipe: stream files through parallel CPU stages — compression,
-//! checksums — with plain OS threads, bounded crossbeam channels, a
+//! authenticated encryption, checksums — with plain OS threads, bounded crossbeam channels, a
 //! counting-semaphore governor and a rayon pool. No async runtime.
 //!
 //! ```
