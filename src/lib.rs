@@ -1,6 +1,7 @@
 //! syncpipe: stream files through parallel CPU stages — compression,
-//! authenticated encryption, checksums — with plain OS threads, bounded crossbeam channels, a
-//! counting-semaphore governor and a rayon pool. No async runtime.
+//! authenticated encryption, checksums — with plain OS threads, bounded
+//! crossbeam channels, a counting-semaphore governor and a rayon pool. No
+//! async runtime.
 //!
 //! ```
 //! use syncpipe::Pipeline;
