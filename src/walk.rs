@@ -261,7 +261,7 @@ mod tests {
         let found = discover(
             &[Source::Arg(root.clone())],
             WalkOptions { recursive: true },
-            |p| p.extension().map_or(true, |e| e != "spipe"),
+            |p| p.extension().is_none_or(|e| e != "spipe"),
         );
         let rels: Vec<_> = found.entries.iter().map(|e| e.rel.clone()).collect();
         assert_eq!(

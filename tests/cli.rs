@@ -214,7 +214,7 @@ fn data(len: usize, seed: u64) -> Vec<u8> {
     let mut out = Vec::with_capacity(len + 4096);
     while out.len() < len {
         let r = rng.next();
-        if r % 4 == 0 {
+        if r.is_multiple_of(4) {
             for _ in 0..(r >> 8) % 128 {
                 out.extend_from_slice(&rng.next().to_le_bytes());
             }

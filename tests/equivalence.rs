@@ -40,7 +40,7 @@ fn sizes(chunk: usize) -> Vec<usize> {
 fn pipeline(stages: &str, chunk: usize, threads: usize, depth: usize) -> Pipeline {
     // Both spawn styles, alternating over the grid so that each meets every
     // thread count (and the suite takes no longer): same bytes required.
-    let style = if (threads + depth) % 2 == 0 {
+    let style = if (threads + depth).is_multiple_of(2) {
         SpawnStyle::Threads
     } else {
         SpawnStyle::Rayon

@@ -258,7 +258,7 @@ fn mixed() -> Vec<u8> {
     ];
     while out.len() < MIXED_LEN {
         let r = xorshift(&mut s);
-        if r % 4 == 0 {
+        if r.is_multiple_of(4) {
             for _ in 0..(r >> 8) % 64 {
                 out.extend_from_slice(&xorshift(&mut s).to_le_bytes());
             }
