@@ -45,6 +45,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use parking_lot::Mutex;
 
+use crate::committer::Committer;
 use crate::error::{Error, ErrorKind, Result};
 use crate::output::{self, OutputFile};
 use crate::pipeline::Pipeline;
@@ -197,6 +198,8 @@ struct Ctx<'a> {
     dirs: Mutex<HashSet<PathBuf>>,
     /// Output folders known to exist.
     made: Mutex<HashSet<PathBuf>>,
+    /// The group commit shared by the workers.
+    committer: Committer,
 }
 
 impl Pipeline {
@@ -233,6 +236,7 @@ impl Pipeline {
             start,
             dirs: Mutex::new(HashSet::new()),
             made: Mutex::new(HashSet::new()),
+            committer: Committer::default(),
         };
         let ctx = &ctx;
         self.enter();
@@ -578,63 +582,48 @@ impl Pipeline {
         Ok(out)
     }
 
-    /// Makes a group's written temp files durable and renames them:
-    /// **group commit**. One `syncfs` per filesystem the group wrote to
-    /// replaces an fsync per file (each of which flushes the device: about
-    /// 0.45 ms here, the largest cost of a small file), and it is still
-    /// done before any rename, so an output that exists is complete after a
-    /// crash. A lone file gets its own fsync (cheaper than a filesystem
-    /// sync); if `syncfs` fails or is missing, every file is fsynced. A
-    /// cancelled batch removes the group's temp files instead.
+    /// Makes a unit's written temp files durable and renames them through
+    /// the batch's shared [`Committer`] (group commit across all workers:
+    /// one `syncfs` per group instead of an fsync per file, always before
+    /// the renames, so an output that exists is complete after a crash). A
+    /// cancelled batch removes the temp files instead.
     fn commit_group(
         &self,
         ctx: &Ctx<'_>,
         group: Vec<(BatchJob, Written)>,
     ) -> Vec<(BatchJob, Result<Option<Box<Report>>>)> {
         let cancelled = self.cancel_token().is_cancelled();
-        let synced = {
-            let files: Vec<&fs::File> = group
-                .iter()
-                .filter_map(|(_, r)| r.as_ref().ok().and_then(Option::as_ref))
-                .map(|(out, _)| out.as_file())
-                .collect();
-            // One descriptor per filesystem (device) the group wrote to.
-            let mut devs = HashSet::new();
-            !cancelled
-                && files.len() > 1
-                && files
-                    .iter()
-                    .filter(|f| {
-                        f.metadata().map_or(true, |m| {
-                            devs.insert(std::os::unix::fs::MetadataExt::dev(&m))
-                        })
-                    })
-                    .all(|f| output::sync_filesystem(f).is_ok())
-        };
-        group
-            .into_iter()
-            .map(|(job, r)| {
-                let r = match r {
-                    Ok(Some((out, report))) => {
-                        let committed = if cancelled {
-                            // `out` drops here: the temp file is removed.
-                            Err(Error::cancelled())
-                        } else if synced {
-                            out.rename_synced()
-                        } else {
-                            out.commit_prepared()
-                        };
-                        committed
-                            .map(|dir| {
-                                if let Some(dir) = dir {
-                                    ctx.dirs.lock().insert(dir);
-                                }
-                                Some(report)
-                            })
-                            .map_err(|e| e.with_path(&job.input))
-                    }
-                    Ok(None) => Ok(None),
-                    Err(e) => Err(e),
+        // Split off the prepared files, keep the rest in place.
+        let mut files = Vec::new();
+        let mut rest = Vec::with_capacity(group.len());
+        for (job, r) in group {
+            match r {
+                Ok(Some((out, report))) if !cancelled => {
+                    files.push(out);
+                    rest.push((job, Ok(Some(report)), true));
+                }
+                // `out` drops here: the temp file is removed.
+                Ok(Some(_)) => rest.push((job, Err(Error::cancelled()), false)),
+                Ok(None) => rest.push((job, Ok(None), false)),
+                Err(e) => rest.push((job, Err(e), false)),
+            }
+        }
+        let mut committed = ctx.committer.commit(files).into_iter();
+        rest.into_iter()
+            .map(|(job, r, queued)| {
+                let r = match (r, queued) {
+                    (Ok(Some(report)), true) => match committed.next() {
+                        Some(Ok(dir)) => {
+                            if let Some(dir) = dir {
+                                ctx.dirs.lock().insert(dir);
+                            }
+                            Ok(Some(report))
+                        }
+                        Some(Err(e)) => Err(e.with_path(&job.input)),
+                        None => Err(Error::new(ErrorKind::Panic, "output left uncommitted")
+                            .with_path(&job.input)),
+                    },
+                    (r, _) => r.map_err(|e| e.with_path(&job.input)),
                 };
                 (job, r)
             })

@@ -36,6 +36,7 @@ pub mod batch;
 pub mod cancel;
 mod chunk;
 pub mod cipher;
+mod committer;
 pub mod config;
 mod engine;
 pub mod error;
