@@ -131,3 +131,61 @@ fn commit_group(group: Vec<(u64, OutputFile)>) -> Vec<(u64, Committed)> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    #[test]
+    fn concurrent_workers_all_land_their_files() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = dir.path().to_path_buf();
+        let (tx, rx) = mpsc::channel();
+        // Under a watchdog: a lost wake-up would hang the followers.
+        std::thread::spawn(move || {
+            let committer = Committer::default();
+            std::thread::scope(|s| {
+                for w in 0..8 {
+                    let (committer, root) = (&committer, &root);
+                    s.spawn(move || {
+                        for i in 0..20 {
+                            let files: Vec<OutputFile> = (0..1 + i % 3)
+                                .map(|k| {
+                                    let dest = root.join(format!("w{w}-{i}-{k}"));
+                                    let out = OutputFile::create_for(&dest, false).expect("temp");
+                                    out.file()
+                                        .write_all(format!("{w} {i} {k}").as_bytes())
+                                        .expect("write");
+                                    out.prepare(Some(0o644)).expect("mode");
+                                    out
+                                })
+                                .collect();
+                            for r in committer.commit(files) {
+                                r.expect("committed");
+                            }
+                        }
+                    });
+                }
+            });
+            let _ = tx.send(());
+        });
+        rx.recv_timeout(Duration::from_secs(60))
+            .expect("watchdog: the workers did not finish (lost wake-up?)");
+        let mut n = 0;
+        for w in 0..8 {
+            for i in 0..20 {
+                for k in 0..1 + i % 3 {
+                    let got =
+                        std::fs::read(dir.path().join(format!("w{w}-{i}-{k}"))).expect("landed");
+                    assert_eq!(got, format!("{w} {i} {k}").as_bytes());
+                    n += 1;
+                }
+            }
+        }
+        // No temp file left behind.
+        assert_eq!(std::fs::read_dir(dir.path()).expect("list").count(), n);
+    }
+}
