@@ -194,7 +194,7 @@ struct Ctx<'a> {
     start: Instant,
     /// Folders that received small files; each is fsynced once at the end
     /// of the batch instead of once per file (see
-    /// [`OutputFile::commit_deferred`]).
+    /// [`crate::committer`]).
     dirs: Mutex<HashSet<PathBuf>>,
     /// Output folders known to exist.
     made: Mutex<HashSet<PathBuf>>,

@@ -209,20 +209,6 @@ impl OutputFile {
         Ok(())
     }
 
-    /// As [`OutputFile::commit`], but leaves the folder's fsync to the
-    /// caller and returns the folder: a batch writing thousands of small
-    /// files into a few folders syncs each folder once at the end
-    /// ([`sync_dir`]). The file itself is fsynced before the rename either
-    /// way, so after a crash an output is complete or absent, never empty;
-    /// an absent one is redone by a rerun with `--skip-existing`.
-    ///
-    /// # Errors
-    ///
-    /// As [`OutputFile::commit`].
-    pub fn commit_deferred(self, mode: Option<u32>) -> Result<Option<PathBuf>> {
-        self.commit_file(mode)
-    }
-
     fn commit_file(self, mode: Option<u32>) -> Result<Option<PathBuf>> {
         self.set_mode(mode)?;
         self.tmp
@@ -248,7 +234,7 @@ impl OutputFile {
     /// Group commit, step 2 of 2: renames a temp file that
     /// [`OutputFile::prepare`] finished and a [`sync_filesystem`] made
     /// durable *after* it was written; no fsync of its own. Returns the
-    /// folder to fsync once for the group, as [`OutputFile::commit_deferred`].
+    /// folder to fsync once for the group (see [`sync_dir`]).
     ///
     /// # Errors
     ///
@@ -259,7 +245,7 @@ impl OutputFile {
 
     /// Fsyncs and renames a file [`OutputFile::prepare`] finished, for a
     /// group that could not be synced as one (or a group of one). Returns
-    /// the folder to fsync, as [`OutputFile::commit_deferred`].
+    /// the folder to fsync (see [`sync_dir`]).
     ///
     /// # Errors
     ///

@@ -53,12 +53,7 @@ impl Report {
 
     /// Share of reused buffers among all buffers taken, 0.0–1.0.
     pub fn reuse_rate(&self) -> f64 {
-        let total = self.buffers_reused + self.buffers_allocated;
-        if total == 0 {
-            0.0
-        } else {
-            self.buffers_reused as f64 / total as f64
-        }
+        reuse_rate(self.buffers_reused, self.buffers_allocated)
     }
 
     /// The whole-file digest as lowercase hex, if there is one.
@@ -70,4 +65,15 @@ impl Report {
 /// Bytes as lowercase hex, as `sha256sum` and `b3sum` print digests.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Share of `reused` among all buffers taken (`reused + allocated`),
+/// 0.0–1.0; 0.0 when none was taken.
+pub(crate) fn reuse_rate(reused: u64, allocated: u64) -> f64 {
+    let total = reused + allocated;
+    if total == 0 {
+        0.0
+    } else {
+        reused as f64 / total as f64
+    }
 }

@@ -225,11 +225,6 @@ impl Snapshot {
 
     /// Share of reused buffers among all buffers taken, 0.0–1.0.
     pub fn reuse_rate(&self) -> f64 {
-        let total = self.buffers_reused + self.buffers_allocated;
-        if total == 0 {
-            0.0
-        } else {
-            self.buffers_reused as f64 / total as f64
-        }
+        crate::report::reuse_rate(self.buffers_reused, self.buffers_allocated)
     }
 }

@@ -34,6 +34,23 @@ pub struct Found {
     pub failures: Vec<Error>,
 }
 
+impl Found {
+    /// Takes a non-directory: a regular file is an entry, anything else
+    /// (a device, a socket, a FIFO) that input's failure.
+    fn file(&mut self, path: PathBuf, rel: PathBuf, meta: &fs::Metadata) {
+        if meta.is_file() {
+            self.entries.push(Entry {
+                path,
+                rel,
+                size: meta.len(),
+            });
+        } else {
+            self.failures
+                .push(Error::usage("not a regular file").with_path(&path));
+        }
+    }
+}
+
 /// How an input was named.
 #[derive(Debug, Clone)]
 pub enum Source {
@@ -127,16 +144,8 @@ pub fn discover(sources: &[Source], options: WalkOptions, keep: impl Fn(&Path) -
                 Source::Listed(_) => rel,
             };
             walk_dir(&path, &base, &keep, &mut found);
-        } else if meta.is_file() {
-            found.entries.push(Entry {
-                path,
-                rel,
-                size: meta.len(),
-            });
         } else {
-            found
-                .failures
-                .push(Error::usage("not a regular file").with_path(&path));
+            found.file(path, rel, &meta);
         }
     }
     found
@@ -185,16 +194,8 @@ fn walk_dir(dir: &Path, base: &Path, keep: &impl Fn(&Path) -> bool, found: &mut 
                 subdirs.push((path, rel));
             } else if !keep(&path) {
                 continue;
-            } else if meta.is_file() {
-                found.entries.push(Entry {
-                    path,
-                    rel,
-                    size: meta.len(),
-                });
             } else {
-                found
-                    .failures
-                    .push(Error::usage("not a regular file").with_path(&path));
+                found.file(path, rel, &meta);
             }
         }
         // Reversed onto the stack so that they are walked in name order.
