@@ -172,7 +172,8 @@ struct Tuning {
     /// Reads and writes allowed in flight at once; 0 = from --storage-type.
     #[arg(long, visible_alias = "io-qdepth", default_value_t = 0)]
     io_tokens: usize,
-    /// The device the input lives on, which sets the IO tokens unless
+    /// The device the input (in a batch, the first input) lives on, which
+    /// sets the IO tokens unless
     /// --io-tokens is given: nvme 24, ssd 12, hdd 4; auto finds it through
     /// /sys (Linux) and uses 12 when it cannot tell (-v says why).
     #[arg(long, value_name = "TYPE", default_value = "auto", value_parser = ["auto", "nvme", "ssd", "hdd"])]
@@ -184,7 +185,8 @@ struct Tuning {
     spawn_style: String,
     /// How an input file is read: `buffered` (read(2)) or `mmap` (a memory
     /// map; opt-in: if another process truncates the file meanwhile, the
-    /// process dies of SIGBUS).
+    /// process dies of SIGBUS). A batch's files under 256 KiB are read
+    /// whole either way.
     #[arg(long, value_name = "HOW", default_value = "buffered", value_parser = ["buffered", "mmap"])]
     reader: String,
     /// A preset over -T, --cpu-tokens, --io-tokens, --chunk-size,
