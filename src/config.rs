@@ -16,6 +16,7 @@ use crate::source::ReaderKind;
 use crate::stage::Stage;
 use crate::stages::{ChecksumKind, StageSpec, Stages};
 use crate::storage::StorageType;
+use crate::tuner::ChunkMethod;
 
 /// Default chunk size: 1 MiB. Independent 1 MiB chunks cost zstd -3 about 8%
 /// speed and 1.5% ratio against one stream, 128 KiB chunks 15% and 5%, 4 MiB
@@ -78,8 +79,15 @@ pub struct Config {
     pub storage_type: Option<StorageType>,
     /// Depth of the bounded channels.
     pub channel_depth: usize,
-    /// Bytes per chunk.
+    /// Bytes per chunk: every chunk with [`ChunkMethod::Fixed`], the first
+    /// chunks with [`ChunkMethod::HillClimb`] when it was set explicitly;
+    /// unused by [`ChunkMethod::FileSize`].
     pub chunk_size: usize,
+    /// How chunk sizes are chosen.
+    pub chunk_method: ChunkMethod,
+    /// True when `chunk_size` was set (explicitly or by a preset) rather
+    /// than defaulted: hill climbing then starts from it.
+    pub chunk_size_given: bool,
     /// The checksum computed per chunk and over the whole original.
     pub checksum: Option<ChecksumKind>,
     /// The cipher sealing every chunk of the containers this pipeline
@@ -105,6 +113,7 @@ pub struct PipelineBuilder {
     pub(crate) io_tokens: usize,
     pub(crate) channel_depth: usize,
     pub(crate) chunk_size: usize,
+    pub(crate) chunk_method: Option<ChunkMethod>,
     pub(crate) governor: Option<Arc<Governor>>,
     pub(crate) cancel: Cancel,
     pub(crate) cipher: Option<Option<CipherKind>>,
@@ -127,6 +136,7 @@ impl Default for PipelineBuilder {
             io_tokens: 0,
             channel_depth: 0,
             chunk_size: 0,
+            chunk_method: None,
             governor: None,
             cancel: Cancel::new(),
             cipher: None,
@@ -302,6 +312,16 @@ impl PipelineBuilder {
         self
     }
 
+    /// How chunk sizes are chosen (see [`ChunkMethod`] and `docs/design.md`,
+    /// "Chunk sizing"). With hill climbing, a chunk size set explicitly is
+    /// where the climb starts.
+    ///
+    /// By default, [`ChunkMethod::Fixed`].
+    pub fn chunk_method(mut self, method: ChunkMethod) -> Self {
+        self.chunk_method = Some(method);
+        self
+    }
+
     /// Shares a governor with other pipelines (two-level governance: the
     /// tokens are global, the channel depth stays per pipeline).
     ///
@@ -351,9 +371,9 @@ impl PipelineBuilder {
             0 => num_cpus::get().max(1),
             n => n,
         };
-        let chunk_size = match pick(self.chunk_size, |p| p.chunk_size) {
-            0 => DEFAULT_CHUNK_SIZE,
-            n => n,
+        let (chunk_size, chunk_size_given) = match pick(self.chunk_size, |p| p.chunk_size) {
+            0 => (DEFAULT_CHUNK_SIZE, false),
+            n => (n, true),
         };
         if chunk_size > MAX_CHUNK_SIZE {
             return Err(Error::usage(format!(
@@ -396,6 +416,8 @@ impl PipelineBuilder {
             },
             optimize: self.optimize,
             chunk_size,
+            chunk_method: self.chunk_method.unwrap_or_default(),
+            chunk_size_given,
             checksum: self.checksum.unwrap_or(Some(ChecksumKind::Blake3)),
             cipher,
             kdf: self.kdf,

@@ -37,6 +37,11 @@ pub const DIGEST_LEN: usize = 32;
 
 const TAG_CHUNK: u8 = b'C';
 const TAG_TRAILER: u8 = b'T';
+/// Header flag: chunks vary in length (hill-climbed). The header's chunk
+/// size is then the largest a chunk may be, and chunks before the last may
+/// be shorter. Without it every chunk but the last is exactly the chunk
+/// size, which readers check.
+pub const HEADER_FLAG_VARIABLE: u16 = 0x0001;
 /// Record flag: this is the final chunk.
 pub const FLAG_LAST: u8 = 0x01;
 /// Fixed bytes of a chunk record before the digest: tag, index, flags,
@@ -64,8 +69,11 @@ pub struct StageDesc {
 /// The container header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
-    /// Bytes per chunk; every chunk but the last holds exactly this many.
+    /// Bytes per chunk; every chunk but the last holds exactly this many,
+    /// unless `variable_chunks` is set, when it is the most any chunk holds.
     pub chunk_size: usize,
+    /// Chunks vary in length ([`HEADER_FLAG_VARIABLE`]).
+    pub variable_chunks: bool,
     /// Length of the original when it was known up front (not for stdin).
     pub original_len: Option<u64>,
     /// Unix permission bits of the original; 0 when unknown.
@@ -130,7 +138,12 @@ impl Header {
     /// The header's bytes, CRC included.
     pub fn encode(&self) -> Vec<u8> {
         let mut body = Vec::with_capacity(64);
-        body.extend_from_slice(&0u16.to_le_bytes()); // flags, reserved
+        let flags = if self.variable_chunks {
+            HEADER_FLAG_VARIABLE
+        } else {
+            0
+        };
+        body.extend_from_slice(&flags.to_le_bytes());
         body.extend_from_slice(&(self.chunk_size as u32).to_le_bytes());
         body.extend_from_slice(&self.original_len.unwrap_or(u64::MAX).to_le_bytes());
         body.extend_from_slice(&self.mode.to_le_bytes());
@@ -243,7 +256,7 @@ impl Header {
     fn decode_body(body: &[u8], encrypted: bool) -> Result<Header> {
         let mut c = Cursor { buf: body, pos: 0 };
         let flags = c.u16()?;
-        if flags != 0 {
+        if flags & !HEADER_FLAG_VARIABLE != 0 {
             return Err(Error::integrity(format!("unknown header flags {flags:#x}")));
         }
         let chunk_size = c.u32()? as usize;
@@ -286,6 +299,7 @@ impl Header {
         }
         Ok(Header {
             chunk_size,
+            variable_chunks: flags & HEADER_FLAG_VARIABLE != 0,
             original_len,
             mode,
             checksum,
@@ -427,10 +441,11 @@ pub fn read_item(
                 return Err(at(format!("bad skip mask {:#x}", head.skip_mask)));
             }
             let olen = head.original_len as usize;
-            // Writers fill every chunk but the last, and only an empty input
-            // has an empty chunk (chunk 0).
+            // Writers fill every chunk but the last (with variable chunks:
+            // never beyond the largest size), and only an empty input has
+            // an empty chunk (chunk 0).
             if olen > header.chunk_size
-                || (!head.is_last() && olen != header.chunk_size)
+                || (!head.is_last() && !header.variable_chunks && olen != header.chunk_size)
                 || (olen == 0 && head.index != 0)
             {
                 return Err(at(format!(
@@ -681,6 +696,7 @@ mod tests {
     fn header() -> Header {
         Header {
             chunk_size: 1024,
+            variable_chunks: false,
             original_len: Some(5000),
             mode: 0o644,
             checksum: Some(ChecksumKind::Blake3),
@@ -801,5 +817,47 @@ mod tests {
                 "byte {i}"
             );
         }
+    }
+
+    #[test]
+    fn short_chunks_before_the_last_need_the_variable_flag() {
+        let record = |index: u64, len: u32| {
+            let head = RecordHead {
+                index,
+                flags: 0,
+                skip_mask: 0,
+                original_len: len,
+                payload_len: len,
+            };
+            let mut rec = Vec::new();
+            head.encode(Some(&[7u8; DIGEST_LEN]), &mut rec);
+            rec.extend(std::iter::repeat_n(b'x', len as usize));
+            let crc = crc32fast::hash(&rec);
+            rec.extend_from_slice(&crc.to_le_bytes());
+            rec
+        };
+        let mut payload = Vec::new();
+        let fixed = header();
+        let short = record(0, 600);
+        let e = read_item(&mut &short[..], &fixed, 0, &mut payload).expect_err("fixed size");
+        assert!(e.to_string().contains("does not fit"), "{e}");
+        let variable = Header {
+            variable_chunks: true,
+            ..header()
+        };
+        let back = Header::read_from(&mut &variable.encode()[..]).expect("valid");
+        assert!(back.variable_chunks, "the flag round-trips");
+        assert!(read_item(&mut &short[..], &variable, 0, &mut payload).is_ok());
+        // Still never beyond the largest size.
+        let long = record(0, 1025);
+        assert!(read_item(&mut &long[..], &variable, 0, &mut payload).is_err());
+        // Unknown flags stay refused.
+        let mut b = variable.encode();
+        b[14] |= 0x02;
+        let n = b.len() - 4;
+        let crc = crc32fast::hash(&b[..n]);
+        b[n..].copy_from_slice(&crc.to_le_bytes());
+        let e = Header::read_from(&mut &b[..]).expect_err("unknown flag");
+        assert!(e.to_string().contains("unknown header flags"), "{e}");
     }
 }

@@ -76,6 +76,13 @@ pub fn file_done(command: &str, input: &Path, output: &str, r: &Report) -> Value
         "mb_per_s": r.mb_per_s(),
         "checksum": r.checksum.map(|c| c.name()),
         "digest": r.digest_hex(),
+        "chunk_size": r.chunk_size,
+        "chunk_method": (!r.chunk_sizes.is_empty()).then(|| r.chunk_method.name()),
+        "chunk_sizes": r.chunk_sizes.iter().map(|c| json!({
+            "from_chunk": c.from_chunk,
+            "size": c.size,
+            "mean_cpu_ns": c.mean_cpu.as_nanos() as u64,
+        })).collect::<Vec<_>>(),
     })
 }
 

@@ -61,6 +61,7 @@ pub mod source;
 pub mod stage;
 pub mod stages;
 pub mod storage;
+pub mod tuner;
 pub mod walk;
 mod writer;
 
@@ -80,3 +81,4 @@ pub use report::Report;
 pub use secret::Secret;
 pub use source::ReaderKind;
 pub use stage::{ChunkInfo, Stage};
+pub use tuner::ChunkMethod;

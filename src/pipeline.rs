@@ -26,6 +26,7 @@ use crate::report::Report;
 use crate::secret::Secret;
 use crate::source::Source;
 use crate::stages::{ChecksumKind, StageSpec};
+use crate::tuner::{self, ChunkMethod, SizeChange, Tuner};
 use crate::writer::Sink;
 
 /// A configured engine: stages, settings, a CPU thread pool and a governor.
@@ -323,20 +324,33 @@ impl Pipeline {
         let start = Instant::now();
         let cfg = &self.inner.config;
         let chain = &self.inner.chain;
-        let (header, keys) = self.new_header(original_len, mode)?;
-        let codec = self.codec(keys.as_ref());
+        let plan = self.chunk_plan(original_len);
+        let (header, keys) = self.new_header(original_len, mode, &plan)?;
+        let codec = self.codec(keys.as_ref(), &plan);
         let mut sink = Sink::new(output);
         sink.write_all(&header.encode())?;
-        let state = self.new_state(cfg.chunk_size, chain, cfg.cipher, cfg.checksum);
+        let state = self.new_state(plan.start, chain, cfg.cipher, cfg.checksum);
         let result = {
             let sink = &mut sink;
             let state = &state;
+            let tuner = plan.tuner.as_ref();
+            let next_size = || tuner.map_or(plan.start, Tuner::next_size);
             engine::run(
                 state,
                 self.cpu(),
                 cfg.channel_depth,
-                |tx| reader::read_chunks(state, input, cfg.chunk_size, cfg.checksum, tx),
-                |index, c| chunk::encode(&codec, &state.buffers, index, c),
+                |tx| reader::read_chunks(state, input, next_size, cfg.checksum, tx),
+                |index, c| match tuner {
+                    None => chunk::encode(&codec, &state.buffers, index, c),
+                    // The chunk's whole encoding (stages, cipher, checksum)
+                    // is the cost the climber steers by.
+                    Some(t) => {
+                        let (len, started) = (c.data.len(), Instant::now());
+                        let rec = chunk::encode(&codec, &state.buffers, index, c);
+                        t.record(len, started.elapsed());
+                        rec
+                    }
+                },
                 |rec| sink.write_record(state, rec),
             )
         };
@@ -360,7 +374,14 @@ impl Pipeline {
         report.checksum = cfg.checksum;
         report.digest = summary.digest;
         report.mode = Some(mode);
-        report.chunk_size = cfg.chunk_size;
+        report.chunk_method = cfg.chunk_method;
+        report.chunk_sizes = plan.history();
+        report.chunk_size = report
+            .chunk_sizes
+            .iter()
+            .map(|c| c.size)
+            .max()
+            .unwrap_or(plan.start);
         self.run_done(&report);
         Ok((output, report))
     }
@@ -491,10 +512,12 @@ impl Pipeline {
         &self,
         original_len: Option<u64>,
         mode: u32,
+        plan: &ChunkPlan,
     ) -> Result<(Header, Option<FileKeys>)> {
         let cfg = &self.inner.config;
         let mut header = Header {
-            chunk_size: cfg.chunk_size,
+            chunk_size: plan.largest,
+            variable_chunks: plan.tuner.is_some(),
             original_len,
             mode,
             checksum: cfg.checksum,
@@ -506,13 +529,35 @@ impl Pipeline {
     }
 
     /// What every chunk this pipeline writes shares.
-    fn codec<'a>(&'a self, keys: Option<&'a FileKeys>) -> Codec<'a> {
+    fn codec<'a>(&'a self, keys: Option<&'a FileKeys>, plan: &ChunkPlan) -> Codec<'a> {
         let cfg = &self.inner.config;
         Codec {
             chain: &self.inner.chain,
             checksum: cfg.checksum,
-            chunk_size: cfg.chunk_size,
+            chunk_size: plan.largest,
             keys,
+        }
+    }
+
+    /// How the chunks of an input of `original_len` bytes are sized.
+    fn chunk_plan(&self, original_len: Option<u64>) -> ChunkPlan {
+        let cfg = &self.inner.config;
+        let by_file = || tuner::size_for_file(original_len, cfg.cpu_tokens);
+        match cfg.chunk_method {
+            ChunkMethod::Fixed => ChunkPlan::fixed(cfg.chunk_size),
+            ChunkMethod::FileSize => ChunkPlan::fixed(by_file()),
+            ChunkMethod::HillClimb => {
+                let tuner = Tuner::new(if cfg.chunk_size_given {
+                    cfg.chunk_size
+                } else {
+                    by_file()
+                });
+                ChunkPlan {
+                    start: tuner.history()[0].size,
+                    largest: tuner::MAX_CHUNK,
+                    tuner: Some(tuner),
+                }
+            }
         }
     }
 
@@ -650,16 +695,19 @@ impl Pipeline {
     pub(crate) fn encode_whole(&self, data: &[u8], mode: u32) -> Result<(Vec<u8>, Report)> {
         let start = Instant::now();
         let cfg = &self.inner.config;
-        let (header, keys) = self.new_header(Some(data.len() as u64), mode)?;
-        let codec = self.codec(keys.as_ref());
-        let buffers = BufferPool::new(4, data.len().min(cfg.chunk_size));
+        // A hill climb would not get past its start within a small file:
+        // the chunks are the start size, as a streamed run's would be.
+        let plan = self.chunk_plan(Some(data.len() as u64));
+        let (header, keys) = self.new_header(Some(data.len() as u64), mode, &plan)?;
+        let codec = self.codec(keys.as_ref(), &plan);
+        let buffers = BufferPool::new(4, data.len().min(plan.start));
         let mut out = header.encode();
         let mut hasher = cfg.checksum.map(|c| c.hasher());
         // An empty input is one empty, final chunk, as the reader makes it.
         let pieces: Vec<&[u8]> = if data.is_empty() {
             vec![data]
         } else {
-            data.chunks(cfg.chunk_size).collect()
+            data.chunks(plan.start).collect()
         };
         for (index, piece) in (0u64..).zip(&pieces) {
             if self.inner.cancel.is_cancelled() {
@@ -694,6 +742,8 @@ impl Pipeline {
             original_bytes: data.len() as u64,
             bytes_out: out.len() as u64,
             chunks: pieces.len() as u64,
+            chunk_size: plan.start,
+            chunk_method: cfg.chunk_method,
             checksum: cfg.checksum,
             digest,
             mode: Some(mode),
@@ -798,5 +848,35 @@ impl std::fmt::Debug for Pipeline {
             .field("stages", &self.stage_names())
             .field("governor", &self.inner.governor)
             .finish()
+    }
+}
+
+/// How one run's chunks are sized: the first size, the most any chunk may
+/// hold (the header's chunk size) and, when hill climbing, the climber.
+struct ChunkPlan {
+    start: usize,
+    largest: usize,
+    tuner: Option<Tuner>,
+}
+
+impl ChunkPlan {
+    fn fixed(size: usize) -> ChunkPlan {
+        ChunkPlan {
+            start: size,
+            largest: size,
+            tuner: None,
+        }
+    }
+
+    /// Every size the run used, from its start.
+    fn history(&self) -> Vec<SizeChange> {
+        match &self.tuner {
+            Some(t) => t.history(),
+            None => vec![SizeChange {
+                from_chunk: 0,
+                size: self.start,
+                mean_cpu: std::time::Duration::ZERO,
+            }],
+        }
     }
 }

@@ -22,27 +22,32 @@ pub(crate) struct ReadSummary {
     pub digest: Option<[u8; DIGEST_LEN]>,
 }
 
-/// Reads `input` in chunks of `chunk_size` and sends them in order. An empty
-/// input yields one empty, final chunk, so every container has a last chunk.
+/// Reads `input` in chunks of the sizes `next_size` gives (asked once per
+/// chunk, in order: fixed, or what the hill climber decided) and sends them
+/// in order. An empty input yields one empty, final chunk, so every
+/// container has a last chunk.
 pub(crate) fn read_chunks(
     state: &RunState<'_>,
     mut input: impl Read,
-    chunk_size: usize,
+    mut next_size: impl FnMut() -> usize,
     checksum: Option<ChecksumKind>,
     tx: &Feed<'_, Chunk>,
 ) -> Result<ReadSummary> {
     let mut hasher = checksum.map(|c| c.hasher());
     let mut chunks = 0u64;
     let mut bytes = 0u64;
-    let mut cur = read_one(state, &mut input, chunk_size)?;
+    // The size asked for the chunk in `cur`.
+    let mut want = next_size();
+    let mut cur = read_one(state, &mut input, want)?;
     loop {
         state.check()?;
         // A short chunk can only come from end of input (`read_full` loops
         // until the buffer is full or the reader reports 0).
-        let next = if cur.len() < chunk_size {
+        let next = if cur.len() < want {
             None
         } else {
-            Some(read_one(state, &mut input, chunk_size)?).filter(|n| !n.is_empty())
+            want = next_size();
+            Some(read_one(state, &mut input, want)?).filter(|n| !n.is_empty())
         };
         if let Some(h) = hasher.as_mut() {
             h.update(&cur);

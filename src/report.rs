@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::format::DIGEST_LEN;
 use crate::stages::ChecksumKind;
+use crate::tuner::{ChunkMethod, SizeChange};
 
 /// The outcome of one successful run. The library never prints; the binary
 /// turns this into its summary line.
@@ -23,8 +24,14 @@ pub struct Report {
     pub checksum: Option<ChecksumKind>,
     /// Digest of the whole original (computed on process, checked on restore).
     pub digest: Option<[u8; DIGEST_LEN]>,
-    /// Bytes per chunk of the run (for restore: as the container says).
+    /// Bytes per chunk of the run (for restore: as the container says);
+    /// with hill climbing, the largest size used.
     pub chunk_size: usize,
+    /// How the chunk sizes were chosen (process only).
+    pub chunk_method: ChunkMethod,
+    /// Every chunk size a process run used, from its start (one entry
+    /// unless hill climbing changed it); empty for restore.
+    pub chunk_sizes: Vec<SizeChange>,
     /// Unix permission bits of the original, as recorded in the container
     /// (restore and verify), or of the input file (process).
     pub mode: Option<u32>,

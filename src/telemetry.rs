@@ -273,6 +273,31 @@ impl Telemetry {
         if self.shared.json {
             emit(&json_lines::file_done(command, input, output, report));
         }
+        if self.shared.verbose && report.chunk_sizes.len() > 1 {
+            // The hill climber's path, as the `-v` line of the run.
+            let steps: Vec<String> = report
+                .chunk_sizes
+                .iter()
+                .map(|c| match c.mean_cpu.as_nanos() {
+                    0 => format!(
+                        "{} from chunk {}",
+                        dashboard::human(c.size as u64),
+                        c.from_chunk
+                    ),
+                    _ => format!(
+                        "{} from chunk {} (mean {:.2} ms)",
+                        dashboard::human(c.size as u64),
+                        c.from_chunk,
+                        c.mean_cpu.as_secs_f64() * 1e3
+                    ),
+                })
+                .collect();
+            eprintln!(
+                "syncpipe: chunk sizes ({}): {}",
+                report.chunk_method,
+                steps.join(", ")
+            );
+        }
         if let (true, Some(m)) = (self.shared.verbose, &self.metrics) {
             let snap = m.snapshot();
             let mut err = io::stderr().lock();

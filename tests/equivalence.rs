@@ -259,3 +259,93 @@ fn every_reader_and_spawn_style_through_the_path_apis() {
         }
     });
 }
+
+/// Every chunk method restores byte-identical, through the stream and the
+/// path APIs, with one and several threads; `fixed` and `filesize` give
+/// the same bytes on every thread count (their sizes do not depend on
+/// timing), and a `filesize` stream run agrees with a `fixed` run at the
+/// size `filesize` picks for an unknown length.
+#[test]
+fn every_chunk_method_restores_byte_identical() {
+    use syncpipe::tuner::{self, ChunkMethod};
+    watchdog(240, || {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let lens = [
+            0usize,
+            1,
+            tuner::MIN_CHUNK - 1,
+            tuner::MIN_CHUNK,
+            tuner::MIN_CHUNK + 1,
+            5 * tuner::MIN_CHUNK + 77,
+            (3 << 20) + 5,
+        ];
+        for stages in ["zstd:3,blake3", "lz4,sha256", "passthrough"] {
+            for (i, &len) in lens.iter().enumerate() {
+                let data = mixed_data(len, 300 + i as u64);
+                let input = dir.path().join(format!("in{i}"));
+                std::fs::write(&input, &data).expect("write input");
+                for method in [
+                    ChunkMethod::Fixed,
+                    ChunkMethod::FileSize,
+                    ChunkMethod::HillClimb,
+                ] {
+                    for threads in [1, 3] {
+                        let p = Pipeline::builder()
+                            .stages(parse_stages(stages).expect("valid"))
+                            .chunk_method(method)
+                            .threads(threads)
+                            .channel_depth(2)
+                            .build()
+                            .expect("valid settings");
+                        let what = format!("{stages} {method} len {len} threads {threads}");
+                        let out = dir.path().join(format!("c{i}-{method}-{threads}"));
+                        p.process_path(&input, &out, true).expect("process");
+                        let container = std::fs::read(&out).expect("read container");
+                        let back = dir.path().join(format!("b{i}-{method}-{threads}"));
+                        p.restore_path(&out, &back, true).expect("restore");
+                        assert!(std::fs::read(&back).expect("read back") == data, "{what}");
+                        let mut restored = Vec::new();
+                        p.restore(&container[..], &mut restored)
+                            .expect("restore stream");
+                        assert!(restored == data, "{what}: stream restore");
+                        assert!(p.governor().all_returned(), "{what}: permits leaked");
+                        // Sizes that do not depend on timing give the bytes of
+                        // a one-thread fixed run at the size they chose.
+                        let size = match method {
+                            ChunkMethod::Fixed => syncpipe::config::DEFAULT_CHUNK_SIZE,
+                            ChunkMethod::FileSize => {
+                                tuner::size_for_file(Some(len as u64), threads)
+                            }
+                            ChunkMethod::HillClimb => continue,
+                        };
+                        let fixed = Pipeline::builder()
+                            .stages(parse_stages(stages).expect("valid"))
+                            .chunk_size(size)
+                            .threads(1)
+                            .build()
+                            .expect("valid settings");
+                        let out1 = dir.path().join(format!("f{i}-{method}-{threads}"));
+                        fixed.process_path(&input, &out1, true).expect("process");
+                        let reference = std::fs::read(&out1).expect("read container");
+                        assert!(reference == container, "{what}: other bytes");
+                    }
+                }
+                // From a stream the length is unknown: filesize falls back to
+                // its largest pick, which fixed at that size reproduces.
+                let run = |method| {
+                    let p = Pipeline::builder()
+                        .stages(parse_stages(stages).expect("valid"))
+                        .chunk_method(method)
+                        .chunk_size(tuner::FILESIZE_MAX)
+                        .threads(2)
+                        .build()
+                        .expect("valid settings");
+                    let mut out = Vec::new();
+                    p.run(&data[..], &mut out).expect("process");
+                    out
+                };
+                assert!(run(ChunkMethod::FileSize) == run(ChunkMethod::Fixed));
+            }
+        }
+    });
+}
