@@ -35,7 +35,8 @@
 #   SECTIONS=all    comma list of sections to run: zstd, lz4, passthrough, restore,
 #                   random, rss, crypto, reader, chunks (e.g. SECTIONS=crypto for
 #                   the encryption rows only; chunks is the chunk-size sweep,
-#                   64 KiB to 16 MiB, not part of the default "all")
+#                   64 KiB to 16 MiB and the filesize/hillclimb methods, for
+#                   zstd:3, lz4 and passthrough; not part of the default "all")
 #
 # Builds with `cargo build --release` (CARGO_TARGET_DIR is respected: the
 # binary is found through `cargo metadata`). Needs python3; zstd and lz4 rows
@@ -412,11 +413,17 @@ fi
 if on chunks; then
 say "== chunk size sweep (to /dev/null: the engine and the codec alone)"
 warm mixed.bin
-for c in 64KiB 256KiB 1MiB 4MiB 16MiB; do
-  row "ck_z3_$c" "chunk size, zstd:3" "syncpipe zstd:3 --chunk-size $c" 2 "$MIXED" "$SP -q process mixed.bin -c --stages zstd:3 -T2 --chunk-size $c >out/c.spipe" --out out/c.spipe --ratio
-done
-for c in 64KiB 256KiB 1MiB 4MiB 16MiB; do
-  row "ck_pt_$c" "chunk size, passthrough" "syncpipe passthrough --chunk-size $c" 2 "$MIXED" "$SP -q process mixed.bin -c --stages passthrough -T2 --chunk-size $c >/dev/null"
+# Fixed sizes, then the two adaptive methods, which must find a good size
+# without being told (issue 6: hillclimb within 5% of the best fixed size).
+for st in zstd:3 lz4 passthrough; do
+  tag=${st%%:*}
+  for c in 64KiB 128KiB 256KiB 1MiB 4MiB 16MiB filesize hillclimb; do
+    case $c in
+      filesize|hillclimb) flag="--chunk-method $c" ;;
+      *) flag="--chunk-size $c" ;;
+    esac
+    row "ck_${tag}_$c" "chunk size, $st" "syncpipe $st ${flag#--}" 2 "$MIXED" "$SP -q process mixed.bin -c --stages $st -T2 $flag >out/c.spipe" --out out/c.spipe --ratio
+  done
 done
 fi
 
