@@ -365,7 +365,7 @@ impl Pipeline {
             },
         };
         sink.write_all(&trailer.encode())?;
-        let (output, bytes_out) = sink.finish()?;
+        let (output, bytes_out) = sink.finish(&state)?;
         let mut report = self.report(&state, start);
         report.bytes_in = summary.bytes;
         report.original_bytes = summary.bytes;
@@ -456,7 +456,7 @@ impl Pipeline {
                 )));
             }
         }
-        let (output, bytes_out) = sink.finish()?;
+        let (output, bytes_out) = sink.finish(&state)?;
         let mut report = self.report(&state, start);
         report.bytes_in = header_len + container_bytes;
         report.bytes_out = bytes_out;

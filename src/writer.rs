@@ -93,7 +93,11 @@ impl<W: Write> Sink<W> {
     }
 
     /// Flushes and hands back the output with the number of bytes written.
-    pub fn finish(self) -> Result<(W, u64)> {
+    /// The flush is a write like any other (up to `WRITE_BUFFER` bytes of
+    /// the last records and the trailer), so it takes an IO token too: the
+    /// tokens bound every write of a run (`tests/io_tokens.rs`).
+    pub fn finish(self, state: &RunState<'_>) -> Result<(W, u64)> {
+        let _io = state.governor.io.acquire(&state.cancel)?;
         let counting = self.out.into_inner().map_err(|e| e.into_error())?;
         Ok((counting.inner, counting.bytes))
     }
