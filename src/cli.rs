@@ -16,7 +16,7 @@ use syncpipe::output::{self, OutputFile};
 use syncpipe::source::{ReaderKind, Source};
 use syncpipe::stages::{parse_stages, StageSpec};
 use syncpipe::storage::{self, StorageType};
-use syncpipe::{config, Cancel, Error, KdfParams, Pipeline, PipelineBuilder, Report};
+use syncpipe::{config, CancelToken, Error, KdfParams, Pipeline, PipelineBuilder, Report};
 
 use crate::batch_cli::{self, InputArgs, OutDirArgs, SmallArgs};
 use crate::dashboard::human;
@@ -210,7 +210,7 @@ enum Dest {
 
 /// Runs the parsed command and returns the exit code (errors are printed here).
 pub fn run(args: Args) -> ExitCode {
-    let cancel = Cancel::new();
+    let cancel = CancelToken::new();
     let terminated = Arc::new(AtomicBool::new(false));
     if let Err(e) = install_signals(&cancel, &terminated) {
         eprintln!("syncpipe: cannot install signal handlers: {e}");
@@ -254,7 +254,7 @@ fn code_of(e: &Error, terminated: &AtomicBool) -> ExitCode {
 }
 
 /// SIGINT/SIGTERM set the cancel flag; a second one exits at once.
-fn install_signals(cancel: &Cancel, terminated: &Arc<AtomicBool>) -> io::Result<()> {
+fn install_signals(cancel: &CancelToken, terminated: &Arc<AtomicBool>) -> io::Result<()> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     use signal_hook::flag;
     // Registered first, so it runs before the flag is set: it exits only if
@@ -275,7 +275,7 @@ pub(crate) struct Verbosity {
 
 fn dispatch(
     command: Command,
-    cancel: Cancel,
+    cancel: CancelToken,
     v: Verbosity,
     tel: &Telemetry,
 ) -> Result<ExitCode, Error> {
@@ -437,7 +437,12 @@ fn dispatch(
 impl Tuning {
     /// A builder with these settings, the storage type resolved for
     /// `input` (detected when `auto`; the decision is printed with -v).
-    fn builder(&self, cancel: Cancel, input: &Path, v: Verbosity) -> syncpipe::PipelineBuilder {
+    fn builder(
+        &self,
+        cancel: CancelToken,
+        input: &Path,
+        v: Verbosity,
+    ) -> syncpipe::PipelineBuilder {
         let storage = match self.storage_type.parse::<StorageType>() {
             Ok(kind) => Some(kind),
             // `auto` (clap allows nothing else).

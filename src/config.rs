@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::cancel::Cancel;
+use crate::cancel::CancelToken;
 use crate::cipher::CipherKind;
 use crate::error::{Error, Result};
 use crate::format::{MAX_CHUNK_SIZE, MAX_STAGES};
@@ -106,7 +106,7 @@ pub struct PipelineBuilder {
     pub(crate) channel_depth: usize,
     pub(crate) chunk_size: usize,
     pub(crate) governor: Option<Arc<Governor>>,
-    pub(crate) cancel: Cancel,
+    pub(crate) cancel: CancelToken,
     pub(crate) cipher: Option<Option<CipherKind>>,
     pub(crate) secret: Option<Secret>,
     pub(crate) kdf: KdfParams,
@@ -128,7 +128,7 @@ impl Default for PipelineBuilder {
             channel_depth: 0,
             chunk_size: 0,
             governor: None,
-            cancel: Cancel::new(),
+            cancel: CancelToken::new(),
             cipher: None,
             secret: None,
             kdf: KdfParams::default(),
@@ -314,7 +314,7 @@ impl PipelineBuilder {
     /// A token that cancels every run of the pipeline when set.
     ///
     /// By default, a token nobody else holds.
-    pub fn cancel(mut self, cancel: Cancel) -> Self {
+    pub fn cancel(mut self, cancel: CancelToken) -> Self {
         self.cancel = cancel;
         self
     }

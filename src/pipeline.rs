@@ -9,7 +9,7 @@ use std::time::Instant;
 use parking_lot::Mutex;
 use zeroize::Zeroizing;
 
-use crate::cancel::Cancel;
+use crate::cancel::CancelToken;
 use crate::chunk::{self, ChainStage, Codec};
 use crate::cipher::{self, CipherKind, FileKeys, FILE_NONCE_LEN};
 use crate::config::{Config, PipelineBuilder, SpawnStyle, StageEntry};
@@ -62,7 +62,7 @@ struct Inner {
     /// Runs (and batches) of this pipeline in progress: its permits can
     /// only all be back when none is.
     active: AtomicUsize,
-    cancel: Cancel,
+    cancel: CancelToken,
     secret: Option<Secret>,
     /// Master keys derived so far, by KDF input. Argon2id costs ~0.1 s and
     /// 64 MiB at the default cost; a batch of files pays for it once per salt.
@@ -86,7 +86,7 @@ impl Pipeline {
         config: Config,
         entries: Vec<StageEntry>,
         governor: Option<Arc<Governor>>,
-        cancel: Cancel,
+        cancel: CancelToken,
         secret: Option<Secret>,
         metrics: Option<Arc<Metrics>>,
     ) -> Result<Pipeline> {
@@ -336,7 +336,7 @@ impl Pipeline {
                 self.cpu(),
                 cfg.channel_depth,
                 |tx| reader::read_chunks(state, input, cfg.chunk_size, cfg.checksum, tx),
-                |index, c| chunk::encode(&codec, &state.buffers, index, c),
+                |index, c| chunk::encode(&codec, &state.buffers, &state.cancel, index, c),
                 |rec| sink.write_record(state, rec),
             )
         };
@@ -672,8 +672,8 @@ impl Pipeline {
                 last: index + 1 == pieces.len() as u64,
                 data: piece.to_vec(),
             };
-            let rec =
-                chunk::encode(&codec, &buffers, index, chunk).map_err(|e| e.with_chunk(index))?;
+            let rec = chunk::encode(&codec, &buffers, &self.inner.cancel, index, chunk)
+                .map_err(|e| e.with_chunk(index))?;
             out.extend_from_slice(&rec.head);
             out.extend_from_slice(&rec.payload);
             out.extend_from_slice(&rec.crc.to_le_bytes());
@@ -703,7 +703,7 @@ impl Pipeline {
     }
 
     /// The token every run of this pipeline is a child of.
-    pub(crate) fn cancel_token(&self) -> &Cancel {
+    pub(crate) fn cancel_token(&self) -> &CancelToken {
         &self.inner.cancel
     }
 
