@@ -5,12 +5,24 @@
 //! bits and renamed over the destination only when the run succeeded. Until
 //! then the temp file is owned by a `NamedTempFile`, whose `Drop` removes it:
 //! every error path, and a cancelled run, leaves nothing behind.
+//!
+//! A process that is killed (SIGKILL, a power cut, a second Ctrl-C) gets no
+//! chance to remove its temp file, but it never leaves a partial file under
+//! the destination name: the rename is the commit. Its temp file is named
+//! `.NAME.syncpipe-tmp.PID.RANDOM` (see [`temp_owner`]), so a later run can
+//! tell it from everything else: the first output a process creates in a
+//! folder removes the temp files there whose process is gone
+//! ([`remove_stale_temps`]), and batch walks skip them as inputs.
 
+use std::collections::HashSet;
+use std::ffi::OsStr;
 use std::fs::{self, File, Metadata, Permissions};
 use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
+use parking_lot::Mutex;
 use tempfile::NamedTempFile;
 
 use crate::error::{Error, Result};
@@ -48,14 +60,110 @@ pub fn same_file(a: &Path, b: &Path) -> bool {
     fs::metadata(a).is_ok_and(|x| x.dev() == y.dev() && x.ino() == y.ino())
 }
 
+/// What every temp file name of syncpipe contains, between the name it
+/// stands for and the owning process id.
+pub const TEMP_MARKER: &str = ".syncpipe-tmp.";
+
+/// Creates a temp file for `name` in `dir`, named
+/// `.NAME.syncpipe-tmp.PID.RANDOM`: the pid says whose it is (a later run
+/// removes it only once that process is gone), the random part keeps
+/// concurrent outputs of one process apart. Created with `mode`.
+fn temp_file(dir: &Path, name: &str, mode: u32) -> io::Result<NamedTempFile> {
+    tempfile::Builder::new()
+        .prefix(&format!(".{name}{TEMP_MARKER}{}.", std::process::id()))
+        .rand_bytes(8)
+        .permissions(Permissions::from_mode(mode))
+        .tempfile_in(dir)
+}
+
+/// The process id that owns a syncpipe temp file, from its name; `None` if
+/// the name is not one (`.NAME.syncpipe-tmp.PID.RANDOM`).
+pub fn temp_owner(name: &OsStr) -> Option<u32> {
+    let name = name.to_str()?;
+    let rest = name.strip_prefix('.')?;
+    let at = rest.rfind(TEMP_MARKER)?;
+    let (pid, random) = rest[at + TEMP_MARKER.len()..].split_once('.')?;
+    let valid = at > 0
+        && !pid.is_empty()
+        && pid.bytes().all(|b| b.is_ascii_digit())
+        && !random.is_empty()
+        && random.bytes().all(|b| b.is_ascii_alphanumeric());
+    if valid {
+        pid.parse().ok()
+    } else {
+        None
+    }
+}
+
+/// True unless process `pid` surely does not exist. `kill(pid, 0)` sends
+/// nothing; only `ESRCH` proves the process gone (`EPERM`: it exists, as
+/// another user). A reused pid keeps a stale file alive, which is the safe
+/// mistake; removing a live run's temp file would be the unsafe one.
+fn process_exists(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return true;
+    };
+    if pid <= 0 {
+        return true;
+    }
+    // SAFETY: signal 0 only checks that the process exists; no signal is sent.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
+/// Removes the syncpipe temp files in `dir` whose owning process is gone
+/// (left by a killed run), and returns their paths. Files of live processes
+/// (another run writing into the same folder) and of this process are left
+/// alone. Best effort: a file that cannot be removed is skipped.
+///
+/// The pid is only meaningful on this machine: on a folder shared by
+/// several machines (NFS), a temp file of a run on another machine whose
+/// pid happens not to exist here would be removed and that run's commit
+/// would then fail (it is not silently lost). Runs on several machines
+/// should write to their own folders, or accept that.
+///
+/// # Errors
+///
+/// The error of listing `dir`.
+pub fn remove_stale_temps(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let me = std::process::id();
+    let mut removed = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let Ok(entry) = entry else { continue };
+        let name = entry.file_name();
+        let Some(pid) = temp_owner(&name) else {
+            continue;
+        };
+        if pid == me || process_exists(pid) {
+            continue;
+        }
+        let path = entry.path();
+        if fs::remove_file(&path).is_ok() {
+            removed.push(path);
+        }
+    }
+    Ok(removed)
+}
+
+/// Sweeps `dir` for stale temp files the first time this process creates
+/// an output there: once per folder, so a batch of many files into one
+/// folder lists it once, not once per file.
+fn sweep_once(dir: &Path) {
+    static SWEPT: OnceLock<Mutex<HashSet<PathBuf>>> = OnceLock::new();
+    let first = SWEPT
+        .get_or_init(Mutex::default)
+        .lock()
+        .insert(dir.to_path_buf());
+    if first {
+        let _ = remove_stale_temps(dir);
+    }
+}
+
 /// The mode a new file gets in `dest`'s folder: `0666` less the process
 /// umask. Read by creating (and removing) a probe file, because the umask
 /// can only be read by setting it, which would race with other threads.
 fn default_mode(dest: &Path) -> Result<u32> {
-    let probe = tempfile::Builder::new()
-        .prefix(".syncpipe-mode.")
-        .permissions(Permissions::from_mode(0o666))
-        .tempfile_in(parent_dir(dest))
+    let probe = temp_file(parent_dir(dest), "syncpipe-mode", 0o666)
         .map_err(|e| Error::io(e).with_path(dest))?;
     let meta = probe
         .as_file()
@@ -168,12 +276,8 @@ impl OutputFile {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let tmp = tempfile::Builder::new()
-            .permissions(Permissions::from_mode(0o600))
-            .prefix(&format!(".{name}."))
-            .suffix(".tmp")
-            .tempfile_in(dir)
-            .map_err(|e| Error::io(e).with_path(dest))?;
+        sweep_once(dir);
+        let tmp = temp_file(dir, &name, 0o600).map_err(|e| Error::io(e).with_path(dest))?;
         Ok(OutputFile {
             tmp,
             dest: dest.to_path_buf(),
@@ -292,10 +396,9 @@ impl OutputFile {
                 Error::io(e.error).with_path(&dest)
             });
         }
-        Ok(dest
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .map(Path::to_path_buf))
+        // The folder is fsynced even when `dest` is a bare name (the
+        // current folder): the rename is only durable once its folder is.
+        Ok(Some(parent_dir(&dest).to_path_buf()))
     }
 }
 
@@ -334,5 +437,62 @@ pub fn sync_filesystem(file: &File) -> io::Result<()> {
 pub fn sync_dir(dir: &Path) {
     if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temp_names_are_recognised() {
+        let owner = |n: &str| temp_owner(OsStr::new(n));
+        assert_eq!(owner(".a.spipe.syncpipe-tmp.123.AbC9x"), Some(123));
+        assert_eq!(owner(".x.syncpipe-tmp.syncpipe-tmp.7.z"), Some(7));
+        for not in [
+            "a.spipe",
+            ".a.spipe.XXXXXX.tmp",
+            "a.syncpipe-tmp.1.x",
+            "..syncpipe-tmp.1.x",
+            ".a.syncpipe-tmp..x",
+            ".a.syncpipe-tmp.12",
+            ".a.syncpipe-tmp.12.",
+            ".a.syncpipe-tmp.1x.y",
+            ".a.syncpipe-tmp.1.y.z",
+        ] {
+            assert_eq!(owner(not), None, "{not}");
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = temp_file(dir.path(), "out.spipe", 0o600).expect("temp");
+        let name = f.path().file_name().expect("name").to_owned();
+        assert_eq!(temp_owner(&name), Some(std::process::id()), "{name:?}");
+    }
+
+    #[test]
+    fn stale_temps_of_gone_processes_are_removed_others_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // A process that has surely exited (and been reaped).
+        let mut child = std::process::Command::new("true").spawn().expect("spawn");
+        let gone = child.id();
+        child.wait().expect("wait");
+        let live = std::os::unix::process::parent_id();
+        let me = std::process::id();
+        let names = [
+            format!(".a.spipe{TEMP_MARKER}{gone}.Xy12ab"),
+            format!(".b.spipe{TEMP_MARKER}{live}.Xy12ab"),
+            format!(".c.spipe{TEMP_MARKER}{me}.Xy12ab"),
+            "plain.spipe".to_string(),
+        ];
+        for n in &names {
+            fs::write(dir.path().join(n), b"partial").expect("write");
+        }
+        let removed = remove_stale_temps(dir.path()).expect("sweep");
+        assert_eq!(removed, vec![dir.path().join(&names[0])]);
+        let mut left: Vec<String> = fs::read_dir(dir.path())
+            .expect("list")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, names[1..].to_vec());
     }
 }
