@@ -253,7 +253,11 @@ fn code_of(e: &Error, terminated: &AtomicBool) -> ExitCode {
     }
 }
 
-/// SIGINT/SIGTERM set the cancel flag; a second one exits at once.
+/// SIGINT/SIGTERM set the cancel flag; a second one exits at once (with
+/// no cleanup: its temp file is left for the next run to remove, see
+/// `syncpipe::output::remove_stale_temps`). The library installs no
+/// handlers; this binary does, and hands the flag to the library as its
+/// `CancelToken`.
 fn install_signals(cancel: &CancelToken, terminated: &Arc<AtomicBool>) -> io::Result<()> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     use signal_hook::flag;
@@ -264,6 +268,15 @@ fn install_signals(cancel: &CancelToken, terminated: &Arc<AtomicBool>) -> io::Re
     flag::register(SIGTERM, Arc::clone(terminated))?;
     flag::register(SIGINT, cancel.flag())?;
     flag::register(SIGTERM, cancel.flag())?;
+    // A write past `ulimit -f` raises SIGXFSZ, whose default action kills
+    // the process (leaving its temp file behind). Ignored, the write fails
+    // with EFBIG instead and the run ends like any write error: a message,
+    // exit 1, the temp file removed.
+    // SAFETY: installs SIG_IGN (no handler code runs); called before any
+    // other thread of ours exists.
+    if unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) } == libc::SIG_ERR {
+        return Err(io::Error::last_os_error());
+    }
     Ok(())
 }
 
@@ -336,9 +349,12 @@ fn dispatch(
             let dest = process_dest(&input, &out)?;
             tel.claim_stdout(matches!(dest, Dest::Stdout))?;
             tel.begin(&pipeline, &input, Some(stages));
-            if matches!(dest, Dest::Stdout) && io::stdout().is_terminal() {
+            // Binary on a terminal garbles it (and may send it control
+            // sequences): refused, as gzip and zstd do, unless forced.
+            if matches!(dest, Dest::Stdout) && !out.force && io::stdout().is_terminal() {
                 return Err(Error::usage(
-                    "refusing to write a container to a terminal; use -o FILE or redirect stdout",
+                    "refusing to write a binary container to a terminal; \
+                     use -o FILE, redirect stdout, or --force",
                 ));
             }
             let report = match (&dest, is_stdio(&input)) {

@@ -42,6 +42,47 @@ pub fn open_input(path: &Path) -> Result<(File, Metadata)> {
     Ok((file, meta))
 }
 
+/// Checks that an input file was read whole and unchanged: `read` bytes
+/// came out of it, as many as it had when it was opened (`before`), and its
+/// size and modification time are still those of `before`. `file` is the
+/// open input (or a duplicate of its descriptor): the inode that was read,
+/// even if its path was replaced meanwhile (which leaves what was read a
+/// consistent copy, so it is not reported).
+///
+/// A file that changes while it is read would give a container of neither
+/// version, which restore could not tell from the real thing: it is an
+/// error (exit 1), not a warning. Limits: a change of the same size within
+/// one tick of the file system's clock (a few ms on Linux) after the
+/// previous change is not seen; stdin is never checked.
+///
+/// # Errors
+///
+/// [`crate::ErrorKind::Io`] naming the change (without the path: the caller
+/// adds it).
+pub(crate) fn check_unchanged(file: &File, before: &Metadata, read: u64) -> Result<()> {
+    let changed = |what: String| {
+        Err(Error::new(
+            crate::error::ErrorKind::Io,
+            format!("input changed while it was read ({what})"),
+        ))
+    };
+    if read != before.len() {
+        return changed(format!("{} bytes at the start, {read} read", before.len()));
+    }
+    let after = file.metadata().map_err(Error::io)?;
+    if after.len() != before.len() {
+        return changed(format!(
+            "{} bytes at the start, {} at the end",
+            before.len(),
+            after.len()
+        ));
+    }
+    if (after.mtime(), after.mtime_nsec()) != (before.mtime(), before.mtime_nsec()) {
+        return changed("it was modified: its modification time moved".to_string());
+    }
+    Ok(())
+}
+
 /// Unix permission bits of a file, without setuid, setgid and sticky: a
 /// container must not be able to hand out a setuid file on restore.
 pub(crate) fn mode_of(meta: &Metadata) -> u32 {
@@ -236,9 +277,29 @@ fn start_writeback(_file: &File, _offset: u64, _len: u64) {}
 /// An output being written: a temp file that becomes `dest` on `commit`.
 #[derive(Debug)]
 pub struct OutputFile {
-    tmp: NamedTempFile,
+    target: Target,
     dest: PathBuf,
     force: bool,
+}
+
+/// Where the bytes of an output go.
+#[derive(Debug)]
+enum Target {
+    /// A temp file beside the destination, renamed over it on commit.
+    Temp(NamedTempFile),
+    /// An existing special file (`/dev/null`, `/dev/full`, a FIFO), written
+    /// in place: it is not replaced, so no temp file and no rename (which,
+    /// run as root, would swap the device node for a regular file).
+    Special(File),
+}
+
+impl Target {
+    fn file(&self) -> &File {
+        match self {
+            Target::Temp(t) => t.as_file(),
+            Target::Special(f) => f,
+        }
+    }
 }
 
 impl OutputFile {
@@ -258,6 +319,8 @@ impl OutputFile {
     }
 
     /// As [`OutputFile::create`], for an input that is not a file (stdin).
+    /// An existing special file (a device, a FIFO) is written in place and
+    /// needs no `force`.
     ///
     /// # Errors
     ///
@@ -266,6 +329,17 @@ impl OutputFile {
         if let Ok(meta) = fs::metadata(dest) {
             if meta.is_dir() {
                 return Err(Error::usage("output is a directory").with_path(dest));
+            }
+            if !meta.is_file() {
+                let f = fs::OpenOptions::new()
+                    .write(true)
+                    .open(dest)
+                    .map_err(|e| Error::io(e).with_path(dest))?;
+                return Ok(OutputFile {
+                    target: Target::Special(f),
+                    dest: dest.to_path_buf(),
+                    force,
+                });
             }
             if !force {
                 return Err(Error::usage("already exists; use -f to overwrite").with_path(dest));
@@ -279,7 +353,7 @@ impl OutputFile {
         sweep_once(dir);
         let tmp = temp_file(dir, &name, 0o600).map_err(|e| Error::io(e).with_path(dest))?;
         Ok(OutputFile {
-            tmp,
+            target: Target::Temp(tmp),
             dest: dest.to_path_buf(),
             force,
         })
@@ -289,7 +363,7 @@ impl OutputFile {
     /// few megabytes as it goes (see [`Writeback`]).
     pub fn file(&self) -> Writeback<'_> {
         Writeback {
-            file: self.tmp.as_file(),
+            file: self.target.file(),
             written: 0,
             flushed: 0,
         }
@@ -315,10 +389,7 @@ impl OutputFile {
 
     fn commit_file(self, mode: Option<u32>) -> Result<Option<PathBuf>> {
         self.set_mode(mode)?;
-        self.tmp
-            .as_file()
-            .sync_all()
-            .map_err(|e| Error::io(e).with_path(&self.dest))?;
+        self.sync()?;
         self.rename()
     }
 
@@ -355,19 +426,32 @@ impl OutputFile {
     ///
     /// As [`OutputFile::commit`].
     pub fn commit_prepared(self) -> Result<Option<PathBuf>> {
-        self.tmp
-            .as_file()
-            .sync_all()
-            .map_err(|e| Error::io(e).with_path(&self.dest))?;
+        self.sync()?;
         self.rename()
     }
 
     /// The file descriptor's file, for [`sync_filesystem`].
     pub fn as_file(&self) -> &File {
-        self.tmp.as_file()
+        self.target.file()
+    }
+
+    /// Makes the temp file's data durable (a special file has nothing to
+    /// make durable, and a pipe would refuse the fsync).
+    fn sync(&self) -> Result<()> {
+        match &self.target {
+            Target::Temp(t) => t
+                .as_file()
+                .sync_all()
+                .map_err(|e| Error::io(e).with_path(&self.dest)),
+            Target::Special(_) => Ok(()),
+        }
     }
 
     fn set_mode(&self, mode: Option<u32>) -> Result<()> {
+        let Target::Temp(tmp) = &self.target else {
+            // A device keeps its own mode.
+            return Ok(());
+        };
         // The temp file was created private (0600) so that nobody reads a
         // half-written copy of a private input; now it gets its real mode.
         let mode = match mode {
@@ -375,18 +459,21 @@ impl OutputFile {
             Some(m) => m & 0o777,
             None => default_mode(&self.dest)?,
         };
-        self.tmp
-            .as_file()
+        tmp.as_file()
             .set_permissions(Permissions::from_mode(mode))
             .map_err(|e| Error::io(e).with_path(&self.dest))
     }
 
     fn rename(self) -> Result<Option<PathBuf>> {
         let dest = self.dest;
+        let tmp = match self.target {
+            Target::Temp(tmp) => tmp,
+            Target::Special(_) => return Ok(None),
+        };
         let persisted = if self.force {
-            self.tmp.persist(&dest)
+            tmp.persist(&dest)
         } else {
-            self.tmp.persist_noclobber(&dest)
+            tmp.persist_noclobber(&dest)
         };
         if let Err(e) = persisted {
             // `e.file` drops here, removing the temp file.

@@ -234,24 +234,20 @@ impl Pipeline {
     /// [`Pipeline::run`], with the path in the message.
     pub fn process_path(&self, input: &Path, output: &Path, force: bool) -> Result<Report> {
         let (file, meta) = output::open_input(input)?;
+        // A second descriptor of the same open file, to look at it again
+        // once the reader (which owns `file`) is done.
+        let watch = file
+            .try_clone()
+            .map_err(|e| Error::io(e).with_path(input))?;
         let out = OutputFile::create(input, output, force)?;
         let mode = output::mode_of(&meta);
         let source = Source::new(file, self.inner.config.reader);
         let (_, report) = self
             .process_stream(source, out.file(), Some(meta.len()), mode)
             .map_err(|e| e.with_path(input))?;
-        if report.bytes_in != meta.len() {
-            // A runtime condition (exit 1), not a damaged container.
-            return Err(Error::new(
-                crate::error::ErrorKind::Io,
-                format!(
-                    "input changed while it was read ({} bytes at the start, {} read)",
-                    meta.len(),
-                    report.bytes_in
-                ),
-            )
-            .with_path(input));
-        }
+        // Before the commit: a container of a file that changed meanwhile
+        // never appears under the destination name.
+        output::check_unchanged(&watch, &meta, report.bytes_in).map_err(|e| e.with_path(input))?;
         out.commit(Some(mode))?;
         Ok(report)
     }
