@@ -9,9 +9,9 @@
 //! A process that is killed (SIGKILL, a power cut, a second Ctrl-C) gets no
 //! chance to remove its temp file, but it never leaves a partial file under
 //! the destination name: the rename is the commit. Its temp file is named
-//! `.NAME.syncpipe-tmp.PID.RANDOM` (see [`temp_owner`]), so a later run can
-//! tell it from everything else: the first output a process creates in a
-//! folder removes the temp files there whose process is gone
+//! `.NAME.syncpipe-tmp.HOST.PID.RANDOM` (see [`temp_owner`]), so a later run
+//! can tell it from everything else: the first output a process creates in
+//! a folder removes the temp files there of this host whose process is gone
 //! ([`remove_stale_temps`]), and batch walks skip them as inputs.
 
 use std::collections::HashSet;
@@ -102,38 +102,90 @@ pub fn same_file(a: &Path, b: &Path) -> bool {
 }
 
 /// What every temp file name of syncpipe contains, between the name it
-/// stands for and the owning process id.
+/// stands for and its owner (`.NAME.syncpipe-tmp.HOST.PID.RANDOM`).
 pub const TEMP_MARKER: &str = ".syncpipe-tmp.";
 
+/// Who wrote a temp file: the machine and the process id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TempOwner {
+    /// The host name, as written into temp names (see [`this_host`]).
+    pub host: String,
+    /// The process id on that host.
+    pub pid: u32,
+}
+
+/// This machine's name as it appears in temp names: letters, digits and
+/// `-` only (anything else becomes `-`), at most 32 bytes, `localhost` if
+/// it cannot be read. The host is in the name because a pid means
+/// something only on its own machine: on a folder shared by several
+/// machines, a run must not judge another machine's temp files.
+pub fn this_host() -> &'static str {
+    static HOST: OnceLock<String> = OnceLock::new();
+    HOST.get_or_init(|| {
+        let mut buf = [0u8; 256];
+        // SAFETY: the buffer is valid for its length; gethostname writes at
+        // most that many bytes.
+        let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+        let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        let host: String = buf[..len]
+            .iter()
+            .take(32)
+            .map(|&b| {
+                if b.is_ascii_alphanumeric() || b == b'-' {
+                    b as char
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        if ok && !host.is_empty() {
+            host
+        } else {
+            "localhost".to_string()
+        }
+    })
+}
+
 /// Creates a temp file for `name` in `dir`, named
-/// `.NAME.syncpipe-tmp.PID.RANDOM`: the pid says whose it is (a later run
-/// removes it only once that process is gone), the random part keeps
-/// concurrent outputs of one process apart. Created with `mode`.
+/// `.NAME.syncpipe-tmp.HOST.PID.RANDOM`: host and pid say whose it is (a
+/// later run on the same host removes it only once that process is gone),
+/// the random part keeps concurrent outputs of one process apart. Created
+/// with `mode`.
 fn temp_file(dir: &Path, name: &str, mode: u32) -> io::Result<NamedTempFile> {
     tempfile::Builder::new()
-        .prefix(&format!(".{name}{TEMP_MARKER}{}.", std::process::id()))
+        .prefix(&format!(
+            ".{name}{TEMP_MARKER}{}.{}.",
+            this_host(),
+            std::process::id()
+        ))
         .rand_bytes(8)
         .permissions(Permissions::from_mode(mode))
         .tempfile_in(dir)
 }
 
-/// The process id that owns a syncpipe temp file, from its name; `None` if
-/// the name is not one (`.NAME.syncpipe-tmp.PID.RANDOM`).
-pub fn temp_owner(name: &OsStr) -> Option<u32> {
+/// The owner of a syncpipe temp file, from its name; `None` if the name is
+/// not one (`.NAME.syncpipe-tmp.HOST.PID.RANDOM`).
+pub fn temp_owner(name: &OsStr) -> Option<TempOwner> {
     let name = name.to_str()?;
     let rest = name.strip_prefix('.')?;
     let at = rest.rfind(TEMP_MARKER)?;
-    let (pid, random) = rest[at + TEMP_MARKER.len()..].split_once('.')?;
+    let mut parts = rest[at + TEMP_MARKER.len()..].split('.');
+    let (host, pid, random) = (parts.next()?, parts.next()?, parts.next()?);
     let valid = at > 0
+        && parts.next().is_none()
+        && !host.is_empty()
+        && host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
         && !pid.is_empty()
         && pid.bytes().all(|b| b.is_ascii_digit())
         && !random.is_empty()
         && random.bytes().all(|b| b.is_ascii_alphanumeric());
-    if valid {
-        pid.parse().ok()
-    } else {
-        None
+    if !valid {
+        return None;
     }
+    Some(TempOwner {
+        host: host.to_string(),
+        pid: pid.parse().ok()?,
+    })
 }
 
 /// True unless process `pid` surely does not exist. `kill(pid, 0)` sends
@@ -152,16 +204,16 @@ fn process_exists(pid: u32) -> bool {
     r == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
 }
 
-/// Removes the syncpipe temp files in `dir` whose owning process is gone
-/// (left by a killed run), and returns their paths. Files of live processes
-/// (another run writing into the same folder) and of this process are left
-/// alone. Best effort: a file that cannot be removed is skipped.
+/// Removes the syncpipe temp files in `dir` written on this host by a
+/// process that is gone (left by a killed run), and returns their paths.
+/// Files of live processes (another run writing into the same folder), of
+/// this process and of other hosts (a folder shared over NFS: their pids
+/// mean nothing here) are left alone. Best effort: a file that cannot be
+/// removed is skipped.
 ///
-/// The pid is only meaningful on this machine: on a folder shared by
-/// several machines (NFS), a temp file of a run on another machine whose
-/// pid happens not to exist here would be removed and that run's commit
-/// would then fail (it is not silently lost). Runs on several machines
-/// should write to their own folders, or accept that.
+/// Caveat: containers that share a host name and a folder but not a pid
+/// namespace see each other's live runs as gone. Give them distinct host
+/// names (the default in Docker and Kubernetes) or distinct folders.
 ///
 /// # Errors
 ///
@@ -172,10 +224,10 @@ pub fn remove_stale_temps(dir: &Path) -> io::Result<Vec<PathBuf>> {
     for entry in fs::read_dir(dir)? {
         let Ok(entry) = entry else { continue };
         let name = entry.file_name();
-        let Some(pid) = temp_owner(&name) else {
+        let Some(owner) = temp_owner(&name) else {
             continue;
         };
-        if pid == me || process_exists(pid) {
+        if owner.host != this_host() || owner.pid == me || process_exists(owner.pid) {
             continue;
         }
         let path = entry.path();
@@ -533,26 +585,39 @@ mod tests {
 
     #[test]
     fn temp_names_are_recognised() {
-        let owner = |n: &str| temp_owner(OsStr::new(n));
-        assert_eq!(owner(".a.spipe.syncpipe-tmp.123.AbC9x"), Some(123));
-        assert_eq!(owner(".x.syncpipe-tmp.syncpipe-tmp.7.z"), Some(7));
+        let owner = |n: &str| temp_owner(OsStr::new(n)).map(|o| (o.host, o.pid));
+        let o = |h: &str, pid| Some((h.to_string(), pid));
+        assert_eq!(
+            owner(".a.spipe.syncpipe-tmp.box-1.123.AbC9x"),
+            o("box-1", 123)
+        );
+        assert_eq!(owner(".x.syncpipe-tmp.syncpipe-tmp.h.7.z"), o("h", 7));
         for not in [
             "a.spipe",
             ".a.spipe.XXXXXX.tmp",
-            "a.syncpipe-tmp.1.x",
-            "..syncpipe-tmp.1.x",
-            ".a.syncpipe-tmp..x",
-            ".a.syncpipe-tmp.12",
-            ".a.syncpipe-tmp.12.",
-            ".a.syncpipe-tmp.1x.y",
-            ".a.syncpipe-tmp.1.y.z",
+            "a.syncpipe-tmp.h.1.x",
+            "..syncpipe-tmp.h.1.x",
+            ".a.syncpipe-tmp..1.x",
+            ".a.syncpipe-tmp.h..x",
+            ".a.syncpipe-tmp.h.12",
+            ".a.syncpipe-tmp.h.12.",
+            ".a.syncpipe-tmp.h.1x.y",
+            ".a.syncpipe-tmp.h.1.y.z",
+            ".a.syncpipe-tmp.h_x.1.y",
         ] {
             assert_eq!(owner(not), None, "{not}");
         }
         let dir = tempfile::tempdir().expect("tempdir");
         let f = temp_file(dir.path(), "out.spipe", 0o600).expect("temp");
         let name = f.path().file_name().expect("name").to_owned();
-        assert_eq!(temp_owner(&name), Some(std::process::id()), "{name:?}");
+        assert_eq!(
+            temp_owner(&name),
+            Some(TempOwner {
+                host: this_host().to_string(),
+                pid: std::process::id()
+            }),
+            "{name:?}"
+        );
     }
 
     #[test]
@@ -564,10 +629,13 @@ mod tests {
         child.wait().expect("wait");
         let live = std::os::unix::process::parent_id();
         let me = std::process::id();
+        let host = this_host();
         let names = [
-            format!(".a.spipe{TEMP_MARKER}{gone}.Xy12ab"),
-            format!(".b.spipe{TEMP_MARKER}{live}.Xy12ab"),
-            format!(".c.spipe{TEMP_MARKER}{me}.Xy12ab"),
+            format!(".a.spipe{TEMP_MARKER}{host}.{gone}.Xy12ab"),
+            format!(".b.spipe{TEMP_MARKER}{host}.{live}.Xy12ab"),
+            format!(".c.spipe{TEMP_MARKER}{host}.{me}.Xy12ab"),
+            // Another machine's run: its pid means nothing here.
+            format!(".d.spipe{TEMP_MARKER}other-host.{gone}.Xy12ab"),
             "plain.spipe".to_string(),
         ];
         for n in &names {

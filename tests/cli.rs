@@ -1587,7 +1587,7 @@ fn issue2_container_bytes_do_not_depend_on_tuning() {
 // Signals
 // ---------------------------------------------------------------------------
 
-/// Waits until a syncpipe temp file (`.NAME.syncpipe-tmp.PID.RANDOM`) appears.
+/// Waits until a syncpipe temp file (`.NAME.syncpipe-tmp.HOST.PID.RANDOM`) appears.
 fn wait_for_temp_file(env: &TestEnv, child: &mut Child) {
     let start = Instant::now();
     while !env.listing().iter().any(|n| n.contains(".syncpipe-tmp.")) {
