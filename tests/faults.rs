@@ -193,7 +193,7 @@ struct Flaky<'a> {
 impl Read for Flaky<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.calls += 1;
-        if self.calls % 3 == 0 {
+        if self.calls.is_multiple_of(3) {
             return Err(io::Error::new(io::ErrorKind::Interrupted, "EINTR"));
         }
         let n = buf.len().min(self.data.len()).min(1 + self.calls % 97);
