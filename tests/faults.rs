@@ -492,3 +492,40 @@ fn permits_are_back_after_a_cancel_with_an_exhausted_governor() {
         assert_eq!(gov.memory.current(), 0, "no chunk bytes counted as held");
     });
 }
+
+/// The handler installed for `signal` right now (`SIG_DFL` unless someone
+/// registered one).
+fn handler_of(signal: libc::c_int) -> libc::sighandler_t {
+    // SAFETY: a query only (no new action); `old` is a valid out-pointer.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        assert_eq!(libc::sigaction(signal, std::ptr::null(), &mut old), 0);
+        old.sa_sigaction
+    }
+}
+
+#[test]
+fn the_library_installs_no_signal_handlers() {
+    let before: Vec<_> = [libc::SIGINT, libc::SIGTERM, libc::SIGXFSZ, libc::SIGPIPE]
+        .into_iter()
+        .map(handler_of)
+        .collect();
+    let p = Pipeline::builder()
+        .stage(StageSpec::Brotli(1))
+        .cancel(CancelToken::new())
+        .build()
+        .expect("valid");
+    let mut container = Vec::new();
+    p.run(&mixed_data(100_000, 77)[..], &mut container)
+        .expect("process");
+    p.restore(&container[..], io::sink()).expect("restore");
+    let after: Vec<_> = [libc::SIGINT, libc::SIGTERM, libc::SIGXFSZ, libc::SIGPIPE]
+        .into_iter()
+        .map(handler_of)
+        .collect();
+    assert_eq!(
+        before, after,
+        "signal dispositions unchanged by the library"
+    );
+    assert_eq!(handler_of(libc::SIGINT), libc::SIG_DFL);
+}
