@@ -156,7 +156,8 @@ pub(crate) struct OutputArgs {
     /// Write to stdout.
     #[arg(short = 'c', long)]
     pub(crate) stdout: bool,
-    /// Overwrite an existing output.
+    /// Overwrite an existing output; with -c, write a container even to a
+    /// terminal.
     #[arg(short, long)]
     pub(crate) force: bool,
 }
