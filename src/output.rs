@@ -152,6 +152,13 @@ pub fn this_host() -> &'static str {
 /// the random part keeps concurrent outputs of one process apart. Created
 /// with `mode`.
 fn temp_file(dir: &Path, name: &str, mode: u32) -> io::Result<NamedTempFile> {
+    // The name is only there for people: cut it so that the owner part
+    // (about 65 bytes) still fits in a 255-byte file name.
+    let mut cut = name.len().min(150);
+    while !name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let name = &name[..cut];
     tempfile::Builder::new()
         .prefix(&format!(
             ".{name}{TEMP_MARKER}{}.{}.",
@@ -610,6 +617,12 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let f = temp_file(dir.path(), "out.spipe", 0o600).expect("temp");
         let name = f.path().file_name().expect("name").to_owned();
+        // A destination name of the longest length still gets a temp file.
+        let long = "é".repeat(127);
+        assert_eq!(long.len(), 254);
+        let t = temp_file(dir.path(), &long, 0o600).expect("temp for a long name");
+        let tname = t.path().file_name().expect("name").to_owned();
+        assert!(temp_owner(&tname).is_some(), "{tname:?}");
         assert_eq!(
             temp_owner(&name),
             Some(TempOwner {
