@@ -20,7 +20,7 @@ use std::time::{Duration, SystemTime};
 use common::{mixed_data, watchdog};
 use syncpipe::stage::from_fn;
 use syncpipe::stages::StageSpec;
-use syncpipe::{CancelToken, ErrorKind, Governor, Pipeline, ReaderKind};
+use syncpipe::{CancelToken, ErrorKind, Governor, Pipeline, ReaderKind, SpawnStyle};
 
 const BIN: &str = env!("CARGO_BIN_EXE_syncpipe");
 const CHUNK: usize = 4096;
@@ -455,42 +455,47 @@ fn container_to_a_terminal_is_refused_unless_forced() {
 
 #[test]
 fn permits_are_back_after_a_cancel_with_an_exhausted_governor() {
-    watchdog(60, || {
-        // Shared, so the test can watch it: one CPU token, one IO token,
-        // channels one deep.
-        let gov = Arc::new(Governor::new(1, 1));
-        let cancel = CancelToken::new();
-        let p = Pipeline::builder()
-            .stage(StageSpec::Brotli(11))
-            .chunk_size(1 << 20)
-            .threads(1)
-            .channel_depth(1)
-            .governor(Arc::clone(&gov))
-            .cancel(cancel.clone())
-            .build()
-            .expect("valid");
-        let (g2, c2) = (Arc::clone(&gov), cancel.clone());
-        let canceller = thread::spawn(move || {
-            // Cancel only once the one CPU permit is taken (a chunk is in
-            // brotli:11, which takes seconds) and has been for a moment, so
-            // the reader and dispatcher are blocked behind it.
-            while g2.cpu.available() > 0 {
-                thread::sleep(Duration::from_millis(1));
-            }
-            thread::sleep(Duration::from_millis(200));
-            assert_eq!(g2.cpu.available(), 0, "the CPU permit is still held");
-            c2.cancel();
-        });
-        let data = mixed_data(16 << 20, 76);
-        let e = p.run(&data[..], io::sink()).expect_err("cancelled");
-        canceller.join().expect("canceller");
-        assert_eq!(e.kind(), ErrorKind::Cancelled, "{e}");
-        assert_eq!(e.chunk(), None, "a cancel names no chunk: {e}");
-        assert_eq!(gov.cpu.available(), gov.cpu.capacity());
-        assert_eq!(gov.io.available(), gov.io.capacity());
-        assert!(gov.all_returned());
-        assert_eq!(gov.memory.current(), 0, "no chunk bytes counted as held");
+    for style in [SpawnStyle::Rayon, SpawnStyle::Threads] {
+        watchdog(60, move || cancel_with_everything_taken(style));
+    }
+}
+
+fn cancel_with_everything_taken(style: SpawnStyle) {
+    // Shared, so the test can watch it: one CPU token, one IO token,
+    // channels one deep.
+    let gov = Arc::new(Governor::new(1, 1));
+    let cancel = CancelToken::new();
+    let p = Pipeline::builder()
+        .stage(StageSpec::Brotli(11))
+        .spawn_style(style)
+        .chunk_size(1 << 20)
+        .threads(1)
+        .channel_depth(1)
+        .governor(Arc::clone(&gov))
+        .cancel(cancel.clone())
+        .build()
+        .expect("valid");
+    let (g2, c2) = (Arc::clone(&gov), cancel.clone());
+    let canceller = thread::spawn(move || {
+        // Cancel only once the one CPU permit is taken (a chunk is in
+        // brotli:11, which takes seconds) and has been for a moment, so
+        // the reader and dispatcher are blocked behind it.
+        while g2.cpu.available() > 0 {
+            thread::sleep(Duration::from_millis(1));
+        }
+        thread::sleep(Duration::from_millis(200));
+        assert_eq!(g2.cpu.available(), 0, "the CPU permit is still held");
+        c2.cancel();
     });
+    let data = mixed_data(16 << 20, 76);
+    let e = p.run(&data[..], io::sink()).expect_err("cancelled");
+    canceller.join().expect("canceller");
+    assert_eq!(e.kind(), ErrorKind::Cancelled, "{e}");
+    assert_eq!(e.chunk(), None, "a cancel names no chunk: {e}");
+    assert_eq!(gov.cpu.available(), gov.cpu.capacity());
+    assert_eq!(gov.io.available(), gov.io.capacity());
+    assert!(gov.all_returned());
+    assert_eq!(gov.memory.current(), 0, "no chunk bytes counted as held");
 }
 
 /// The handler installed for `signal` right now (`SIG_DFL` unless someone
@@ -528,4 +533,23 @@ fn the_library_installs_no_signal_handlers() {
         "signal dispositions unchanged by the library"
     );
     assert_eq!(handler_of(libc::SIGINT), libc::SIG_DFL);
+}
+
+#[test]
+fn temp_files_in_a_walked_folder_are_not_inputs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = dir.path().join("src");
+    fs::create_dir(&src).expect("mkdir");
+    fs::write(src.join("a.bin"), mixed_data(10_000, 78)).expect("write");
+    // Left by a killed run on another machine sharing the folder: neither
+    // removed (its pid means nothing here) nor taken as an input.
+    let foreign = ".a.bin.spipe.syncpipe-tmp.other-host.4242.Ab12Cd34";
+    fs::write(src.join(foreign), b"partial container").expect("write");
+    let out = Command::new(BIN)
+        .args(["process", "-r", "src", "-q"])
+        .current_dir(dir.path())
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(listing(&src), [foreign, "a.bin", "a.bin.spipe"]);
 }
