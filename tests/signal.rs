@@ -148,41 +148,42 @@ fn cancel_with_full_channels_and_an_exhausted_governor_exits_130() {
 }
 
 #[test]
-fn second_sigint_exits_at_once_and_the_next_run_removes_its_temp_file() {
+fn second_sigint_exits_at_once() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let data = common::mixed_data(8 << 20, 13);
-    std::fs::write(dir.path().join("in.bin"), &data).expect("write");
-    // brotli:11 drains for a while after the first SIGINT (one 256 KiB
-    // block of its slowest search); the second one must not wait for it.
-    let mut child = syncpipe(
-        dir.path(),
-        &["process", "in.bin", "-o", "out.spipe", "-s", "brotli:11"],
-    )
-    .spawn()
-    .expect("spawn syncpipe");
-    wait_for_temp_file(dir.path(), &mut child);
-    thread::sleep(Duration::from_millis(200));
+    std::fs::write(dir.path().join("in.bin"), common::mixed_data(8 << 20, 13)).expect("write");
+    // stdout is a pipe that is never drained: once its buffer is full the
+    // writer blocks in write(2) (restarted after the signal), so the first
+    // SIGINT cannot end the run: the drain waits for the writer. Only the
+    // second SIGINT, which exits without waiting, can.
+    let mut child = syncpipe(dir.path(), &["process", "in.bin", "-c", "-s", "lz4"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn syncpipe");
+    let mut stdout = child.stdout.take().expect("stdout");
+    // Output has begun, so the signal handlers are in place.
+    let mut first = [0u8; 10];
+    std::io::Read::read_exact(&mut stdout, &mut first).expect("first bytes");
     kill(&child, "-INT");
-    thread::sleep(Duration::from_millis(20));
-    kill(&child, "-INT");
-    assert_eq!(exit_code(&mut child, 10, "two SIGINTs"), Some(130));
-    // Exiting at once means no cleanup: the temp file stays, the
-    // destination never appeared.
-    assert_eq!(temp_files(dir.path()).len(), 1, "{:?}", listing(dir.path()));
-    assert!(!dir.path().join("out.spipe").exists());
-    // The next run writing into the folder removes it (its process is gone).
-    let out = syncpipe(
-        dir.path(),
-        &["process", "in.bin", "-o", "out.spipe", "-s", "lz4", "-q"],
-    )
-    .output()
-    .expect("rerun");
+    thread::sleep(Duration::from_millis(300));
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        child.try_wait().expect("wait").is_none(),
+        "the first SIGINT cannot finish a run whose writer is blocked"
     );
-    assert_eq!(listing(dir.path()), ["in.bin", "out.spipe"]);
+    kill(&child, "-INT");
+    assert_eq!(exit_code(&mut child, 10, "the second SIGINT"), Some(130));
+    drop(stdout);
+    assert_eq!(listing(dir.path()), ["in.bin"]);
+}
+
+/// When the SIGKILL lands.
+#[derive(Debug, Clone, Copy)]
+enum Moment {
+    /// This many milliseconds after the start.
+    After(u64),
+    /// As soon as the temp file exists.
+    TempFile,
+    /// After the run ended on its own.
+    Ended,
 }
 
 #[test]
@@ -194,7 +195,24 @@ fn sigkill_at_any_moment_leaves_no_partial_destination() {
     let mut complete_seen = 0;
     // From "not started" through mid-run to "committed": whatever moment
     // the kill lands on, the destination is absent or a whole container.
-    for delay_ms in [0, 5, 20, 50, 100, 200, 400, 700, 1200, 2500] {
+    // Two moments do not depend on the machine's speed: the temp file has
+    // just appeared (a kill surely leaves it behind), and the run has ended.
+    use Moment::{After, Ended, TempFile};
+    let moments = [
+        After(0),
+        After(5),
+        TempFile,
+        After(20),
+        After(50),
+        After(100),
+        After(200),
+        After(400),
+        After(700),
+        After(1200),
+        After(2500),
+        Ended,
+    ];
+    for moment in moments {
         let mut child = syncpipe(
             dir.path(),
             &[
@@ -211,7 +229,13 @@ fn sigkill_at_any_moment_leaves_no_partial_destination() {
         )
         .spawn()
         .expect("spawn syncpipe");
-        thread::sleep(Duration::from_millis(delay_ms));
+        match moment {
+            After(ms) => thread::sleep(Duration::from_millis(ms)),
+            TempFile => wait_for_temp_file(dir.path(), &mut child),
+            Ended => {
+                let _ = exit_code(&mut child, 60, "its start (running to its end)");
+            }
+        }
         let _ = child.kill(); // SIGKILL; fails only if it already exited
         let _ = child.wait(); // reaped: its pid is gone from now on
         stale_seen += temp_files(dir.path()).len();
@@ -224,13 +248,10 @@ fn sigkill_at_any_moment_leaves_no_partial_destination() {
                 .expect("restore");
             assert!(
                 out.status.success(),
-                "after a kill at {delay_ms} ms the destination is not a valid container: {}",
+                "after a kill at {moment:?} the destination is not a valid container: {}",
                 String::from_utf8_lossy(&out.stderr)
             );
-            assert!(
-                std::fs::read(&back).expect("read") == data,
-                "at {delay_ms} ms"
-            );
+            assert!(std::fs::read(&back).expect("read") == data, "at {moment:?}");
             std::fs::remove_file(&back).expect("rm");
             std::fs::remove_file(&dest).expect("rm");
         }
@@ -249,12 +270,11 @@ fn sigkill_at_any_moment_leaves_no_partial_destination() {
         assert_eq!(
             listing(dir.path()),
             ["again.spipe", "in.bin"],
-            "after a kill at {delay_ms} ms"
+            "after a kill at {moment:?}"
         );
         std::fs::remove_file(dir.path().join("again.spipe")).expect("rm");
     }
-    // Not vacuous: some kills landed mid-run, and some after the commit
-    // (the last delay is far longer than the run).
+    // Not vacuous: some kills landed mid-run, and some after the commit.
     assert!(stale_seen > 0, "no kill landed while a temp file existed");
     assert!(complete_seen > 0, "no run completed before its kill");
 }
