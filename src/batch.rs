@@ -540,21 +540,12 @@ impl Pipeline {
         let mut data = Vec::with_capacity(meta.len() as usize);
         {
             let _io = self.governor().io.acquire(self.cancel_token())?;
-            file.take(meta.len() + 1)
+            (&file)
+                .take(meta.len() + 1)
                 .read_to_end(&mut data)
                 .map_err(|e| Error::io(e).with_path(path))?;
         }
-        if data.len() as u64 != meta.len() {
-            return Err(Error::new(
-                ErrorKind::Io,
-                format!(
-                    "input changed while it was read ({} bytes at the start, {} read)",
-                    meta.len(),
-                    data.len()
-                ),
-            )
-            .with_path(path));
-        }
+        output::check_unchanged(&file, &meta, data.len() as u64).map_err(|e| e.with_path(path))?;
         Ok(Some((data, output::mode_of(&meta))))
     }
 

@@ -1,4 +1,9 @@
-//! A cancellation flag shared by every thread of a run.
+//! A cancellation token shared by every thread of a run.
+//!
+//! The library never installs signal handlers: a program that embeds it
+//! decides what cancels a run (a signal, a timeout, a button) and calls
+//! [`CancelToken::cancel`]. The `syncpipe` binary registers SIGINT and
+//! SIGTERM (`cli.rs`) to set the token's flag.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -10,17 +15,23 @@ use std::sync::Arc;
 /// permits (governor waits poll it), the writer stops writing and the output's
 /// temp file is removed. The binary sets it from SIGINT/SIGTERM handlers,
 /// which is why the flag is a bare `Arc<AtomicBool>`: storing to an atomic is
-/// async-signal-safe, and [`Cancel::flag`] hands it to `signal-hook`.
+/// async-signal-safe, and [`CancelToken::flag`] hands it to `signal-hook`.
+///
+/// What a cancel guarantees: the run returns [`crate::ErrorKind::Cancelled`]
+/// promptly (a compressing chunk stops within one sub-block of the built-in
+/// zstd and brotli stages, see [`crate::Stage::forward_cancellable`]), every
+/// governor permit is back when `run` returns, and a file output's temp file
+/// is removed.
 #[derive(Debug, Clone, Default)]
-pub struct Cancel {
+pub struct CancelToken {
     flag: Arc<AtomicBool>,
-    parent: Option<Box<Cancel>>,
+    parent: Option<Box<CancelToken>>,
 }
 
-impl Cancel {
+impl CancelToken {
     /// A new token, not cancelled.
-    pub fn new() -> Cancel {
-        Cancel::default()
+    pub fn new() -> CancelToken {
+        CancelToken::default()
     }
 
     /// Requests cancellation. Idempotent.
@@ -31,7 +42,7 @@ impl Cancel {
         self.flag.store(true, Ordering::Release);
     }
 
-    /// True once [`Cancel::cancel`] was called (or the signal handler fired).
+    /// True once [`CancelToken::cancel`] was called (or the signal handler fired).
     pub fn is_cancelled(&self) -> bool {
         self.flag.load(Ordering::Acquire) || self.parent.as_ref().is_some_and(|p| p.is_cancelled())
     }
@@ -39,8 +50,8 @@ impl Cancel {
     /// A token that is cancelled when it or `self` is. Each run gets a child
     /// of the caller's token: an error cancels that run only, while the
     /// caller's cancel (a signal) reaches every run.
-    pub fn child(&self) -> Cancel {
-        Cancel {
+    pub fn child(&self) -> CancelToken {
+        CancelToken {
             flag: Arc::new(AtomicBool::new(false)),
             parent: Some(Box::new(self.clone())),
         }
@@ -52,13 +63,17 @@ impl Cancel {
     }
 }
 
+/// The token's former name, kept so that existing code still compiles.
+#[deprecated(since = "0.1.0", note = "renamed to CancelToken")]
+pub type Cancel = CancelToken;
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn child_sees_parent_but_not_the_reverse() {
-        let parent = Cancel::new();
+        let parent = CancelToken::new();
         let child = parent.child();
         child.cancel();
         assert!(!parent.is_cancelled());

@@ -5,8 +5,9 @@
 use std::mem;
 use std::sync::Arc;
 
+use crate::cancel::CancelToken;
 use crate::cipher::{FileKeys, TAG_LEN};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::format::{self, RecordHead, StageDesc, DIGEST_LEN, FLAG_LAST};
 use crate::pool::BufferPool;
 use crate::recorder::Lap;
@@ -64,10 +65,12 @@ impl Codec<'_> {
 }
 
 /// Runs the stage chain forward over one chunk, seals it when the container
-/// is encrypted, and frames the result.
+/// is encrypted, and frames the result. Long stages watch `cancel` (see
+/// [`Stage::forward_cancellable`]).
 pub(crate) fn encode(
     codec: &Codec<'_>,
     buffers: &BufferPool,
+    cancel: &CancelToken,
     index: u64,
     chunk: Chunk,
 ) -> Result<Encoded> {
@@ -89,8 +92,12 @@ pub(crate) fn encode(
         let mut out = buffers.take();
         let lap = Lap::start();
         s.stage
-            .forward(&info, &cur, &mut out)
-            .map_err(|e| e.with_stage(s.desc.name.clone()))?;
+            .forward_cancellable(&info, &cur, &mut out, cancel)
+            .map_err(|e| match e.kind() {
+                // A consequence of the cancel, not the stage's failure.
+                ErrorKind::Cancelled => e,
+                _ => e.with_stage(s.desc.name.clone()),
+            })?;
         lap.stage(i);
         if s.stage.skip_if_larger() && out.len() >= cur.len() {
             // Incompressible: store what came in, remember the skip.

@@ -16,7 +16,9 @@ use syncpipe::output::{self, OutputFile};
 use syncpipe::source::{ReaderKind, Source};
 use syncpipe::stages::{parse_stages, StageSpec};
 use syncpipe::storage::{self, StorageType};
-use syncpipe::{config, Cancel, ChunkMethod, Error, KdfParams, Pipeline, PipelineBuilder, Report};
+use syncpipe::{
+    config, CancelToken, ChunkMethod, Error, KdfParams, Pipeline, PipelineBuilder, Report,
+};
 
 use crate::batch_cli::{self, InputArgs, OutDirArgs, SmallArgs};
 use crate::dashboard::human;
@@ -164,7 +166,8 @@ pub(crate) struct OutputArgs {
     /// Write to stdout.
     #[arg(short = 'c', long)]
     pub(crate) stdout: bool,
-    /// Overwrite an existing output.
+    /// Overwrite an existing output; with -c, write a container even to a
+    /// terminal.
     #[arg(short, long)]
     pub(crate) force: bool,
 }
@@ -218,7 +221,7 @@ enum Dest {
 
 /// Runs the parsed command and returns the exit code (errors are printed here).
 pub fn run(args: Args) -> ExitCode {
-    let cancel = Cancel::new();
+    let cancel = CancelToken::new();
     let terminated = Arc::new(AtomicBool::new(false));
     if let Err(e) = install_signals(&cancel, &terminated) {
         eprintln!("syncpipe: cannot install signal handlers: {e}");
@@ -261,8 +264,12 @@ fn code_of(e: &Error, terminated: &AtomicBool) -> ExitCode {
     }
 }
 
-/// SIGINT/SIGTERM set the cancel flag; a second one exits at once.
-fn install_signals(cancel: &Cancel, terminated: &Arc<AtomicBool>) -> io::Result<()> {
+/// SIGINT/SIGTERM set the cancel flag; a second one exits at once (with
+/// no cleanup: its temp file is left for the next run to remove, see
+/// `syncpipe::output::remove_stale_temps`). The library installs no
+/// handlers; this binary does, and hands the flag to the library as its
+/// `CancelToken`.
+fn install_signals(cancel: &CancelToken, terminated: &Arc<AtomicBool>) -> io::Result<()> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     use signal_hook::flag;
     // Registered first, so it runs before the flag is set: it exits only if
@@ -272,6 +279,15 @@ fn install_signals(cancel: &Cancel, terminated: &Arc<AtomicBool>) -> io::Result<
     flag::register(SIGTERM, Arc::clone(terminated))?;
     flag::register(SIGINT, cancel.flag())?;
     flag::register(SIGTERM, cancel.flag())?;
+    // A write past `ulimit -f` raises SIGXFSZ, whose default action kills
+    // the process (leaving its temp file behind). Ignored, the write fails
+    // with EFBIG instead and the run ends like any write error: a message,
+    // exit 1, the temp file removed.
+    // SAFETY: installs SIG_IGN (no handler code runs); called before any
+    // other thread of ours exists.
+    if unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) } == libc::SIG_ERR {
+        return Err(io::Error::last_os_error());
+    }
     Ok(())
 }
 
@@ -283,7 +299,7 @@ pub(crate) struct Verbosity {
 
 fn dispatch(
     command: Command,
-    cancel: Cancel,
+    cancel: CancelToken,
     v: Verbosity,
     tel: &Telemetry,
 ) -> Result<ExitCode, Error> {
@@ -348,9 +364,12 @@ fn dispatch(
             let dest = process_dest(&input, &out)?;
             tel.claim_stdout(matches!(dest, Dest::Stdout))?;
             tel.begin(&pipeline, &input, Some(stages));
-            if matches!(dest, Dest::Stdout) && io::stdout().is_terminal() {
+            // Binary on a terminal garbles it (and may send it control
+            // sequences): refused, as gzip and zstd do, unless forced.
+            if matches!(dest, Dest::Stdout) && !out.force && io::stdout().is_terminal() {
                 return Err(Error::usage(
-                    "refusing to write a container to a terminal; use -o FILE or redirect stdout",
+                    "refusing to write a binary container to a terminal; \
+                     use -o FILE, redirect stdout, or --force",
                 ));
             }
             let report = match (&dest, is_stdio(&input)) {
@@ -449,7 +468,12 @@ fn dispatch(
 impl Tuning {
     /// A builder with these settings, the storage type resolved for
     /// `input` (detected when `auto`; the decision is printed with -v).
-    fn builder(&self, cancel: Cancel, input: &Path, v: Verbosity) -> syncpipe::PipelineBuilder {
+    fn builder(
+        &self,
+        cancel: CancelToken,
+        input: &Path,
+        v: Verbosity,
+    ) -> syncpipe::PipelineBuilder {
         let storage = match self.storage_type.parse::<StorageType>() {
             Ok(kind) => Some(kind),
             // `auto` (clap allows nothing else).

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::cancel::Cancel;
+use crate::cancel::CancelToken;
 use crate::cipher::CipherKind;
 use crate::error::{Error, Result};
 use crate::format::{MAX_CHUNK_SIZE, MAX_STAGES};
@@ -115,7 +115,7 @@ pub struct PipelineBuilder {
     pub(crate) chunk_size: usize,
     pub(crate) chunk_method: Option<ChunkMethod>,
     pub(crate) governor: Option<Arc<Governor>>,
-    pub(crate) cancel: Cancel,
+    pub(crate) cancel: CancelToken,
     pub(crate) cipher: Option<Option<CipherKind>>,
     pub(crate) secret: Option<Secret>,
     pub(crate) kdf: KdfParams,
@@ -138,7 +138,7 @@ impl Default for PipelineBuilder {
             chunk_size: 0,
             chunk_method: None,
             governor: None,
-            cancel: Cancel::new(),
+            cancel: CancelToken::new(),
             cipher: None,
             secret: None,
             kdf: KdfParams::default(),
@@ -334,7 +334,7 @@ impl PipelineBuilder {
     /// A token that cancels every run of the pipeline when set.
     ///
     /// By default, a token nobody else holds.
-    pub fn cancel(mut self, cancel: Cancel) -> Self {
+    pub fn cancel(mut self, cancel: CancelToken) -> Self {
         self.cancel = cancel;
         self
     }

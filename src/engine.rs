@@ -31,7 +31,7 @@ use std::time::Instant;
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use parking_lot::Mutex;
 
-use crate::cancel::Cancel;
+use crate::cancel::CancelToken;
 use crate::chunk::{Chunk, Encoded, Sealed};
 use crate::error::{Error, ErrorKind, Result};
 use crate::governor::{Governor, MemoryGauge};
@@ -42,7 +42,7 @@ use crate::recorder::{self, Permit, Recorder, Trace};
 /// State shared by the threads of one run.
 pub(crate) struct RunState<'a> {
     pub governor: &'a Governor,
-    pub cancel: Cancel,
+    pub cancel: CancelToken,
     pub buffers: BufferPool,
     /// Chunk bytes alive in this run (the governor's gauge covers all runs).
     pub memory: MemoryGauge,
@@ -55,7 +55,7 @@ pub(crate) struct RunState<'a> {
 }
 
 impl<'a> RunState<'a> {
-    pub fn new(governor: &'a Governor, cancel: Cancel, buffers: BufferPool) -> RunState<'a> {
+    pub fn new(governor: &'a Governor, cancel: CancelToken, buffers: BufferPool) -> RunState<'a> {
         RunState {
             governor,
             cancel,
@@ -469,6 +469,12 @@ fn run_task<J, O>(
     drop(lease);
     let out = match result {
         Ok(Ok(out)) => Some((out, trace)),
+        // A stage that stopped for a cancel names no chunk: the cancel is
+        // the cause, wherever it happened to land.
+        Ok(Err(e)) if e.kind() == ErrorKind::Cancelled => {
+            state.fail(e);
+            None
+        }
         Ok(Err(e)) => {
             state.fail(e.with_chunk(index));
             None

@@ -29,7 +29,7 @@ pub enum ErrorKind {
     Stage,
     /// A stage panicked; the panic was caught and turned into this error.
     Panic,
-    /// The run was cancelled (a signal, or [`crate::Cancel::cancel`]).
+    /// The run was cancelled (a signal, or [`crate::CancelToken::cancel`]).
     Cancelled,
 }
 

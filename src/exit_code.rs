@@ -33,8 +33,9 @@ Exit codes:
        checksum or authentication mismatch)
   4    wrong key or passphrase
   5    some files of a batch failed
-  130  interrupted (SIGINT)
-  143  terminated (SIGTERM)";
+  130  interrupted (SIGINT; a second one exits at once)
+  143  terminated (SIGTERM)
+A closed stdout pipe (e.g. `| head`) ends the run quietly with 0.";
 
 impl ExitCode {
     /// The code for a library error; `terminated` tells SIGTERM from SIGINT.

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::cancel::Cancel;
+use crate::cancel::CancelToken;
 use crate::error::{Error, Result};
 use crate::recorder::{self, Permit};
 
@@ -80,7 +80,7 @@ impl Semaphore {
     ///
     /// [`crate::ErrorKind::Cancelled`] if `cancel` is set before a permit is
     /// free (checked at least every 20 ms): a cancelled run never hangs here.
-    pub fn acquire<'a>(&'a self, cancel: &Cancel) -> Result<Lease<'a>> {
+    pub fn acquire<'a>(&'a self, cancel: &CancelToken) -> Result<Lease<'a>> {
         self.acquire_raw(cancel)?;
         Ok(Lease { sem: self })
     }
@@ -103,7 +103,7 @@ impl Semaphore {
     /// # Errors
     ///
     /// [`crate::ErrorKind::Cancelled`] as for [`Semaphore::acquire`].
-    pub fn acquire_raw(&self, cancel: &Cancel) -> Result<()> {
+    pub fn acquire_raw(&self, cancel: &CancelToken) -> Result<()> {
         let mut available = self.available.lock();
         if *available > 0 {
             *available -= 1;
@@ -256,7 +256,7 @@ mod tests {
     #[test]
     fn lease_returns_permit_on_drop() {
         let s = Semaphore::new("t", 2);
-        let c = Cancel::new();
+        let c = CancelToken::new();
         let a = s.acquire(&c).expect("free permit");
         let b = s.acquire(&c).expect("free permit");
         assert_eq!(s.available(), 0);
@@ -272,7 +272,7 @@ mod tests {
         let s = Arc::new(Semaphore::new("t", 1));
         let s2 = Arc::clone(&s);
         let r = thread::spawn(move || {
-            let _l = s2.acquire(&Cancel::new()).expect("free permit");
+            let _l = s2.acquire(&CancelToken::new()).expect("free permit");
             panic!("boom");
         })
         .join();
@@ -283,11 +283,11 @@ mod tests {
     #[test]
     fn waiter_is_woken_by_release() {
         let s = Arc::new(Semaphore::new("t", 1));
-        s.acquire_raw(&Cancel::new()).expect("free permit");
+        s.acquire_raw(&CancelToken::new()).expect("free permit");
         let (tx, rx) = mpsc::channel();
         let s2 = Arc::clone(&s);
         let h = thread::spawn(move || {
-            let got = s2.acquire(&Cancel::new()).is_ok();
+            let got = s2.acquire(&CancelToken::new()).is_ok();
             tx.send(got).expect("test channel");
         });
         thread::sleep(Duration::from_millis(50));
@@ -303,7 +303,7 @@ mod tests {
     fn cancel_wakes_a_waiter() {
         let s = Arc::new(Semaphore::new("t", 1));
         let held = s.try_acquire().expect("free permit");
-        let cancel = Cancel::new();
+        let cancel = CancelToken::new();
         let (tx, rx) = mpsc::channel();
         let (s2, c2) = (Arc::clone(&s), cancel.clone());
         let h = thread::spawn(move || {
@@ -328,7 +328,7 @@ mod tests {
             let (s, inside, max, tx) = (s.clone(), inside.clone(), max.clone(), tx.clone());
             thread::spawn(move || {
                 for _ in 0..200 {
-                    let _l = s.acquire(&Cancel::new()).expect("not cancelled");
+                    let _l = s.acquire(&CancelToken::new()).expect("not cancelled");
                     let n = inside.fetch_add(1, Ordering::SeqCst) + 1;
                     max.fetch_max(n, Ordering::SeqCst);
                     thread::yield_now();

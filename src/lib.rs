@@ -66,7 +66,9 @@ pub mod walk;
 mod writer;
 
 pub use batch::{BatchJob, BatchOptions, BatchReport, FileResult, Outcome};
+#[allow(deprecated)]
 pub use cancel::Cancel;
+pub use cancel::CancelToken;
 pub use cipher::CipherKind;
 pub use config::{Config, PipelineBuilder, SpawnStyle};
 pub use error::{Error, ErrorKind, Result};

@@ -5,12 +5,24 @@
 //! bits and renamed over the destination only when the run succeeded. Until
 //! then the temp file is owned by a `NamedTempFile`, whose `Drop` removes it:
 //! every error path, and a cancelled run, leaves nothing behind.
+//!
+//! A process that is killed (SIGKILL, a power cut, a second Ctrl-C) gets no
+//! chance to remove its temp file, but it never leaves a partial file under
+//! the destination name: the rename is the commit. Its temp file is named
+//! `.NAME.syncpipe-tmp.HOST.PID.RANDOM` (see [`temp_owner`]), so a later run
+//! can tell it from everything else: the first output a process creates in
+//! a folder removes the temp files there of this host whose process is gone
+//! ([`remove_stale_temps`]), and batch walks skip them as inputs.
 
+use std::collections::HashSet;
+use std::ffi::OsStr;
 use std::fs::{self, File, Metadata, Permissions};
 use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
+use parking_lot::Mutex;
 use tempfile::NamedTempFile;
 
 use crate::error::{Error, Result};
@@ -28,6 +40,47 @@ pub fn open_input(path: &Path) -> Result<(File, Metadata)> {
         return Err(Error::usage("is a directory").with_path(path));
     }
     Ok((file, meta))
+}
+
+/// Checks that an input file was read whole and unchanged: `read` bytes
+/// came out of it, as many as it had when it was opened (`before`), and its
+/// size and modification time are still those of `before`. `file` is the
+/// open input (or a duplicate of its descriptor): the inode that was read,
+/// even if its path was replaced meanwhile (which leaves what was read a
+/// consistent copy, so it is not reported).
+///
+/// A file that changes while it is read would give a container of neither
+/// version, which restore could not tell from the real thing: it is an
+/// error (exit 1), not a warning. Limits: a change of the same size within
+/// one tick of the file system's clock (a few ms on Linux) after the
+/// previous change is not seen; stdin is never checked.
+///
+/// # Errors
+///
+/// [`crate::ErrorKind::Io`] naming the change (without the path: the caller
+/// adds it).
+pub(crate) fn check_unchanged(file: &File, before: &Metadata, read: u64) -> Result<()> {
+    let changed = |what: String| {
+        Err(Error::new(
+            crate::error::ErrorKind::Io,
+            format!("input changed while it was read ({what})"),
+        ))
+    };
+    if read != before.len() {
+        return changed(format!("{} bytes at the start, {read} read", before.len()));
+    }
+    let after = file.metadata().map_err(Error::io)?;
+    if after.len() != before.len() {
+        return changed(format!(
+            "{} bytes at the start, {} at the end",
+            before.len(),
+            after.len()
+        ));
+    }
+    if (after.mtime(), after.mtime_nsec()) != (before.mtime(), before.mtime_nsec()) {
+        return changed("it was modified: its modification time moved".to_string());
+    }
+    Ok(())
 }
 
 /// Unix permission bits of a file, without setuid, setgid and sticky: a
@@ -48,14 +101,169 @@ pub fn same_file(a: &Path, b: &Path) -> bool {
     fs::metadata(a).is_ok_and(|x| x.dev() == y.dev() && x.ino() == y.ino())
 }
 
+/// What every temp file name of syncpipe contains, between the name it
+/// stands for and its owner (`.NAME.syncpipe-tmp.HOST.PID.RANDOM`).
+pub const TEMP_MARKER: &str = ".syncpipe-tmp.";
+
+/// Who wrote a temp file: the machine and the process id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TempOwner {
+    /// The host name, as written into temp names (see [`this_host`]).
+    pub host: String,
+    /// The process id on that host.
+    pub pid: u32,
+}
+
+/// This machine's name as it appears in temp names: letters, digits and
+/// `-` only (anything else becomes `-`), at most 32 bytes, `localhost` if
+/// it cannot be read. The host is in the name because a pid means
+/// something only on its own machine: on a folder shared by several
+/// machines, a run must not judge another machine's temp files.
+pub fn this_host() -> &'static str {
+    static HOST: OnceLock<String> = OnceLock::new();
+    HOST.get_or_init(|| {
+        let mut buf = [0u8; 256];
+        // SAFETY: the buffer is valid for its length; gethostname writes at
+        // most that many bytes.
+        let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+        let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        let host: String = buf[..len]
+            .iter()
+            .take(32)
+            .map(|&b| {
+                if b.is_ascii_alphanumeric() || b == b'-' {
+                    b as char
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        if ok && !host.is_empty() {
+            host
+        } else {
+            "localhost".to_string()
+        }
+    })
+}
+
+/// Creates a temp file for `name` in `dir`, named
+/// `.NAME.syncpipe-tmp.HOST.PID.RANDOM`: host and pid say whose it is (a
+/// later run on the same host removes it only once that process is gone),
+/// the random part keeps concurrent outputs of one process apart. Created
+/// with `mode`.
+fn temp_file(dir: &Path, name: &str, mode: u32) -> io::Result<NamedTempFile> {
+    // The name is only there for people: cut it so that the owner part
+    // (about 65 bytes) still fits in a 255-byte file name.
+    let mut cut = name.len().min(150);
+    while !name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let name = &name[..cut];
+    tempfile::Builder::new()
+        .prefix(&format!(
+            ".{name}{TEMP_MARKER}{}.{}.",
+            this_host(),
+            std::process::id()
+        ))
+        .rand_bytes(8)
+        .permissions(Permissions::from_mode(mode))
+        .tempfile_in(dir)
+}
+
+/// The owner of a syncpipe temp file, from its name; `None` if the name is
+/// not one (`.NAME.syncpipe-tmp.HOST.PID.RANDOM`).
+pub fn temp_owner(name: &OsStr) -> Option<TempOwner> {
+    let name = name.to_str()?;
+    let rest = name.strip_prefix('.')?;
+    let at = rest.rfind(TEMP_MARKER)?;
+    let mut parts = rest[at + TEMP_MARKER.len()..].split('.');
+    let (host, pid, random) = (parts.next()?, parts.next()?, parts.next()?);
+    let valid = at > 0
+        && parts.next().is_none()
+        && !host.is_empty()
+        && host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !pid.is_empty()
+        && pid.bytes().all(|b| b.is_ascii_digit())
+        && !random.is_empty()
+        && random.bytes().all(|b| b.is_ascii_alphanumeric());
+    if !valid {
+        return None;
+    }
+    Some(TempOwner {
+        host: host.to_string(),
+        pid: pid.parse().ok()?,
+    })
+}
+
+/// True unless process `pid` surely does not exist. `kill(pid, 0)` sends
+/// nothing; only `ESRCH` proves the process gone (`EPERM`: it exists, as
+/// another user). A reused pid keeps a stale file alive, which is the safe
+/// mistake; removing a live run's temp file would be the unsafe one.
+fn process_exists(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return true;
+    };
+    if pid <= 0 {
+        return true;
+    }
+    // SAFETY: signal 0 only checks that the process exists; no signal is sent.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
+/// Removes the syncpipe temp files in `dir` written on this host by a
+/// process that is gone (left by a killed run), and returns their paths.
+/// Files of live processes (another run writing into the same folder), of
+/// this process and of other hosts (a folder shared over NFS: their pids
+/// mean nothing here) are left alone. Best effort: a file that cannot be
+/// removed is skipped.
+///
+/// Caveat: containers that share a host name and a folder but not a pid
+/// namespace see each other's live runs as gone. Give them distinct host
+/// names (the default in Docker and Kubernetes) or distinct folders.
+///
+/// # Errors
+///
+/// The error of listing `dir`.
+pub fn remove_stale_temps(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let me = std::process::id();
+    let mut removed = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let Ok(entry) = entry else { continue };
+        let name = entry.file_name();
+        let Some(owner) = temp_owner(&name) else {
+            continue;
+        };
+        if owner.host != this_host() || owner.pid == me || process_exists(owner.pid) {
+            continue;
+        }
+        let path = entry.path();
+        if fs::remove_file(&path).is_ok() {
+            removed.push(path);
+        }
+    }
+    Ok(removed)
+}
+
+/// Sweeps `dir` for stale temp files the first time this process creates
+/// an output there: once per folder, so a batch of many files into one
+/// folder lists it once, not once per file.
+fn sweep_once(dir: &Path) {
+    static SWEPT: OnceLock<Mutex<HashSet<PathBuf>>> = OnceLock::new();
+    let first = SWEPT
+        .get_or_init(Mutex::default)
+        .lock()
+        .insert(dir.to_path_buf());
+    if first {
+        let _ = remove_stale_temps(dir);
+    }
+}
+
 /// The mode a new file gets in `dest`'s folder: `0666` less the process
 /// umask. Read by creating (and removing) a probe file, because the umask
 /// can only be read by setting it, which would race with other threads.
 fn default_mode(dest: &Path) -> Result<u32> {
-    let probe = tempfile::Builder::new()
-        .prefix(".syncpipe-mode.")
-        .permissions(Permissions::from_mode(0o666))
-        .tempfile_in(parent_dir(dest))
+    let probe = temp_file(parent_dir(dest), "syncpipe-mode", 0o666)
         .map_err(|e| Error::io(e).with_path(dest))?;
     let meta = probe
         .as_file()
@@ -128,9 +336,29 @@ fn start_writeback(_file: &File, _offset: u64, _len: u64) {}
 /// An output being written: a temp file that becomes `dest` on `commit`.
 #[derive(Debug)]
 pub struct OutputFile {
-    tmp: NamedTempFile,
+    target: Target,
     dest: PathBuf,
     force: bool,
+}
+
+/// Where the bytes of an output go.
+#[derive(Debug)]
+enum Target {
+    /// A temp file beside the destination, renamed over it on commit.
+    Temp(NamedTempFile),
+    /// An existing special file (`/dev/null`, `/dev/full`, a FIFO), written
+    /// in place: it is not replaced, so no temp file and no rename (which,
+    /// run as root, would swap the device node for a regular file).
+    Special(File),
+}
+
+impl Target {
+    fn file(&self) -> &File {
+        match self {
+            Target::Temp(t) => t.as_file(),
+            Target::Special(f) => f,
+        }
+    }
 }
 
 impl OutputFile {
@@ -150,6 +378,8 @@ impl OutputFile {
     }
 
     /// As [`OutputFile::create`], for an input that is not a file (stdin).
+    /// An existing special file (a device, a FIFO) is written in place and
+    /// needs no `force`.
     ///
     /// # Errors
     ///
@@ -158,6 +388,17 @@ impl OutputFile {
         if let Ok(meta) = fs::metadata(dest) {
             if meta.is_dir() {
                 return Err(Error::usage("output is a directory").with_path(dest));
+            }
+            if !meta.is_file() {
+                let f = fs::OpenOptions::new()
+                    .write(true)
+                    .open(dest)
+                    .map_err(|e| Error::io(e).with_path(dest))?;
+                return Ok(OutputFile {
+                    target: Target::Special(f),
+                    dest: dest.to_path_buf(),
+                    force,
+                });
             }
             if !force {
                 return Err(Error::usage("already exists; use -f to overwrite").with_path(dest));
@@ -168,14 +409,10 @@ impl OutputFile {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let tmp = tempfile::Builder::new()
-            .permissions(Permissions::from_mode(0o600))
-            .prefix(&format!(".{name}."))
-            .suffix(".tmp")
-            .tempfile_in(dir)
-            .map_err(|e| Error::io(e).with_path(dest))?;
+        sweep_once(dir);
+        let tmp = temp_file(dir, &name, 0o600).map_err(|e| Error::io(e).with_path(dest))?;
         Ok(OutputFile {
-            tmp,
+            target: Target::Temp(tmp),
             dest: dest.to_path_buf(),
             force,
         })
@@ -185,7 +422,7 @@ impl OutputFile {
     /// few megabytes as it goes (see [`Writeback`]).
     pub fn file(&self) -> Writeback<'_> {
         Writeback {
-            file: self.tmp.as_file(),
+            file: self.target.file(),
             written: 0,
             flushed: 0,
         }
@@ -211,10 +448,7 @@ impl OutputFile {
 
     fn commit_file(self, mode: Option<u32>) -> Result<Option<PathBuf>> {
         self.set_mode(mode)?;
-        self.tmp
-            .as_file()
-            .sync_all()
-            .map_err(|e| Error::io(e).with_path(&self.dest))?;
+        self.sync()?;
         self.rename()
     }
 
@@ -251,19 +485,32 @@ impl OutputFile {
     ///
     /// As [`OutputFile::commit`].
     pub fn commit_prepared(self) -> Result<Option<PathBuf>> {
-        self.tmp
-            .as_file()
-            .sync_all()
-            .map_err(|e| Error::io(e).with_path(&self.dest))?;
+        self.sync()?;
         self.rename()
     }
 
     /// The file descriptor's file, for [`sync_filesystem`].
     pub fn as_file(&self) -> &File {
-        self.tmp.as_file()
+        self.target.file()
+    }
+
+    /// Makes the temp file's data durable (a special file has nothing to
+    /// make durable, and a pipe would refuse the fsync).
+    fn sync(&self) -> Result<()> {
+        match &self.target {
+            Target::Temp(t) => t
+                .as_file()
+                .sync_all()
+                .map_err(|e| Error::io(e).with_path(&self.dest)),
+            Target::Special(_) => Ok(()),
+        }
     }
 
     fn set_mode(&self, mode: Option<u32>) -> Result<()> {
+        let Target::Temp(tmp) = &self.target else {
+            // A device keeps its own mode.
+            return Ok(());
+        };
         // The temp file was created private (0600) so that nobody reads a
         // half-written copy of a private input; now it gets its real mode.
         let mode = match mode {
@@ -271,18 +518,21 @@ impl OutputFile {
             Some(m) => m & 0o777,
             None => default_mode(&self.dest)?,
         };
-        self.tmp
-            .as_file()
+        tmp.as_file()
             .set_permissions(Permissions::from_mode(mode))
             .map_err(|e| Error::io(e).with_path(&self.dest))
     }
 
     fn rename(self) -> Result<Option<PathBuf>> {
         let dest = self.dest;
+        let tmp = match self.target {
+            Target::Temp(tmp) => tmp,
+            Target::Special(_) => return Ok(None),
+        };
         let persisted = if self.force {
-            self.tmp.persist(&dest)
+            tmp.persist(&dest)
         } else {
-            self.tmp.persist_noclobber(&dest)
+            tmp.persist_noclobber(&dest)
         };
         if let Err(e) = persisted {
             // `e.file` drops here, removing the temp file.
@@ -292,10 +542,9 @@ impl OutputFile {
                 Error::io(e.error).with_path(&dest)
             });
         }
-        Ok(dest
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .map(Path::to_path_buf))
+        // The folder is fsynced even when `dest` is a bare name (the
+        // current folder): the rename is only durable once its folder is.
+        Ok(Some(parent_dir(&dest).to_path_buf()))
     }
 }
 
@@ -334,5 +583,84 @@ pub fn sync_filesystem(file: &File) -> io::Result<()> {
 pub fn sync_dir(dir: &Path) {
     if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temp_names_are_recognised() {
+        let owner = |n: &str| temp_owner(OsStr::new(n)).map(|o| (o.host, o.pid));
+        let o = |h: &str, pid| Some((h.to_string(), pid));
+        assert_eq!(
+            owner(".a.spipe.syncpipe-tmp.box-1.123.AbC9x"),
+            o("box-1", 123)
+        );
+        assert_eq!(owner(".x.syncpipe-tmp.syncpipe-tmp.h.7.z"), o("h", 7));
+        for not in [
+            "a.spipe",
+            ".a.spipe.XXXXXX.tmp",
+            "a.syncpipe-tmp.h.1.x",
+            "..syncpipe-tmp.h.1.x",
+            ".a.syncpipe-tmp..1.x",
+            ".a.syncpipe-tmp.h..x",
+            ".a.syncpipe-tmp.h.12",
+            ".a.syncpipe-tmp.h.12.",
+            ".a.syncpipe-tmp.h.1x.y",
+            ".a.syncpipe-tmp.h.1.y.z",
+            ".a.syncpipe-tmp.h_x.1.y",
+        ] {
+            assert_eq!(owner(not), None, "{not}");
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = temp_file(dir.path(), "out.spipe", 0o600).expect("temp");
+        let name = f.path().file_name().expect("name").to_owned();
+        // A destination name of the longest length still gets a temp file.
+        let long = "é".repeat(127);
+        assert_eq!(long.len(), 254);
+        let t = temp_file(dir.path(), &long, 0o600).expect("temp for a long name");
+        let tname = t.path().file_name().expect("name").to_owned();
+        assert!(temp_owner(&tname).is_some(), "{tname:?}");
+        assert_eq!(
+            temp_owner(&name),
+            Some(TempOwner {
+                host: this_host().to_string(),
+                pid: std::process::id()
+            }),
+            "{name:?}"
+        );
+    }
+
+    #[test]
+    fn stale_temps_of_gone_processes_are_removed_others_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // A process that has surely exited (and been reaped).
+        let mut child = std::process::Command::new("true").spawn().expect("spawn");
+        let gone = child.id();
+        child.wait().expect("wait");
+        let live = std::os::unix::process::parent_id();
+        let me = std::process::id();
+        let host = this_host();
+        let names = [
+            format!(".a.spipe{TEMP_MARKER}{host}.{gone}.Xy12ab"),
+            format!(".b.spipe{TEMP_MARKER}{host}.{live}.Xy12ab"),
+            format!(".c.spipe{TEMP_MARKER}{host}.{me}.Xy12ab"),
+            // Another machine's run: its pid means nothing here.
+            format!(".d.spipe{TEMP_MARKER}other-host.{gone}.Xy12ab"),
+            "plain.spipe".to_string(),
+        ];
+        for n in &names {
+            fs::write(dir.path().join(n), b"partial").expect("write");
+        }
+        let removed = remove_stale_temps(dir.path()).expect("sweep");
+        assert_eq!(removed, vec![dir.path().join(&names[0])]);
+        let mut left: Vec<String> = fs::read_dir(dir.path())
+            .expect("list")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, names[1..].to_vec());
     }
 }

@@ -9,7 +9,7 @@ use std::time::Instant;
 use parking_lot::Mutex;
 use zeroize::Zeroizing;
 
-use crate::cancel::Cancel;
+use crate::cancel::CancelToken;
 use crate::chunk::{self, ChainStage, Codec};
 use crate::cipher::{self, CipherKind, FileKeys, FILE_NONCE_LEN};
 use crate::config::{Config, PipelineBuilder, SpawnStyle, StageEntry};
@@ -63,7 +63,7 @@ struct Inner {
     /// Runs (and batches) of this pipeline in progress: its permits can
     /// only all be back when none is.
     active: AtomicUsize,
-    cancel: Cancel,
+    cancel: CancelToken,
     secret: Option<Secret>,
     /// Master keys derived so far, by KDF input. Argon2id costs ~0.1 s and
     /// 64 MiB at the default cost; a batch of files pays for it once per salt.
@@ -87,7 +87,7 @@ impl Pipeline {
         config: Config,
         entries: Vec<StageEntry>,
         governor: Option<Arc<Governor>>,
-        cancel: Cancel,
+        cancel: CancelToken,
         secret: Option<Secret>,
         metrics: Option<Arc<Metrics>>,
     ) -> Result<Pipeline> {
@@ -235,24 +235,20 @@ impl Pipeline {
     /// [`Pipeline::run`], with the path in the message.
     pub fn process_path(&self, input: &Path, output: &Path, force: bool) -> Result<Report> {
         let (file, meta) = output::open_input(input)?;
+        // A second descriptor of the same open file, to look at it again
+        // once the reader (which owns `file`) is done.
+        let watch = file
+            .try_clone()
+            .map_err(|e| Error::io(e).with_path(input))?;
         let out = OutputFile::create(input, output, force)?;
         let mode = output::mode_of(&meta);
         let source = Source::new(file, self.inner.config.reader);
         let (_, report) = self
             .process_stream(source, out.file(), Some(meta.len()), mode)
             .map_err(|e| e.with_path(input))?;
-        if report.bytes_in != meta.len() {
-            // A runtime condition (exit 1), not a damaged container.
-            return Err(Error::new(
-                crate::error::ErrorKind::Io,
-                format!(
-                    "input changed while it was read ({} bytes at the start, {} read)",
-                    meta.len(),
-                    report.bytes_in
-                ),
-            )
-            .with_path(input));
-        }
+        // Before the commit: a container of a file that changed meanwhile
+        // never appears under the destination name.
+        output::check_unchanged(&watch, &meta, report.bytes_in).map_err(|e| e.with_path(input))?;
         out.commit(Some(mode))?;
         Ok(report)
     }
@@ -341,12 +337,12 @@ impl Pipeline {
                 cfg.channel_depth,
                 |tx| reader::read_chunks(state, input, next_size, cfg.checksum, tx),
                 |index, c| match tuner {
-                    None => chunk::encode(&codec, &state.buffers, index, c),
+                    None => chunk::encode(&codec, &state.buffers, &state.cancel, index, c),
                     // The chunk's whole encoding (stages, cipher, checksum)
                     // is the cost the climber steers by.
                     Some(t) => {
                         let (len, started) = (c.data.len(), Instant::now());
-                        let rec = chunk::encode(&codec, &state.buffers, index, c);
+                        let rec = chunk::encode(&codec, &state.buffers, &state.cancel, index, c);
                         t.record(len, started.elapsed());
                         rec
                     }
@@ -720,8 +716,8 @@ impl Pipeline {
                 last: index + 1 == pieces.len() as u64,
                 data: piece.to_vec(),
             };
-            let rec =
-                chunk::encode(&codec, &buffers, index, chunk).map_err(|e| e.with_chunk(index))?;
+            let rec = chunk::encode(&codec, &buffers, &self.inner.cancel, index, chunk)
+                .map_err(|e| e.with_chunk(index))?;
             out.extend_from_slice(&rec.head);
             out.extend_from_slice(&rec.payload);
             out.extend_from_slice(&rec.crc.to_le_bytes());
@@ -753,7 +749,7 @@ impl Pipeline {
     }
 
     /// The token every run of this pipeline is a child of.
-    pub(crate) fn cancel_token(&self) -> &Cancel {
+    pub(crate) fn cancel_token(&self) -> &CancelToken {
         &self.inner.cancel
     }
 

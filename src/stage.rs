@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+use crate::cancel::CancelToken;
 use crate::error::{Error, Result};
 
 /// What a stage knows about the chunk it is transforming.
@@ -43,6 +44,29 @@ pub trait Stage: Send + Sync {
     /// grow past `chunk.limit` bytes.
     fn inverse(&self, chunk: &ChunkInfo, input: &[u8], output: &mut Vec<u8>) -> Result<()>;
 
+    /// [`Stage::forward`] in a run that may be cancelled meanwhile; the
+    /// engine calls this one. A stage whose work on one chunk is long (brotli
+    /// at quality 11 takes seconds per MiB) should check `cancel` between
+    /// pieces of that work and return [`Error::cancelled`] once it is set:
+    /// the run cannot end before its chunk jobs do, so this is what bounds
+    /// the time from a Ctrl-C to the exit. When not cancelled, the output
+    /// must be exactly [`Stage::forward`]'s (containers must not depend on
+    /// whether a token was watched).
+    ///
+    /// By default: checks once, then runs [`Stage::forward`].
+    fn forward_cancellable(
+        &self,
+        chunk: &ChunkInfo,
+        input: &[u8],
+        output: &mut Vec<u8>,
+        cancel: &CancelToken,
+    ) -> Result<()> {
+        if cancel.is_cancelled() {
+            return Err(Error::cancelled());
+        }
+        self.forward(chunk, input, output)
+    }
+
     /// A short lowercase name for messages and the container header.
     ///
     /// By default, `"custom"`.
@@ -71,6 +95,15 @@ macro_rules! forward_stage {
             }
             fn inverse(&self, chunk: &ChunkInfo, input: &[u8], output: &mut Vec<u8>) -> Result<()> {
                 (**self).inverse(chunk, input, output)
+            }
+            fn forward_cancellable(
+                &self,
+                chunk: &ChunkInfo,
+                input: &[u8],
+                output: &mut Vec<u8>,
+                cancel: &CancelToken,
+            ) -> Result<()> {
+                (**self).forward_cancellable(chunk, input, output, cancel)
             }
             fn name(&self) -> String {
                 (**self).name()

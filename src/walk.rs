@@ -192,7 +192,9 @@ fn walk_dir(dir: &Path, base: &Path, keep: &impl Fn(&Path) -> bool, found: &mut 
             };
             if meta.is_dir() {
                 subdirs.push((path, rel));
-            } else if !keep(&path) {
+            } else if !keep(&path) || crate::output::temp_owner(&name).is_some() {
+                // A syncpipe temp file (a run writing into this folder, or
+                // one that was killed) is never an input.
                 continue;
             } else {
                 found.file(path, rel, &meta);

@@ -10,7 +10,7 @@ use std::io::{self, BufWriter, Read, Write};
 
 use crate::chunk::Encoded;
 use crate::engine::RunState;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::stages::Hasher;
 
 /// Buffer in front of the output: large enough to merge a record's head, CRC
@@ -42,6 +42,12 @@ impl<W: Write> Write for Counting<W> {
     }
 }
 
+/// A failed write, named as such: "in.bin: writing the output: No space
+/// left on device" says which side of the run failed.
+fn write_failed(e: io::Error) -> Error {
+    Error::io(e).with_stage("writing the output")
+}
+
 /// The output of one run, as the writer thread holds it.
 pub(crate) struct Sink<W: Write> {
     out: BufWriter<Counting<W>>,
@@ -56,17 +62,18 @@ impl<W: Write> Sink<W> {
 
     /// Writes raw bytes (header, trailer).
     pub fn write_all(&mut self, bytes: &[u8]) -> Result<()> {
-        self.out.write_all(bytes)?;
-        Ok(())
+        self.out.write_all(bytes).map_err(write_failed)
     }
 
     /// Writes one chunk record and recycles its payload buffer.
     pub fn write_record(&mut self, state: &RunState<'_>, rec: Encoded) -> Result<()> {
         {
             let _io = state.governor.io.acquire(&state.cancel)?;
-            self.out.write_all(&rec.head)?;
-            self.out.write_all(&rec.payload)?;
-            self.out.write_all(&rec.crc.to_le_bytes())?;
+            self.out.write_all(&rec.head).map_err(write_failed)?;
+            self.out.write_all(&rec.payload).map_err(write_failed)?;
+            self.out
+                .write_all(&rec.crc.to_le_bytes())
+                .map_err(write_failed)?;
         }
         state.release(rec.original_len);
         state.buffers.give(rec.payload);
@@ -82,7 +89,7 @@ impl<W: Write> Sink<W> {
     ) -> Result<()> {
         {
             let _io = state.governor.io.acquire(&state.cancel)?;
-            self.out.write_all(&data)?;
+            self.out.write_all(&data).map_err(write_failed)?;
         }
         if let Some(h) = hasher {
             h.update(&data);
@@ -98,7 +105,10 @@ impl<W: Write> Sink<W> {
     /// tokens bound every write of a run (`tests/io_tokens.rs`).
     pub fn finish(self, state: &RunState<'_>) -> Result<(W, u64)> {
         let _io = state.governor.io.acquire(&state.cancel)?;
-        let counting = self.out.into_inner().map_err(|e| e.into_error())?;
+        let counting = self
+            .out
+            .into_inner()
+            .map_err(|e| write_failed(e.into_error()))?;
         Ok((counting.inner, counting.bytes))
     }
 }

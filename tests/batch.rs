@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use syncpipe::batch::{BatchJob, BatchOptions, Outcome};
 use syncpipe::scheduler::Policy;
 use syncpipe::stages::parse_stages;
-use syncpipe::{Cancel, Pipeline};
+use syncpipe::{CancelToken, Pipeline};
 
 const BIN: &str = env!("CARGO_BIN_EXE_syncpipe");
 
@@ -594,7 +594,7 @@ fn issue5_cancelled_batch_returns_every_permit_and_leaves_no_temp_file() {
                 p
             })
             .collect();
-        let cancel = Cancel::new();
+        let cancel = CancelToken::new();
         let pipeline = Pipeline::builder()
             .stages(parse_stages("brotli:9,sha256").expect("stages"))
             .chunk_size(128 << 10)
@@ -605,7 +605,7 @@ fn issue5_cancelled_batch_returns_every_permit_and_leaves_no_temp_file() {
         let canceller = {
             let (cancel, out) = (cancel.clone(), d.join("o"));
             thread::spawn(move || {
-                // Cancel once the first output appears (or after a while).
+                // CancelToken once the first output appears (or after a while).
                 let t0 = Instant::now();
                 while names_or_empty(&out).is_empty() && t0.elapsed() < Duration::from_secs(30) {
                     thread::sleep(Duration::from_millis(2));

@@ -1587,10 +1587,10 @@ fn issue2_container_bytes_do_not_depend_on_tuning() {
 // Signals
 // ---------------------------------------------------------------------------
 
-/// Waits until a file whose name ends in `.tmp` appears in `dir`.
+/// Waits until a syncpipe temp file (`.NAME.syncpipe-tmp.HOST.PID.RANDOM`) appears.
 fn wait_for_temp_file(env: &TestEnv, child: &mut Child) {
     let start = Instant::now();
-    while !env.listing().iter().any(|n| n.ends_with(".tmp")) {
+    while !env.listing().iter().any(|n| n.contains(".syncpipe-tmp.")) {
         if let Ok(Some(status)) = child.try_wait() {
             panic!("syncpipe ended early: {status}");
         }

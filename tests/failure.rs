@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use common::{mixed_data, watchdog};
 use syncpipe::stage::{from_fn, ChunkInfo, Stage};
 use syncpipe::stages::StageSpec;
-use syncpipe::{Cancel, Error, ErrorKind, Governor, Pipeline, SpawnStyle};
+use syncpipe::{CancelToken, Error, ErrorKind, Governor, Pipeline, SpawnStyle};
 
 const CHUNK: usize = 4096;
 
@@ -304,7 +304,7 @@ fn restore_memory_is_bounded_too() {
 #[test]
 fn cancel_stops_a_run_promptly() {
     watchdog(30, || {
-        let cancel = Cancel::new();
+        let cancel = CancelToken::new();
         let slow = from_fn(
             "slow",
             |i: &[u8], o: &mut Vec<u8>| {

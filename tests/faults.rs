@@ -1,0 +1,555 @@
+//! Resource faults (issue 7): a full disk and write errors, read errors,
+//! short and interrupted reads, an input that changes while it is read, a
+//! closed stdout pipe, a terminal as stdout; and a cancel that lands while
+//! every channel is full and every permit taken. Each ends with a clear
+//! error (or a documented quiet exit), no partial file, and every permit
+//! back.
+
+mod common;
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, SystemTime};
+
+use common::{mixed_data, watchdog};
+use syncpipe::stage::from_fn;
+use syncpipe::stages::StageSpec;
+use syncpipe::{CancelToken, ErrorKind, Governor, Pipeline, ReaderKind, SpawnStyle};
+
+const BIN: &str = env!("CARGO_BIN_EXE_syncpipe");
+const CHUNK: usize = 4096;
+
+fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .expect("list")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A folder with `in.bin` (3 MiB of mixed data) in it.
+fn input_dir() -> (tempfile::TempDir, Vec<u8>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = mixed_data(3 << 20, 71);
+    fs::write(dir.path().join("in.bin"), &data).expect("write input");
+    (dir, data)
+}
+
+// ---------------------------------------------------------------------------
+// Disk full, write errors
+// ---------------------------------------------------------------------------
+
+#[test]
+fn disk_full_on_stdout_exits_1_with_a_clear_message() {
+    let (dir, _) = input_dir();
+    let full = File::create("/dev/full").expect("open /dev/full");
+    let out = Command::new(BIN)
+        .args(["process", "in.bin", "-c"])
+        .current_dir(dir.path())
+        .stdout(Stdio::from(full))
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let msg = stderr(&out);
+    assert!(
+        msg.contains("writing the output") && msg.contains("No space left on device"),
+        "{msg}"
+    );
+    assert!(!msg.contains("panicked"), "{msg}");
+    assert_eq!(listing(dir.path()), ["in.bin"]);
+}
+
+#[test]
+fn disk_full_as_the_output_file_exits_1_and_leaves_the_device_alone() {
+    let (dir, _) = input_dir();
+    // An existing device is written in place: no -f needed, no temp file
+    // beside it, and never renamed over (as root that would replace the
+    // device node with a regular file).
+    let out = Command::new(BIN)
+        .args(["process", "in.bin", "-o", "/dev/full"])
+        .current_dir(dir.path())
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("No space left on device"),
+        "{}",
+        stderr(&out)
+    );
+    let meta = fs::metadata("/dev/full").expect("stat /dev/full");
+    assert!(
+        meta.file_type().is_char_device(),
+        "/dev/full is still a device"
+    );
+    assert!(
+        !listing(Path::new("/dev"))
+            .iter()
+            .any(|n| n.contains(".syncpipe-tmp.")),
+        "no temp file in /dev"
+    );
+    // The same path for a device that takes the bytes: success.
+    let out = Command::new(BIN)
+        .args(["process", "in.bin", "-o", "/dev/null", "-q"])
+        .current_dir(dir.path())
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(fs::metadata("/dev/null")
+        .expect("stat")
+        .file_type()
+        .is_char_device());
+}
+
+#[test]
+fn write_error_mid_file_exits_1_and_leaves_no_partial_file() {
+    let (dir, _) = input_dir();
+    // `ulimit -f` makes writes past 200 KiB fail (EFBIG): a real write
+    // error on a real file, half way through the container. syncpipe
+    // ignores SIGXFSZ, which would otherwise kill it and leave the temp file.
+    let script = format!("ulimit -f 200; exec '{BIN}' process in.bin -o out.spipe -s lz4");
+    let out = Command::new("sh")
+        .args(["-c", &script])
+        .current_dir(dir.path())
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let msg = stderr(&out);
+    assert!(
+        msg.contains("writing the output") && msg.contains("File too large"),
+        "{msg}"
+    );
+    assert_eq!(listing(dir.path()), ["in.bin"], "no output, no temp file");
+}
+
+/// A writer that fails after `ok` bytes.
+struct FailsAfter {
+    ok: usize,
+}
+
+impl Write for FailsAfter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.ok == 0 {
+            return Err(io::Error::new(io::ErrorKind::StorageFull, "disk full"));
+        }
+        let n = buf.len().min(self.ok);
+        self.ok -= n;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn writer_failing_after_n_bytes_is_the_root_cause_at_any_n() {
+    let data = mixed_data(200 * CHUNK, 72);
+    let mut whole = Vec::new();
+    let p = Pipeline::builder()
+        .chunk_size(CHUNK)
+        .threads(2)
+        .build()
+        .expect("valid");
+    p.run(&data[..], &mut whole).expect("process");
+    // In the header, the first record, the middle, the trailer.
+    for ok in [0, 1, 30, 5_000, whole.len() / 2, whole.len() - 1] {
+        let p = p.clone();
+        let e = watchdog(30, move || {
+            let e = p
+                .run(&mixed_data(200 * CHUNK, 72)[..], FailsAfter { ok })
+                .expect_err("must fail");
+            assert!(p.governor().all_returned(), "permits leaked at {ok}");
+            e
+        });
+        assert_eq!(e.kind(), ErrorKind::Io, "at {ok}: {e}");
+        assert!(
+            e.to_string().contains("writing the output: disk full"),
+            "{e}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Reads: short, interrupted, failing
+// ---------------------------------------------------------------------------
+
+/// Hands out a few bytes per call and fails every third call with
+/// `Interrupted`, as a signal-interrupted `read(2)` does.
+struct Flaky<'a> {
+    data: &'a [u8],
+    calls: usize,
+}
+
+impl Read for Flaky<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.calls += 1;
+        if self.calls.is_multiple_of(3) {
+            return Err(io::Error::new(io::ErrorKind::Interrupted, "EINTR"));
+        }
+        let n = buf.len().min(self.data.len()).min(1 + self.calls % 97);
+        buf[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        Ok(n)
+    }
+}
+
+#[test]
+fn short_reads_and_interrupted_are_retried_with_identical_output() {
+    watchdog(60, || {
+        let p = Pipeline::builder()
+            .stage(StageSpec::Zstd(3))
+            .chunk_size(CHUNK)
+            .threads(2)
+            .build()
+            .expect("valid");
+        let data = mixed_data(50 * CHUNK + 123, 73);
+        let mut expected = Vec::new();
+        p.run(&data[..], &mut expected).expect("process");
+        let mut got = Vec::new();
+        p.run(
+            Flaky {
+                data: &data,
+                calls: 0,
+            },
+            &mut got,
+        )
+        .expect("process through short, interrupted reads");
+        assert!(got == expected, "same container");
+        let mut back = Vec::new();
+        p.restore(
+            Flaky {
+                data: &got,
+                calls: 0,
+            },
+            &mut back,
+        )
+        .expect("restore through short, interrupted reads");
+        assert!(back == data);
+        assert!(p.governor().all_returned());
+    });
+}
+
+/// Fails after `ok` bytes.
+struct FailingReader<'a> {
+    data: &'a [u8],
+    ok: usize,
+}
+
+impl Read for FailingReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.ok == 0 {
+            return Err(io::Error::other("bad sector"));
+        }
+        let n = buf.len().min(self.ok).min(self.data.len());
+        buf[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        self.ok -= n;
+        Ok(n)
+    }
+}
+
+#[test]
+fn read_error_mid_container_on_restore_is_the_root_cause() {
+    watchdog(30, || {
+        let p = Pipeline::builder()
+            .chunk_size(CHUNK)
+            .threads(2)
+            .build()
+            .expect("valid");
+        let data = mixed_data(100 * CHUNK, 74);
+        let mut container = Vec::new();
+        p.run(&data[..], &mut container).expect("process");
+        let e = p
+            .restore(
+                FailingReader {
+                    data: &container,
+                    ok: container.len() / 2,
+                },
+                io::sink(),
+            )
+            .expect_err("must fail");
+        assert_eq!(e.kind(), ErrorKind::Io, "{e}");
+        assert!(e.to_string().contains("bad sector"), "{e}");
+        assert!(p.governor().all_returned());
+    });
+}
+
+// ---------------------------------------------------------------------------
+// An input that changes while it is read
+// ---------------------------------------------------------------------------
+
+/// How the input is changed while its first chunk is being processed.
+#[derive(Clone, Copy, Debug)]
+enum Change {
+    Grow,
+    Shrink,
+    /// Same size, other bytes.
+    Rewrite,
+}
+
+fn change(path: &Path, how: Change) -> io::Result<()> {
+    let mut f = OpenOptions::new().write(true).open(path)?;
+    match how {
+        Change::Grow => {
+            f.seek(SeekFrom::End(0))?;
+            f.write_all(&[9u8; 10 * CHUNK])
+        }
+        Change::Shrink => f.set_len(2 * CHUNK as u64),
+        Change::Rewrite => f.write_all(&[0xeeu8; 100]),
+    }
+}
+
+fn process_changing(how: Change, reader: ReaderKind) -> (syncpipe::Error, Vec<String>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("in.bin");
+    fs::write(&input, mixed_data(64 * CHUNK, 75)).expect("write");
+    // An old modification time, so that the change is seen whatever the
+    // granularity of the file system's clock.
+    File::options()
+        .write(true)
+        .open(&input)
+        .and_then(|f| f.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000)))
+        .expect("set mtime");
+    let path: PathBuf = input.clone();
+    let once = Arc::new(AtomicBool::new(false));
+    let changer = from_fn(
+        "changer",
+        move |i: &[u8], o: &mut Vec<u8>| {
+            if !once.swap(true, Ordering::SeqCst) {
+                change(&path, how).map_err(syncpipe::Error::io)?;
+            }
+            o.extend_from_slice(i);
+            Ok(())
+        },
+        |i: &[u8], o: &mut Vec<u8>| {
+            o.extend_from_slice(i);
+            Ok(())
+        },
+    );
+    let p = Pipeline::builder()
+        .custom_stage(changer)
+        .chunk_size(CHUNK)
+        .threads(1)
+        .channel_depth(1)
+        .reader(reader)
+        .build()
+        .expect("valid");
+    let e = p
+        .process_path(&input, &dir.path().join("out.spipe"), false)
+        .expect_err("a changing input must fail");
+    assert!(p.governor().all_returned());
+    (e, listing(dir.path()))
+}
+
+#[test]
+fn input_that_grows_shrinks_or_is_rewritten_while_read_is_an_error() {
+    let cases = [
+        (Change::Grow, ReaderKind::Buffered),
+        (Change::Grow, ReaderKind::Mmap),
+        (Change::Shrink, ReaderKind::Buffered),
+        (Change::Rewrite, ReaderKind::Buffered),
+        (Change::Rewrite, ReaderKind::Mmap),
+    ];
+    for (how, reader) in cases {
+        let (e, left) = watchdog(30, move || process_changing(how, reader));
+        assert_eq!(e.kind(), ErrorKind::Io, "{how:?} {reader}: {e}");
+        assert!(
+            e.to_string().contains("input changed while it was read"),
+            "{how:?} {reader}: {e}"
+        );
+        assert!(e.to_string().contains("in.bin"), "names the input: {e}");
+        assert_eq!(
+            left,
+            ["in.bin"],
+            "{how:?} {reader}: no output, no temp file"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Pipes and terminals
+// ---------------------------------------------------------------------------
+
+#[test]
+fn closed_stdout_pipe_is_a_quiet_exit_0() {
+    let (dir, _) = input_dir();
+    // A real shell pipeline: `head` exits after 10 bytes, the writer meets
+    // EPIPE (Rust ignores SIGPIPE), and syncpipe ends quietly with 0.
+    let script = format!(
+        "'{BIN}' process in.bin -c -s passthrough --chunk-size 64KiB | head -c 10 >/dev/null; \
+         echo \"status=${{PIPESTATUS[0]}}\""
+    );
+    let out = Command::new("bash")
+        .args(["-c", &script])
+        .current_dir(dir.path())
+        .output()
+        .expect("run bash");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "status=0");
+    assert_eq!(stderr(&out), "", "no message, no panic");
+    assert_eq!(listing(dir.path()), ["in.bin"]);
+}
+
+/// Runs `cmd` with a pseudo-terminal as stdout (`script`); `None` if
+/// `script` is not installed.
+fn in_terminal(dir: &Path, cmd: &str) -> Option<Output> {
+    let available = Command::new("script")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !available {
+        eprintln!("note: `script` is not installed; the terminal test is skipped");
+        return None;
+    }
+    let out = Command::new("script")
+        .args(["-qec", cmd, "/dev/null"])
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run script");
+    Some(out)
+}
+
+#[test]
+fn container_to_a_terminal_is_refused_unless_forced() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fs::write(dir.path().join("small.bin"), b"hello terminal\n").expect("write");
+    let Some(out) = in_terminal(dir.path(), &format!("'{BIN}' process small.bin -c")) else {
+        return;
+    };
+    // `script` puts the child's stderr on the terminal too: it is in stdout.
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{shown}");
+    assert!(
+        shown.contains("terminal") && shown.contains("--force"),
+        "{shown}"
+    );
+    let out = in_terminal(
+        dir.path(),
+        &format!("'{BIN}' process small.bin -c --force -q"),
+    )
+    .expect("script was available a moment ago");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(listing(dir.path()), ["small.bin"]);
+}
+
+// ---------------------------------------------------------------------------
+// Cancel with everything full
+// ---------------------------------------------------------------------------
+
+#[test]
+fn permits_are_back_after_a_cancel_with_an_exhausted_governor() {
+    for style in [SpawnStyle::Rayon, SpawnStyle::Threads] {
+        watchdog(60, move || cancel_with_everything_taken(style));
+    }
+}
+
+fn cancel_with_everything_taken(style: SpawnStyle) {
+    // Shared, so the test can watch it: one CPU token, one IO token,
+    // channels one deep.
+    let gov = Arc::new(Governor::new(1, 1));
+    let cancel = CancelToken::new();
+    let p = Pipeline::builder()
+        .stage(StageSpec::Brotli(11))
+        .spawn_style(style)
+        .chunk_size(1 << 20)
+        .threads(1)
+        .channel_depth(1)
+        .governor(Arc::clone(&gov))
+        .cancel(cancel.clone())
+        .build()
+        .expect("valid");
+    let (g2, c2) = (Arc::clone(&gov), cancel.clone());
+    let canceller = thread::spawn(move || {
+        // Cancel only once the one CPU permit is taken (a chunk is in
+        // brotli:11, which takes seconds) and has been for a moment, so
+        // the reader and dispatcher are blocked behind it.
+        while g2.cpu.available() > 0 {
+            thread::sleep(Duration::from_millis(1));
+        }
+        thread::sleep(Duration::from_millis(200));
+        assert_eq!(g2.cpu.available(), 0, "the CPU permit is still held");
+        c2.cancel();
+    });
+    let data = mixed_data(16 << 20, 76);
+    let e = p.run(&data[..], io::sink()).expect_err("cancelled");
+    canceller.join().expect("canceller");
+    assert_eq!(e.kind(), ErrorKind::Cancelled, "{e}");
+    assert_eq!(e.chunk(), None, "a cancel names no chunk: {e}");
+    assert_eq!(gov.cpu.available(), gov.cpu.capacity());
+    assert_eq!(gov.io.available(), gov.io.capacity());
+    assert!(gov.all_returned());
+    assert_eq!(gov.memory.current(), 0, "no chunk bytes counted as held");
+}
+
+/// The handler installed for `signal` right now (`SIG_DFL` unless someone
+/// registered one).
+fn handler_of(signal: libc::c_int) -> libc::sighandler_t {
+    // SAFETY: a query only (no new action); `old` is a valid out-pointer.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        assert_eq!(libc::sigaction(signal, std::ptr::null(), &mut old), 0);
+        old.sa_sigaction
+    }
+}
+
+#[test]
+fn the_library_installs_no_signal_handlers() {
+    let before: Vec<_> = [libc::SIGINT, libc::SIGTERM, libc::SIGXFSZ, libc::SIGPIPE]
+        .into_iter()
+        .map(handler_of)
+        .collect();
+    let p = Pipeline::builder()
+        .stage(StageSpec::Brotli(1))
+        .cancel(CancelToken::new())
+        .build()
+        .expect("valid");
+    let mut container = Vec::new();
+    p.run(&mixed_data(100_000, 77)[..], &mut container)
+        .expect("process");
+    p.restore(&container[..], io::sink()).expect("restore");
+    let after: Vec<_> = [libc::SIGINT, libc::SIGTERM, libc::SIGXFSZ, libc::SIGPIPE]
+        .into_iter()
+        .map(handler_of)
+        .collect();
+    assert_eq!(
+        before, after,
+        "signal dispositions unchanged by the library"
+    );
+    assert_eq!(handler_of(libc::SIGINT), libc::SIG_DFL);
+}
+
+#[test]
+fn temp_files_in_a_walked_folder_are_not_inputs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = dir.path().join("src");
+    fs::create_dir(&src).expect("mkdir");
+    fs::write(src.join("a.bin"), mixed_data(10_000, 78)).expect("write");
+    // Left by a killed run on another machine sharing the folder: neither
+    // removed (its pid means nothing here) nor taken as an input.
+    let foreign = ".a.bin.spipe.syncpipe-tmp.other-host.4242.Ab12Cd34";
+    fs::write(src.join(foreign), b"partial container").expect("write");
+    let out = Command::new(BIN)
+        .args(["process", "-r", "src", "-q"])
+        .current_dir(dir.path())
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(listing(&src), [foreign, "a.bin", "a.bin.spipe"]);
+}
