@@ -14,7 +14,7 @@ for f in "$data"/*.spipe; do
     cp "$f" "corpus/container/$name"
     cp "$f" "corpus/header/$name"
     case "$name" in
-        v2-*) cp "$f" "corpus/encrypted_container/$name" ;;
+        *v2-*) cp "$f" "corpus/encrypted_container/$name" ;;
     esac
 done
 echo "seeded from $(ls "$data"/*.spipe | wc -l) golden containers"
