@@ -458,9 +458,16 @@ pub fn read_item(
                 return Err(at(format!("payload length {plen} exceeds the bound")));
             }
             payload.clear();
-            payload.resize(plen, 0);
-            read_exact_or(r, payload, "truncated record")
-                .map_err(|e| e.with_chunk(expected_index))?;
+            // Grown as bytes arrive rather than zero-filled to the claimed
+            // length first: a truncated hostile record costs only the bytes
+            // it really has (read_to_end retries `Interrupted`).
+            let got = r
+                .take(plen as u64)
+                .read_to_end(payload)
+                .map_err(Error::io)?;
+            if got < plen {
+                return Err(at("truncated record".to_string()));
+            }
             let mut crc = [0u8; 4];
             read_exact_or(r, &mut crc, "truncated record")
                 .map_err(|e| e.with_chunk(expected_index))?;

@@ -9,11 +9,11 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex};
-
 use crate::cancel::CancelToken;
 use crate::error::{Error, Result};
 use crate::recorder::{self, Permit};
+// parking_lot, or loom's model under `--cfg loom`.
+use crate::sync::{Condvar, Mutex};
 
 /// How often a waiter re-checks its cancel token. A semaphore is shared by
 /// runs with different tokens, so a cancel cannot notify "its" waiters
@@ -22,7 +22,8 @@ use crate::recorder::{self, Permit};
 /// because a release wakes the waiter long before the timeout).
 const CANCEL_POLL: Duration = Duration::from_millis(20);
 
-/// A counting semaphore on one `parking_lot` `Mutex` + `Condvar`.
+/// A counting semaphore on one `parking_lot` `Mutex` + `Condvar` (loom's,
+/// through `crate::sync`, when model-checked).
 ///
 /// No wakeup is lost: `release` changes the count and notifies while holding
 /// the lock, and a waiter checks the count under that same lock before

@@ -61,6 +61,12 @@ pub mod source;
 pub mod stage;
 pub mod stages;
 pub mod storage;
+// Public only in loom builds, where the model tests switch timeouts.
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod sync;
+#[cfg(not(loom))]
+mod sync;
 pub mod tuner;
 pub mod walk;
 mod writer;

@@ -768,7 +768,11 @@ impl Pipeline {
         RunState::new(
             &self.inner.governor,
             self.inner.cancel.child(),
-            BufferPool::new(max_free, chunk_size),
+            // New buffers reserve at most the default chunk size: the
+            // header's size is only an upper bound (4 MiB for a hill-climbed
+            // container, up to 64 MiB in a hostile one), and a buffer grows
+            // to what its chunk really holds the first time it is filled.
+            BufferPool::new(max_free, chunk_size.min(crate::config::DEFAULT_CHUNK_SIZE)),
         )
         .observed(
             self.inner.metrics.clone(),

@@ -191,3 +191,28 @@ fn cli_reports_the_sizes_and_refuses_unknown_methods() {
     assert!(back.success());
     assert!(std::fs::read(dir.path().join("back.bin")).expect("read") == data);
 }
+
+/// The golden hill-climbed container (tests/data) has the variable flag and
+/// records of several lengths, and restores to its manifest hash through
+/// `tests/golden_data.rs`; here: that it still exercises variable lengths.
+#[test]
+fn the_golden_variable_container_has_chunks_of_several_lengths() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/v-hillclimb-zstd3-blake3.spipe");
+    let bytes = std::fs::read(path).expect("golden file");
+    let mut r = &bytes[..];
+    let header = Header::read_from(&mut r).expect("header");
+    assert!(header.variable_chunks);
+    let mut walker = Walker::new(&header);
+    let mut payload = Vec::new();
+    let mut lens = std::collections::BTreeSet::new();
+    while let Item::Chunk { head, .. } = walker.next(&mut r, &mut payload).expect("record") {
+        if !head.is_last() {
+            lens.insert(head.original_len);
+        }
+    }
+    assert_eq!(
+        lens.into_iter().collect::<Vec<_>>(),
+        vec![128 << 10, 256 << 10, 384 << 10]
+    );
+}

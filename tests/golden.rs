@@ -1,6 +1,6 @@
 //! Golden files: container format v1 frozen on disk.
 //!
-//! `tests/golden/*.spipe` are containers written by syncpipe when format v1
+//! `tests/data/*.spipe` are containers written by syncpipe when format v1
 //! was specified (`docs/format.md`). These tests check that:
 //!
 //! 1. every golden container still restores to exactly its original;
@@ -28,7 +28,7 @@
 //! SYNCPIPE_REGEN_GOLDEN=1 cargo test --test golden -- --ignored regenerate
 //! ```
 //!
-//! and review the diff of `tests/golden/`. Without the variable the ignored
+//! and review the diff of `tests/data/`. Without the variable the ignored
 //! test writes nothing, so `cargo test -- --ignored` is harmless.
 
 use std::error::Error as StdError;
@@ -75,7 +75,7 @@ enum Via {
 const PATH_MODE: u32 = 0o644;
 
 struct Case {
-    /// File name under `tests/golden/`.
+    /// File name under `tests/data/`.
     file: &'static str,
     input: Input,
     /// Stage list, as `parse_stages` reads it.
@@ -193,9 +193,9 @@ const CASES: &[Case] = &[
     },
 ];
 
-/// `tests/golden/`.
+/// `tests/data/`.
 fn golden_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
 }
 
 /// The golden container of `case`, or a failure that says how to make it.
@@ -579,7 +579,7 @@ fn spec_read(buf: &[u8], original: &[u8]) -> Result<(), String> {
 /// Rewrites every golden file from today's build. Ignored, and a no-op
 /// unless `SYNCPIPE_REGEN_GOLDEN=1`: see the top of this file.
 #[test]
-#[ignore = "rewrites tests/golden/; needs SYNCPIPE_REGEN_GOLDEN=1"]
+#[ignore = "rewrites tests/data/; needs SYNCPIPE_REGEN_GOLDEN=1"]
 fn regenerate_golden_files() -> TestResult {
     if std::env::var("SYNCPIPE_REGEN_GOLDEN").as_deref() != Ok("1") {
         eprintln!("SYNCPIPE_REGEN_GOLDEN is not 1: golden files left as they are");

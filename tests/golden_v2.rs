@@ -1,7 +1,7 @@
 //! Golden files for container format v2 (encrypted), and an independent
 //! decryptor written from `docs/format.md` alone.
 //!
-//! `tests/golden/v2-*.spipe` were written by syncpipe when v2 was specified.
+//! `tests/data/v2-*.spipe` were written by syncpipe when v2 was specified.
 //! These tests check that every one still restores (with its test
 //! passphrase or key) to its original, and that a reader built only from
 //! the document — Argon2id, HKDF-SHA256, HMAC-SHA256 and the AEADs straight
@@ -76,7 +76,7 @@ fn original(case: &Case) -> Vec<u8> {
 
 fn path(case: &Case) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
+        .join("tests/data")
         .join(case.file)
 }
 
@@ -106,7 +106,7 @@ fn v2_golden_files_match_the_written_specification() -> TestResult {
 }
 
 #[test]
-#[ignore = "rewrites tests/golden/v2-*; needs SYNCPIPE_REGEN_GOLDEN=1"]
+#[ignore = "rewrites tests/data/v2-*; needs SYNCPIPE_REGEN_GOLDEN=1"]
 fn regenerate() -> TestResult {
     if std::env::var("SYNCPIPE_REGEN_GOLDEN").as_deref() != Ok("1") {
         eprintln!("SYNCPIPE_REGEN_GOLDEN is not 1: golden files left as they are");

@@ -1,6 +1,6 @@
 //! LZ4: each chunk is one LZ4 block.
 
-use lz4_flex::block::{compress_into, decompress_into, get_maximum_output_size};
+use lz4_flex::block::{compress_into, decompress_into, get_maximum_output_size, DecompressError};
 
 use crate::error::{Error, Result};
 use crate::stage::{ChunkInfo, Stage};
@@ -40,6 +40,13 @@ impl Stage for Lz4 {
             Ok(len) => {
                 output.truncate(len);
                 Ok(())
+            }
+            Err(DecompressError::OutputTooSmall { .. }) => {
+                output.clear();
+                Err(Error::integrity(format!(
+                    "block decodes to more than the limit of {} bytes",
+                    chunk.limit
+                )))
             }
             Err(e) => {
                 output.clear();

@@ -90,6 +90,17 @@ impl Stage for Zstd {
         if input.is_empty() {
             return Err(Error::integrity("corrupt frame: empty input"));
         }
+        // A frame that declares more than the limit is a bomb (or damage):
+        // refuse it before decoding a byte. Frames without a declared size
+        // are still bounded by the buffer below.
+        if let Ok(Some(declared)) = ::zstd::zstd_safe::get_frame_content_size(input) {
+            if declared > chunk.limit as u64 {
+                return Err(Error::integrity(format!(
+                    "frame declares {declared} bytes, more than the limit of {} bytes",
+                    chunk.limit
+                )));
+            }
+        }
         DECOMPRESSOR.with(|cell| -> Result<()> {
             let mut slot = cell.borrow_mut();
             let decompressor = match &mut *slot {
@@ -106,7 +117,10 @@ impl Stage for Zstd {
             decompressor
                 .decompress_to_buffer(input, output)
                 .map_err(|e| {
-                    Error::integrity(format!("corrupt frame (limit {} bytes): {e}", chunk.limit))
+                    Error::integrity(format!(
+                        "corrupt frame, or it decodes to more than the limit of {} bytes: {e}",
+                        chunk.limit
+                    ))
                 })?;
             Ok(())
         })?;

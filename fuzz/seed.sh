@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Seeds the fuzz corpora from real containers: the golden files of
+# tests/data/ (every codec, checksum and cipher the format knows). libFuzzer
+# mutates from there, so it starts deep inside valid containers instead of
+# having to discover the magic and the CRCs by chance.
+set -euo pipefail
+cd "$(dirname "$0")"
+data=../tests/data
+for target in container header encrypted_container; do
+    mkdir -p "corpus/$target"
+done
+for f in "$data"/*.spipe; do
+    name=$(basename "$f")
+    cp "$f" "corpus/container/$name"
+    cp "$f" "corpus/header/$name"
+    case "$name" in
+        *v2-*) cp "$f" "corpus/encrypted_container/$name" ;;
+    esac
+done
+echo "seeded from $(ls "$data"/*.spipe | wc -l) golden containers"

@@ -1,0 +1,206 @@
+//! Rows of the fault matrix (`docs/reliability.md`) that no other test file
+//! covered: all-zero and incompressible inputs through every codec, chunks
+//! completing out of order, an output hard-linked to the input, and an
+//! observer that panics during a run.
+
+mod common;
+
+use std::fs;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use common::{mixed_data, watchdog};
+use parking_lot::Mutex;
+use syncpipe::metrics::{Event, Metrics};
+use syncpipe::stage::{ChunkInfo, Stage};
+use syncpipe::stages::parse_stages;
+use syncpipe::{ErrorKind, Pipeline};
+
+const BIN: &str = env!("CARGO_BIN_EXE_syncpipe");
+const CHUNK: usize = 16 << 10;
+
+/// `len` bytes no codec can shrink.
+fn noise(len: usize, mut seed: u64) -> Vec<u8> {
+    (0..len)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed >> 32) as u8
+        })
+        .collect()
+}
+
+fn round_trip(p: &Pipeline, data: &[u8]) -> Vec<u8> {
+    let mut container = Vec::new();
+    p.run(data, &mut container).expect("run");
+    let mut back = Vec::new();
+    p.restore(&container[..], &mut back).expect("restore");
+    assert!(back == data, "round trip changed the data");
+    container
+}
+
+/// All zeros compress to almost nothing; noise is stored raw (skip mask),
+/// so the container grows only by the framing; both restore exactly.
+#[test]
+fn all_zero_and_incompressible_inputs_round_trip_with_every_codec() {
+    let len = 10 * CHUNK + 123;
+    let zeros = vec![0u8; len];
+    let random = noise(len, 7);
+    for spec in ["zstd:3", "lz4", "gzip:6", "brotli:5", "zstd:19,sha256"] {
+        let p = Pipeline::builder()
+            .stages(parse_stages(spec).expect("spec"))
+            .chunk_size(CHUNK)
+            .build()
+            .expect("pipeline");
+        let z = round_trip(&p, &zeros);
+        assert!(z.len() < len / 50, "{spec}: zeros gave {} bytes", z.len());
+        let r = round_trip(&p, &random);
+        // 11 records of at most ~60 bytes of framing each, header, trailer.
+        assert!(
+            r.len() >= len && r.len() < len + 1024,
+            "{spec}: noise gave {} bytes for {len}",
+            r.len()
+        );
+        let info = syncpipe::inspect(&r[..]).expect("inspect");
+        assert_eq!(
+            info.stored_raw, info.chunks,
+            "{spec}: every noise chunk raw"
+        );
+    }
+}
+
+/// A copy stage that makes early chunks the slowest, so that with several
+/// workers chunks finish in roughly reverse order; it records the order in
+/// which forward calls finished.
+#[derive(Clone, Default)]
+struct LateEarly {
+    finished: Arc<Mutex<Vec<u64>>>,
+}
+
+impl LateEarly {
+    fn nap(index: u64) {
+        thread::sleep(Duration::from_millis(8u64.saturating_sub(index % 8) * 2));
+    }
+}
+
+impl Stage for LateEarly {
+    fn forward(&self, c: &ChunkInfo, input: &[u8], out: &mut Vec<u8>) -> syncpipe::Result<()> {
+        LateEarly::nap(c.index);
+        out.extend_from_slice(input);
+        self.finished.lock().push(c.index);
+        Ok(())
+    }
+    fn inverse(&self, c: &ChunkInfo, input: &[u8], out: &mut Vec<u8>) -> syncpipe::Result<()> {
+        LateEarly::nap(c.index);
+        out.extend_from_slice(input);
+        Ok(())
+    }
+    fn name(&self) -> String {
+        "late-early".into()
+    }
+}
+
+/// Chunks completing out of order (early ones delayed) still come out in
+/// input order: the container equals the one-thread container byte for
+/// byte, and restore (also out of order) gives the input back.
+#[test]
+fn out_of_order_completion_keeps_input_order() {
+    watchdog(120, || {
+        let data = mixed_data(40 * 1024 + 77, 3);
+        let build = |threads: usize, stage: LateEarly| {
+            Pipeline::builder()
+                .custom_stage(stage)
+                .chunk_size(1024)
+                .threads(threads)
+                .cpu_tokens(threads)
+                .channel_depth(8)
+                .build()
+                .expect("pipeline")
+        };
+        let one = round_trip(&build(1, LateEarly::default()), &data);
+        let stage = LateEarly::default();
+        let four = round_trip(&build(4, stage.clone()), &data);
+        let order = stage.finished.lock().clone();
+        assert!(
+            order.windows(2).any(|w| w[0] > w[1]),
+            "the chunks finished in order, so nothing was tested: {order:?}"
+        );
+        assert!(one == four, "4 workers changed the container bytes");
+    });
+}
+
+/// An output that is a hard link to the input is the input: refused as a
+/// usage error with or without --force, and the input is untouched.
+#[test]
+fn output_hard_linked_to_input_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let original = mixed_data(3 * CHUNK, 9);
+    fs::write(dir.path().join("x.bin"), &original).expect("write");
+    fs::hard_link(dir.path().join("x.bin"), dir.path().join("link.bin")).expect("link");
+    for force in [false, true] {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["process", "x.bin", "-o", "link.bin"])
+            .current_dir(dir.path());
+        if force {
+            cmd.arg("--force");
+        }
+        let out = cmd.output().expect("run");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "force {force}: {stderr}");
+        assert!(stderr.contains("same file"), "{stderr}");
+        assert!(fs::read(dir.path().join("x.bin")).expect("read") == original);
+    }
+    // And the other way: restoring a container over a hard link to itself.
+    let p = Command::new(BIN)
+        .args(["process", "x.bin", "-o", "x.spipe"])
+        .current_dir(dir.path())
+        .output()
+        .expect("run");
+    assert_eq!(p.status.code(), Some(0));
+    fs::hard_link(dir.path().join("x.spipe"), dir.path().join("y.spipe")).expect("link");
+    let out = Command::new(BIN)
+        .args(["restore", "x.spipe", "-o", "y.spipe", "--force"])
+        .current_dir(dir.path())
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("same file"));
+}
+
+/// A metrics observer that panics on a tick fails that run (a `Panic`
+/// error, not an unwinding caller), and every permit comes back.
+#[test]
+fn observer_panic_during_a_run_fails_the_run_and_returns_every_permit() {
+    watchdog(60, || {
+        let panicked = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&panicked);
+        let metrics = Arc::new(Metrics::observed(
+            Duration::from_millis(5),
+            move |e: &Event<'_>| {
+                if matches!(e, Event::Tick(_)) {
+                    flag.store(true, Ordering::SeqCst);
+                    panic!("observer failed on purpose");
+                }
+            },
+        ));
+        let p = Pipeline::builder()
+            .custom_stage(LateEarly::default())
+            .chunk_size(1024)
+            .threads(2)
+            .metrics(metrics)
+            .build()
+            .expect("pipeline");
+        // About 100 chunks of up to 16 ms each: many ticks fall in the run.
+        let data = mixed_data(100 * 1024, 4);
+        let e = p
+            .run(&data[..], std::io::sink())
+            .expect_err("the observer panicked");
+        assert!(panicked.load(Ordering::SeqCst));
+        assert_eq!(e.kind(), ErrorKind::Panic, "{e}");
+        assert!(p.governor().all_returned(), "permits leaked");
+    });
+}
