@@ -292,11 +292,19 @@ impl Telemetry {
                     ),
                 })
                 .collect();
-            eprintln!(
-                "syncpipe: chunk sizes ({}): {}",
-                report.chunk_method,
+            // A long climb is shown by its two ends; --json has every step.
+            let shown = if steps.len() > 12 {
+                let (head, tail) = (&steps[..5], &steps[steps.len() - 5..]);
+                format!(
+                    "{}, … ({} more), {}",
+                    head.join(", "),
+                    steps.len() - 10,
+                    tail.join(", ")
+                )
+            } else {
                 steps.join(", ")
-            );
+            };
+            eprintln!("syncpipe: chunk sizes ({}): {shown}", report.chunk_method);
         }
         if let (true, Some(m)) = (self.shared.verbose, &self.metrics) {
             let snap = m.snapshot();
