@@ -6,10 +6,12 @@
 //!                        ▼
 //!                     worker threads (one per slot)
 //!                        │  small file: read whole, encode inline under
-//!                        │              one CPU lease, write, rename
+//!                        │              one CPU lease, write the temp file,
+//!                        │              hand it on ──▶ committer thread:
+//!                        │                  syncfs per group, renames ──┐
 //!                        │  large file: the engine's reader → CPU → writer
 //!                        │              threads and channels (depth per file)
-//!                        ▼ done (bounded, one per slot): class + results
+//!                        ▼ done (bounded): class + results ◀────────────┘
 //!                     scheduler thread: frees the slot, picks the next file
 //! ```
 //!
@@ -45,7 +47,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use parking_lot::Mutex;
 
-use crate::committer::Committer;
+use crate::committer::{self, Committed, Pending};
 use crate::error::{Error, ErrorKind, Result};
 use crate::output::{self, OutputFile};
 use crate::pipeline::Pipeline;
@@ -198,8 +200,18 @@ struct Ctx<'a> {
     dirs: Mutex<HashSet<PathBuf>>,
     /// Output folders known to exist.
     made: Mutex<HashSet<PathBuf>>,
-    /// The group commit shared by the workers.
-    committer: Committer,
+}
+
+/// A small file's prepared output on its way to the committer thread.
+type ToCommit = Pending<(BatchJob, Box<Report>)>;
+
+/// What the workers and the committer tell the scheduler.
+enum Done {
+    /// A unit ended on a worker: its class, the results of its files that
+    /// ended there, and how many of its files went to the committer.
+    Unit(Class, Vec<FileResult>, usize),
+    /// The committer finished a group: one result per file handed to it.
+    Committed(Vec<FileResult>),
 }
 
 impl Pipeline {
@@ -236,28 +248,39 @@ impl Pipeline {
             start,
             dirs: Mutex::new(HashSet::new()),
             made: Mutex::new(HashSet::new()),
-            committer: Committer::default(),
         };
         let ctx = &ctx;
         self.enter();
         let files = thread::scope(|s| {
             let (work_tx, work_rx) = bounded::<(Class, Unit)>(slots);
-            // Each unit in flight sends exactly one message, and at most
-            // `slots` are in flight: a worker's send never blocks.
-            let (done_tx, done_rx) = bounded::<(Class, Vec<FileResult>)>(slots);
+            // The scheduler only ever blocks receiving from `done`, so the
+            // senders (workers, committer) wait at most for it to drain.
+            let (done_tx, done_rx) = bounded::<Done>(slots + 1);
+            // The committer thread: it ends when the last worker (the last
+            // sender of the queue) does. If it cannot start, the workers
+            // commit their own files.
+            let (commit_tx, commit_rx) = bounded::<ToCommit>(committer::QUEUE);
+            let commit_tx = {
+                let tx = done_tx.clone();
+                thread::Builder::new()
+                    .name("syncpipe-commit".into())
+                    .spawn_scoped(s, move || self.commit_loop(ctx, &commit_rx, &tx))
+                    .ok()
+                    .map(|_| commit_tx)
+            };
             let mut spawned = 0;
             let mut spawn_error = None;
             for i in 0..slots {
-                let (rx, tx) = (work_rx.clone(), done_tx.clone());
+                let (rx, tx, commit) = (work_rx.clone(), done_tx.clone(), commit_tx.clone());
                 let h = thread::Builder::new()
                     .name(format!("syncpipe-batch-{i}"))
-                    .spawn_scoped(s, move || self.worker(ctx, rx, tx));
+                    .spawn_scoped(s, move || self.worker(ctx, rx, tx, commit));
                 match h {
                     Ok(_) => spawned += 1,
                     Err(e) => spawn_error = Some(e),
                 }
             }
-            drop((work_rx, done_tx));
+            drop((work_rx, done_tx, commit_tx));
             if spawned == 0 {
                 let err = spawn_error.map(Error::io);
                 return failed_all(queue, start, || match &err {
@@ -314,11 +337,17 @@ impl Pipeline {
         slots: usize,
         start: Instant,
         work: Sender<(Class, Unit)>,
-        done: Receiver<(Class, Vec<FileResult>)>,
+        done: Receiver<Done>,
     ) -> Vec<FileResult> {
         let cancel = self.cancel_token();
         let mut results = Vec::new();
-        let (mut in_flight, mut large) = (0usize, 0usize);
+        // Files handed to the committer whose result has not come back:
+        // the batch is over only when they have. Signed, because the two
+        // messages race: a worker hands its files over *before* it reports
+        // its unit (with the count), so the committer's results can arrive
+        // first and take the count below zero for a moment. Once no unit
+        // is in flight every count has arrived, and zero means all back.
+        let (mut in_flight, mut large, mut committing) = (0usize, 0usize, 0i64);
         loop {
             while in_flight < slots && !cancel.is_cancelled() {
                 let Some((class, unit)) = queue.next(Running { large, slots }) else {
@@ -333,15 +362,23 @@ impl Pipeline {
                 in_flight += 1;
                 large += usize::from(class == Class::Large);
             }
-            if in_flight == 0 {
+            if in_flight == 0 && committing == 0 {
                 break;
             }
-            let Ok((class, files)) = done.recv() else {
-                break;
-            };
-            in_flight -= 1;
-            large -= usize::from(class == Class::Large);
-            results.extend(files);
+            match done.recv() {
+                Ok(Done::Unit(class, files, handed)) => {
+                    in_flight -= 1;
+                    large -= usize::from(class == Class::Large);
+                    committing += handed as i64;
+                    results.extend(files);
+                }
+                Ok(Done::Committed(files)) => {
+                    // Exact: the committer reports every file once.
+                    committing -= files.len() as i64;
+                    results.extend(files);
+                }
+                Err(_) => break,
+            }
         }
         // Disconnection ends the workers' loops.
         drop(work);
@@ -356,7 +393,8 @@ impl Pipeline {
         &self,
         ctx: &Ctx<'_>,
         work: Receiver<(Class, Unit)>,
-        done: Sender<(Class, Vec<FileResult>)>,
+        done: Sender<Done>,
+        commit: Option<Sender<ToCommit>>,
     ) {
         for (class, unit) in work.iter() {
             // Per-file work catches its own panics; this outer catch keeps
@@ -369,12 +407,12 @@ impl Pipeline {
                     .map(|j| (j.input.clone(), j.output.clone()))
                     .collect(),
             };
-            let results = panic::catch_unwind(AssertUnwindSafe(|| match unit {
-                Unit::Stream(job) => vec![self.one_file(ctx, job)],
-                Unit::Small(jobs) => self.small_files(ctx, jobs),
+            let (results, handed) = panic::catch_unwind(AssertUnwindSafe(|| match unit {
+                Unit::Stream(job) => (vec![self.one_file(ctx, job)], 0),
+                Unit::Small(jobs) => self.small_files(ctx, jobs, commit.as_ref()),
             }))
             .unwrap_or_else(|_| {
-                names
+                let failed = names
                     .into_iter()
                     .map(|(input, output)| FileResult {
                         outcome: Outcome::Failed(
@@ -384,11 +422,14 @@ impl Pipeline {
                         output,
                         finished: ctx.start.elapsed(),
                     })
-                    .collect()
+                    .collect();
+                // A panic before the hand-off sent nothing to the
+                // committer (the hand-off is the last step that can fail).
+                (failed, 0)
             });
             // Fails only if the scheduler is gone, which it is not while
             // a unit is in flight.
-            let _ = done.send((class, results));
+            let _ = done.send(Done::Unit(class, results, handed));
         }
     }
 
@@ -436,7 +477,12 @@ impl Pipeline {
     /// one permit wait per job instead of per file, the point of
     /// `batch_small`. The lease is dropped before the writes, so a slow
     /// disk never holds a CPU token.
-    fn small_files(&self, ctx: &Ctx<'_>, jobs: Vec<BatchJob>) -> Vec<FileResult> {
+    fn small_files(
+        &self,
+        ctx: &Ctx<'_>,
+        jobs: Vec<BatchJob>,
+        commit: Option<&Sender<ToCommit>>,
+    ) -> (Vec<FileResult>, usize) {
         let cancel = self.cancel_token();
         // Read each file whole.
         let mut files: Vec<(BatchJob, Small)> = jobs
@@ -478,8 +524,8 @@ impl Pipeline {
                 };
             }
         }
-        // Write each into its own temp file (the lease is gone), then
-        // commit the group: see `commit_group`.
+        // Write each into its own temp file (the lease is gone), then hand
+        // the prepared ones to the committer thread (`committer.rs`).
         let written: Vec<(BatchJob, Written)> = files
             .into_iter()
             .map(|(job, state)| {
@@ -498,31 +544,101 @@ impl Pipeline {
                 (job, r)
             })
             .collect();
-        let results = self
-            .commit_group(ctx, written)
-            .into_iter()
-            .map(|(job, r)| {
-                let outcome = match r {
-                    Ok(Some(report)) => {
-                        // The inline path skips the engine, so it reports
-                        // the finished file to the metrics here (the
-                        // engine's runs do it themselves).
-                        self.run_done(&report);
-                        Outcome::Done(*report)
+        let cancelled = self.cancel_token().is_cancelled();
+        let mut results = Vec::with_capacity(written.len());
+        let mut inline = Vec::new();
+        let mut handed = 0;
+        for (job, r) in written {
+            match r {
+                Ok(Some((out, report))) if !cancelled => {
+                    let pending = Pending {
+                        out,
+                        tag: (job, report),
+                    };
+                    match commit {
+                        Some(tx) => match tx.send(pending) {
+                            Ok(()) => handed += 1,
+                            // The committer is gone (cannot happen while
+                            // this worker holds a sender): commit here.
+                            Err(crossbeam_channel::SendError(p)) => inline.push(p),
+                        },
+                        // No committer thread (it could not start): this
+                        // worker commits its own files, as one group.
+                        None => inline.push(pending),
                     }
-                    Ok(None) => Outcome::Skipped,
-                    Err(e) => Outcome::Failed(e),
-                };
-                FileResult {
-                    input: job.input,
-                    output: job.output,
-                    outcome,
-                    finished: ctx.start.elapsed(),
                 }
-            })
-            .collect();
+                // `out` drops here: the temp file is removed.
+                Ok(Some(_)) => results.push(self.ended(ctx, job, Err(Error::cancelled()))),
+                Ok(None) => results.push(self.ended(ctx, job, Ok(None))),
+                Err(e) => results.push(self.ended(ctx, job, Err(e))),
+            }
+        }
+        if !inline.is_empty() {
+            let (outs, tags): (Vec<_>, Vec<_>) = inline.into_iter().map(|p| (p.out, p.tag)).unzip();
+            for ((job, report), r) in tags.into_iter().zip(committer::commit(outs)) {
+                results.push(self.committed(ctx, job, report, r));
+            }
+        }
         self.governor().memory.sub(held);
-        results
+        (results, handed)
+    }
+
+    /// The result of a small file that did not reach a commit: skipped,
+    /// failed or cancelled.
+    fn ended(&self, ctx: &Ctx<'_>, job: BatchJob, r: Result<Option<()>>) -> FileResult {
+        let outcome = match r {
+            Ok(_) => Outcome::Skipped,
+            Err(e) => Outcome::Failed(e.with_path(&job.input)),
+        };
+        FileResult {
+            input: job.input,
+            output: job.output,
+            outcome,
+            finished: ctx.start.elapsed(),
+        }
+    }
+
+    /// The result of a committed (or failed to commit) small file.
+    fn committed(
+        &self,
+        ctx: &Ctx<'_>,
+        job: BatchJob,
+        report: Box<Report>,
+        r: Committed,
+    ) -> FileResult {
+        let outcome = match r {
+            Ok(dir) => {
+                if let Some(dir) = dir {
+                    ctx.dirs.lock().insert(dir);
+                }
+                // The inline path skips the engine, so it reports the
+                // finished file to the metrics here (the engine's runs do
+                // it themselves).
+                self.run_done(&report);
+                Outcome::Done(*report)
+            }
+            Err(e) => Outcome::Failed(e.with_path(&job.input)),
+        };
+        FileResult {
+            input: job.input,
+            output: job.output,
+            outcome,
+            finished: ctx.start.elapsed(),
+        }
+    }
+
+    /// The committer thread of a batch: commits what the workers hand it,
+    /// group by group, and reports each group to the scheduler.
+    fn commit_loop(&self, ctx: &Ctx<'_>, queue: &Receiver<ToCommit>, done: &Sender<Done>) {
+        committer::serve(queue, self.cancel_token(), |group| {
+            let files = group
+                .into_iter()
+                .map(|((job, report), r)| self.committed(ctx, job, report, r))
+                .collect();
+            // Fails only if the scheduler is gone, which it is not while
+            // files are committing (it waits for them).
+            let _ = done.send(Done::Committed(files));
+        });
     }
 
     /// Reads a small input whole (under an IO lease), or `None` to skip it;
@@ -571,54 +687,6 @@ impl Pipeline {
         }
         out.prepare(Some(mode))?;
         Ok(out)
-    }
-
-    /// Makes a unit's written temp files durable and renames them through
-    /// the batch's shared [`Committer`] (group commit across all workers:
-    /// one `syncfs` per group instead of an fsync per file, always before
-    /// the renames, so an output that exists is complete after a crash). A
-    /// cancelled batch removes the temp files instead.
-    fn commit_group(
-        &self,
-        ctx: &Ctx<'_>,
-        group: Vec<(BatchJob, Written)>,
-    ) -> Vec<(BatchJob, Result<Option<Box<Report>>>)> {
-        let cancelled = self.cancel_token().is_cancelled();
-        // Split off the prepared files, keep the rest in place.
-        let mut files = Vec::new();
-        let mut rest = Vec::with_capacity(group.len());
-        for (job, r) in group {
-            match r {
-                Ok(Some((out, report))) if !cancelled => {
-                    files.push(out);
-                    rest.push((job, Ok(Some(report)), true));
-                }
-                // `out` drops here: the temp file is removed.
-                Ok(Some(_)) => rest.push((job, Err(Error::cancelled()), false)),
-                Ok(None) => rest.push((job, Ok(None), false)),
-                Err(e) => rest.push((job, Err(e), false)),
-            }
-        }
-        let mut committed = ctx.committer.commit(files).into_iter();
-        rest.into_iter()
-            .map(|(job, r, queued)| {
-                let r = match (r, queued) {
-                    (Ok(Some(report)), true) => match committed.next() {
-                        Some(Ok(dir)) => {
-                            if let Some(dir) = dir {
-                                ctx.dirs.lock().insert(dir);
-                            }
-                            Ok(Some(report))
-                        }
-                        Some(Err(e)) => Err(e.with_path(&job.input)),
-                        None => Err(Error::new(ErrorKind::Panic, "output left uncommitted")
-                            .with_path(&job.input)),
-                    },
-                    (r, _) => r.map_err(|e| e.with_path(&job.input)),
-                };
-                (job, r)
-            })
-            .collect()
     }
 }
 

@@ -82,7 +82,8 @@ enum Command {
         /// the same input gives the same bytes), `filesize` (one size per
         /// file from its length: about 4 chunks per CPU token, 128 KiB-1 MiB),
         /// `hillclimb` (starts there or at --chunk-size, then keeps the mean
-        /// chunk CPU time within 0.5-5 ms in 128 KiB steps, 128 KiB-4 MiB;
+        /// cost of a chunk, its stages plus its write, within 0.5-5 ms in
+        /// 128 KiB steps, 128 KiB-4 MiB;
         /// -v shows the sizes chosen). [default: fixed]
         #[arg(long, value_name = "METHOD", value_parser = parse_chunk_method)]
         chunk_method: Option<ChunkMethod>,

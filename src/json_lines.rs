@@ -81,7 +81,7 @@ pub fn file_done(command: &str, input: &Path, output: &str, r: &Report) -> Value
         "chunk_sizes": r.chunk_sizes.iter().map(|c| json!({
             "from_chunk": c.from_chunk,
             "size": c.size,
-            "mean_cpu_ns": c.mean_cpu.as_nanos() as u64,
+            "mean_cost_ns": c.mean_cost.as_nanos() as u64,
         })).collect::<Vec<_>>(),
     })
 }

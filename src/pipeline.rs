@@ -347,7 +347,14 @@ impl Pipeline {
                         rec
                     }
                 },
-                |rec| sink.write_record(state, rec),
+                |rec| {
+                    let len = rec.original_len;
+                    let took = sink.write_record(state, rec)?;
+                    if let Some(t) = tuner {
+                        t.record_write(len, took);
+                    }
+                    Ok(())
+                },
             )
         };
         self.settle(&state);
@@ -875,7 +882,7 @@ impl ChunkPlan {
             None => vec![SizeChange {
                 from_chunk: 0,
                 size: self.start,
-                mean_cpu: std::time::Duration::ZERO,
+                mean_cost: std::time::Duration::ZERO,
             }],
         }
     }

@@ -278,7 +278,7 @@ impl Telemetry {
             let steps: Vec<String> = report
                 .chunk_sizes
                 .iter()
-                .map(|c| match c.mean_cpu.as_nanos() {
+                .map(|c| match c.mean_cost.as_nanos() {
                     0 => format!(
                         "{} from chunk {}",
                         dashboard::human(c.size as u64),
@@ -288,7 +288,7 @@ impl Telemetry {
                         "{} from chunk {} (mean {:.2} ms)",
                         dashboard::human(c.size as u64),
                         c.from_chunk,
-                        c.mean_cpu.as_secs_f64() * 1e3
+                        c.mean_cost.as_secs_f64() * 1e3
                     ),
                 })
                 .collect();

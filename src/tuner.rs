@@ -12,8 +12,16 @@
 //! hill climber keeps the *time* per chunk in a band instead of the size,
 //! so the same setting suits every stage list.
 //!
+//! What a chunk costs is the CPU time of its job on a worker (stages,
+//! cipher, checksum) plus the writer's time for its record: the copy into
+//! the page cache is CPU work done for that chunk too, and on a fast stage
+//! list it is most of it (passthrough: ~0.26 ms of job and ~0.4 ms of
+//! writing per MiB here). Left out, the climber would grow passthrough's
+//! chunks to sizes where the writer, which it could not see, slows down
+//! (`docs/performance.md`, "Chunk-size sweep").
+//!
 //! The climber is a band controller: after every window of
-//! [`WINDOW`] chunks of the current size it looks at their mean CPU time;
+//! [`WINDOW`] chunks of the current size it looks at their mean cost;
 //! above [`SLOW_NS`] the next chunks get one [`STEP`] smaller, below
 //! [`FAST_NS`] one step larger, in between nothing changes. The band is 10×
 //! wide and one step changes the size by at most 2× (128 → 256 KiB), so
@@ -139,7 +147,7 @@ impl Climber {
         }
     }
 
-    /// Mean CPU time per chunk of the last complete window.
+    /// Mean cost per chunk (job plus write) of the last complete window.
     pub fn last_mean_ns(&self) -> u64 {
         self.last_mean_ns
     }
@@ -147,6 +155,17 @@ impl Climber {
     /// The size the next chunks get.
     pub fn size(&self) -> usize {
         self.size
+    }
+
+    /// Adds the writer's time for a chunk of `len` bytes to the window (a
+    /// chunk of another size is ignored, as in [`Climber::observe`]). The
+    /// window still counts chunks by their CPU jobs; a write lands in the
+    /// window that is open when it happens, which in steady state holds as
+    /// many writes as jobs.
+    pub fn add_write(&mut self, len: usize, write_ns: u64) {
+        if len == self.size {
+            self.sum_ns = self.sum_ns.saturating_add(write_ns);
+        }
     }
 
     /// Takes one finished chunk of `len` bytes that took `cpu_ns`. Returns
@@ -191,13 +210,13 @@ pub struct SizeChange {
     pub from_chunk: u64,
     /// The chunk size from then on.
     pub size: usize,
-    /// Mean CPU time per chunk of the window that led to the change
+    /// Mean cost per chunk (job plus write) of the window that led to the change
     /// (zero for the start).
-    pub mean_cpu: Duration,
+    pub mean_cost: Duration,
 }
 
 /// The climber shared by one run's reader (which asks for sizes) and its
-/// CPU workers (which report times).
+/// CPU workers and writer (which report times).
 ///
 /// A mutex rather than atomics: a decision reads and resets a sum and a
 /// count together, which two separate atomics could not do consistently,
@@ -225,7 +244,7 @@ impl Tuner {
         let first = SizeChange {
             from_chunk: 0,
             size: climber.size(),
-            mean_cpu: Duration::ZERO,
+            mean_cost: Duration::ZERO,
         };
         Tuner {
             state: Mutex::new(TunerState {
@@ -240,12 +259,12 @@ impl Tuner {
     /// The size of the next chunk to read (called by the reader, in order).
     pub fn next_size(&self) -> usize {
         let mut s = self.state.lock();
-        if let Some((size, mean_cpu)) = s.pending.take() {
+        if let Some((size, mean_cost)) = s.pending.take() {
             let from_chunk = s.read;
             s.history.push(SizeChange {
                 from_chunk,
                 size,
-                mean_cpu,
+                mean_cost,
             });
         }
         s.read += 1;
@@ -260,6 +279,12 @@ impl Tuner {
             let mean = Duration::from_nanos(s.climber.last_mean_ns());
             s.pending = Some((size, mean));
         }
+    }
+
+    /// Reports that the writer took `took` to write a chunk of `len` bytes.
+    pub fn record_write(&self, len: usize, took: Duration) {
+        let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        self.state.lock().climber.add_write(len, ns);
     }
 
     /// Every size the run used, from its start.
@@ -342,6 +367,32 @@ mod tests {
             let tail = &sizes[sizes.len() - 1_000..];
             assert!(tail.iter().all(|&s| s == tail[0]), "{ns_per_kib} ns/KiB");
         }
+    }
+
+    #[test]
+    fn the_writers_time_counts_toward_the_chunk() {
+        // 0.3 ms of stage work alone is under the band: the climber grows.
+        let mut alone = Climber::new(1 << 20);
+        for _ in 0..WINDOW {
+            alone.observe(1 << 20, 300_000);
+        }
+        assert_eq!(alone.size(), (1 << 20) + STEP);
+        // With 0.4 ms of writing per chunk the chunk costs 0.7 ms: in the
+        // band, so it stays (a passthrough chunk into the page cache).
+        let mut written = Climber::new(1 << 20);
+        for _ in 0..WINDOW {
+            written.add_write(1 << 20, 400_000);
+            written.observe(1 << 20, 300_000);
+        }
+        assert_eq!(written.size(), 1 << 20);
+        assert_eq!(written.last_mean_ns(), 700_000);
+        // A write of another size is not this window's.
+        let mut other = Climber::new(1 << 20);
+        for _ in 0..WINDOW {
+            other.add_write(512 << 10, 400_000);
+            other.observe(1 << 20, 300_000);
+        }
+        assert_eq!(other.size(), (1 << 20) + STEP);
     }
 
     #[test]

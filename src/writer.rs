@@ -7,6 +7,7 @@
 //! pool, and counts what it wrote.
 
 use std::io::{self, BufWriter, Read, Write};
+use std::time::{Duration, Instant};
 
 use crate::chunk::Encoded;
 use crate::engine::RunState;
@@ -66,18 +67,23 @@ impl<W: Write> Sink<W> {
     }
 
     /// Writes one chunk record and recycles its payload buffer.
-    pub fn write_record(&mut self, state: &RunState<'_>, rec: Encoded) -> Result<()> {
-        {
+    /// Returns the time the writes took (after the IO permit was granted:
+    /// the writer's own cost for this record, which the hill climber adds
+    /// to the chunk's CPU time).
+    pub fn write_record(&mut self, state: &RunState<'_>, rec: Encoded) -> Result<Duration> {
+        let took = {
             let _io = state.governor.io.acquire(&state.cancel)?;
+            let started = Instant::now();
             self.out.write_all(&rec.head).map_err(write_failed)?;
             self.out.write_all(&rec.payload).map_err(write_failed)?;
             self.out
                 .write_all(&rec.crc.to_le_bytes())
                 .map_err(write_failed)?;
-        }
+            started.elapsed()
+        };
         state.release(rec.original_len);
         state.buffers.give(rec.payload);
-        Ok(())
+        Ok(took)
     }
 
     /// Writes restored bytes, feeds the whole-file hasher, recycles the buffer.

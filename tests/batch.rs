@@ -22,13 +22,19 @@ use syncpipe::{CancelToken, Pipeline};
 
 const BIN: &str = env!("CARGO_BIN_EXE_syncpipe");
 
+/// Runs the binary under a watchdog: a batch that deadlocks fails the test
+/// after 180 s instead of hanging the suite.
 fn run(dir: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run syncpipe")
+    let dir = dir.to_path_buf();
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    common::watchdog(180, move || {
+        Command::new(BIN)
+            .args(&args)
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run syncpipe")
+    })
 }
 
 #[track_caller]
@@ -539,46 +545,48 @@ fn jobs_for(dir: &Path, inputs: &[PathBuf], out: &str) -> Vec<BatchJob> {
 
 #[test]
 fn issue5_small_file_path_writes_the_streaming_bytes() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let d = dir.path();
-    let chunk = 64 << 10;
-    let sizes = [0, 1, chunk - 1, chunk, chunk + 1, 3 * chunk + 5];
-    let inputs: Vec<PathBuf> = sizes
-        .iter()
-        .map(|&n| {
-            let p = d.join(format!("in{n}"));
-            fs::write(&p, common::mixed_data(n, n as u64)).expect("write");
-            p
-        })
-        .collect();
-    for spec in ["zstd:3,sha256", "lz4,blake3", "passthrough", "gzip:6"] {
-        let pipeline = Pipeline::builder()
-            .stages(parse_stages(spec).expect("stages"))
-            .chunk_size(chunk)
-            .threads(2)
-            .build()
-            .expect("build");
-        for batch_small in [false, true] {
-            let out = format!("b-{spec}-{batch_small}");
-            let opts = BatchOptions {
-                batch_small,
-                ..BatchOptions::default()
-            };
-            let report = pipeline.process_batch(jobs_for(d, &inputs, &out), &opts);
-            assert_eq!(report.done(), sizes.len(), "{spec}: {:?}", report.files);
-            for p in &inputs {
-                let name = format!("{}.spipe", p.file_name().expect("n").to_string_lossy());
-                let streamed = d.join(format!("s-{spec}-{batch_small}-{name}"));
-                pipeline.process_path(p, &streamed, false).expect("stream");
-                let inline = fs::read(d.join(&out).join(&name)).expect("read");
-                assert!(
-                    inline == fs::read(&streamed).expect("read"),
-                    "{spec} {name}: bytes differ"
-                );
+    common::watchdog(120, || {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        let chunk = 64 << 10;
+        let sizes = [0, 1, chunk - 1, chunk, chunk + 1, 3 * chunk + 5];
+        let inputs: Vec<PathBuf> = sizes
+            .iter()
+            .map(|&n| {
+                let p = d.join(format!("in{n}"));
+                fs::write(&p, common::mixed_data(n, n as u64)).expect("write");
+                p
+            })
+            .collect();
+        for spec in ["zstd:3,sha256", "lz4,blake3", "passthrough", "gzip:6"] {
+            let pipeline = Pipeline::builder()
+                .stages(parse_stages(spec).expect("stages"))
+                .chunk_size(chunk)
+                .threads(2)
+                .build()
+                .expect("build");
+            for batch_small in [false, true] {
+                let out = format!("b-{spec}-{batch_small}");
+                let opts = BatchOptions {
+                    batch_small,
+                    ..BatchOptions::default()
+                };
+                let report = pipeline.process_batch(jobs_for(d, &inputs, &out), &opts);
+                assert_eq!(report.done(), sizes.len(), "{spec}: {:?}", report.files);
+                for p in &inputs {
+                    let name = format!("{}.spipe", p.file_name().expect("n").to_string_lossy());
+                    let streamed = d.join(format!("s-{spec}-{batch_small}-{name}"));
+                    pipeline.process_path(p, &streamed, false).expect("stream");
+                    let inline = fs::read(d.join(&out).join(&name)).expect("read");
+                    assert!(
+                        inline == fs::read(&streamed).expect("read"),
+                        "{spec} {name}: bytes differ"
+                    );
+                }
+                assert!(pipeline.governor().all_returned());
             }
-            assert!(pipeline.governor().all_returned());
         }
-    }
+    });
 }
 
 #[test]

@@ -57,7 +57,7 @@ fn slow_chunks_make_the_climber_shrink_and_the_container_restores() {
                 "one step down: {sizes:?}"
             );
             assert!(w[1].from_chunk > w[0].from_chunk);
-            assert!(w[1].mean_cpu > Duration::from_millis(5), "{sizes:?}");
+            assert!(w[1].mean_cost > Duration::from_millis(5), "{sizes:?}");
         }
 
         // The container says so, and its records follow the history.

@@ -545,11 +545,15 @@ fn temp_files_in_a_walked_folder_are_not_inputs() {
     // removed (its pid means nothing here) nor taken as an input.
     let foreign = ".a.bin.spipe.syncpipe-tmp.other-host.4242.Ab12Cd34";
     fs::write(src.join(foreign), b"partial container").expect("write");
-    let out = Command::new(BIN)
-        .args(["process", "-r", "src", "-q"])
-        .current_dir(dir.path())
-        .output()
-        .expect("run");
+    let root = dir.path().to_path_buf();
+    // A batch: under a watchdog, so a deadlock fails instead of hanging.
+    let out = watchdog(120, move || {
+        Command::new(BIN)
+            .args(["process", "-r", "src", "-q"])
+            .current_dir(&root)
+            .output()
+            .expect("run")
+    });
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(listing(&src), [foreign, "a.bin", "a.bin.spipe"]);
 }
