@@ -460,12 +460,7 @@ impl Pipeline {
             }))
         };
         let outcome = caught(&job.input, run);
-        FileResult {
-            input: job.input,
-            output: job.output,
-            outcome,
-            finished: ctx.start.elapsed(),
-        }
+        ended(ctx, job, outcome)
     }
 
     /// The small-file path: read each file whole, encode them all under one
@@ -568,9 +563,15 @@ impl Pipeline {
                     }
                 }
                 // `out` drops here: the temp file is removed.
-                Ok(Some(_)) => results.push(self.ended(ctx, job, Err(Error::cancelled()))),
-                Ok(None) => results.push(self.ended(ctx, job, Ok(None))),
-                Err(e) => results.push(self.ended(ctx, job, Err(e))),
+                Ok(Some(_)) => {
+                    let e = Error::cancelled().with_path(&job.input);
+                    results.push(ended(ctx, job, Outcome::Failed(e)));
+                }
+                Ok(None) => results.push(ended(ctx, job, Outcome::Skipped)),
+                Err(e) => {
+                    let e = e.with_path(&job.input);
+                    results.push(ended(ctx, job, Outcome::Failed(e)));
+                }
             }
         }
         if !inline.is_empty() {
@@ -581,21 +582,6 @@ impl Pipeline {
         }
         self.governor().memory.sub(held);
         (results, handed)
-    }
-
-    /// The result of a small file that did not reach a commit: skipped,
-    /// failed or cancelled.
-    fn ended(&self, ctx: &Ctx<'_>, job: BatchJob, r: Result<Option<()>>) -> FileResult {
-        let outcome = match r {
-            Ok(_) => Outcome::Skipped,
-            Err(e) => Outcome::Failed(e.with_path(&job.input)),
-        };
-        FileResult {
-            input: job.input,
-            output: job.output,
-            outcome,
-            finished: ctx.start.elapsed(),
-        }
     }
 
     /// The result of a committed (or failed to commit) small file.
@@ -619,12 +605,7 @@ impl Pipeline {
             }
             Err(e) => Outcome::Failed(e.with_path(&job.input)),
         };
-        FileResult {
-            input: job.input,
-            output: job.output,
-            outcome,
-            finished: ctx.start.elapsed(),
-        }
+        ended(ctx, job, outcome)
     }
 
     /// The committer thread of a batch: commits what the workers hand it,
@@ -687,6 +668,16 @@ impl Pipeline {
         }
         out.prepare(Some(mode))?;
         Ok(out)
+    }
+}
+
+/// A file's result, timed now.
+fn ended(ctx: &Ctx<'_>, job: BatchJob, outcome: Outcome) -> FileResult {
+    FileResult {
+        input: job.input,
+        output: job.output,
+        outcome,
+        finished: ctx.start.elapsed(),
     }
 }
 
