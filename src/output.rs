@@ -150,8 +150,14 @@ pub fn this_host() -> &'static str {
 /// `.NAME.syncpipe-tmp.HOST.PID.RANDOM`: host and pid say whose it is (a
 /// later run on the same host removes it only once that process is gone),
 /// the random part keeps concurrent outputs of one process apart. Created
-/// with `mode`.
-fn temp_file(dir: &Path, name: &str, mode: u32) -> io::Result<NamedTempFile> {
+/// with `mode`. Every temp file syncpipe makes is named this way (the
+/// binary's Prometheus textfile too), so the stale-temp cleanup and the
+/// batch walks know them all.
+///
+/// # Errors
+///
+/// Creating the file failed.
+pub fn temp_file(dir: &Path, name: &str, mode: u32) -> io::Result<NamedTempFile> {
     // The name is only there for people: cut it so that the owner part
     // (about 65 bytes) still fits in a 255-byte file name.
     let mut cut = name.len().min(150);

@@ -261,13 +261,16 @@ pub fn write_atomic(path: &Path, text: &str) -> io::Result<()> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".syncpipe-prom.")
-        .suffix(".tmp")
-        .tempfile_in(dir)?;
+    let name = path
+        .file_name()
+        .map_or_else(|| "metrics.prom".into(), |n| n.to_string_lossy());
+    // Named as every syncpipe temp file is, so that a killed run's
+    // leftover is recognised and cleaned like the others; readable by a
+    // collector running as another user, like any textfile.
+    let mut tmp = syncpipe::output::temp_file(dir, &name, 0o600)?;
     tmp.write_all(text.as_bytes())?;
     tmp.flush()?;
-    // Readable by a collector running as another user, like any textfile.
+    // Set after creation: the mode given at open is cut by the umask.
     use std::os::unix::fs::PermissionsExt;
     tmp.as_file()
         .set_permissions(fs::Permissions::from_mode(0o644))?;
@@ -310,5 +313,22 @@ mod tests {
         assert_eq!(fs::read_to_string(&p).expect("read back"), "a 2\n");
         let names: Vec<_> = fs::read_dir(dir.path()).expect("list").collect();
         assert_eq!(names.len(), 1, "no temp file is left");
+    }
+
+    #[test]
+    fn the_textfile_lands_whole_and_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("syncpipe.prom");
+        write_atomic(&path, "a 1\n").expect("write");
+        write_atomic(&path, "a 2\n").expect("rewrite");
+        assert_eq!(fs::read_to_string(&path).expect("read"), "a 2\n");
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .expect("list")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names, [std::ffi::OsString::from("syncpipe.prom")]);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(&path).expect("stat").permissions().mode();
+        assert_eq!(mode & 0o777, 0o644, "readable by a collector");
     }
 }
