@@ -599,9 +599,12 @@ impl Pipeline {
                 }
                 // The inline path skips the engine, so it reports the
                 // finished file to the metrics here (the engine's runs do
-                // it themselves).
-                self.run_done(&report);
-                Outcome::Done(*report)
+                // it themselves). The output is in place by now; a
+                // panicking observer still makes the file count as failed.
+                match self.run_done(&report) {
+                    Ok(()) => Outcome::Done(*report),
+                    Err(e) => Outcome::Failed(e.with_path(&job.input)),
+                }
             }
             Err(e) => Outcome::Failed(e.with_path(&job.input)),
         };

@@ -385,7 +385,7 @@ impl Pipeline {
             .map(|c| c.size)
             .max()
             .unwrap_or(plan.start);
-        self.run_done(&report);
+        self.run_done(&report)?;
         Ok((output, report))
     }
 
@@ -469,7 +469,7 @@ impl Pipeline {
         report.digest = digest;
         report.mode = Some(header.mode);
         report.chunk_size = header.chunk_size;
-        self.run_done(&report);
+        self.run_done(&report)?;
         Ok((output, report))
     }
 
@@ -792,11 +792,23 @@ impl Pipeline {
         )
     }
 
-    /// Tells the metrics (if any) that a run succeeded.
-    pub(crate) fn run_done(&self, report: &Report) {
+    /// Tells the metrics (if any) that a run succeeded. An observer that
+    /// panics here fails the run, as a panic during the run does, instead
+    /// of unwinding into the caller (or into a batch's committer thread,
+    /// whose scheduler would then wait for results that never come).
+    pub(crate) fn run_done(&self, report: &Report) -> Result<()> {
         if let Some(m) = &self.inner.metrics {
-            m.run_done(&self.inner.governor, report);
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                m.run_done(&self.inner.governor, report)
+            }))
+            .map_err(|_| {
+                Error::new(
+                    crate::error::ErrorKind::Panic,
+                    "the metrics observer panicked at the end of the run",
+                )
+            })?;
         }
+        Ok(())
     }
 
     /// After a run (any outcome): chunk buffers dropped on an error path were

@@ -204,3 +204,61 @@ fn observer_panic_during_a_run_fails_the_run_and_returns_every_permit() {
         assert!(p.governor().all_returned(), "permits leaked");
     });
 }
+
+/// An observer that panics on the end-of-run event fails that run (no
+/// output file) instead of unwinding into the caller; in a batch, where
+/// small files report from the committer thread, it fails those files and
+/// the batch still ends (a committer thread that died would leave the
+/// scheduler waiting for its results).
+#[test]
+fn observer_panic_at_the_end_of_a_run_fails_the_run_not_the_caller() {
+    watchdog(60, || {
+        let metrics = || {
+            Arc::new(Metrics::observed(
+                Duration::from_secs(3600),
+                |e: &Event<'_>| {
+                    if matches!(e, Event::RunDone { .. }) {
+                        panic!("observer failed on purpose");
+                    }
+                },
+            ))
+        };
+        let dir = tempfile::tempdir().expect("temp dir");
+        let input = dir.path().join("in.bin");
+        fs::write(&input, mixed_data(300_000, 9)).expect("write");
+        let p = Pipeline::builder()
+            .threads(2)
+            .metrics(metrics())
+            .build()
+            .expect("pipeline");
+        let out = dir.path().join("in.bin.spipe");
+        let e = p
+            .process_path(&input, &out, false)
+            .expect_err("the observer panicked");
+        assert_eq!(e.kind(), ErrorKind::Panic, "{e}");
+        assert!(!out.exists(), "a failed run leaves no output");
+        assert!(p.governor().all_returned(), "permits leaked");
+
+        // A batch of small files: every file fails, the batch returns.
+        let jobs: Vec<syncpipe::BatchJob> = (0..20)
+            .map(|i| {
+                let input = dir.path().join(format!("s{i}"));
+                fs::write(&input, mixed_data(2_000 + i, i as u64)).expect("write");
+                syncpipe::BatchJob {
+                    output: Some(dir.path().join("o").join(format!("s{i}.spipe"))),
+                    size: 2_000 + i as u64,
+                    input,
+                }
+            })
+            .collect();
+        let p = Pipeline::builder()
+            .threads(2)
+            .metrics(metrics())
+            .build()
+            .expect("pipeline");
+        let report = p.process_batch(jobs, &syncpipe::BatchOptions::default());
+        assert_eq!(report.files.len(), 20);
+        assert_eq!(report.failed(), 20);
+        assert!(p.governor().all_returned(), "permits leaked");
+    });
+}
