@@ -18,8 +18,9 @@ use std::sync::Arc;
 /// async-signal-safe, and [`CancelToken::flag`] hands it to `signal-hook`.
 ///
 /// What a cancel guarantees: the run returns [`crate::ErrorKind::Cancelled`]
-/// promptly (a compressing chunk stops within one sub-block of the built-in
-/// zstd and brotli stages, see [`crate::Stage::forward_cancellable`]), every
+/// promptly (a brotli chunk stops within one 256 KiB encoder block, see
+/// [`crate::Stage::forward_cancellable`]; zstd chunks are one-shot calls
+/// that finish, which bounds the drain by one chunk's time), every
 /// governor permit is back when `run` returns, and a file output's temp file
 /// is removed.
 #[derive(Debug, Clone, Default)]

@@ -4,8 +4,10 @@
 //! on the device: an NVMe drive has many hardware queues and wants a deep
 //! queue, a SATA SSD saturates around its NCQ depth, a spinning disk seeks
 //! between every extra concurrent stream. The brief's depths (24 / 12 / 4)
-//! are the defaults; `benches/` has no sweep yet, so they are the brief's
-//! numbers, not this project's measurement.
+//! are the defaults. They are the brief's numbers: `benches/io_queue_depth.sh`
+//! measures the curve on the machine at hand, and on this project's virtio
+//! disk it is flat past QD 4 (docs/performance.md), which says nothing
+//! about real NVMe or SATA devices either way.
 //!
 //! Detection reads sysfs (Linux only): the file's device number, then
 //! `/sys/dev/block/MAJ:MIN` (a partition is resolved to its disk, a
