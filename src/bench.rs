@@ -19,8 +19,9 @@
 //!    the sweep goes on;
 //! 5. deletes the container.
 //!
-//! Everything is written under a temp folder in the given work folder,
-//! removed when [`run`] returns (also on an error or a cancel).
+//! The containers are written in the given work folder under a temp name
+//! (`.bench-container.syncpipe-tmp.…`), removed after each row and when
+//! [`run`] returns (also on an error or a cancel).
 
 use std::fmt::Write as _;
 use std::fs::File;
@@ -131,6 +132,31 @@ impl Point {
         }
     }
 
+    /// The settings a pipeline runs this point with: zeros replaced by
+    /// the defaults they stand for, the stage list in canonical form.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Usage`] for settings the builder refuses.
+    pub fn resolve(&self) -> Result<Point> {
+        let stages = parse_stages(&self.stages)?;
+        let canonical = stages.to_string();
+        // The key only satisfies the cipher check: nothing is encrypted.
+        let pipeline = self
+            .builder(stages)
+            .secret(Secret::key(&[0u8; KEY_LEN])?)
+            .build()?;
+        let cfg = pipeline.config();
+        Ok(Point {
+            chunk_size: cfg.chunk_size,
+            threads: cfg.threads,
+            cpu_tokens: cfg.cpu_tokens,
+            channel_depth: cfg.channel_depth,
+            io_tokens: cfg.io_tokens,
+            stages: canonical,
+        })
+    }
+
     fn builder(&self, stages: Stages) -> PipelineBuilder {
         Pipeline::builder()
             .stages(stages)
@@ -144,9 +170,9 @@ impl Point {
 
 /// `1MiB`, `256KiB`, or plain bytes: sizes as the `--chunk-size` flag takes them.
 pub fn size_name(bytes: usize) -> String {
-    if bytes >= 1 << 20 && bytes % (1 << 20) == 0 {
+    if bytes >= 1 << 20 && bytes.is_multiple_of(1 << 20) {
         format!("{}MiB", bytes >> 20)
-    } else if bytes >= 1 << 10 && bytes % (1 << 10) == 0 {
+    } else if bytes >= 1 << 10 && bytes.is_multiple_of(1 << 10) {
         format!("{}KiB", bytes >> 10)
     } else {
         bytes.to_string()
@@ -415,8 +441,8 @@ fn csv_field(text: &str) -> String {
 }
 
 /// Runs the sweep over the file `input`, calling `on_row` as each row is
-/// done, and returns all rows. Temp files (containers) go in a fresh
-/// folder under `work_dir`, removed before returning.
+/// done, and returns all rows. The containers go to a temp file in
+/// `work_dir`, removed after each row.
 ///
 /// Stage lists with a cipher are run under a random 32-byte key made for
 /// this call and kept in memory only.
@@ -437,11 +463,13 @@ pub fn run(
 ) -> Result<Vec<Row>> {
     plan.check()?;
     let digest = digest_file(input, cancel)?;
-    let dir = tempfile::Builder::new()
-        .prefix(".syncpipe-bench-")
-        .tempdir_in(work_dir)
+    // A placeholder holding the name (and removing it on drop, also on an
+    // error or a cancel); every row's `process_path` replaces it. Named like
+    // every syncpipe temp file, so that the leftover of a killed run is
+    // recognised by `output::remove_stale_temps`.
+    let placeholder = crate::output::temp_file(work_dir, "bench-container", 0o600)
         .map_err(|e| Error::io(e).with_path(work_dir))?;
-    let container = dir.path().join("row.spipe");
+    let container = placeholder.path().to_path_buf();
     let secret = random_key()?;
     let mut rows = Vec::new();
     for (i, point) in plan.points().into_iter().enumerate() {
@@ -461,8 +489,7 @@ pub fn run(
         on_row(&row);
         rows.push(row);
     }
-    // Explicit, to report a failure to remove (drop would ignore it).
-    dir.close().map_err(Error::io)?;
+    drop(placeholder);
     Ok(rows)
 }
 
@@ -528,15 +555,7 @@ impl Env<'_> {
         samples.sort_by_key(|s| s.wall);
         let median = samples.swap_remove(samples.len() / 2);
         let pipeline = self.pipeline(point, None)?;
-        let cfg = pipeline.config();
-        let resolved = Point {
-            chunk_size: cfg.chunk_size,
-            threads: cfg.threads,
-            cpu_tokens: cfg.cpu_tokens,
-            channel_depth: cfg.channel_depth,
-            io_tokens: cfg.io_tokens,
-            stages: parse_stages(&point.stages)?.to_string(),
-        };
+        let resolved = point.resolve()?;
         let container_bytes = std::fs::metadata(self.container)
             .map_err(|e| Error::io(e).with_path(self.container))?
             .len();

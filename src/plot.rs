@@ -9,15 +9,17 @@
 
 use std::fmt::Write as _;
 
-/// Width and height of the drawing, in SVG user units.
-const WIDTH: f64 = 720.0;
+/// Size of the plot area, in SVG user units.
+const PLOT_W: f64 = 460.0;
 const HEIGHT: f64 = 420.0;
 /// Margins around the plot area: room for tick labels, axis titles and
-/// the legend on the right.
+/// the legend on the right (wider for long series names, see `right`).
 const LEFT: f64 = 70.0;
 const RIGHT: f64 = 190.0;
 const TOP: f64 = 40.0;
 const BOTTOM: f64 = 60.0;
+/// Rough width of one character at the legend's 12-unit font.
+const CHAR_W: f64 = 7.0;
 /// Colours of the series, repeated when there are more.
 const COLOURS: [&str; 8] = [
     "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
@@ -65,7 +67,15 @@ pub struct LineChart {
 impl LineChart {
     /// The chart as a standalone SVG document.
     pub fn to_svg(&self) -> String {
-        let plot_w = WIDTH - LEFT - RIGHT;
+        let plot_w = PLOT_W;
+        let longest = self
+            .series
+            .iter()
+            .map(|s| s.name.chars().count())
+            .max()
+            .unwrap_or(0);
+        let right = RIGHT.max(50.0 + CHAR_W * longest as f64);
+        let width = LEFT + plot_w + right;
         let plot_h = HEIGHT - TOP - BOTTOM;
         let max = self
             .series
@@ -83,11 +93,11 @@ impl LineChart {
         // `write!` into a String cannot fail.
         let _ = writeln!(
             s,
-            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="12">"#
+            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{HEIGHT}" viewBox="0 0 {width} {HEIGHT}" font-family="sans-serif" font-size="12">"#
         );
         let _ = writeln!(
             s,
-            r#"<rect x="0" y="0" width="{WIDTH}" height="{HEIGHT}" fill="white"/>"#
+            r#"<rect x="0" y="0" width="{width}" height="{HEIGHT}" fill="white"/>"#
         );
         let _ = writeln!(
             s,
@@ -347,7 +357,7 @@ mod tests {
         // Evenly spaced x, left to right.
         let xs: Vec<f64> = lines[0].iter().map(|p| p.0).collect();
         assert!((xs[1] - xs[0] - (xs[2] - xs[1])).abs() < 0.11);
-        assert!(xs[0] > LEFT && xs[2] < WIDTH - RIGHT);
+        assert!(xs[0] > LEFT && xs[2] < LEFT + PLOT_W);
         // Every point is inside the plot area.
         for p in lines.iter().flatten() {
             assert!(p.1 >= TOP - 0.01 && p.1 <= base + 0.01);

@@ -219,10 +219,10 @@ impl Rng {
         self.next() % n
     }
 
-    /// In `0..n`, low values far more likely: the smaller of two uniform
-    /// draws, roughly a Zipf-like word frequency.
+    /// In `0..n`, low values far more likely: the smallest of three
+    /// uniform draws, roughly a Zipf-like word frequency.
     fn skewed(&mut self, n: u64) -> u64 {
-        self.below(n).min(self.below(n))
+        self.below(n).min(self.below(n)).min(self.below(n))
     }
 }
 
@@ -278,16 +278,17 @@ impl Synthetic {
         self.remaining
     }
 
-    /// Writes the data to a new temp file in `dir` (deleted when the
-    /// returned handle is dropped), checking `cancel` between megabytes.
+    /// Writes the data to a new temp file in `dir`
+    /// (`.bench-input.syncpipe-tmp.…`, deleted when the returned handle is
+    /// dropped), checking `cancel` between megabytes.
     ///
     /// # Errors
     ///
     /// I/O errors with the folder's path; [`crate::ErrorKind::Cancelled`].
     pub fn write_temp(mut self, dir: &Path, cancel: &CancelToken) -> Result<NamedTempFile> {
-        let tmp = tempfile::Builder::new()
-            .prefix(".syncpipe-bench-input-")
-            .tempfile_in(dir)
+        // Named like every syncpipe temp file, so that the leftover of a
+        // killed run is recognised (`output::remove_stale_temps`).
+        let tmp = crate::output::temp_file(dir, "bench-input", 0o600)
             .map_err(|e| Error::io(e).with_path(dir))?;
         {
             let file: &File = tmp.as_file();
@@ -337,9 +338,9 @@ impl Synthetic {
             if i > 0 {
                 self.pending.push(b' ');
             }
-            // One word in eight is a number: the part of logs and code
+            // One word in sixteen is a number: the part of logs and code
             // that compresses worst.
-            if self.rng.below(8) == 0 {
+            if self.rng.below(16) == 0 {
                 let n = self.rng.below(100_000);
                 self.pending.extend_from_slice(n.to_string().as_bytes());
             } else {
