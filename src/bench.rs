@@ -831,6 +831,56 @@ mod tests {
     }
 
     #[test]
+    fn a_container_that_does_not_restore_fails_its_row_not_the_sweep() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let cancel = CancelToken::new();
+        let input = Synthetic::new(DataKind::Text, 2, 300_000)
+            .write_temp(dir.path(), &cancel)
+            .expect("input");
+        let container = dir.path().join("c.spipe");
+        let env = Env {
+            input: input.path(),
+            digest: digest_file(input.path(), &cancel).expect("digest"),
+            container: &container,
+            cancel: &cancel,
+            secret: &random_key().expect("key"),
+            runs: 1,
+        };
+        let point = Point {
+            stages: "zstd:1,blake3".into(),
+            chunk_size: 64 << 10,
+            ..Point::default()
+        };
+        let pipeline = env.pipeline(&point, None).expect("pipeline");
+        pipeline
+            .process_path(input.path(), &container, true)
+            .expect("process");
+        assert_eq!(env.restore(&pipeline).expect("not cancelled"), Ok(()));
+        // One flipped byte in the middle of the chunk records.
+        let mut bytes = std::fs::read(&container).expect("read");
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x40;
+        std::fs::write(&container, &bytes).expect("write");
+        let failed = env.restore(&pipeline).expect("not cancelled");
+        assert!(
+            failed.as_ref().is_err_and(|m| m.starts_with("restore failed")),
+            "{failed:?}"
+        );
+        // A container of other data restores, but not to the input.
+        let other = Synthetic::new(DataKind::Text, 3, 300_000)
+            .write_temp(dir.path(), &cancel)
+            .expect("other input");
+        pipeline
+            .process_path(other.path(), &container, true)
+            .expect("process");
+        let differs = env.restore(&pipeline).expect("not cancelled");
+        assert!(
+            differs.as_ref().is_err_and(|m| m.contains("differ")),
+            "{differs:?}"
+        );
+    }
+
+    #[test]
     fn a_cancelled_sweep_stops_and_leaves_nothing() {
         let dir = tempfile::tempdir().expect("temp dir");
         let input = Synthetic::new(DataKind::Zeros, 1, 100_000)
