@@ -863,7 +863,9 @@ mod tests {
         std::fs::write(&container, &bytes).expect("write");
         let failed = env.restore(&pipeline).expect("not cancelled");
         assert!(
-            failed.as_ref().is_err_and(|m| m.starts_with("restore failed")),
+            failed
+                .as_ref()
+                .is_err_and(|m| m.starts_with("restore failed")),
             "{failed:?}"
         );
         // A container of other data restores, but not to the input.

@@ -134,10 +134,13 @@ enum Command {
         /// The container; `-` for stdin.
         input: PathBuf,
     },
-    /// Measure the pipeline over a sweep of settings on a file or on
-    /// generated data: one row per combination (process, then restore and
-    /// check), as a table, CSV (--csv), JSON lines (--json) and an SVG plot
-    /// (--plot). Exit 3 if a row does not restore.
+    /// Measure the pipeline over a sweep of settings, on a file or on
+    /// generated data.
+    ///
+    /// One row per combination of the swept values: the input processed
+    /// into a container on disk (timed), then restored and compared with
+    /// the input. Printed as a table; also CSV (--csv), JSON lines (--json)
+    /// and an SVG plot (--plot). Exit 3 if a row does not restore.
     #[command(after_help = TABLE)]
     Bench(crate::bench_cli::BenchArgs),
     /// Print a shell completion script to stdout, e.g.
