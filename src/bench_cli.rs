@@ -239,7 +239,8 @@ fn measure(
         }
     }
     let swept = plan.swept();
-    let fixed = fixed_settings(&plan, &swept)?;
+    let points = resolved(&plan)?;
+    let fixed = fixed_settings(&points);
     if !v.quiet {
         let rows = plan.rows();
         eprintln!(
@@ -250,7 +251,7 @@ fn measure(
             if plan.runs == 1 { "" } else { "s" },
         );
     }
-    let layout = Layout::new(&plan, &swept);
+    let layout = Layout::new(&points);
     if let Some(out) = table.as_mut() {
         writeln!(out, "{}", layout.header())?;
         out.flush()?;
@@ -307,24 +308,42 @@ fn measure(
     Ok(ExitCode::Success)
 }
 
-/// `chunk size 1MiB, threads 2, …`: the settings not swept, resolved.
-fn fixed_settings(plan: &BenchPlan, swept: &[Axis]) -> Result<String, Error> {
-    let first = plan.points().into_iter().next().unwrap_or_default();
-    let resolved: Point = first.resolve()?;
-    let parts: Vec<String> = Axis::ALL
-        .into_iter()
-        .filter(|a| !swept.contains(a))
-        .map(|a| format!("{} {}", a.title(), resolved.value(a)))
-        .collect();
-    Ok(if parts.is_empty() {
-        "every setting swept".to_string()
-    } else {
-        parts.join(", ")
-    })
+/// Every point of the plan as the rows will show it: zeros replaced by the
+/// defaults they stand for, stage lists in canonical form.
+fn resolved(plan: &BenchPlan) -> Result<Vec<Point>, Error> {
+    plan.points().iter().map(Point::resolve).collect()
 }
 
-/// Column widths of the table: the swept settings (or the stage list when
-/// nothing is swept), then fixed-width measurements.
+/// The axes whose resolved value differs between rows: the swept ones,
+/// and those that follow them (CPU tokens default to the thread count).
+fn varying(points: &[Point]) -> Vec<Axis> {
+    Axis::ALL
+        .into_iter()
+        .filter(|&a| points.iter().any(|p| p.value(a) != points[0].value(a)))
+        .collect()
+}
+
+/// `chunk size 1MiB, threads 2, …`: the settings every row shares.
+fn fixed_settings(points: &[Point]) -> String {
+    let varying = varying(points);
+    let parts: Vec<String> = Axis::ALL
+        .into_iter()
+        .filter(|a| !varying.contains(a))
+        .filter_map(|a| {
+            points
+                .first()
+                .map(|p| format!("{} {}", a.title(), p.value(a)))
+        })
+        .collect();
+    if parts.is_empty() {
+        "every setting varies".to_string()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// Column widths of the table: the settings that vary between rows (or
+/// the stage list when none does), then fixed-width measurements.
 struct Layout {
     params: Vec<(Axis, usize)>,
 }
@@ -343,20 +362,16 @@ const MEASURES: [(&str, usize); 9] = [
 ];
 
 impl Layout {
-    fn new(plan: &BenchPlan, swept: &[Axis]) -> Layout {
-        let shown: Vec<Axis> = if swept.is_empty() {
-            vec![Axis::Stages]
-        } else {
-            swept.to_vec()
-        };
-        let points = plan.points();
+    fn new(points: &[Point]) -> Layout {
+        let mut shown = varying(points);
+        if shown.is_empty() {
+            shown.push(Axis::Stages);
+        }
         let params = shown
             .into_iter()
             .map(|a| {
-                // Values are resolved later (0 becomes the default); a few
-                // characters of slack cover that.
                 let widest = points.iter().map(|p| p.value(a).len()).max().unwrap_or(0);
-                (a, a.title().len().max(widest).max(4))
+                (a, a.title().len().max(widest))
             })
             .collect();
         Layout { params }
