@@ -10,8 +10,10 @@
 //!    of the whole `process_path` call (temp file, fsync and rename
 //!    included, as `syncpipe process` pays them), CPU time of the process
 //!    from `getrusage(RUSAGE_SELF)` deltas (every thread: reader, pool,
-//!    writer), the chunk CPU-time percentiles from a fresh [`Metrics`], and
-//!    the peak chunk-buffer bytes of the [`crate::Report`];
+//!    writer), the chunk CPU-time percentiles from a fresh [`Metrics`]
+//!    (collecting them costs little, see "Metrics overhead" in
+//!    `docs/performance.md`), and the peak chunk-buffer bytes of the
+//!    [`crate::Report`];
 //! 3. with `runs` > 1 repeats step 2 and keeps the run of median wall time;
 //! 4. restores the last container into a BLAKE3 hasher (streaming, nothing
 //!    held in memory) and compares the digest and length with the input's:
@@ -207,7 +209,8 @@ pub struct BenchPlan {
     pub io_tokens: Vec<usize>,
     /// Stage lists.
     pub stages: Vec<String>,
-    /// Runs per row; the row reports the run of median wall time.
+    /// Runs per row; the row reports the run of median wall time (the
+    /// slower of the two middle ones for an even count).
     pub runs: usize,
 }
 
