@@ -308,6 +308,21 @@ fn bad_flags_exit_2_naming_what_is_allowed() {
 }
 
 #[test]
+fn with_json_an_error_still_ends_with_the_summary() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = bench(dir.path(), &["--json", "--size", "64KiB", "-s", "zstd:99"]);
+    assert_eq!(out.status.code(), Some(2));
+    let v = json_lines(&out.stdout);
+    assert_eq!(v.len(), 2, "{v:?}");
+    assert_eq!(v[0]["message_type"], "error");
+    assert_eq!(v[0]["error"]["kind"], "usage");
+    assert_eq!(v[1]["message_type"], "summary");
+    assert_eq!(v[1]["command"], "bench");
+    assert_eq!(v[1]["exit_code"], 2);
+    assert_eq!(v[1]["rows"], 0);
+}
+
+#[test]
 fn sigint_exits_130_and_leaves_no_temp_file() {
     let dir = tempfile::tempdir().expect("temp dir");
     // Slow on purpose (brotli at a high level, several runs per row) so
