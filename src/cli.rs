@@ -134,6 +134,15 @@ enum Command {
         /// The container; `-` for stdin.
         input: PathBuf,
     },
+    /// Measure the pipeline over a sweep of settings, on a file or on
+    /// generated data.
+    ///
+    /// One row per combination of the swept values: the input processed
+    /// into a container on disk (timed), then restored and compared with
+    /// the input. Printed as a table; also CSV (--csv), JSON lines (--json)
+    /// and an SVG plot (--plot). Exit 3 if a row does not restore.
+    #[command(after_help = TABLE)]
+    Bench(crate::bench_cli::BenchArgs),
     /// Print a shell completion script to stdout, e.g.
     /// `syncpipe completions bash > /etc/bash_completion.d/syncpipe`.
     Completions {
@@ -152,6 +161,8 @@ impl Command {
             Command::Restore { .. } => ("restore", true),
             Command::Verify { .. } => ("verify", true),
             Command::Info { .. } => ("info", false),
+            // Reports through its own rows (bench_cli), not the telemetry.
+            Command::Bench(_) => ("bench", false),
             Command::Completions { .. } => ("completions", false),
             Command::Man => ("man", false),
         }
@@ -233,16 +244,23 @@ pub fn run(args: Args) -> ExitCode {
         verbose: args.verbose,
     };
     let (name, runs) = args.command.name();
-    let result =
-        Telemetry::start(&args.telemetry, args.quiet, args.verbose, name, runs).and_then(|tel| {
-            let result = dispatch(args.command, cancel, verbosity, &tel);
-            let code = match &result {
-                Ok(code) => *code as i32,
-                Err(e) => code_of(e, &terminated) as i32,
-            };
-            let finished = tel.finish(result.as_ref().err(), code);
-            result.and_then(|code| finished.map(|()| code))
-        });
+    let result = match args.command {
+        // Every row has its own pipeline and metrics: the command-wide
+        // telemetry (dashboard, Prometheus) does not apply.
+        Command::Bench(bench) => {
+            crate::bench_cli::run(&bench, &args.telemetry, cancel, verbosity, &terminated)
+        }
+        command => Telemetry::start(&args.telemetry, args.quiet, args.verbose, name, runs)
+            .and_then(|tel| {
+                let result = dispatch(command, cancel, verbosity, &tel);
+                let code = match &result {
+                    Ok(code) => *code as i32,
+                    Err(e) => code_of(e, &terminated) as i32,
+                };
+                let finished = tel.finish(result.as_ref().err(), code);
+                result.and_then(|code| finished.map(|()| code))
+            }),
+    };
     match result {
         Ok(code) => code,
         // A reader such as `head` went away: a quiet end, not a crash.
@@ -463,6 +481,8 @@ fn dispatch(
             crate::manual::completions(shell).map(|()| ExitCode::Success)
         }
         Command::Man => crate::manual::man().map(|()| ExitCode::Success),
+        // Handled in `run`, before the telemetry starts.
+        Command::Bench(_) => Err(Error::usage("bench is not dispatched here")),
     }
 }
 

@@ -31,8 +31,13 @@
 //! Runs can be observed without the library printing anything: give the
 //! builder a [`Metrics`] ([`PipelineBuilder::metrics`]) and read its
 //! [`Snapshot`]s, pulled or pushed to an [`Observer`] (see [`metrics`]).
+//!
+//! [`bench::run`] measures the pipeline over a sweep of settings (what
+//! `syncpipe bench` prints), on a file or on [`synthetic`] data, and
+//! [`plot`] draws the result as an SVG line chart.
 
 pub mod batch;
+pub mod bench;
 pub mod cancel;
 mod chunk;
 pub mod cipher;
@@ -49,6 +54,7 @@ pub mod optimize;
 pub mod output;
 mod par_writer;
 mod pipeline;
+pub mod plot;
 mod pool;
 mod reader;
 mod recorder;
@@ -61,6 +67,7 @@ pub mod source;
 pub mod stage;
 pub mod stages;
 pub mod storage;
+pub mod synthetic;
 // Public only in loom builds, where the model tests switch timeouts.
 #[cfg(loom)]
 #[doc(hidden)]

@@ -1,6 +1,7 @@
 //! The `syncpipe` binary: parse, build, run, map the result to an exit code.
 
 mod batch_cli;
+mod bench_cli;
 mod cli;
 mod dashboard;
 mod exit_code;

@@ -1,0 +1,443 @@
+//! `syncpipe bench`: the flags of a sweep, the table on stdout, `--csv`,
+//! `--json` and `--plot`. The measuring is the library's
+//! (`syncpipe::bench::run`); this file only turns flags into a plan and
+//! rows into text.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use clap::Args as ClapArgs;
+use syncpipe::bench::{self, Axis, BenchPlan, Point, Row};
+use syncpipe::synthetic::{DataKind, Synthetic, DEFAULT_SEED};
+use syncpipe::{CancelToken, Error};
+
+use crate::cli::{parse_size, Verbosity};
+use crate::dashboard::human;
+use crate::exit_code::ExitCode;
+use crate::json_lines;
+use crate::telemetry::{rss, TelemetryArgs};
+
+/// Default `--size` of generated data: 256 MiB, a few seconds per row on
+/// two cores at the default stages, long enough for the rates to settle.
+const DEFAULT_SIZE: u64 = 256 << 20;
+/// Largest `--size`: the data is written to disk first.
+const MAX_SIZE: u64 = 64 << 30;
+
+/// The flags of `syncpipe bench`. Every sweep flag takes a comma list (or
+/// is repeated); the rows are the cartesian product.
+#[derive(ClapArgs, Debug)]
+pub struct BenchArgs {
+    /// Measure on this file. Without it, on generated data (--data, --size).
+    #[arg(value_name = "FILE", conflicts_with_all = ["data", "size", "seed"])]
+    input: Option<PathBuf>,
+    /// Kind of generated data: `text` (lines of code/log words), `binary`
+    /// (structured records), `random` (incompressible), `zeros`. [default: text]
+    #[arg(long, value_name = "KIND", value_parser = ["text", "binary", "random", "zeros"])]
+    data: Option<String>,
+    /// Bytes of generated data, e.g. `64MiB`, `1GiB` (written to a temp
+    /// file first, so the reader reads a real file). [default: 256MiB]
+    #[arg(long, value_name = "SIZE", value_parser = parse_data_size)]
+    size: Option<u64>,
+    /// Seed of the generated data (the same seed gives the same bytes).
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
+    /// Chunk sizes to sweep, e.g. `64KiB,256KiB,1MiB`. [default: 1MiB]
+    #[arg(long, value_name = "SIZES", value_delimiter = ',', value_parser = parse_size)]
+    chunk_size: Vec<usize>,
+    /// Worker threads of the CPU pool to sweep, e.g. `1,2,4`; 0 = one per
+    /// core. [default: 0]
+    #[arg(short = 'T', long, value_name = "N,…", value_delimiter = ',')]
+    threads: Vec<usize>,
+    /// CPU tokens (chunk jobs allowed to run at once) to sweep, e.g.
+    /// `1,2,4`; 0 = the thread count. Tokens above the thread count add
+    /// no parallelism: sweep -T with them. [default: 0]
+    #[arg(long, value_name = "N,…", value_delimiter = ',')]
+    cpu_tokens: Vec<usize>,
+    /// Channel depths to sweep, e.g. `1,4,16`; 0 = 4. [default: 0]
+    #[arg(long, value_name = "N,…", value_delimiter = ',')]
+    channel_depth: Vec<usize>,
+    /// IO tokens (reads and writes in flight) to sweep, e.g. `1,4,12`;
+    /// 0 = 12 (no storage detection here). [default: 0]
+    #[arg(
+        long,
+        visible_alias = "io-qdepth",
+        value_name = "N,…",
+        value_delimiter = ','
+    )]
+    io_tokens: Vec<usize>,
+    /// Stage lists to sweep, separated by `;` or given repeatedly, e.g.
+    /// `-s 'lz4,blake3;zstd:3,aes-256-gcm,sha256'`. Encrypting lists run
+    /// under a random key made for the run and kept in memory only.
+    /// [default: zstd:3,blake3]
+    #[arg(short, long, value_name = "LIST", value_delimiter = ';')]
+    stages: Vec<String>,
+    /// Runs per row; the row shows the run of median wall time.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    runs: usize,
+    /// Also write the rows as CSV to FILE.
+    #[arg(long, value_name = "FILE")]
+    csv: Option<PathBuf>,
+    /// Also draw MB/s as an SVG line chart to FILE: x = the first swept
+    /// setting (in the order chunk size, threads, CPU tokens, channel
+    /// depth, IO tokens, stages), one line per value of the others.
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<PathBuf>,
+    /// Folder for the generated input and the containers (each removed
+    /// after use). [default: the system temp folder]
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+}
+
+/// Parses a data size: `1000`, `64KiB`, `256MiB`, `1GiB` (binary units,
+/// `K`/`M`/`G` and `KB`/`MB`/`GB` alike), 1 byte to 64 GiB.
+fn parse_data_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (try 64MiB or 1GiB)"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        other => return Err(format!("unknown size unit {other:?} (use KiB, MiB or GiB)")),
+    };
+    let bytes = n
+        .checked_mul(mult)
+        .filter(|&b| (1..=MAX_SIZE).contains(&b))
+        .ok_or_else(|| format!("{text:?} is outside 1 byte ..= 64 GiB"))?;
+    Ok(bytes)
+}
+
+impl BenchArgs {
+    fn plan(&self) -> BenchPlan {
+        let or_default = |v: &[usize]| if v.is_empty() { vec![0] } else { v.to_vec() };
+        let d = BenchPlan::default();
+        BenchPlan {
+            chunk_sizes: or_default(&self.chunk_size),
+            threads: or_default(&self.threads),
+            cpu_tokens: or_default(&self.cpu_tokens),
+            channel_depths: or_default(&self.channel_depth),
+            io_tokens: or_default(&self.io_tokens),
+            stages: if self.stages.is_empty() {
+                d.stages
+            } else {
+                self.stages.iter().map(|s| s.trim().to_string()).collect()
+            },
+            runs: self.runs,
+        }
+    }
+}
+
+/// Runs `syncpipe bench`. Exit code 0 when every row restored, 3 when one
+/// did not; errors (usage 2, I/O 1, interrupted 130) come back as `Err`,
+/// after their `error` and `summary` lines with `--json`.
+pub fn run(
+    args: &BenchArgs,
+    telemetry: &TelemetryArgs,
+    cancel: CancelToken,
+    v: Verbosity,
+    terminated: &AtomicBool,
+) -> Result<ExitCode, Error> {
+    let json = telemetry.json;
+    let started = Instant::now();
+    let mut sweep = Sweep {
+        rows: 0,
+        failed: 0,
+        original_bytes: 0,
+        input: String::new(),
+    };
+    let result = measure(args, telemetry, &cancel, v, &mut sweep);
+    if json {
+        let code = match &result {
+            Ok(code) => *code as i32,
+            Err(e) => {
+                let code = ExitCode::of(e, terminated.load(Ordering::Relaxed)) as i32;
+                emit(&json_lines::error("bench", e, code));
+                code
+            }
+        };
+        emit(&json_lines::bench_summary(
+            &sweep.input,
+            sweep.original_bytes,
+            sweep.rows,
+            sweep.failed,
+            started.elapsed(),
+            code,
+            rss().map(|r| r.1),
+        ));
+    }
+    result
+}
+
+/// What the final summary reports.
+struct Sweep {
+    rows: usize,
+    failed: usize,
+    original_bytes: u64,
+    input: String,
+}
+
+fn measure(
+    args: &BenchArgs,
+    telemetry: &TelemetryArgs,
+    cancel: &CancelToken,
+    v: Verbosity,
+    sweep: &mut Sweep,
+) -> Result<ExitCode, Error> {
+    if telemetry.prometheus_file.is_some() || telemetry.metrics_listen.is_some() {
+        return Err(Error::usage(
+            "--prometheus-file and --metrics-listen report on process, restore and verify, \
+             not on bench (use --json or --csv)",
+        ));
+    }
+    let plan = args.plan();
+    plan.check()?;
+    let dir = args.dir.clone().unwrap_or_else(std::env::temp_dir);
+    // With --json, stdout carries the JSON lines only; the table goes to
+    // stderr (and nowhere with -q).
+    let json = telemetry.json;
+    let mut table: Option<Box<dyn Write>> = match (v.quiet, json) {
+        (true, _) => None,
+        (false, true) => Some(Box::new(io::stderr())),
+        (false, false) => Some(Box::new(io::stdout())),
+    };
+    let (generated, input) = match &args.input {
+        Some(p) => (None, p.clone()),
+        None => {
+            let kind: DataKind = args.data.as_deref().unwrap_or("text").parse()?;
+            let size = args.size.unwrap_or(DEFAULT_SIZE);
+            let seed = args.seed.unwrap_or(DEFAULT_SEED);
+            sweep.input = match args.seed {
+                Some(seed) => format!("{kind} data, {}, seed {seed}", human(size)),
+                None => format!("{kind} data, {}", human(size)),
+            };
+            if !v.quiet {
+                eprintln!(
+                    "syncpipe: generating {} of {kind} data in {}",
+                    human(size),
+                    dir.display()
+                );
+            }
+            let tmp = Synthetic::new(kind, seed, size).write_temp(&dir, cancel)?;
+            let path = tmp.path().to_path_buf();
+            (Some(tmp), path)
+        }
+    };
+    if generated.is_none() {
+        sweep.input = input.display().to_string();
+        // The bench reads the file once per row: a directory or a pipe
+        // would give nonsense (or hang), so only a regular file.
+        let meta = fs::metadata(&input).map_err(|e| Error::io(e).with_path(&input))?;
+        if !meta.is_file() {
+            return Err(Error::usage("bench needs a regular file").with_path(&input));
+        }
+    }
+    let swept = plan.swept();
+    let points = resolved(&plan)?;
+    let fixed = fixed_settings(&points);
+    if !v.quiet {
+        let rows = plan.rows();
+        eprintln!(
+            "syncpipe: bench on {}: {rows} row{} × {} run{}; {fixed}",
+            sweep.input,
+            if rows == 1 { "" } else { "s" },
+            plan.runs,
+            if plan.runs == 1 { "" } else { "s" },
+        );
+    }
+    let layout = Layout::new(&points);
+    if let Some(out) = table.as_mut() {
+        writeln!(out, "{}", layout.header())?;
+        out.flush()?;
+    }
+    let mut csv = match &args.csv {
+        Some(p) => {
+            let mut f = fs::File::create(p).map_err(|e| Error::io(e).with_path(p))?;
+            writeln!(f, "{}", Row::csv_header()).map_err(|e| Error::io(e).with_path(p))?;
+            Some((p, f))
+        }
+        None => None,
+    };
+    let total = plan.rows();
+    let mut write_error: Option<Error> = None;
+    let rows = bench::run(&plan, &input, &dir, cancel, |row| {
+        sweep.rows += 1;
+        sweep.original_bytes = row.original_bytes;
+        if !row.ok() {
+            sweep.failed += 1;
+        }
+        if let Some(out) = table.as_mut() {
+            // A table that cannot be written (stdout closed) ends the
+            // output, not the measurement: CSV, JSON and the plot go on.
+            let _ = writeln!(out, "{}", layout.line(row)).and_then(|()| out.flush());
+        }
+        if let Err(why) = &row.restored {
+            eprintln!("syncpipe: row {}: {why}", row.index);
+        }
+        if let Some((p, f)) = csv.as_mut() {
+            if let Err(e) = writeln!(f, "{}", row.csv()) {
+                write_error.get_or_insert(Error::io(e).with_path(p.as_path()));
+            }
+        }
+        if json {
+            emit(&json_lines::bench_row(row, total, plan.runs, &sweep.input));
+        }
+    })?;
+    drop(generated);
+    if let Some(e) = write_error {
+        return Err(e);
+    }
+    if let Some(p) = &args.plot {
+        let title = format!("syncpipe bench: {}", sweep.input);
+        let svg = bench::chart(&rows, &swept, &title).to_svg();
+        fs::write(p, svg).map_err(|e| Error::io(e).with_path(p))?;
+    }
+    if sweep.failed > 0 {
+        eprintln!(
+            "syncpipe: {} of {} rows did not restore to the input",
+            sweep.failed, sweep.rows
+        );
+        return Ok(ExitCode::Integrity);
+    }
+    Ok(ExitCode::Success)
+}
+
+/// Every point of the plan as the rows will show it: zeros replaced by the
+/// defaults they stand for, stage lists in canonical form.
+fn resolved(plan: &BenchPlan) -> Result<Vec<Point>, Error> {
+    plan.points().iter().map(Point::resolve).collect()
+}
+
+/// The axes whose resolved value differs between rows: the swept ones,
+/// and those that follow them (CPU tokens default to the thread count).
+fn varying(points: &[Point]) -> Vec<Axis> {
+    Axis::ALL
+        .into_iter()
+        .filter(|&a| points.iter().any(|p| p.value(a) != points[0].value(a)))
+        .collect()
+}
+
+/// `chunk size 1MiB, threads 2, …`: the settings every row shares.
+fn fixed_settings(points: &[Point]) -> String {
+    let varying = varying(points);
+    let parts: Vec<String> = Axis::ALL
+        .into_iter()
+        .filter(|a| !varying.contains(a))
+        .filter_map(|a| {
+            points
+                .first()
+                .map(|p| format!("{} {}", a.title(), p.value(a)))
+        })
+        .collect();
+    if parts.is_empty() {
+        "every setting varies".to_string()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// Column widths of the table: the settings that vary between rows (or
+/// the stage list when none does), then fixed-width measurements.
+struct Layout {
+    params: Vec<(Axis, usize)>,
+}
+
+/// The measurement columns: title and width.
+const MEASURES: [(&str, usize); 9] = [
+    ("MB/s", 8),
+    ("CPU s", 7),
+    ("ratio", 7),
+    ("p50 ms", 7),
+    ("p95 ms", 7),
+    ("p99 ms", 7),
+    ("peak MiB", 8),
+    ("restore MB/s", 12),
+    ("restored", 8),
+];
+
+impl Layout {
+    fn new(points: &[Point]) -> Layout {
+        let mut shown = varying(points);
+        if shown.is_empty() {
+            shown.push(Axis::Stages);
+        }
+        let params = shown
+            .into_iter()
+            .map(|a| {
+                let widest = points.iter().map(|p| p.value(a).len()).max().unwrap_or(0);
+                (a, a.title().len().max(widest))
+            })
+            .collect();
+        Layout { params }
+    }
+
+    fn header(&self) -> String {
+        let mut cols: Vec<String> = self
+            .params
+            .iter()
+            .map(|(a, w)| format!("{:<w$}", a.title()))
+            .collect();
+        cols.extend(MEASURES.iter().map(|(t, w)| format!("{t:>w$}")));
+        cols.join("  ")
+    }
+
+    fn line(&self, r: &Row) -> String {
+        let ms = |ns: u64| format!("{:.2}", ns as f64 / 1e6);
+        let values = [
+            format!("{:.1}", r.mb_per_s()),
+            format!("{:.2}", r.cpu.as_secs_f64()),
+            format!("{:.3}", r.ratio()),
+            ms(r.chunk_cpu_ns[0]),
+            ms(r.chunk_cpu_ns[1]),
+            ms(r.chunk_cpu_ns[2]),
+            format!("{:.1}", r.peak_chunk_bytes as f64 / (1u64 << 20) as f64),
+            if r.ok() {
+                format!("{:.1}", r.restore_mb_per_s())
+            } else {
+                "-".to_string()
+            },
+            if r.ok() { "ok" } else { "FAILED" }.to_string(),
+        ];
+        let mut cols: Vec<String> = self
+            .params
+            .iter()
+            .map(|(a, w)| format!("{:<w$}", r.point.value(*a)))
+            .collect();
+        cols.extend(
+            values
+                .iter()
+                .zip(MEASURES)
+                .map(|(v, (_, w))| format!("{v:>w$}")),
+        );
+        cols.join("  ")
+    }
+}
+
+/// One JSON line on stdout; a closed stdout is not an error of the run.
+fn emit(v: &serde_json::Value) {
+    let mut out = io::stdout().lock();
+    let _ = writeln!(out, "{v}");
+    let _ = out.flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_sizes_parse() {
+        assert_eq!(parse_data_size("1000"), Ok(1000));
+        assert_eq!(parse_data_size("64KiB"), Ok(64 << 10));
+        assert_eq!(parse_data_size("256MiB"), Ok(256 << 20));
+        assert_eq!(parse_data_size("2G"), Ok(2 << 30));
+        for bad in ["0", "65GiB", "1TiB", "x", ""] {
+            assert!(parse_data_size(bad).is_err(), "{bad}");
+        }
+    }
+}
