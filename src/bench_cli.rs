@@ -16,9 +16,10 @@ use syncpipe::{CancelToken, Error};
 
 use crate::cli::{parse_size, Verbosity};
 use crate::dashboard::human;
+use crate::dashboard::Progress;
 use crate::exit_code::ExitCode;
 use crate::json_lines;
-use crate::telemetry::{rss, TelemetryArgs};
+use crate::telemetry::{parse_interval, rss, TelemetryArgs, DEFAULT_INTERVAL};
 
 /// Default `--size` of generated data: 256 MiB, a few seconds per row on
 /// two cores at the default stages, long enough for the rates to settle.
@@ -196,6 +197,20 @@ fn measure(
              not on bench (use --json or --csv)",
         ));
     }
+    // bench draws no dashboard and sends no status lines (each row is a
+    // short run of its own): refuse the flags that would ask for them.
+    if telemetry.progress != Progress::Auto {
+        return Err(Error::usage(
+            "--progress draws the dashboard of process, restore and verify, not of bench \
+             (bench prints one line per row)",
+        ));
+    }
+    if parse_interval(DEFAULT_INTERVAL).ok() != Some(telemetry.metrics_interval) {
+        return Err(Error::usage(
+            "--metrics-interval paces the status lines of process, restore and verify; \
+             bench reports per row (--json, --csv)",
+        ));
+    }
     let plan = args.plan();
     plan.check()?;
     let dir = args.dir.clone().unwrap_or_else(std::env::temp_dir);
@@ -276,6 +291,24 @@ fn measure(
             // A table that cannot be written (stdout closed) ends the
             // output, not the measurement: CSV, JSON and the plot go on.
             let _ = writeln!(out, "{}", layout.line(row)).and_then(|()| out.flush());
+        }
+        if v.verbose {
+            // The table shows only the settings that vary; -v gives each
+            // row whole, and where its time went.
+            eprintln!(
+                "syncpipe: row {}: {}; engine {:.3} s of {:.3} s (the rest: open, fsync, rename); \
+                 {} chunks; restore {:.3} s",
+                row.index,
+                Axis::ALL
+                    .into_iter()
+                    .map(|a| format!("{} {}", a.name(), row.point.value(a)))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                row.engine.as_secs_f64(),
+                row.wall.as_secs_f64(),
+                row.chunks,
+                row.restore_wall.as_secs_f64(),
+            );
         }
         if let Err(why) = &row.restored {
             eprintln!("syncpipe: row {}: {why}", row.index);

@@ -244,6 +244,7 @@ fn a_file_input_is_measured_as_is() {
         dir.path(),
         &[
             "--json",
+            "-v",
             "-s",
             "gzip:6",
             input.to_str().expect("utf-8 path"),
@@ -252,6 +253,11 @@ fn a_file_input_is_measured_as_is() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let v = json_lines(&out.stdout);
     assert_eq!(v[0]["original_bytes"], data.len());
+    // The table (on stderr with --json) shows no setting column for a
+    // one-row run; -v names every setting of the row.
+    let err = text(&out.stderr);
+    assert!(err.contains("syncpipe: row 1: chunk_size 1MiB"), "{err}");
+    assert!(err.contains("stages gzip:6"), "{err}");
     assert_eq!(v[0]["restored"], true);
     assert_eq!(v[0]["stages"], "gzip:6");
     assert_eq!(v[0]["input"], input.to_str().expect("utf-8 path"));
@@ -278,6 +284,8 @@ fn bad_flags_exit_2_naming_what_is_allowed() {
         (&[f, "--data", "text"], "cannot be used with"),
         (&[d], "regular file"),
         (&["--prometheus-file", "x.prom"], "not on bench"),
+        (&["--progress", "always"], "not of bench"),
+        (&["--metrics-interval", "1s"], "bench reports per row"),
         // 4 × 4 × 4 × 5 = 320 rows.
         (
             &[
