@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use clap::Args as ClapArgs;
 use syncpipe::bench::{self, Axis, BenchPlan, Point, Row};
+use syncpipe::storage;
 use syncpipe::synthetic::{DataKind, Synthetic, DEFAULT_SEED};
 use syncpipe::{CancelToken, Error};
 
@@ -211,7 +212,7 @@ fn measure(
              bench reports per row (--json, --csv)",
         ));
     }
-    let plan = args.plan();
+    let mut plan = args.plan();
     plan.check()?;
     let dir = args.dir.clone().unwrap_or_else(std::env::temp_dir);
     // With --json, stdout carries the JSON lines only; the table goes to
@@ -251,6 +252,21 @@ fn measure(
         let meta = fs::metadata(&input).map_err(|e| Error::io(e).with_path(&input))?;
         if !meta.is_file() {
             return Err(Error::usage("bench needs a regular file").with_path(&input));
+        }
+    }
+    if args.io_tokens.is_empty() {
+        // As process does: the IO tokens follow the device under the input
+        // (12 when it cannot tell, which is the builder's own default).
+        let found = storage::detect(&input);
+        if let Some(kind) = found.kind {
+            plan.io_tokens = vec![kind.io_tokens()];
+        }
+        if v.verbose {
+            eprintln!(
+                "syncpipe: storage {}: {}",
+                found.kind.map_or("unknown", |k| k.name()),
+                found.reason
+            );
         }
     }
     let swept = plan.swept();
