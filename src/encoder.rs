@@ -37,7 +37,9 @@ use crate::stages::{ChecksumKind, Hasher};
 ///     .chunk_size(64 << 10)
 ///     .build()?;
 /// let data = vec![3u8; 150_000];
-/// let enc = pipeline.encoder(Some(data.len() as u64), 0)?;
+/// // `run` streams from a reader of unknown length with mode 0; a file
+/// // would give `Some(len)` and its permission bits, as `process_path` does.
+/// let enc = pipeline.encoder(None, 0)?;
 /// let mut container = enc.header().to_vec();
 /// let mut hasher = enc.hasher();
 /// let pieces: Vec<&[u8]> = data.chunks(enc.chunk_size()).collect();
@@ -200,5 +202,68 @@ mod tests {
     fn encoder_can_be_shared_across_threads() {
         fn shared<T: Send + Sync>() {}
         shared::<Encoder>();
+    }
+
+    use crate::stages::parse_stages;
+    use crate::{ChunkMethod, ErrorKind, Pipeline};
+
+    /// The container an engine of one thread writes with an `Encoder`.
+    fn by_encoder(p: &Pipeline, data: &[u8], mode: u32) -> Vec<u8> {
+        let enc = p.encoder(Some(data.len() as u64), mode).unwrap();
+        let mut out = enc.header().to_vec();
+        let mut hasher = enc.hasher();
+        let pieces: Vec<&[u8]> = if data.is_empty() {
+            vec![data]
+        } else {
+            data.chunks(enc.chunk_size()).collect()
+        };
+        for (i, piece) in pieces.iter().enumerate() {
+            if let Some(h) = hasher.as_mut() {
+                h.update(piece);
+            }
+            let last = i + 1 == pieces.len();
+            out.extend(enc.encode(i as u64, last, piece.to_vec()).unwrap());
+        }
+        let digest = hasher.map(Hasher::finalize);
+        out.extend(enc.trailer(pieces.len() as u64, data.len() as u64, digest));
+        out
+    }
+
+    #[test]
+    fn same_bytes_as_the_threaded_engine() {
+        for stages in ["zstd:3,blake3", "lz4", "brotli:1,sha256"] {
+            let p = Pipeline::builder()
+                .stages(parse_stages(stages).unwrap())
+                .chunk_size(1000)
+                .build()
+                .unwrap();
+            for len in [0, 1, 999, 1000, 1001, 4321] {
+                let data: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+                let (sync, _) = p
+                    .process_stream(&data[..], Vec::new(), Some(len as u64), 0o640)
+                    .unwrap();
+                assert_eq!(by_encoder(&p, &data, 0o640), sync, "{stages}, {len}");
+            }
+        }
+    }
+
+    #[test]
+    fn filesize_is_resolved_and_hillclimb_refused() {
+        let p = Pipeline::builder()
+            .chunk_method(ChunkMethod::FileSize)
+            .build()
+            .unwrap();
+        let data = vec![1u8; 3 << 20];
+        let (sync, _) = p
+            .process_stream(&data[..], Vec::new(), Some(data.len() as u64), 0)
+            .unwrap();
+        assert_eq!(by_encoder(&p, &data, 0), sync);
+        let p = Pipeline::builder()
+            .chunk_method(ChunkMethod::HillClimb)
+            .build()
+            .unwrap();
+        let err = p.encoder(None, 0).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Usage);
+        assert!(err.to_string().contains("hillclimb"), "{err}");
     }
 }
