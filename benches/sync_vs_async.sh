@@ -206,7 +206,8 @@ def report(a):
     print('|---|---|---|---|---|---|---|---|---|')
     for r in rows:
         lat = ' / '.join(r[9:12]) if r[9] not in ('', '—') else '—'
-        print(f'| {r[1]} | {r[2]} | {r[4]} | {r[5]} | {r[6]} | {r[7]} | {r[8]} | {lat} | {r[13]} |')
+        label = r[2].replace('|', '\\|')
+        print(f'| {r[1]} | {label} | {r[4]} | {r[5]} | {r[6]} | {r[7]} | {r[8]} | {lat} | {r[13]} |')
     by = {(r[1], r[0]): r for r in rows}
     def num(inp, i, col):
         r = by.get((inp, i))
