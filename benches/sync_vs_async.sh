@@ -49,10 +49,12 @@
 # Builds `cargo build --release --bin syncpipe` and
 # `cargo build --release --example async_pipeline`. Needs python3.
 #
-# Time at the defaults on 2 quiet cores: about 6 minutes of runs (12 rows x
-# 4 runs x 2 inputs of 512 MiB; gzip:6 and pigz are the slow rows), plus the
-# idle waits, the release builds, and the first run's inputs (~40 s for
-# mixed.bin, ~15 s of xz).
+# Time at the defaults on 2 quiet cores: about 6 minutes (estimated from a
+# 128 MiB run: ~3.5 min of commands for 12 rows x 4 runs x 2 inputs of
+# 512 MiB, gzip:6 and pigz being the slow rows, and ~2 min of syncs and
+# one-second idle checks), plus the release builds and the first run's
+# inputs (~40 s for mixed.bin, ~15 s of xz). On a busy machine the idle
+# waits (up to IDLE_WAIT per run) make it much longer.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
