@@ -109,7 +109,7 @@ struct Chunk {
 
 /// One chunk encoded, on its way to the writer. The window permit travels
 /// with it and is dropped once the record is written: that, not the CPU
-/// permit, bounds the chunks in memory (see `Window` below).
+/// permit, bounds the chunks in memory (see `Governor::window`).
 struct Done {
     index: u64,
     record: syncpipe::Result<Vec<u8>>,
@@ -124,13 +124,16 @@ struct ReadSummary {
     digest: Option<[u8; 32]>,
 }
 
-/// The two token pools of syncpipe's governor, as tokio semaphores.
+/// The two token pools of syncpipe's governor, as tokio semaphores, and
+/// the in-flight window.
 struct Governor {
     cpu: Arc<Semaphore>,
     io: Arc<Semaphore>,
     /// Chunks read but not yet written: without it a slow chunk 0 would
     /// let every later chunk pile up in the writer's reorder buffer. The
-    /// sync engine gets the same bound from its ordered result channel.
+    /// sync engine gets the same bound from its channels: `jobs` (depth)
+    /// plus the ordered `slots` (depth + CPU tokens), hence
+    /// `cpu_tokens + 2 × depth` permits here.
     window: Arc<Semaphore>,
 }
 
