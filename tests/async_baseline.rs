@@ -114,6 +114,13 @@ fn unencrypted_containers_are_byte_identical() {
             let (s, a) = both(dir.path(), &input, "zstd:3,blake3", &extra);
             assert!(s == a, "{extra:?}: containers differ");
         }
+        // Temp files renamed, none left behind.
+        let mut left: Vec<String> = fs::read_dir(dir.path())
+            .expect("read dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["a.spipe", "in.bin", "s.spipe"]);
     });
 }
 
