@@ -2,6 +2,7 @@
 //! (back to the original bytes). Runs on a rayon worker; touches no shared
 //! state except the non-blocking buffer pool.
 
+use std::io::{self, Write};
 use std::mem;
 use std::sync::Arc;
 
@@ -33,6 +34,17 @@ pub(crate) struct Encoded {
     pub payload: Vec<u8>,
     pub crc: u32,
     pub original_len: usize,
+}
+
+impl Encoded {
+    /// Writes the record in container order: head, payload, CRC. Every
+    /// writer of records (the sync writer, the small-file path, the
+    /// [`crate::Encoder`]) frames through here.
+    pub fn write_to(&self, out: &mut impl Write) -> io::Result<()> {
+        out.write_all(&self.head)?;
+        out.write_all(&self.payload)?;
+        out.write_all(&self.crc.to_le_bytes())
+    }
 }
 
 /// A record read from a container, waiting to be decoded.

@@ -13,9 +13,10 @@ use crate::cancel::CancelToken;
 use crate::chunk::{self, ChainStage, Codec};
 use crate::cipher::{self, CipherKind, FileKeys, FILE_NONCE_LEN};
 use crate::config::{Config, PipelineBuilder, SpawnStyle, StageEntry};
+use crate::encoder::{self, Encoder, EncoderParts};
 use crate::engine::{self, Cpu, RunState};
 use crate::error::{Error, Result};
-use crate::format::{Crypto, Header, Kdf, StageDesc, Trailer, CUSTOM_STAGE_ID};
+use crate::format::{Crypto, Header, Kdf, StageDesc, CUSTOM_STAGE_ID};
 use crate::governor::Governor;
 use crate::metrics::Metrics;
 use crate::output::{self, OutputFile};
@@ -359,14 +360,8 @@ impl Pipeline {
         };
         self.settle(&state);
         let summary = result?;
-        let trailer = Trailer {
-            chunk_count: summary.chunks,
-            original_len: summary.bytes,
-            digest: match (&keys, summary.digest) {
-                (Some(k), Some(d)) => Some(k.mask_file_digest(&d)),
-                (_, d) => d,
-            },
-        };
+        let trailer =
+            encoder::trailer(keys.as_ref(), summary.chunks, summary.bytes, summary.digest);
         sink.write_all(&trailer.encode())?;
         let (output, bytes_out) = sink.finish(&state)?;
         let mut report = self.report(&state, start);
@@ -698,19 +693,19 @@ impl Pipeline {
     pub(crate) fn encode_whole(&self, data: &[u8], mode: u32) -> Result<(Vec<u8>, Report)> {
         let start = Instant::now();
         let cfg = &self.inner.config;
+        let len = data.len() as u64;
         // A hill climb would not get past its start within a small file:
         // the chunks are the start size, as a streamed run's would be.
-        let plan = self.chunk_plan(Some(data.len() as u64));
-        let (header, keys) = self.new_header(Some(data.len() as u64), mode, &plan)?;
-        let codec = self.codec(keys.as_ref(), &plan);
+        let plan = self.chunk_plan(Some(len));
         let buffers = BufferPool::new(4, data.len().min(plan.start));
-        let mut out = header.encode();
-        let mut hasher = cfg.checksum.map(|c| c.hasher());
+        let enc = self.encoder_for(&plan, Some(len), mode, buffers)?;
+        let mut out = enc.header().to_vec();
+        let mut hasher = enc.hasher();
         // An empty input is one empty, final chunk, as the reader makes it.
         let pieces: Vec<&[u8]> = if data.is_empty() {
             vec![data]
         } else {
-            data.chunks(plan.start).collect()
+            data.chunks(enc.chunk_size()).collect()
         };
         for (index, piece) in (0u64..).zip(&pieces) {
             if self.inner.cancel.is_cancelled() {
@@ -719,30 +714,15 @@ impl Pipeline {
             if let Some(h) = hasher.as_mut() {
                 h.update(piece);
             }
-            let chunk = chunk::Chunk {
-                last: index + 1 == pieces.len() as u64,
-                data: piece.to_vec(),
-            };
-            let rec = chunk::encode(&codec, &buffers, &self.inner.cancel, index, chunk)
-                .map_err(|e| e.with_chunk(index))?;
-            out.extend_from_slice(&rec.head);
-            out.extend_from_slice(&rec.payload);
-            out.extend_from_slice(&rec.crc.to_le_bytes());
+            let last = index + 1 == pieces.len() as u64;
+            enc.encode_into(index, last, piece.to_vec(), &mut out)?;
         }
         let digest = hasher.map(|h| h.finalize());
-        let trailer = Trailer {
-            chunk_count: pieces.len() as u64,
-            original_len: data.len() as u64,
-            digest: match (&keys, digest) {
-                (Some(k), Some(d)) => Some(k.mask_file_digest(&d)),
-                (_, d) => d,
-            },
-        };
-        out.extend_from_slice(&trailer.encode());
+        out.extend_from_slice(&enc.trailer(pieces.len() as u64, len, digest));
         let report = Report {
             elapsed: start.elapsed(),
-            bytes_in: data.len() as u64,
-            original_bytes: data.len() as u64,
+            bytes_in: len,
+            original_bytes: len,
             bytes_out: out.len() as u64,
             chunks: pieces.len() as u64,
             chunk_size: plan.start,
@@ -753,6 +733,55 @@ impl Pipeline {
             ..Report::default()
         };
         Ok((out, report))
+    }
+
+    /// An [`Encoder`]: this pipeline's container framing without its
+    /// threads, for an engine of your own (e.g. on an async runtime; see
+    /// `examples/async_pipeline.rs`). `original_len` and `mode` go into the
+    /// header as [`Pipeline::process_path`] puts them (the input's length
+    /// and permission bits; `None` and 0 for a stream), so the same input
+    /// gives the same container bytes as the sync engine (an encrypted one
+    /// draws its own file nonce either way). Chunks are fixed-size:
+    /// [`ChunkMethod::FileSize`] is resolved from `original_len` here.
+    /// Encoding watches this pipeline's cancel token.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::ErrorKind::Usage`] for [`ChunkMethod::HillClimb`] (its
+    /// sizes follow the engine's own timings) or for a cipher without a
+    /// secret; [`crate::ErrorKind::WrongKey`] or a KDF failure while
+    /// deriving the key.
+    pub fn encoder(&self, original_len: Option<u64>, mode: u32) -> Result<Encoder> {
+        let cfg = &self.inner.config;
+        if cfg.chunk_method == ChunkMethod::HillClimb {
+            return Err(Error::usage(
+                "an Encoder writes fixed-size chunks: use the fixed or filesize chunk method, not hillclimb",
+            ));
+        }
+        let plan = self.chunk_plan(original_len);
+        // Enough idle buffers for every chunk the CPU tokens let run at once.
+        let buffers = BufferPool::new(2 * cfg.cpu_tokens + 4, plan.start);
+        self.encoder_for(&plan, original_len, mode, buffers)
+    }
+
+    fn encoder_for(
+        &self,
+        plan: &ChunkPlan,
+        original_len: Option<u64>,
+        mode: u32,
+        buffers: BufferPool,
+    ) -> Result<Encoder> {
+        let (header, keys) = self.new_header(original_len, mode, plan)?;
+        Ok(Encoder::new(EncoderParts {
+            chain: self.inner.chain.clone(),
+            checksum: self.inner.config.checksum,
+            chunk_size: plan.start,
+            bound: plan.largest,
+            keys,
+            header: header.encode(),
+            buffers,
+            cancel: self.inner.cancel.clone(),
+        }))
     }
 
     /// The token every run of this pipeline is a child of.

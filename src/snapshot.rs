@@ -72,7 +72,10 @@ pub struct Latency {
 }
 
 impl Latency {
-    fn new(family: Family, label: &str) -> Latency {
+    /// An empty histogram with the bounds and precision of the library's
+    /// own (1 ns to 1 h, 2 significant digits): another engine that records
+    /// into one reports percentiles comparable with the sync engine's.
+    pub fn new(family: Family, label: &str) -> Latency {
         Latency {
             family,
             label: label.to_string(),
@@ -82,7 +85,8 @@ impl Latency {
         }
     }
 
-    pub(crate) fn record(&mut self, ns: u64) {
+    /// Adds one sample (nanoseconds; above an hour counts as an hour).
+    pub fn record(&mut self, ns: u64) {
         self.histogram.saturating_record(ns);
         self.sum_ns = self.sum_ns.saturating_add(ns);
     }

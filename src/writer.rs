@@ -74,11 +74,7 @@ impl<W: Write> Sink<W> {
         let took = {
             let _io = state.governor.io.acquire(&state.cancel)?;
             let started = Instant::now();
-            self.out.write_all(&rec.head).map_err(write_failed)?;
-            self.out.write_all(&rec.payload).map_err(write_failed)?;
-            self.out
-                .write_all(&rec.crc.to_le_bytes())
-                .map_err(write_failed)?;
+            rec.write_to(&mut self.out).map_err(write_failed)?;
             started.elapsed()
         };
         state.release(rec.original_len);
