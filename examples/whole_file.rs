@@ -73,7 +73,9 @@ fn compress_whole(pipeline: &Pipeline, input: &Path, out_dir: &Path) -> Result<u
     out_name.push(".spipe");
     let file = File::create(out_dir.join(out_name)).map_err(|e| e.to_string())?;
     let mut out = BufWriter::new(file);
-    pipeline.run(&data[..], &mut out).map_err(|e| e.to_string())?;
+    pipeline
+        .run(&data[..], &mut out)
+        .map_err(|e| e.to_string())?;
     out.flush().map_err(|e| e.to_string())?;
     Ok(data.len() as u64)
 }
