@@ -56,32 +56,22 @@ fractions = [float(f) for f in env['FRACTIONS'].split()]
 cases = env['CASES'].split()
 
 # ---- inputs
-key = os.path.join(d, f'in.done-{corpus}-{size_mb}-{brotli_mb}-{nbatch}')
-if not os.path.exists(key):
+key = sl.inputs_needed(d, 'in', corpus, size_mb, brotli_mb, nbatch)
+if key:
     sys.stderr.write(f'making the inputs in {d}\n')
-    for f in os.listdir(d):
-        if f.startswith('in.done-'):
-            os.remove(os.path.join(d, f))
     shutil.rmtree(os.path.join(d, 'batch'), ignore_errors=True)
     for f in ('single.bin', 'brotli.bin'):
         if os.path.exists(os.path.join(d, f)):
             os.remove(os.path.join(d, f))
     if corpus == 'linux':
-        got = sl.corpus(env.get('CORPUS_DIR', '/tmp/syncpipe-corpus'))
-        if got is None:
-            sys.exit('CORPUS=linux: /usr/src/linux-source-6.1.tar.xz is missing '
-                     '(apt-get install linux-source-6.1)')
-        seed, tree = got
-        for src in sl.tree_files(tree, nbatch):
-            dst = os.path.join(d, 'batch', os.path.relpath(src, tree))
-            os.makedirs(os.path.dirname(dst), exist_ok=True)
-            shutil.copyfile(src, dst)
+        seed, tree = sl.linux_corpus()
+        sl.copy_tree_files(tree, os.path.join(d, 'batch'), nbatch)
     else:
         seed = sl.mixed_seed(os.path.join(d, 'seed-64MiB.bin'), 64 << 20)
         sl.slices(seed, os.path.join(d, 'batch'), nbatch, 4 << 10, 1 << 20)
     sl.repeat_to(seed, size_mb << 20, os.path.join(d, 'single.bin'))
     sl.repeat_to(seed, brotli_mb << 20, os.path.join(d, 'brotli.bin'))
-    open(key, 'w').close()
+    sl.inputs_made(key)
 
 out = os.path.join(d, 'out')
 
@@ -146,9 +136,11 @@ for case in cases:
             gauges_clean = (g.get('cpu_permits_available') == g.get('cpu_permits')
                             and g.get('io_permits_available') == g.get('io_permits')
                             and g.get('active_workers') == 0 and g.get('buffer_bytes') == 0)
+            # 0 permits in all: no snapshot was ever taken (see the caveat).
+            at_rest = 'no snapshot' if not g.get('cpu_permits') else 'yes' if gauges_clean else 'no'
             row = [case, f'{frac:.0%}', sl.fmt(r.signal_at), sl.fmt(r.drain, 3), r.rc,
                    left + (f'; temp: {len(tmp)}' if tmp else ''), perm, g.get('active_workers'),
-                   g.get('buffer_bytes'), 'yes' if gauges_clean else 'no',
+                   g.get('buffer_bytes'), at_rest,
                    '; '.join(problems) or 'ok']
             rows.append(row)
             plot.setdefault(case, {}).setdefault(frac, []).append(r.drain or 0.0)

@@ -383,6 +383,49 @@ def corpus(dir_):
     return tar, tree
 
 
+def linux_corpus():
+    """corpus() in CORPUS_DIR (default /tmp/syncpipe-corpus), or exit with
+    how to install the package."""
+    got = corpus(os.environ.get('CORPUS_DIR', '/tmp/syncpipe-corpus'))
+    if got is None:
+        sys.exit(f'CORPUS=linux: {LINUX_XZ} is missing (apt-get install linux-source-6.1)')
+    return got
+
+
+def inputs_needed(dir_, name, *knobs):
+    """Inputs are made once per set of knobs: returns None when DIR holds a
+    marker NAME.done-KNOBS, else removes older NAME.done-* markers and
+    returns the marker's path, to be passed to inputs_made() at the end."""
+    key = os.path.join(dir_, f'{name}.done-' + '-'.join(str(k) for k in knobs))
+    if os.path.exists(key):
+        return None
+    for f in os.listdir(dir_):
+        if f.startswith(f'{name}.done-'):
+            os.remove(os.path.join(dir_, f))
+    return key
+
+
+def inputs_made(key):
+    open(key, 'w').close()
+
+
+def copy_tree_files(tree, dest, limit):
+    """The first LIMIT files of TREE (path order) copied under DEST."""
+    import shutil
+    for src in tree_files(tree, limit):
+        dst = os.path.join(dest, os.path.relpath(src, tree))
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        shutil.copyfile(src, dst)
+
+
+def warm(paths):
+    """Read the files once: the page cache holds them for the timed runs."""
+    for p in paths:
+        with open(p, 'rb') as f:
+            while f.read(8 << 20):
+                pass
+
+
 def tree_files(root, limit=None):
     """Regular files under ROOT, sorted by path (the first LIMIT)."""
     files = []

@@ -64,31 +64,21 @@ nfiles, file_mb, runs, corpus = int(env['FILES']), int(env['FILE_MB']), int(env[
 big = os.path.join(d, 'big')
 
 # ---- inputs
-key = os.path.join(d, f'big.done-{corpus}-{nfiles}-{file_mb}')
-if not os.path.exists(key):
+key = sl.inputs_needed(d, 'big', corpus, nfiles, file_mb)
+if key:
     sys.stderr.write(f'generating {nfiles} x {file_mb} MiB in {big}\n')
     shutil.rmtree(big, ignore_errors=True)
-    for f in os.listdir(d):
-        if f.startswith('big.done-'):
-            os.remove(os.path.join(d, f))
     os.makedirs(big)
     if corpus == 'linux':
-        got = sl.corpus(env.get('CORPUS_DIR', '/tmp/syncpipe-corpus'))
-        if got is None:
-            sys.exit('CORPUS=linux: /usr/src/linux-source-6.1.tar.xz is missing '
-                     '(apt-get install linux-source-6.1)')
-        seed = got[0]
+        seed = sl.linux_corpus()[0]
     else:
         seed = sl.mixed_seed(os.path.join(d, 'seed-64MiB.bin'), 64 << 20)
     for i in range(nfiles):
         sl.repeat_to(seed, file_mb << 20, os.path.join(big, 'f%d.bin' % i))
-    open(key, 'w').close()
+    sl.inputs_made(key)
 inputs = [os.path.join(big, 'f%d.bin' % i) for i in range(nfiles)]
 total = sum(os.path.getsize(p) for p in inputs)
-for p in inputs:            # page cache warm: memory is the subject, not the disk
-    with open(p, 'rb') as f:
-        while f.read(8 << 20):
-            pass
+sl.warm(inputs)             # memory is the subject, not the disk
 
 out = os.path.join(d, 'out')
 cases = [

@@ -58,20 +58,13 @@ runs, corpus = int(env['RUNS']), env['CORPUS']
 mix = os.path.join(d, 'mix')
 
 # ---- inputs
-key = os.path.join(d, f'mix.done-{corpus}-{nlarge}-{large_mb}-{small}-{small_mb}')
-if not os.path.exists(key):
+key = sl.inputs_needed(d, 'mix', corpus, nlarge, large_mb, small, small_mb)
+if key:
     sys.stderr.write(f'generating {nlarge} x {large_mb} MiB + {small} x {small_mb} MiB in {mix}\n')
     shutil.rmtree(mix, ignore_errors=True)
-    for f in os.listdir(d):
-        if f.startswith('mix.done-'):
-            os.remove(os.path.join(d, f))
     os.makedirs(mix)
     if corpus == 'linux':
-        got = sl.corpus(env.get('CORPUS_DIR', '/tmp/syncpipe-corpus'))
-        if got is None:
-            sys.exit('CORPUS=linux: /usr/src/linux-source-6.1.tar.xz is missing '
-                     '(apt-get install linux-source-6.1)')
-        seed = got[0]
+        seed = sl.linux_corpus()[0]
     else:
         seed = sl.mixed_seed(os.path.join(d, 'seed-64MiB.bin'), 64 << 20)
     for j in range(nlarge):
@@ -83,12 +76,8 @@ if not os.path.exists(key):
         piece = data[off:off + (small_mb << 20)]
         with open(os.path.join(mix, 'b-small-%03d.bin' % i), 'wb') as f:
             f.write(piece)
-    open(key, 'w').close()
-# Warm the page cache: the scenario is about scheduling, not the disk.
-for p in sl.tree_files(mix):
-    with open(p, 'rb') as f:
-        while f.read(8 << 20):
-            pass
+    sl.inputs_made(key)
+sl.warm(sl.tree_files(mix))   # the scenario is about scheduling, not the disk
 
 # ---- runs
 out = os.path.join(d, 'out')
