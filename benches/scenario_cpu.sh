@@ -37,9 +37,10 @@
 #   SVG=docs/scenario-1-cpu.svg   SYNCPIPE_BIN= (skip the build)
 # Output: the table on stdout, DIR/scenario-1-cpu.tsv, the SVG (files/s and
 # P95 against the tokens).
-# Needs python3. At the defaults about 2 minutes on 2 cores once the
-# inputs exist (15 runs of ~2 s plus the idle checks); generating them
-# adds ~20 s.
+# Needs python3. At the defaults 3 minutes on the 2-core development VM,
+# the inputs' generation included (15 runs of 2-3 s; most of the rest was
+# IDLE_WAIT on a machine that other builds kept busy; IDLE_WAIT=0 for a
+# quick look).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 shm_free=$(df -Pk /dev/shm 2>/dev/null | awk 'NR==2 {print $4}')

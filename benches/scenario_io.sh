@@ -18,9 +18,11 @@
 #   SVG=docs/scenario-2-io.svg   SYNCPIPE_BIN= (skip the build)
 # Output: the table on stdout (MB/s median and min-max per depth, the knee),
 # DIR/io_queue_depth.tsv, the SVG.
-# Needs python3. About 2 minutes at the defaults on 2 cores (21 runs of
-# 1 GiB of cold-ish reads), plus ~30 s the first time for the containers
-# (2 GiB of disk while they are made, 1 GiB kept).
+# Needs python3. At the defaults 21 runs of 1 GiB of cold-ish reads: 19 s
+# in all on the development VM (a virtual disk read at 1-2 GB/s, the
+# containers' generation included), about a minute at 500 MB/s, much longer
+# on a rotational disk (2 GiB of disk while the containers are made, 1 GiB
+# kept).
 # On a virtual disk whose host caches the image, "cold" reads are served
 # from the host's memory and the curve is flat: a real NVMe or rotational
 # disk is where the knee means something (docs/scenarios.md).

@@ -32,9 +32,9 @@
 #                         `cargo build --release --example whole_file`)
 # Output: the table on stdout, DIR/scenario-4-memory.tsv, the SVG (bars of
 # peak RSS). Needs python3; the zstd row is skipped without zstd.
-# At the defaults about 1-2 minutes on 2 cores (three runs over 2 GiB),
-# plus ~30 s the first time for the inputs (2 GiB of disk, and up to 2 GiB
-# more for the outputs; the baseline needs the 2 GiB in memory).
+# At the defaults 37 s on the 2-core development VM, the inputs' generation
+# included (three runs over 2 GiB; 2 GiB of disk, and up to 2 GiB more for
+# the outputs; the baseline needs the 2 GiB in memory).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DIR=${1:-/tmp/syncpipe-scen-memory}

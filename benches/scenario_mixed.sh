@@ -31,9 +31,10 @@
 #   SVG=docs/scenario-3-mixed.svg   SYNCPIPE_BIN= (skip the build)
 # Output: the table on stdout, DIR/scenario-3-mixed.tsv, the SVG (bars of
 # small-file P50 and P95 per scheduler and files in flight).
-# Needs python3. At the defaults (2 GiB per run, 6 runs) about 2-3 minutes
-# on 2 cores, plus ~30 s the first time to make the inputs (2 GiB of disk,
-# and 1 GiB more for the outputs while a run goes).
+# Needs python3. At the defaults (2 GiB per run, 6 runs of 6-8 s) 79 s on
+# the 2-core development VM with the inputs' generation (2 GiB of disk, and
+# 1 GiB more for the outputs while a run goes); IDLE_WAIT adds up to 30 s a
+# run on a busy machine.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DIR=${1:-/tmp/syncpipe-scen-mixed}
