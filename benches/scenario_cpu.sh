@@ -67,27 +67,16 @@ cores = os.cpu_count()
 
 # ---- inputs (kept between runs; remade when the knobs change)
 inp = os.path.join(d, 'in')
-key = os.path.join(d, f'in.done-{corpus}-{files}')
-if not os.path.exists(key):
+key = sl.inputs_needed(d, 'in', corpus, files)
+if key:
     shutil.rmtree(inp, ignore_errors=True)
-    for f in os.listdir(d):
-        if f.startswith('in.done-'):
-            os.remove(os.path.join(d, f))
     if corpus == 'linux':
-        got = sl.corpus(env.get('CORPUS_DIR', '/tmp/syncpipe-corpus'))
-        if got is None:
-            sys.exit('CORPUS=linux: /usr/src/linux-source-6.1.tar.xz is missing '
-                     '(apt-get install linux-source-6.1)')
-        tree = got[1]
-        for src in sl.tree_files(tree, files):
-            dst = os.path.join(inp, os.path.relpath(src, tree))
-            os.makedirs(os.path.dirname(dst), exist_ok=True)
-            shutil.copyfile(src, dst)
+        sl.copy_tree_files(sl.linux_corpus()[1], inp, files)
     else:
         sys.stderr.write(f'generating {files} files in {inp}\n')
         seed = sl.mixed_seed(os.path.join(d, 'seed-32MiB.bin'), 32 << 20)
         sl.slices(seed, inp, files, 4 << 10, 1 << 20)
-    open(key, 'w').close()
+    sl.inputs_made(key)
 paths = sl.tree_files(inp)
 total = sum(os.path.getsize(p) for p in paths)
 sys.stderr.write(f'{len(paths)} files, {total / 1e6:.0f} MB in {inp}; {cores} cores\n')
