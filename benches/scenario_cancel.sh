@@ -32,9 +32,9 @@
 #   SVG=docs/scenario-5-cancel.svg   SYNCPIPE_BIN= (skip the build)
 # Output: the table on stdout, DIR/scenario-5-cancel.tsv, the SVG (drain
 # time per case and fraction). Exits 1 when a check fails (and says which).
-# Needs python3. About a minute at the defaults on 2 cores (three reference
-# runs of ~2-6 s, nine cancelled ones; with 512 MiB and 32 MiB it took 12 s
-# here), plus ~20 s the first time for the inputs (~1.7 GB of disk).
+# Needs python3. At the defaults 33 s on the 2-core development VM (three
+# reference runs of 1.5-6 s, nine cancelled ones), plus ~20 s the first
+# time for the inputs (~1.7 GB of disk).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DIR=${1:-/tmp/syncpipe-scen-cancel}

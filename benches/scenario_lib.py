@@ -220,7 +220,7 @@ def _panel(out, top, p, W, PH):
     xlabel, ylabel, x (category labels), series [(name, [y or None])],
     logx (line: x labels are numbers on a log2 axis), mark ((x index,
     series index, text) circled in red)."""
-    L, R, T, B = 70, 150, 24, 42
+    L, R, T, B = 70, 170, 24, 42
     x0, x1, y0, y1 = L, W - R, top + T, top + PH - B
     ys = [y for _, vals in p['series'] for y in vals if y is not None]
     ymax = (max(ys) if ys else 1.0) * 1.15 or 1.0
@@ -287,7 +287,7 @@ def _panel(out, top, p, W, PH):
 def svg_chart(path, panels, note=''):
     """Write panels (see _panel) stacked vertically into an SVG file; `note`
     goes at the bottom (e.g. the date and the machine)."""
-    W, PH = 640, 280
+    W, PH = 680, 280
     H = PH * len(panels) + (22 if note else 0)
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" '
            f'font-family="sans-serif" font-size="12">',
