@@ -60,6 +60,7 @@ IDLE_WAIT=${IDLE_WAIT:-120}
 REDO=${REDO:-2}
 SECTIONS=${SECTIONS:-all}
 export RUNS IDLE_WAIT REDO
+export SCENARIO_LIB_DIR=$ROOT/benches   # the harness imports busy/wait_idle from it
 
 have() { command -v "$1" >/dev/null 2>&1; }
 # on NAME: is section NAME selected by SECTIONS?
@@ -88,19 +89,8 @@ cat >"$DIR/.compare-harness.py" <<'PY'
 """measure: run one command RUNS times (after warm-ups) and append a row to the TSV.
 report: print the markdown table and the summary lines from the TSV."""
 import argparse, os, statistics, sys, time
-
-def busy():
-    # busy CPU seconds of the whole machine (all cores), from /proc/stat
-    v = [int(x) for x in open('/proc/stat').readline().split()[1:9]]
-    user, nice, system, idle, iowait, irq, softirq, steal = v
-    return (user + nice + system + irq + softirq) / os.sysconf('SC_CLK_TCK')
-
-def wait_idle(limit):
-    end = time.time() + limit
-    while True:
-        b0 = busy(); time.sleep(1.0); b1 = busy()
-        if b1 - b0 < 0.05 or time.time() > end:
-            return
+sys.path.insert(0, os.environ['SCENARIO_LIB_DIR'])
+from scenario_lib import busy, wait_idle   # shared with the scenario scripts
 
 def measure(a):
     idle_wait = float(os.environ.get('IDLE_WAIT', '120'))

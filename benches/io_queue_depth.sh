@@ -18,7 +18,11 @@
 # The knee is the smallest QD within 10% of the best MB/s.
 #
 # Env: FILES=16, FILE_MB=64, RUNS=3, SYNCPIPE_BIN= (skip the build),
-#      SVG=docs/io_queue_depth.svg (where the plot goes; relative to the repo).
+#      SVG=docs/io_queue_depth.svg (where the plot goes; relative to the repo),
+#      DEPTHS="1 2 4 8 12 24 48" (the sweep),
+#      SEED= (a file to cut the FILES inputs from, FILE_MB each, instead of
+#      make_mixed.py's data: benches/scenario_io.sh passes the kernel tarball).
+# The rows also go to DIR/io_queue_depth.tsv. Uses benches/scenario_lib.py.
 # Needs python3. About 2 minutes with the defaults plus the setup (2 GiB of
 # disk while it runs; the inputs are removed once the containers exist).
 set -euo pipefail
@@ -33,38 +37,47 @@ command -v python3 >/dev/null || { echo "io_queue_depth.sh: python3 is required"
 
 mkdir -p "$DIR"
 cd "$DIR"
-KEY="ct.done-$FILES-$FILE_MB"
+KEY="ct.done-$FILES-$FILE_MB-$(basename "${SEED:-mixed}")"
 if [ ! -f "$KEY" ]; then
   echo "generating $FILES containers of $FILE_MB MiB in $DIR/ct" >&2
   rm -rf src ct ct.done-*
   mkdir -p src
-  python3 "$ROOT/benches/make_mixed.py" "$((FILE_MB * 1048576))" seed.bin
-  for i in $(seq -w 1 "$FILES"); do cp seed.bin "src/f$i.bin"; done
-  rm -f seed.bin
+  if [ -n "${SEED:-}" ]; then
+    # FILES consecutive pieces of SEED (e.g. the kernel tarball), FILE_MB each.
+    python3 - "$SEED" "$FILES" "$((FILE_MB * 1048576))" <<'PY'
+import sys
+seed, n, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+with open(seed, 'rb') as f:
+    for i in range(1, n + 1):
+        data = f.read(size)
+        if len(data) < size:
+            sys.exit(f'{seed} is shorter than {n} x {size} bytes')
+        open('src/f%02d.bin' % i, 'wb').write(data)
+PY
+  else
+    python3 "$ROOT/benches/make_mixed.py" "$((FILE_MB * 1048576))" seed.bin
+    for i in $(seq -w 1 "$FILES"); do cp seed.bin "src/f$i.bin"; done
+    rm -f seed.bin
+  fi
   "$BIN" -q process -r src --output-dir ct -s passthrough
   rm -rf src
   touch "$KEY"
 fi
 
-python3 - "$BIN" "$DIR/ct" "$RUNS" "$ROOT/$SVG" <<'PY'
+python3 - "$BIN" "$DIR/ct" "$RUNS" "$ROOT/$SVG" "$ROOT/benches" "$DIR/io_queue_depth.tsv" <<'PY'
 import os, statistics, subprocess, sys, time
-bin_, ct, runs, svg = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+bin_, ct, runs, svg, lib, tsv = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6]
+sys.path.insert(0, lib)
+import scenario_lib as sl
 files = sorted(os.path.join(ct, f) for f in os.listdir(ct))
 total = sum(os.path.getsize(f) for f in files)
-
-def drop_cache():
-    for f in files:
-        fd = os.open(f, os.O_RDONLY)
-        try:
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        finally:
-            os.close(fd)
+depths = [int(q) for q in os.environ.get('DEPTHS', '1 2 4 8 12 24 48').split()]
 
 rows = []
-for qd in (1, 2, 4, 8, 12, 24, 48):
+for qd in depths:
     walls = []
     for _ in range(runs):
-        drop_cache()
+        sl.drop_cache(files)
         t0 = time.perf_counter()
         subprocess.run([bin_, 'verify', '-r', ct, '--io-tokens', str(qd),
                         '--files-in-flight', '48', '-q'], check=True)
@@ -77,45 +90,21 @@ knee = next(r[0] for r in rows if r[1] >= 0.9 * best)
 print(f'{len(files)} containers, {total / 1e6:.0f} MB, page cache dropped before each run; '
       f'median of {runs}')
 print()
-print('| IO tokens (QD) | MB/s (median) | min–max |')
-print('|---|---|---|')
-for qd, mb, lo, hi in rows:
-    mark = ' ← knee' if qd == knee else ''
-    print(f'| {qd} | {mb:.0f}{mark} | {lo:.0f}–{hi:.0f} |')
+table = [(qd, f'{mb:.0f}' + (' ← knee' if qd == knee else ''), f'{lo:.0f}–{hi:.0f}')
+         for qd, mb, lo, hi in rows]
+sl.md_table(['IO tokens (QD)', 'MB/s (median)', 'min–max'], table)
+sl.write_tsv(tsv, ['io_tokens', 'mb_per_s_median', 'mb_per_s_min', 'mb_per_s_max'],
+             [(qd, f'{mb:.1f}', f'{lo:.1f}', f'{hi:.1f}') for qd, mb, lo, hi in rows])
 print()
 print(f'knee: QD {knee} (the smallest depth within 10% of the best, {best:.0f} MB/s)')
 
 # The plot: QD on a log2 axis, MB/s linear, the knee marked.
-import math
-W, H, L, B, T, R = 560, 320, 60, 40, 20, 20
-xs = [math.log2(r[0]) for r in rows]
-ymax = best * 1.15
-def px(x):
-    return L + (x - xs[0]) / (xs[-1] - xs[0]) * (W - L - R)
-def py(y):
-    return H - B - y / ymax * (H - B - T)
-pts = ' '.join(f'{px(x):.1f},{py(r[1]):.1f}' for x, r in zip(xs, rows))
-out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">',
-       f'<rect width="{W}" height="{H}" fill="white"/>',
-       f'<line x1="{L}" y1="{H - B}" x2="{W - R}" y2="{H - B}" stroke="black"/>',
-       f'<line x1="{L}" y1="{T}" x2="{L}" y2="{H - B}" stroke="black"/>']
-for x, r in zip(xs, rows):
-    out.append(f'<text x="{px(x):.1f}" y="{H - B + 16}" text-anchor="middle">{r[0]}</text>')
-for i in range(5):
-    y = ymax * i / 4
-    out.append(f'<text x="{L - 6}" y="{py(y) + 4:.1f}" text-anchor="end">{y:.0f}</text>')
-    out.append(f'<line x1="{L}" y1="{py(y):.1f}" x2="{W - R}" y2="{py(y):.1f}" stroke="#ddd"/>')
-out.append(f'<polyline points="{pts}" fill="none" stroke="#1f77b4" stroke-width="2"/>')
-for x, r in zip(xs, rows):
-    out.append(f'<circle cx="{px(x):.1f}" cy="{py(r[1]):.1f}" r="3" fill="#1f77b4"/>')
-kx = px(math.log2(knee)); ky = py(next(r[1] for r in rows if r[0] == knee))
-out.append(f'<circle cx="{kx:.1f}" cy="{ky:.1f}" r="7" fill="none" stroke="#d62728" stroke-width="2"/>')
-out.append(f'<text x="{kx + 10:.1f}" y="{ky - 10:.1f}" fill="#d62728">knee: QD {knee}</text>')
-out.append(f'<text x="{(L + W - R) / 2}" y="{H - 6}" text-anchor="middle">IO tokens (queue depth), log scale</text>')
-out.append(f'<text x="14" y="{(T + H - B) / 2}" text-anchor="middle" transform="rotate(-90 14 {(T + H - B) / 2})">MB/s, cold reads</text>')
-out.append('</svg>')
-os.makedirs(os.path.dirname(svg), exist_ok=True)
-with open(svg, 'w') as f:
-    f.write('\n'.join(out) + '\n')
-print(f'plot: {svg}')
+ki = [r[0] for r in rows].index(knee)
+sl.svg_chart(svg, [dict(kind='line', title='Cold reads against IO tokens',
+                        xlabel='IO tokens (queue depth), log scale', ylabel='MB/s, cold reads',
+                        x=[str(r[0]) for r in rows], logx=True,
+                        series=[('MB/s (median)', [r[1] for r in rows])],
+                        mark=(ki, 0, f'knee: QD {knee}'))],
+             note=sl.run_note(f'{len(files)} containers, {total / 1e6:.0f} MB'))
+print(f'plot: {svg}; rows: {tsv}')
 PY
