@@ -323,6 +323,12 @@ impl Pipeline {
             output::sync_dir(&dir);
         }
         self.leave();
+        if files
+            .iter()
+            .any(|f| matches!(f.outcome, Outcome::Failed(_)))
+        {
+            self.failed();
+        }
         BatchReport {
             files,
             elapsed: start.elapsed(),

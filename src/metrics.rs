@@ -325,6 +325,15 @@ impl Metrics {
         }
     }
 
+    /// Refreshes the snapshot after a run (or a batch) that failed, once its
+    /// threads are joined: no totals are added (nothing finished), but the
+    /// gauges — permits, workers, buffer bytes — are read again, so a final
+    /// summary after an error or a cancel shows the governor as the run
+    /// left it, not as the last tick saw it mid-run.
+    pub(crate) fn run_failed(&self, governor: &Governor) {
+        self.refresh(governor, (0, 0));
+    }
+
     /// Captures a snapshot and makes it the latest. The capture happens
     /// under the `latest` lock on purpose: publishers then store in capture
     /// order, so the stored snapshot is always the newest. (Without it, two

@@ -318,6 +318,17 @@ impl Pipeline {
         original_len: Option<u64>,
         mode: u32,
     ) -> Result<(W, Report)> {
+        self.process_body(input, output, original_len, mode)
+            .inspect_err(|_| self.failed())
+    }
+
+    fn process_body<R: Read + Send, W: Write + Send>(
+        &self,
+        input: R,
+        output: W,
+        original_len: Option<u64>,
+        mode: u32,
+    ) -> Result<(W, Report)> {
         let start = Instant::now();
         let cfg = &self.inner.config;
         let chain = &self.inner.chain;
@@ -389,8 +400,9 @@ impl Pipeline {
         mut input: R,
         output: W,
     ) -> Result<(W, Report)> {
-        let opened = self.open_header(&mut input)?;
-        self.restore_body(opened, input, output)
+        self.open_header(&mut input)
+            .and_then(|opened| self.restore_body(opened, input, output))
+            .inspect_err(|_| self.failed())
     }
 
     /// Restores the records that follow an already opened header.
@@ -849,6 +861,14 @@ impl Pipeline {
             .memory
             .sub(state.memory.current() as usize);
         self.leave();
+    }
+
+    /// After a failed run or batch (its threads joined): the metrics'
+    /// gauges are read again (see [`Metrics::run_failed`]).
+    pub(crate) fn failed(&self) {
+        if let Some(m) = &self.inner.metrics {
+            m.run_failed(&self.inner.governor);
+        }
     }
 
     /// Counts a run (or a batch) of this pipeline as started.

@@ -19,10 +19,12 @@ use syncpipe::{Error, Pipeline};
 
 const CHUNK: usize = 64 << 10;
 
-/// Copies chunks; chunk 0 waits until the observer has seen a tick.
+/// Copies chunks; chunk 0 waits until the observer has seen a tick (and
+/// then fails, with `then_fail`).
 struct Gate {
     first_tick: Mutex<Option<mpsc::Receiver<Snapshot>>>,
     seen: Arc<Mutex<Option<Snapshot>>>,
+    then_fail: bool,
 }
 
 impl Stage for Gate {
@@ -34,6 +36,9 @@ impl Stage for Gate {
                 .recv_timeout(Duration::from_secs(30))
                 .map_err(|_| Error::stage("no tick within 30 s"))?;
             *self.seen.lock().expect("seen") = Some(snap);
+            if self.then_fail {
+                return Err(Error::stage("failing after the tick"));
+            }
         }
         out.extend_from_slice(input);
         Ok(())
@@ -184,6 +189,7 @@ fn issue4_observer_gets_ticks_during_a_run_and_run_done_at_the_end() {
         let stage = Gate {
             first_tick: Mutex::new(Some(first_tick_rx)),
             seen: Arc::clone(&seen),
+            then_fail: false,
         };
         let pipeline = Pipeline::builder()
             .custom_stage(stage)
@@ -243,5 +249,45 @@ fn issue4_a_failed_run_is_not_counted_as_done_and_leaves_no_worker_busy() {
         assert_eq!(snap.files, 1, "only the successful run");
         assert_eq!(snap.active_workers, 0);
         assert_eq!(snap.bytes_in, 1);
+    });
+}
+
+#[test]
+fn after_a_failed_run_the_snapshot_shows_every_permit_back() {
+    // The final --json summary of a failed or cancelled run reads
+    // `Metrics::snapshot`. Without a refresh at the failure it would still
+    // be the last tick's, taken while chunk 0 held a CPU permit.
+    watchdog(60, || {
+        let (tick_tx, tick_rx) = mpsc::sync_channel::<Snapshot>(1);
+        let metrics = Arc::new(Metrics::observed(
+            Duration::from_millis(10),
+            move |e: &Event<'_>| {
+                if let Event::Tick(s) = e {
+                    let _ = tick_tx.try_send((*s).clone());
+                }
+            },
+        ));
+        let seen = Arc::new(Mutex::new(None::<Snapshot>));
+        let pipeline = Pipeline::builder()
+            .custom_stage(Gate {
+                first_tick: Mutex::new(Some(tick_rx)),
+                seen: Arc::clone(&seen),
+                then_fail: true,
+            })
+            .chunk_size(CHUNK)
+            .threads(2)
+            .metrics(Arc::clone(&metrics))
+            .build()
+            .expect("pipeline");
+        let data = mixed_data(8 * CHUNK, 44);
+        assert!(pipeline.run(&data[..], std::io::sink()).is_err());
+        let tick = seen.lock().expect("seen").take().expect("a tick was seen");
+        assert!(tick.cpu_permits.0 < tick.cpu_permits.1, "{tick:?}");
+        let snap = metrics.snapshot();
+        assert_eq!(snap.files, 0, "nothing finished");
+        assert_eq!(snap.cpu_permits.0, snap.cpu_permits.1, "{snap:?}");
+        assert_eq!(snap.io_permits.0, snap.io_permits.1, "{snap:?}");
+        assert_eq!(snap.active_workers, 0);
+        assert_eq!(snap.buffer_bytes, 0);
     });
 }
