@@ -21,7 +21,12 @@
 # Columns: files/s and MB/s (input bytes / 10^6 / wall s), CPU util (CPU s
 # of the process / wall s / cores), run queue mean and max (procs_running
 # of /proc/stat sampled every 10 ms during the run, minus the sampler; the
-# whole machine, so other processes count too), chunk P50/P95/P99 ms (the
+# whole machine, so other processes count too), runnable threads of the
+# syncpipe process by role (its /proc/PID/task/*/stat sampled every 20 ms:
+# the chunk pool `syncpipe-cpu-*`, whose jobs the CPU tokens bound; the
+# batch workers, which read, encode (files under 256 KiB, under a CPU
+# token) and write; the per-file reader, dispatcher and writer threads of
+# larger files; the rest), chunk P50/P95/P99 ms (the
 # summary's latency_ns.chunk_cpu: wall time of one chunk's job, files of
 # 256 KiB and more), file P95 ms (file_done elapsed_s, every file).
 # Medians of RUNS runs, each column on its own.
@@ -33,6 +38,12 @@
 #   CORPUS=generated      or linux: the first FILES files of the kernel tree
 #                         (benches/corpus.sh; copied into DIR/in)
 #   STAGES=zstd:3,blake3  CHUNK=128KiB  FIF=32 (files in flight)
+#   THREADS=tokens        -T follows the tokens; a number fixes the pool
+#                         (THREADS=16: the tokens alone decide how many
+#                         chunk jobs run, the pool always has threads to spare)
+#   IO_TOKENS=            --io-tokens (default: syncpipe's, 12 here); the
+#                         batch's reads and writes on tmpfs are CPU work
+#                         too, governed by these, not by the CPU tokens
 #   RUNS=3  IDLE_WAIT=30 (seconds to wait for a quiet machine before each run)
 #   SVG=docs/scenario-1-cpu.svg   SYNCPIPE_BIN= (skip the build)
 # Output: the table on stdout, DIR/scenario-1-cpu.tsv, the SVG (files/s and
@@ -49,6 +60,7 @@ DIR=${1:-$DEF}
 export TOKENS=${TOKENS:-"1 2 4 8 16"} FILES=${FILES:-3000} CORPUS=${CORPUS:-generated}
 export STAGES=${STAGES:-zstd:3,blake3} CHUNK=${CHUNK:-128KiB} FIF=${FIF:-32}
 export RUNS=${RUNS:-3} IDLE_WAIT=${IDLE_WAIT:-30} SVG=${SVG:-docs/scenario-1-cpu.svg}
+export THREADS=${THREADS:-tokens} IO_TOKENS=${IO_TOKENS:-}
 command -v python3 >/dev/null || { echo "scenario_cpu.sh: python3 is required" >&2; exit 2; }
 . "$ROOT/benches/binary.sh"
 mkdir -p "$DIR"
@@ -90,15 +102,21 @@ for t in tokens:
         shutil.rmtree(out, ignore_errors=True)
         sl.wait_idle(float(env['IDLE_WAIT']))
         js = os.path.join(d, f'run-{t}.json')
+        threads = str(t) if env['THREADS'] == 'tokens' else env['THREADS']
         cmd = [bin_, 'process', '-r', inp, '--output-dir', out, '--json',
-               '-T', str(t), '--cpu-tokens', str(t), '--files-in-flight', env['FIF'],
+               '-T', threads, '--cpu-tokens', str(t), '--files-in-flight', env['FIF'],
                '-s', env['STAGES'], '--chunk-size', env['CHUNK']]
-        r = sl.measure(cmd, stdout=js, stderr=js + '.err', sample_runq=True)
+        if env['IO_TOKENS']:
+            cmd += ['--io-tokens', env['IO_TOKENS']]
+        r = sl.measure(cmd, stdout=js, stderr=js + '.err', sample_runq=True, sample_threads=True)
         if r.rc != 0:
             sys.exit(f'rc={r.rc}: {" ".join(cmd)}\n' + open(js + '.err').read()[-600:])
         s = sl.summary(js)
         done = [o['elapsed_s'] * 1e3 for o in sl.json_lines(js) if o.get('message_type') == 'file_done']
         res.append(dict(wall=r.wall, cpu=r.cpu, runq_mean=r.runq_mean(), runq_max=r.runq_max(),
+                        pool=r.threads_mean('pool'), pool_max=r.threads_max('pool'),
+                        batch=r.threads_mean('batch'), perfile=r.threads_mean('per-file'),
+                        other_thr=r.threads_mean('other'),
                         p50=sl.latency_ms(s, 'chunk_cpu', 'p50'), p95=sl.latency_ms(s, 'chunk_cpu', 'p95'),
                         p99=sl.latency_ms(s, 'chunk_cpu', 'p99'), file95=sl.pct(done, 95), other=r.other))
     med = lambda k: (statistics.median([x[k] for x in res if x[k] is not None])
@@ -106,6 +124,8 @@ for t in tokens:
     wall = med('wall')
     row = [t, f'{len(paths) / wall:,.0f}', f'{total / 1e6 / wall:.0f}',
            f'{med("cpu") / wall / cores * 100:.0f}%', sl.fmt(med('runq_mean'), 1), f'{med("runq_max"):.0f}',
+           f'{sl.fmt(med("pool"), 2)} / {med("pool_max"):.0f}', sl.fmt(med('batch'), 2),
+           sl.fmt(med('perfile'), 2), sl.fmt(med('other_thr'), 2),
            sl.fmt(med('p50')), sl.fmt(med('p95')), sl.fmt(med('p99')), sl.fmt(med('file95')),
            f'{max(x["other"] for x in res):.1f}']
     rows.append(row)
@@ -113,11 +133,14 @@ for t in tokens:
     sys.stderr.write('  ' + ' | '.join(str(c) for c in row) + '\n')
 shutil.rmtree(out, ignore_errors=True)
 
-heads = ['CPU tokens (= -T)', 'files/s', 'MB/s', 'CPU util', 'run queue mean', 'run queue max',
+heads = ['CPU tokens' + (' (= -T)' if env['THREADS'] == 'tokens' else ''), 'files/s', 'MB/s', 'CPU util', 'run queue mean', 'run queue max',
+         'runnable: chunk pool mean / max', 'batch workers', 'per-file threads', 'other',
          'chunk P50 ms', 'chunk P95 ms', 'chunk P99 ms', 'file P95 ms', 'other CPU s (max)']
 print(f'scenario 1, CPU-bound: {len(paths)} files ({env["CORPUS"]}), {total / 1e6:.0f} MB on '
       f'{"tmpfs" if d.startswith("/dev/shm") else d}, {cores} cores, -s {env["STAGES"]} '
-      f'--chunk-size {env["CHUNK"]} --files-in-flight {env["FIF"]}; median of {runs}')
+      f'--chunk-size {env["CHUNK"]} --files-in-flight {env["FIF"]}'
+      f'{"" if env["THREADS"] == "tokens" else " -T " + env["THREADS"]}'
+      f'{" --io-tokens " + env["IO_TOKENS"] if env["IO_TOKENS"] else ""}; median of {runs}')
 print()
 sl.md_table(heads, rows)
 sl.write_tsv(os.path.join(d, 'scenario-1-cpu.tsv'), heads, rows)

@@ -62,6 +62,37 @@ def procs_running():
     return 0
 
 
+# Thread-name prefixes of a syncpipe process, grouped by role (the engine
+# names its threads: src/engine.rs, src/batch.rs, src/pool.rs).
+THREAD_GROUPS = (('pool', ('syncpipe-cpu',)),
+                 ('batch', ('syncpipe-batch',)),
+                 ('per-file', ('syncpipe-reader', 'syncpipe-dispat', 'syncpipe-writer')))
+
+
+def runnable_threads(pid):
+    """Runnable (state R) threads of process `pid` right now, counted per
+    THREAD_GROUPS entry and 'other' (scheduler, committer, main...)."""
+    counts = {g: 0 for g, _ in THREAD_GROUPS}
+    counts['other'] = 0
+    try:
+        tids = os.listdir(f'/proc/{pid}/task')
+    except OSError:
+        return counts
+    for tid in tids:
+        try:
+            with open(f'/proc/{pid}/task/{tid}/stat') as f:
+                st = f.read()
+        except OSError:
+            continue
+        # "tid (comm) S ...": the comm may hold spaces, the state follows ')'.
+        comm = st[st.index('(') + 1:st.rindex(')')]
+        if st[st.rindex(')') + 2] != 'R':
+            continue
+        group = next((g for g, pre in THREAD_GROUPS if comm.startswith(pre)), 'other')
+        counts[group] += 1
+    return counts
+
+
 class Result:
     """One run: wall s, CPU s (user+sys, threads included), peak RSS MiB
     (the largest process, wait4), exit code, other CPU s (what the rest of
@@ -71,6 +102,7 @@ class Result:
         self.wall = self.cpu = self.rss_mib = self.other = 0.0
         self.rc = 0
         self.runq = []
+        self.threads = []       # runnable_threads() samples
         self.signal_at = None   # seconds after the start
         self.drain = None       # seconds from the signal to the exit
 
@@ -80,14 +112,25 @@ class Result:
     def runq_max(self):
         return max(self.runq) if self.runq else 0
 
+    def threads_mean(self, group):
+        """Mean runnable threads of one THREAD_GROUPS group (or 'other')."""
+        v = [t[group] for t in self.threads]
+        return sum(v) / len(v) if v else float('nan')
+
+    def threads_max(self, group):
+        return max((t[group] for t in self.threads), default=0)
+
 
 def measure(cmd, stdout=None, stderr=None, cwd=None, sample_runq=False,
-            interval=0.01, sigint_after=None):
+            interval=0.01, sigint_after=None, sample_threads=False):
     """Run `cmd` (a list) to the end and measure it.
 
     stdout/stderr: paths (None: /dev/null). sample_runq: read procs_running
     every `interval` s while it runs (minus one for the sampler itself,
-    which is running when it reads). sigint_after: send SIGINT this many
+    which is running when it reads). sample_threads: also count the
+    child's runnable threads per role (runnable_threads) every 2 intervals:
+    it reads one /proc file per thread, so it is sampled less often.
+    sigint_after: send SIGINT this many
     seconds after the start and time the drain (signal -> exit)."""
     r = Result()
     out = open(stdout or os.devnull, 'wb')
@@ -95,14 +138,18 @@ def measure(cmd, stdout=None, stderr=None, cwd=None, sample_runq=False,
     done = threading.Event()
 
     def sampler():
+        n = 0
         while not done.wait(interval):
             r.runq.append(max(0, procs_running() - 1))
+            n += 1
+            if sample_threads and n % 2 == 0:
+                r.threads.append(runnable_threads(p.pid))
 
     b0 = busy()
     t0 = time.perf_counter()
     p = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=cwd)
     threads = []
-    if sample_runq:
+    if sample_runq or sample_threads:
         threads.append(threading.Thread(target=sampler, daemon=True))
     if sigint_after is not None:
         def interrupt():
