@@ -150,7 +150,11 @@ fn run() -> syncpipe::Result<()> {
         let took = best(|| {
             for (i, c) in current.iter().enumerate() {
                 let mut buf = c.clone();
-                cipher.seal(chunk_nonce(i as u64, i + 1 == current.len()), b"head", &mut buf)?;
+                cipher.seal(
+                    chunk_nonce(i as u64, i + 1 == current.len()),
+                    b"head",
+                    &mut buf,
+                )?;
             }
             Ok(())
         })?;
