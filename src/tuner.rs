@@ -29,6 +29,18 @@
 //! wide and one step changes the size by at most 2× (128 → 256 KiB), so
 //! a stage whose cost is proportional to the bytes can never be pushed out
 //! of the band by a step: it converges and then stays put — no oscillation.
+//!
+//! One guard on top of the band: growing must not make a byte dearer. The
+//! first window after a step up is compared, per byte, with the last
+//! window before it; if it costs more than [`WORSE`] more per byte, the
+//! step is taken back and that size becomes a ceiling for the rest of the
+//! run. The band alone cannot see such a cliff: a passthrough chunk stays
+//! under 0.5 ms up to several MiB, while this VM's page cache makes a
+//! write of 4 MiB chunks 4× dearer per byte than of 1 MiB ones
+//! (`docs/performance.md`, "Chunk-size sweep"). A cost proportional to the
+//! bytes never trips it, so the no-oscillation argument still holds; a
+//! noisy window can trip it wrongly, which only stops growth (never a
+//! shrink the band asks for) one step above a size that was fine.
 //! `benches/compare.sh`'s `chunks` section measures it against the fixed
 //! sizes (`docs/performance.md`, "Chunk size").
 
@@ -56,6 +68,11 @@ pub const FAST_NS: u64 = 500_000;
 /// of mixed data (text next to already-compressed bytes can differ 10× in
 /// cost), few enough that a 1 GiB file sees dozens of decisions.
 pub const WINDOW: u32 = 8;
+/// How much dearer per byte the first window after a step up may be than
+/// the window before it before the step is taken back: above the
+/// window-to-window spread of one size on steady data (a few percent),
+/// well below the cliff it is there for (4× per byte).
+pub const WORSE: f64 = 0.25;
 /// The most chunks `filesize` aims to give each CPU token, so that the
 /// tokens share the file evenly and the tail of the file is short.
 pub const CHUNKS_PER_TOKEN: u64 = 4;
@@ -136,6 +153,11 @@ pub struct Climber {
     sum_ns: u64,
     count: u32,
     last_mean_ns: u64,
+    /// After a step up: the size it came from and that size's cost per
+    /// byte, until the first window of the new size is judged.
+    grown_from: Option<(usize, f64)>,
+    /// The largest size the climber may still use (lowered by the guard).
+    ceiling: usize,
 }
 
 impl Climber {
@@ -146,7 +168,15 @@ impl Climber {
             sum_ns: 0,
             count: 0,
             last_mean_ns: 0,
+            grown_from: None,
+            ceiling: MAX_CHUNK,
         }
+    }
+
+    /// The largest size still allowed: [`MAX_CHUNK`] unless a step up made
+    /// bytes dearer (see [`WORSE`]).
+    pub fn ceiling(&self) -> usize {
+        self.ceiling
     }
 
     /// Mean cost per chunk (job plus write) of the last complete window.
@@ -189,10 +219,20 @@ impl Climber {
         self.last_mean_ns = mean;
         self.sum_ns = 0;
         self.count = 0;
+        let per_byte = mean as f64 / self.size as f64;
+        if let Some((from, before)) = self.grown_from.take() {
+            if per_byte > before * (1.0 + WORSE) {
+                // The step up made every byte dearer: back, and no higher.
+                self.ceiling = from;
+                self.size = from;
+                return Some(from);
+            }
+        }
         let next = if mean > SLOW_NS {
             self.size.saturating_sub(STEP).max(MIN_CHUNK)
-        } else if mean < FAST_NS {
-            (self.size + STEP).min(MAX_CHUNK)
+        } else if mean < FAST_NS && self.size + STEP <= self.ceiling {
+            self.grown_from = Some((self.size, per_byte));
+            self.size + STEP
         } else {
             self.size
         };
@@ -395,6 +435,55 @@ mod tests {
             other.observe(1 << 20, 300_000);
         }
         assert_eq!(other.size(), (1 << 20) + STEP);
+    }
+
+    #[test]
+    fn a_step_up_that_makes_bytes_dearer_is_taken_back_for_good() {
+        // 0.2 µs per KiB up to 2 MiB, 0.8 µs per KiB above (the page-cache
+        // cliff of large writes, in miniature): always under the band's
+        // 0.5 ms per chunk below the cliff, so the band alone would grow.
+        let cost = |size: usize| {
+            let per_kib = if size > 2 << 20 { 800 } else { 200 };
+            size as u64 / 1024 * per_kib
+        };
+        let mut c = Climber::new(1 << 20);
+        let mut sizes = Vec::new();
+        for _ in 0..3_000 {
+            let len = c.size();
+            c.observe(len, cost(len));
+            sizes.push(c.size());
+        }
+        assert!(
+            sizes.iter().max() == Some(&((2 << 20) + STEP)),
+            "one step past the cliff, no more"
+        );
+        assert_eq!(c.ceiling(), 2 << 20);
+        assert_eq!(c.size(), 2 << 20, "back below the cliff");
+        let tail = &sizes[sizes.len() - 2_000..];
+        assert!(tail.iter().all(|&s| s == 2 << 20), "and it stays there");
+        // A cost proportional to the bytes never trips the guard: the
+        // band's answer is unchanged (it grows to the clamp here).
+        let (c, _) = climb(MIN_CHUNK, 1, 2_000);
+        assert_eq!((c.size(), c.ceiling()), (MAX_CHUNK, MAX_CHUNK));
+    }
+
+    #[test]
+    fn the_guard_never_blocks_a_shrink() {
+        // Dearer per byte after a step up *and* above the band: the step
+        // is taken back (the guard), then the band shrinks as usual.
+        let mut c = Climber::new(1 << 20);
+        for _ in 0..WINDOW {
+            c.observe(1 << 20, 400_000);
+        }
+        assert_eq!(c.size(), (1 << 20) + STEP);
+        for _ in 0..WINDOW {
+            c.observe((1 << 20) + STEP, 9_000_000);
+        }
+        assert_eq!(c.size(), 1 << 20, "taken back");
+        for _ in 0..WINDOW {
+            c.observe(1 << 20, 9_000_000);
+        }
+        assert_eq!(c.size(), (1 << 20) - STEP, "the band still shrinks");
     }
 
     #[test]
