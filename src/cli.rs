@@ -83,7 +83,8 @@ enum Command {
         /// file from its length: about 4 chunks per CPU token, 128 KiB-1 MiB),
         /// `hillclimb` (starts there or at --chunk-size, then keeps the mean
         /// cost of a chunk, its stages plus its write, within 0.5-5 ms in
-        /// 128 KiB steps, 128 KiB-4 MiB;
+        /// 128 KiB steps, 128 KiB-4 MiB, taking back a step up that makes
+        /// a byte more than 25% dearer;
         /// -v shows the sizes chosen). [default: fixed]
         #[arg(long, value_name = "METHOD", value_parser = parse_chunk_method)]
         chunk_method: Option<ChunkMethod>,
