@@ -668,7 +668,9 @@ impl Pipeline {
             .output
             .as_deref()
             .ok_or_else(|| Error::usage("no output path").with_path(&job.input))?;
-        let out = OutputFile::create(&job.input, dest, ctx.options.force)?;
+        // Unnamed until the commit links it: one directory update per small
+        // file instead of two (OutputFile::create_unnamed).
+        let out = OutputFile::create_unnamed(&job.input, dest, ctx.options.force)?;
         {
             let _io = self.governor().io.acquire(self.cancel_token())?;
             let mut w = out.file();
