@@ -337,6 +337,7 @@ impl Pipeline {
         let codec = self.codec(keys.as_ref(), &plan);
         let mut sink = Sink::new(output);
         sink.write_all(&header.encode())?;
+        let _active = self.begin_run();
         let state = self.new_state(plan.start, chain, cfg.cipher, cfg.checksum);
         let result = {
             let sink = &mut sink;
@@ -426,6 +427,7 @@ impl Pipeline {
             keys: keys.as_ref(),
         };
         let cipher = header.crypto.as_ref().map(|c| c.cipher);
+        let _active = self.begin_run();
         let state = self.new_state(header.chunk_size, &chain, cipher, header.checksum);
         let mut sink = Sink::new(output);
         let mut hasher = header.checksum.map(|c| c.hasher());
@@ -812,7 +814,6 @@ impl Pipeline {
         // Enough idle buffers to cover the memory bound (see docs/design.md):
         // beyond that, returned buffers are simply freed.
         let max_free = 2 * cfg.channel_depth + 2 * cfg.cpu_tokens + 8;
-        self.enter();
         RunState::new(
             &self.inner.governor,
             self.inner.cancel.child(),
@@ -852,15 +853,25 @@ impl Pipeline {
         Ok(())
     }
 
-    /// After a run (any outcome): chunk buffers dropped on an error path were
-    /// never counted as written, so take them off the shared gauge; and with
-    /// an unshared governor every permit must be back.
+    /// After a run's threads are joined (any outcome): chunk buffers dropped
+    /// on an error path were never counted as written, so take them off the
+    /// shared gauge.
     fn settle(&self, state: &RunState<'_>) {
         self.inner
             .governor
             .memory
             .sub(state.memory.current() as usize);
-        self.leave();
+    }
+
+    /// Counts a run as started until the returned guard drops, at the very
+    /// end of the run: after the writer's final flush, which takes an IO
+    /// permit of its own. (Leaving at `settle`, before that flush, let a
+    /// concurrent run on the same pipeline find that permit out and fail
+    /// the leak check: `examples/whole_file.rs`, which runs one pipeline
+    /// on several threads at once, hit it.)
+    fn begin_run(&self) -> ActiveRun<'_> {
+        self.enter();
+        ActiveRun(self)
     }
 
     /// After a failed run or batch (its threads joined): the metrics'
@@ -946,5 +957,16 @@ impl ChunkPlan {
                 mean_cost: std::time::Duration::ZERO,
             }],
         }
+    }
+}
+
+/// A run counted as active on its pipeline (see `Pipeline::begin_run`);
+/// dropping it ends the count and, on an unshared governor, checks that
+/// every permit is back.
+struct ActiveRun<'p>(&'p Pipeline);
+
+impl Drop for ActiveRun<'_> {
+    fn drop(&mut self) {
+        self.0.leave();
     }
 }

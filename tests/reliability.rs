@@ -262,3 +262,65 @@ fn observer_panic_at_the_end_of_a_run_fails_the_run_not_the_caller() {
         assert!(p.governor().all_returned(), "permits leaked");
     });
 }
+
+/// An output whose writes wait for a go-ahead, announcing that they do.
+struct GatedWriter {
+    entered: std::sync::mpsc::SyncSender<()>,
+    go: std::sync::mpsc::Receiver<()>,
+    released: bool,
+    out: Vec<u8>,
+}
+
+impl std::io::Write for GatedWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if !self.released {
+            let _ = self.entered.try_send(());
+            self.go
+                .recv_timeout(Duration::from_secs(30))
+                .map_err(|_| std::io::Error::other("no go-ahead within 30 s"))?;
+            self.released = true;
+        }
+        self.out.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_run_counts_as_active_until_its_final_flush_is_done() {
+    // Two runs on one pipeline (one governor). Run A's output is tiny, so
+    // its only write reaches the output in the final flush, which holds an
+    // IO permit; run B starts and ends meanwhile. When a run stopped
+    // counting itself active before that flush, B was "the last run" and
+    // its permit check (a debug assertion) found A's permit out and
+    // panicked. Found by examples/whole_file.rs in CI.
+    watchdog(60, || {
+        let pipeline = Arc::new(Pipeline::builder().build().expect("pipeline"));
+        let (entered_tx, entered_rx) = std::sync::mpsc::sync_channel(1);
+        let (go_tx, go_rx) = std::sync::mpsc::channel();
+        let a = {
+            let p = Arc::clone(&pipeline);
+            thread::spawn(move || {
+                let out = GatedWriter {
+                    entered: entered_tx,
+                    go: go_rx,
+                    released: false,
+                    out: Vec::new(),
+                };
+                p.run(&b"tiny input of run A"[..], out).map(|r| r.chunks)
+            })
+        };
+        entered_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("run A reached its final flush");
+        let mut container = Vec::new();
+        let b = pipeline.run(&b"run B"[..], &mut container).expect("run B");
+        assert_eq!(b.chunks, 1);
+        go_tx.send(()).expect("release A");
+        let a = a.join().expect("run A did not panic").expect("run A");
+        assert_eq!(a, 1);
+        assert!(pipeline.governor().all_returned());
+    });
+}
