@@ -40,6 +40,9 @@
 #     timed single-threaded on the same input in the same run with the
 #     library's own stages by `examples/stage_costs.rs`
 #   - sync / async per stage list: MB/s, peak RSS and P99 chunk latency
+# and a second table for the sync and async rows: system CPU s, minor page
+# faults and voluntary context switches (wait4 rusage, medians), which
+# show where the async engine's extra CPU goes.
 #
 # Env:
 #   SIZE_MB=512  LINUX_MB=512  RUNS=3  THREADS=2  CPU_TOKENS=THREADS
@@ -171,14 +174,16 @@ def measure(a):
         done += 1
         if done == 1:
             continue                       # the warm-up
-        runs.append((wall, cpu, ru.ru_maxrss / 1024.0, other, summary_of(stdout)))
+        runs.append((wall, cpu, ru.ru_maxrss / 1024.0, other, summary_of(stdout),
+                     ru.ru_stime, ru.ru_minflt, ru.ru_nvcsw))
     ratio = ''
     if not failed and a.ratio and a.out and os.path.getsize(a.out) > 0:
         ratio = f'{a.bytes / os.path.getsize(a.out):.3f}'
     if a.out and os.path.exists(a.out):
         os.remove(a.out)
     if failed:
-        row = [a.id, a.input, a.label, a.show, 'FAILED', f'rc={failed}', '', '', '', '', '', '', '', f'see out/{a.id}.log']
+        row = [a.id, a.input, a.label, a.show, 'FAILED', f'rc={failed}', '', '', '', '', '', '', '', f'see out/{a.id}.log',
+               '', '', '']
     else:
         walls = [r[0] for r in runs]
         # The median run: its wall time is the reported one, its summary
@@ -202,6 +207,13 @@ def measure(a):
                f'{mb / max(walls):.0f}–{mb / min(walls):.0f}',
                f'{statistics.median(r[1] for r in runs):.2f}',
                f'{max(r[2] for r in runs):.1f}', ratio] + lat + ['; '.join(notes)]
+        # Where the CPU goes besides the stages (columns 14-16, after the
+        # note so the others keep their places): system seconds, minor page
+        # faults (fresh buffers fault in), voluntary context switches
+        # (thread hand-offs); medians over the timed runs.
+        row += [f'{statistics.median(r[5] for r in runs):.2f}',
+                f'{statistics.median(r[6] for r in runs):.0f}',
+                f'{statistics.median(r[7] for r in runs):.0f}']
     with open(a.tsv, 'a') as f:
         f.write('\t'.join(row) + '\n')
     sys.stderr.write('  ' + ' | '.join([row[2]] + row[4:12]) + '\n')
@@ -253,6 +265,14 @@ def report(a):
             print(f'- sync / async {name}: **{sm / am:.2f}×** MB/s ({sm:.0f} vs {am:.0f}); '
                   f'peak RSS {sr:.1f} vs {ar:.1f} MiB{p99}')
         print()
+    print('Where the CPU goes besides the stages (medians; wait4 rusage of the whole command):')
+    print()
+    print('| input | row | system CPU s | minor page faults | voluntary context switches |')
+    print('|---|---|---|---|---|')
+    for r in rows:
+        if len(r) > 16 and r[14] and (r[0].startswith('sync_') or r[0].startswith('async_')):
+            print(f'| {r[1]} | {r[2]} | {r[14]} | {r[15]} | {r[16]} |')
+    print()
     print('Both engines write through a temp file, fsync and rename; the peers write')
     print('through the page cache without fsync. Chunk latency: wall time of one')
     print("chunk's encoding on its worker (sync: a rayon job; async: a spawn_blocking closure).")
