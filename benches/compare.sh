@@ -265,24 +265,15 @@ row() {
 }
 warm() { for f in "$@"; do cat "$f" >/dev/null; done; }
 
-# repeat_to SRC BYTES DST: DST = SRC repeated and cut at BYTES
+# repeat_to SRC BYTES DST: DST = SRC repeated and cut at BYTES (made anew:
+# the callers have decided it is stale; scenario_lib.repeat_to does the work)
 repeat_to() {
-  python3 - "$@" <<'PY'
+  rm -f "$3"
+  python3 -c '
 import os, sys
-src, n, dst = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-left = n
-with open(dst + '.tmp', 'wb') as o:
-    while left:
-        with open(src, 'rb') as f:
-            while left:
-                b = f.read(min(left, 8 << 20))
-                if not b:
-                    break
-                o.write(b); left -= len(b)
-        if os.path.getsize(src) == 0:
-            sys.exit('empty source')
-os.rename(dst + '.tmp', dst)
-PY
+sys.path.insert(0, os.environ["SCENARIO_LIB_DIR"])
+from scenario_lib import repeat_to
+repeat_to(sys.argv[1], int(sys.argv[2]), sys.argv[3])' "$@"
 }
 size_of() { stat -c %s "$1"; }
 
