@@ -398,7 +398,7 @@ warm mixed.bin
 # without being told (issue 6: hillclimb within 5% of the best fixed size).
 for st in zstd:3 lz4 passthrough; do
   tag=${st%%:*}
-  for c in 64KiB 128KiB 256KiB 1MiB 4MiB 16MiB filesize hillclimb; do
+  for c in 64KiB 128KiB 256KiB 512KiB 1MiB 4MiB 16MiB filesize hillclimb; do
     case $c in
       filesize|hillclimb) flag="--chunk-method $c" ;;
       *) flag="--chunk-size $c" ;;
