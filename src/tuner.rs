@@ -46,11 +46,11 @@
 //! (`docs/performance.md`, "Chunk-size sweep").
 //!
 //! What it does not do: try other sizes side by side before climbing. The
-//! one fixed size it loses to (zstd:3 at 128 KiB on mixed.bin, ~6%) wins by keeping
-//! small tables warm in the cache across consecutive chunks; sizes tried
-//! alternately never warm them, and sizes tried in long runs are swamped
-//! by how much the data's cost varies. Measured and dropped: see
-//! "Surveying the sizes first" in `docs/performance.md`.
+//! one fixed size it loses to (zstd:3 at 128 KiB on mixed.bin, ~6%) wins
+//! by keeping small tables warm in the cache across consecutive chunks;
+//! sizes tried alternately never warm them, and sizes tried in long runs
+//! are swamped by how much the data's cost varies. Measured and dropped:
+//! see "Surveying the sizes first" in `docs/performance.md`.
 
 use std::fmt;
 use std::str::FromStr;
