@@ -96,6 +96,11 @@ pub struct BatchOptions {
     /// Files in flight at once; 0 = the larger of twice the CPU tokens and
     /// the IO tokens.
     pub files_in_flight: usize,
+    /// The folder the outputs are confined to (`--output-dir`), if any.
+    /// Every folder between it and an output is created by the batch or
+    /// must be a real folder: a symbolic link there (planted to send
+    /// outputs elsewhere) fails that file. By default, none.
+    pub output_dir: Option<PathBuf>,
 }
 
 /// What happened to one file.
@@ -457,8 +462,8 @@ impl Pipeline {
                 (_, None) => return Err(Error::usage("no output path").with_path(&job.input)),
             };
             Ok(Some(match (op, output) {
-                (Op::Process, Some(o)) => self.process_path(&job.input, o, options.force)?,
-                (Op::Restore, Some(o)) => self.restore_path(&job.input, o, options.force)?,
+                (Op::Process, Some(o)) => self.process_file(&job.input, o, options.force, true)?,
+                (Op::Restore, Some(o)) => self.restore_file(&job.input, o, options.force, true)?,
                 _ => {
                     let (file, _) = output::open_input(&job.input)?;
                     self.verify(file).map_err(|e| e.with_path(&job.input))?
@@ -644,14 +649,21 @@ impl Pipeline {
         }
         let (file, meta) = output::open_input(path)?;
         let mut data = Vec::with_capacity(meta.len() as usize);
+        // A size-0 file may be a pseudo-file with content (`/proc`, `/sys`;
+        // a batch takes regular files only): read to its end, unchecked.
+        let stream = meta.len() == 0;
         {
             let _io = self.governor().io.acquire(self.cancel_token())?;
+            let limit = if stream { u64::MAX } else { meta.len() + 1 };
             (&file)
-                .take(meta.len() + 1)
+                .take(limit)
                 .read_to_end(&mut data)
                 .map_err(|e| Error::io(e).with_path(path))?;
         }
-        output::check_unchanged(&file, &meta, data.len() as u64).map_err(|e| e.with_path(path))?;
+        if !stream {
+            output::check_unchanged(&file, &meta, data.len() as u64)
+                .map_err(|e| e.with_path(path))?;
+        }
         Ok(Some((data, output::mode_of(&meta))))
     }
 
@@ -693,18 +705,28 @@ fn ended(ctx: &Ctx<'_>, job: BatchJob, outcome: Outcome) -> FileResult {
 }
 
 /// True if `output` exists and `skip_existing` is set; creates its folder
-/// otherwise.
+/// otherwise (below the output folder: level by level, refusing links).
 fn skip(ctx: &Ctx<'_>, output: &Path) -> Result<bool> {
     if ctx.options.skip_existing && fs::symlink_metadata(output).is_ok() {
         return Ok(true);
     }
-    if let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty()) {
-        // Thousands of files share a few folders: create each once (two
-        // system calls a file saved; the lock is never held across one).
-        if !ctx.made.lock().contains(dir) {
-            fs::create_dir_all(dir).map_err(|e| Error::io(e).with_path(dir))?;
-            ctx.made.lock().insert(dir.to_path_buf());
+    let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty()) else {
+        return Ok(false);
+    };
+    if let Some(root) = ctx.options.output_dir.as_deref() {
+        if let Ok(below) = dir.strip_prefix(root) {
+            // Checked for every file, not once per folder: a link swapped
+            // in for a folder mid-batch must be seen too (one lstat per
+            // level, against the several system calls of each output).
+            output::folder_below(root, below)?;
+            return Ok(false);
         }
+    }
+    // Thousands of files share a few folders: create each once (two
+    // system calls a file saved; the lock is never held across one).
+    if !ctx.made.lock().contains(dir) {
+        fs::create_dir_all(dir).map_err(|e| Error::io(e).with_path(dir))?;
+        ctx.made.lock().insert(dir.to_path_buf());
     }
     Ok(false)
 }

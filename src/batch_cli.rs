@@ -48,8 +48,8 @@ pub struct InputArgs {
     scheduler: Option<Policy>,
     /// Files worked on at once (a streamed file holds its own chunk
     /// buffers and threads); 0 = the larger of twice the CPU tokens and the
-    /// IO tokens. [default: 0]
-    #[arg(long, value_name = "N")]
+    /// IO tokens; at most 1024. [default: 0]
+    #[arg(long, value_name = "N", value_parser = crate::cli::count(syncpipe::config::MAX_FILES_IN_FLIGHT))]
     files_in_flight: Option<usize>,
 }
 
@@ -372,6 +372,7 @@ fn options(
             .files_in_flight
             .or(preset.map(|p| p.files_in_flight))
             .unwrap_or(0),
+        output_dir: o.and_then(|o| o.output_dir.clone()),
     }
 }
 

@@ -13,9 +13,9 @@ use clap::Args as ClapArgs;
 use syncpipe::bench::{self, Axis, BenchPlan, Point, Row};
 use syncpipe::storage;
 use syncpipe::synthetic::{DataKind, Synthetic, DEFAULT_SEED};
-use syncpipe::{CancelToken, Error};
+use syncpipe::{config, CancelToken, Error};
 
-use crate::cli::{parse_size, Verbosity};
+use crate::cli::{count, parse_size, Verbosity};
 use crate::dashboard::human;
 use crate::dashboard::Progress;
 use crate::exit_code::ExitCode;
@@ -49,25 +49,29 @@ pub struct BenchArgs {
     /// Chunk sizes to sweep, e.g. `64KiB,256KiB,1MiB`. [default: 1MiB]
     #[arg(long, value_name = "SIZES", value_delimiter = ',', value_parser = parse_size)]
     chunk_size: Vec<usize>,
-    /// Worker threads of the CPU pool to sweep, e.g. `1,2,4`; 0 = one per
-    /// core. [default: 0]
-    #[arg(short = 'T', long, value_name = "N,…", value_delimiter = ',')]
+    /// Worker threads of the CPU pool to sweep, e.g. `1,2,4`; each 0-1024,
+    /// 0 = one per core. [default: 0]
+    #[arg(short = 'T', long, value_name = "N,…", value_delimiter = ',',
+          value_parser = count(config::MAX_THREADS))]
     threads: Vec<usize>,
     /// CPU tokens (chunk jobs allowed to run at once) to sweep, e.g.
     /// `1,2,4`; 0 = the thread count. Tokens above the thread count add
-    /// no parallelism: sweep -T with them. [default: 0]
-    #[arg(long, value_name = "N,…", value_delimiter = ',')]
+    /// no parallelism: sweep -T with them. Each 0-1024. [default: 0]
+    #[arg(long, value_name = "N,…", value_delimiter = ',',
+          value_parser = count(config::MAX_TOKENS))]
     cpu_tokens: Vec<usize>,
-    /// Channel depths to sweep, e.g. `1,4,16`; 0 = 4. [default: 0]
-    #[arg(long, value_name = "N,…", value_delimiter = ',')]
+    /// Channel depths to sweep, e.g. `1,4,16`; each 0-256, 0 = 4. [default: 0]
+    #[arg(long, value_name = "N,…", value_delimiter = ',',
+          value_parser = count(config::MAX_CHANNEL_DEPTH))]
     channel_depth: Vec<usize>,
     /// IO tokens (reads and writes in flight) to sweep, e.g. `1,4,12`;
-    /// 0 = 12 (no storage detection here). [default: 0]
+    /// each 0-1024, 0 = 12 (no storage detection here). [default: 0]
     #[arg(
         long,
         visible_alias = "io-qdepth",
         value_name = "N,…",
-        value_delimiter = ','
+        value_delimiter = ',',
+        value_parser = count(config::MAX_TOKENS)
     )]
     io_tokens: Vec<usize>,
     /// Stage lists to sweep, separated by `;` or given repeatedly, e.g.
@@ -76,8 +80,10 @@ pub struct BenchArgs {
     /// [default: zstd:3,blake3]
     #[arg(short, long, value_name = "LIST", value_delimiter = ';')]
     stages: Vec<String>,
-    /// Runs per row; the row shows the run of median wall time.
-    #[arg(long, value_name = "N", default_value_t = 1)]
+    /// Runs per row, 1-99; the row shows the run of median wall time.
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new()
+              .range(1..=bench::MAX_RUNS as u64))]
     runs: usize,
     /// Also write the rows as CSV to FILE.
     #[arg(long, value_name = "FILE")]

@@ -75,7 +75,7 @@ enum Command {
         /// (after the compressor; needs a passphrase or key) and one checksum.
         #[arg(short, long, default_value = config::DEFAULT_STAGES)]
         stages: String,
-        /// Bytes per chunk, e.g. `256KiB`, `4MiB` (at most 64 MiB). [default: 1MiB]
+        /// Bytes per chunk, e.g. `256KiB`, `4MiB` (4 KiB to 64 MiB). [default: 1MiB]
         #[arg(long, value_parser = parse_size)]
         chunk_size: Option<usize>,
         /// How chunk sizes are chosen: `fixed` (every chunk --chunk-size;
@@ -113,6 +113,8 @@ enum Command {
         #[command(flatten)]
         keys: KeyArgs,
         #[command(flatten)]
+        limits: Limits,
+        #[command(flatten)]
         tuning: Tuning,
     },
     /// Check a container end to end (every chunk and the whole-file digest)
@@ -126,6 +128,8 @@ enum Command {
         batch: InputArgs,
         #[command(flatten)]
         keys: KeyArgs,
+        #[command(flatten)]
+        limits: Limits,
         #[command(flatten)]
         tuning: Tuning,
     },
@@ -187,14 +191,16 @@ pub(crate) struct OutputArgs {
 
 #[derive(ClapArgs, Debug)]
 struct Tuning {
-    /// Threads in the CPU pool; 0 = one per core.
-    #[arg(short = 'T', long, default_value_t = 0)]
+    /// Threads in the CPU pool, 0-1024; 0 = one per core.
+    #[arg(short = 'T', long, default_value_t = 0, value_parser = count(config::MAX_THREADS))]
     threads: usize,
-    /// Chunk jobs allowed to run at once; 0 = the thread count.
-    #[arg(long, default_value_t = 0)]
+    /// Chunk jobs allowed to run at once, 0-1024; 0 = the thread count.
+    #[arg(long, default_value_t = 0, value_parser = count(config::MAX_TOKENS))]
     cpu_tokens: usize,
-    /// Reads and writes allowed in flight at once; 0 = from --storage-type.
-    #[arg(long, visible_alias = "io-qdepth", default_value_t = 0)]
+    /// Reads and writes allowed in flight at once, 0-1024; 0 = from
+    /// --storage-type.
+    #[arg(long, visible_alias = "io-qdepth", default_value_t = 0,
+          value_parser = count(config::MAX_TOKENS))]
     io_tokens: usize,
     /// The device the input (in a batch, the first input) lives on, which
     /// sets the IO tokens unless
@@ -221,9 +227,60 @@ struct Tuning {
     /// prints the result.
     #[arg(long, value_name = "GOAL", value_parser = ["throughput", "latency", "resources"])]
     optimize: Option<String>,
-    /// Depth of the bounded channels between threads; 0 = 4.
-    #[arg(long, default_value_t = 0)]
+    /// Depth of the bounded channels between threads, 0-256; 0 = 4.
+    #[arg(long, default_value_t = 0, value_parser = count(config::MAX_CHANNEL_DEPTH))]
     channel_depth: usize,
+}
+
+/// What a container being read may make restore and verify spend, before
+/// its key has shown it to be genuine.
+#[derive(ClapArgs, Debug)]
+struct Limits {
+    /// The most memory a container may make this run spend, 16 MiB to
+    /// 1 TiB: an Argon2id over it is refused before any work, and large
+    /// chunks are restored with fewer in flight to stay within it (chunks
+    /// too large for that are refused, exit 1). [default: 512MiB]
+    #[arg(long, value_name = "SIZE", value_parser = parse_memory)]
+    max_memory: Option<usize>,
+    /// The most Argon2id passes (t) a container may ask for, 1-64; more is
+    /// refused before any work (exit 1). [default: 16]
+    #[arg(long, value_name = "N",
+          value_parser = clap::builder::RangedU64ValueParser::<u32>::new()
+              .range(1..=u64::from(syncpipe::KdfParams::MAX_T)))]
+    max_kdf_passes: Option<u32>,
+}
+
+impl Limits {
+    fn apply(&self, b: PipelineBuilder) -> PipelineBuilder {
+        b.max_memory(self.max_memory.unwrap_or(config::DEFAULT_MAX_MEMORY))
+            .max_kdf_passes(
+                self.max_kdf_passes
+                    .unwrap_or(config::DEFAULT_MAX_KDF_PASSES),
+            )
+    }
+}
+
+/// Parses a memory size such as `512MiB`, `2GiB` or `1TiB`, within
+/// 16 MiB ..= 1 TiB.
+pub fn parse_memory(text: &str) -> Result<usize, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (try 512MiB or 2GiB)"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        other => return Err(format!("unknown size unit {other:?} (use MiB, GiB or TiB)")),
+    };
+    n.checked_mul(mult)
+        .filter(|b| (config::MIN_MAX_MEMORY as u64..=1 << 40).contains(b))
+        .and_then(|b| usize::try_from(b).ok())
+        .ok_or_else(|| format!("{text:?} is outside 16 MiB ..= 1 TiB"))
 }
 
 /// Where an output goes.
@@ -409,10 +466,11 @@ fn dispatch(
             batch,
             out_dir,
             keys,
+            limits,
             tuning,
         } => {
             if batch_cli::is_batch(&inputs, &batch, Some(&out_dir), None) {
-                let builder = tel.attach(tuning.builder(cancel, first(&inputs), v));
+                let builder = tel.attach(limits.apply(tuning.builder(cancel, first(&inputs), v)));
                 return batch_cli::restore(
                     builder,
                     &keys,
@@ -427,7 +485,7 @@ fn dispatch(
             let dest = restore_dest(&input, &out)?;
             tel.claim_stdout(matches!(dest, Dest::Stdout))?;
             let (src, header) = peek_header(&input, tuning.reader())?;
-            let builder = tel.attach(tuning.builder(cancel, &input, v));
+            let builder = tel.attach(limits.apply(tuning.builder(cancel, &input, v)));
             let pipeline = with_secret(builder, &keys, &header, &input)?.build()?;
             preset_note(v, pipeline.config());
             tel.begin(&pipeline, &input, None);
@@ -449,15 +507,16 @@ fn dispatch(
             inputs,
             batch,
             keys,
+            limits,
             tuning,
         } => {
             if batch_cli::is_batch(&inputs, &batch, None, None) {
-                let builder = tel.attach(tuning.builder(cancel, first(&inputs), v));
+                let builder = tel.attach(limits.apply(tuning.builder(cancel, first(&inputs), v)));
                 return batch_cli::verify(builder, &keys, &inputs, &batch, v, tel);
             }
             let input = batch_cli::single(inputs)?;
             let (src, header) = peek_header(&input, tuning.reader())?;
-            let builder = tel.attach(tuning.builder(cancel, &input, v));
+            let builder = tel.attach(limits.apply(tuning.builder(cancel, &input, v)));
             let pipeline = with_secret(builder, &keys, &header, &input)?.build()?;
             preset_note(v, pipeline.config());
             tel.begin(&pipeline, &input, None);
@@ -659,7 +718,12 @@ fn stream<R>(
             let tmp = OutputFile::create_for(p, force)?;
             let report = job(src, Box::new(tmp.file())).map_err(|e| e.with_path(input))?;
             // 0 = unknown (stdin had no mode): the commit applies the umask.
-            tmp.commit(report.mode.filter(|&m| m != 0))?;
+            // A recorded mode (restore) gets the umask too, as tar without -p.
+            let mode = match report.mode.filter(|&m| m != 0) {
+                Some(m) => Some(output::restored_mode(m, p)?),
+                None => None,
+            };
+            tmp.commit(mode)?;
             Ok(report)
         }
     }
@@ -828,10 +892,21 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
     let bytes = n
         .checked_mul(mult)
         .ok_or_else(|| format!("{text:?} is too large"))?;
-    if bytes == 0 || bytes > syncpipe::format::MAX_CHUNK_SIZE {
-        return Err(format!("{text:?} is outside 1 byte ..= 64 MiB"));
+    if !(MIN_CHUNK_SIZE..=syncpipe::format::MAX_CHUNK_SIZE).contains(&bytes) {
+        return Err(format!("{text:?} is outside 4 KiB ..= 64 MiB"));
     }
     Ok(bytes)
+}
+
+/// The smallest `--chunk-size`: below it the framing (about 40 bytes a
+/// record) and the per-chunk hand-offs outweigh the data, and a file
+/// becomes millions of records (the library takes any size, for tests).
+pub const MIN_CHUNK_SIZE: usize = 4 << 10;
+
+/// A count flag's parser: 0 ..= `max`, anything else refused by clap
+/// (exit 2) before any work starts.
+pub fn count(max: usize) -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new().range(0..=max as u64)
 }
 
 #[cfg(test)]

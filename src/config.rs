@@ -32,6 +32,35 @@ pub const DEFAULT_CHANNEL_DEPTH: usize = 4;
 pub const DEFAULT_IO_TOKENS: usize = 12;
 /// Default stage list of the CLI and of a builder given no stage.
 pub const DEFAULT_STAGES: &str = "zstd:3,blake3";
+/// The most CPU-pool threads a pipeline takes (`-T`): past this a machine
+/// runs out of thread stacks before it gains anything.
+pub const MAX_THREADS: usize = 1024;
+/// The most CPU or IO tokens a governor hands out.
+pub const MAX_TOKENS: usize = 1024;
+/// The deepest bounded channel: each slot may hold a chunk, so the memory
+/// bound grows with it (`docs/design.md`), and past a few slots nothing
+/// is gained (`docs/performance.md`, channel depth).
+pub const MAX_CHANNEL_DEPTH: usize = 256;
+/// The most files a batch works on at once (each streamed one has threads
+/// and buffers of its own).
+pub const MAX_FILES_IN_FLIGHT: usize = 1024;
+/// The memory a restore or verify may spend on what a container asks for,
+/// by default: its Argon2id matrix and its chunk buffers. A hostile 200-byte
+/// header can ask for a 1 GiB Argon2id or 64 MiB chunks; within this
+/// budget it gets neither, and a trusted file over it needs the limit
+/// raised ([`PipelineBuilder::max_memory`], `--max-memory`), as zstd's
+/// `--memory` does for large windows.
+pub const DEFAULT_MAX_MEMORY: usize = 512 << 20;
+/// The smallest memory limit: room for the bound of a default run.
+pub const MIN_MAX_MEMORY: usize = 16 << 20;
+/// The most Argon2id passes a container may ask for, by default: with the
+/// memory limit, the work a header can demand before its key is checked
+/// (512 MiB × 16 passes is a few seconds of one core; the writer's cap,
+/// 64 passes of 1 GiB, is minutes).
+pub const DEFAULT_MAX_KDF_PASSES: u32 = 16;
+/// Chunk buffers a run holds at least, on top of the channels (the reader's,
+/// the job's input and output, the writer's): see [`restore_window`].
+const MIN_BUFFERS: usize = 4;
 
 /// Where chunk jobs run. Both give the same output bytes; see
 /// `docs/design.md` ("Spawn styles") for when each wins.
@@ -95,6 +124,29 @@ pub struct Config {
     pub cipher: Option<CipherKind>,
     /// Argon2id parameters for containers encrypted under a passphrase.
     pub kdf: KdfParams,
+    /// What a container read by restore or verify may make this pipeline
+    /// spend: Argon2id memory, and chunk buffers (see [`restore_window`]).
+    pub max_memory: usize,
+    /// The most Argon2id passes a container read may ask for.
+    pub max_kdf_passes: u32,
+}
+
+/// The channel depth and the jobs in flight of a restore whose chunks are
+/// `chunk_size` bytes, within `max_memory`: the configured ones when their
+/// bound, `(2 × depth + 2 × jobs + 4) × chunk` (a job holds its input and
+/// its output), fits; depth 1 and fewer jobs when it does not (large
+/// chunks run with less in flight, not with more memory); `None` when even
+/// one of each would not fit.
+pub fn restore_window(config: &Config, chunk_size: usize) -> Option<(usize, usize)> {
+    let units = config.max_memory / chunk_size.max(1);
+    let (depth, jobs) = (config.channel_depth.max(1), config.cpu_tokens.max(1));
+    if 2 * depth + 2 * jobs + MIN_BUFFERS <= units {
+        return Some((depth, jobs));
+    }
+    // A deep channel only smooths the flow; jobs in flight are the
+    // parallelism, so they get what is left.
+    let spare = units.checked_sub(2 + 2 + MIN_BUFFERS)?;
+    Some((1, (1 + spare / 2).min(jobs)))
 }
 
 pub(crate) enum StageEntry {
@@ -116,6 +168,8 @@ pub struct PipelineBuilder {
     pub(crate) chunk_method: Option<ChunkMethod>,
     pub(crate) governor: Option<Arc<Governor>>,
     pub(crate) cancel: CancelToken,
+    pub(crate) max_memory: usize,
+    pub(crate) max_kdf_passes: u32,
     pub(crate) cipher: Option<Option<CipherKind>>,
     pub(crate) secret: Option<Secret>,
     pub(crate) kdf: KdfParams,
@@ -139,6 +193,8 @@ impl Default for PipelineBuilder {
             chunk_method: None,
             governor: None,
             cancel: CancelToken::new(),
+            max_memory: DEFAULT_MAX_MEMORY,
+            max_kdf_passes: DEFAULT_MAX_KDF_PASSES,
             cipher: None,
             secret: None,
             kdf: KdfParams::default(),
@@ -216,6 +272,34 @@ impl PipelineBuilder {
     /// By default, m = 64 MiB, t = 3, p = 4.
     pub fn kdf(mut self, params: KdfParams) -> Self {
         self.kdf = params;
+        self
+    }
+
+    /// The most memory a container read by restore or verify may make this
+    /// pipeline spend: an Argon2id asking for more is refused before any
+    /// work, larger chunks are restored with fewer in flight, and chunks
+    /// too large for even one in flight are refused (an error of kind
+    /// [`crate::ErrorKind::Resource`], before anything is written).
+    ///
+    /// By default, [`DEFAULT_MAX_MEMORY`] (512 MiB); at least
+    /// [`MIN_MAX_MEMORY`].
+    ///
+    /// ```
+    /// let p = syncpipe::Pipeline::builder().max_memory(2 << 30).build()?;
+    /// assert_eq!(p.config().max_memory, 2 << 30);
+    /// # Ok::<(), syncpipe::Error>(())
+    /// ```
+    pub fn max_memory(mut self, bytes: usize) -> Self {
+        self.max_memory = bytes;
+        self
+    }
+
+    /// The most Argon2id passes a container read may ask for (`t`); more
+    /// is refused before any work, as for [`PipelineBuilder::max_memory`].
+    ///
+    /// By default, [`DEFAULT_MAX_KDF_PASSES`] (16).
+    pub fn max_kdf_passes(mut self, t: u32) -> Self {
+        self.max_kdf_passes = t;
         self
     }
 
@@ -396,6 +480,27 @@ impl PipelineBuilder {
             )));
         }
         self.kdf.check()?;
+        for (what, value, max) in [
+            ("threads", threads, MAX_THREADS),
+            ("CPU tokens", self.cpu_tokens, MAX_TOKENS),
+            ("IO tokens", self.io_tokens, MAX_TOKENS),
+            ("channel depth", self.channel_depth, MAX_CHANNEL_DEPTH),
+        ] {
+            if value > max {
+                return Err(Error::usage(format!(
+                    "{what} {value} exceeds the maximum of {max}"
+                )));
+            }
+        }
+        if self.max_memory < MIN_MAX_MEMORY {
+            return Err(Error::usage(format!(
+                "a memory limit of {} bytes is below the minimum of {MIN_MAX_MEMORY} (16 MiB)",
+                self.max_memory
+            )));
+        }
+        if self.max_kdf_passes == 0 {
+            return Err(Error::usage("a limit of 0 Argon2id passes opens nothing"));
+        }
         let config = Config {
             threads,
             spawn_style: self.spawn_style,
@@ -421,6 +526,8 @@ impl PipelineBuilder {
             checksum: self.checksum.unwrap_or(Some(ChecksumKind::Blake3)),
             cipher,
             kdf: self.kdf,
+            max_memory: self.max_memory,
+            max_kdf_passes: self.max_kdf_passes,
         };
         Pipeline::from_parts(
             config,

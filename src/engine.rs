@@ -52,6 +52,9 @@ pub(crate) struct RunState<'a> {
     /// Histogram labels of the stages, the checksum's last.
     labels: Vec<String>,
     has_checksum: bool,
+    /// Chunk jobs in flight at most, besides the CPU tokens (a restore of
+    /// large chunks takes fewer, to stay within its memory limit).
+    pub in_flight: usize,
 }
 
 impl<'a> RunState<'a> {
@@ -65,6 +68,7 @@ impl<'a> RunState<'a> {
             metrics: None,
             labels: Vec::new(),
             has_checksum: false,
+            in_flight: usize::MAX,
         }
     }
 
@@ -214,7 +218,8 @@ where
     P: Send,
 {
     let depth = depth.max(1);
-    let cpu_tokens = state.governor.cpu.capacity();
+    // The slots hold the jobs in flight: their bound is the run's bound.
+    let cpu_tokens = state.governor.cpu.capacity().min(state.in_flight.max(1));
     let metrics = state.metrics.as_deref();
     let produced = thread::scope(|s| {
         let (jobs_tx, jobs_rx) = bounded::<(J, Option<Stamp>)>(depth);

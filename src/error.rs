@@ -31,6 +31,10 @@ pub enum ErrorKind {
     Panic,
     /// The run was cancelled (a signal, or [`crate::CancelToken::cancel`]).
     Cancelled,
+    /// The input asks for more than a limit allows (an Argon2id cost or
+    /// chunks over [`crate::PipelineBuilder::max_memory`]), or memory the
+    /// run needed could not be had.
+    Resource,
 }
 
 /// The error of every fallible operation in syncpipe.
@@ -57,6 +61,11 @@ impl Error {
             stage: None,
             source: None,
         }
+    }
+
+    /// Over a limit on memory or work, or out of memory.
+    pub fn resource(message: impl Into<String>) -> Error {
+        Error::new(ErrorKind::Resource, message)
     }
 
     /// An I/O error; the original is kept as `source()`.

@@ -458,6 +458,9 @@ pub fn read_item(
                 return Err(at(format!("payload length {plen} exceeds the bound")));
             }
             payload.clear();
+            // Room for the claimed length is reserved, not touched: it costs
+            // address space, not memory, and fails as an error, not an abort.
+            crate::pool::reserve(payload, plen)?;
             // Grown as bytes arrive rather than zero-filled to the claimed
             // length first: a truncated hostile record costs only the bytes
             // it really has (read_to_end retries `Interrupted`).

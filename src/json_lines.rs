@@ -259,6 +259,7 @@ fn kind_name(kind: ErrorKind) -> &'static str {
         ErrorKind::Stage => "stage",
         ErrorKind::Panic => "panic",
         ErrorKind::Cancelled => "cancelled",
+        ErrorKind::Resource => "resource",
         _ => "other",
     }
 }

@@ -86,8 +86,20 @@ impl KdfParams {
         let argon =
             argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
         let mut key = Zeroizing::new([0u8; 32]);
+        // The matrix is allocated here, fallibly: memory that cannot be had
+        // (a container's m under `ulimit -v`) is this file's error, where
+        // the crate's own allocation would abort the process.
+        let blocks = argon.params().block_count();
+        let mut memory: Vec<argon2::Block> = Vec::new();
+        memory.try_reserve_exact(blocks).map_err(|_| {
+            Error::resource(format!(
+                "cannot allocate the {} MiB of memory Argon2id asks for",
+                self.m_kib / 1024
+            ))
+        })?;
+        memory.resize(blocks, argon2::Block::default());
         argon
-            .hash_password_into(passphrase, salt, &mut key[..])
+            .hash_password_into_with_memory(passphrase, salt, &mut key[..], &mut memory)
             .map_err(|e| Error::usage(format!("argon2: {e}")))?;
         Ok(key)
     }

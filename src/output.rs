@@ -83,6 +83,35 @@ pub(crate) fn check_unchanged(file: &File, before: &Metadata, read: u64) -> Resu
     Ok(())
 }
 
+/// Whether an open input must be read as a stream, to its end, rather
+/// than as a file of known size, and the bytes this look took from it.
+/// A stream is anything but a regular file (a pipe named as `/dev/fd/N`
+/// or `<(cmd)`, a FIFO, a character device), or a regular file that
+/// reports size 0 yet has content, which is how the pseudo-files of
+/// `/proc` and `/sys` look. Telling an empty file from those takes a
+/// one-byte read, returned here to be read first.
+///
+/// # Errors
+///
+/// [`crate::ErrorKind::Io`] if that read fails.
+pub fn probe_stream(file: &File, meta: &Metadata) -> Result<(bool, Vec<u8>)> {
+    if !meta.is_file() {
+        return Ok((true, Vec::new()));
+    }
+    if meta.len() > 0 {
+        return Ok((false, Vec::new()));
+    }
+    let mut first = [0u8; 1];
+    let n = loop {
+        match io::Read::read(&mut &*file, &mut first) {
+            Ok(n) => break n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::io(e)),
+        }
+    };
+    Ok((n > 0, first[..n].to_vec()))
+}
+
 /// Unix permission bits of a file, without setuid, setgid and sticky: a
 /// container must not be able to hand out a setuid file on restore.
 pub(crate) fn mode_of(meta: &Metadata) -> u32 {
@@ -265,17 +294,45 @@ fn sweep_once(dir: &Path) {
     }
 }
 
-/// The mode a new file gets in `dest`'s folder: `0666` less the process
-/// umask. Read by creating (and removing) a probe file, because the umask
-/// can only be read by setting it, which would race with other threads.
+/// The mode a new file gets in `dest`'s folder: `0666` less the umask.
 fn default_mode(dest: &Path) -> Result<u32> {
-    let probe = temp_file(parent_dir(dest), "syncpipe-mode", 0o666)
+    Ok(0o666 & !umask(dest)?)
+}
+
+/// The mode a restored file gets from the mode its container recorded:
+/// never more than that mode less the process umask (and never setuid,
+/// setgid or sticky), as `tar` extracts without `-p`. The recorded mode
+/// is only as trustworthy as the container (a version-1 header is not
+/// authenticated), so the umask is the user's ceiling on it.
+///
+/// # Errors
+///
+/// [`crate::ErrorKind::Io`] if the umask cannot be read (see [`umask`]).
+pub fn restored_mode(recorded: u32, dest: &Path) -> Result<u32> {
+    Ok(recorded & 0o777 & !umask(dest)?)
+}
+
+/// The process umask. Linux shows it in `/proc/self/status` (read once: a
+/// command-line run never changes it); elsewhere it is read by creating
+/// (and removing) a probe file in `dest`'s folder, because `umask(2)` can
+/// only read it by setting it, which would race with other threads.
+fn umask(dest: &Path) -> Result<u32> {
+    static FROM_PROC: OnceLock<Option<u32>> = OnceLock::new();
+    let proc = FROM_PROC.get_or_init(|| {
+        let status = fs::read_to_string("/proc/self/status").ok()?;
+        let line = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
+        u32::from_str_radix(line.trim(), 8).ok()
+    });
+    if let Some(mask) = *proc {
+        return Ok(mask & 0o777);
+    }
+    let probe = temp_file(parent_dir(dest), "syncpipe-mode", 0o777)
         .map_err(|e| Error::io(e).with_path(dest))?;
     let meta = probe
         .as_file()
         .metadata()
         .map_err(|e| Error::io(e).with_path(dest))?;
-    Ok(mode_of(&meta))
+    Ok(!meta.permissions().mode() & 0o777)
 }
 
 fn parent_dir(dest: &Path) -> &Path {
@@ -283,6 +340,59 @@ fn parent_dir(dest: &Path) -> &Path {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     }
+}
+
+/// Makes `root/below` a folder reached from `root` through real folders
+/// only: each missing level is created, and a level that is a symbolic
+/// link (or not a folder) is refused, so that nothing planted inside an
+/// output folder sends an output outside it. `root` itself was named by
+/// the user and may be a link; it is created if missing.
+///
+/// A link swapped in between this look and the output's creation is not
+/// seen: the folder's owner must keep others from writing into it.
+///
+/// # Errors
+///
+/// [`crate::ErrorKind::Usage`] for a link or a non-folder on the way,
+/// [`crate::ErrorKind::Io`] if a level cannot be created.
+pub fn folder_below(root: &Path, below: &Path) -> Result<()> {
+    if !root.is_dir() {
+        fs::create_dir_all(root).map_err(|e| Error::io(e).with_path(root))?;
+    }
+    let mut at = root.to_path_buf();
+    for part in below.components() {
+        let std::path::Component::Normal(part) = part else {
+            return Err(
+                Error::usage("an output path must stay inside the output folder")
+                    .with_path(root.join(below)),
+            );
+        };
+        at.push(part);
+        let meta = match fs::symlink_metadata(&at) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                match fs::create_dir(&at) {
+                    Ok(()) => continue,
+                    // Made by another file of the batch meanwhile: look at it.
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                        fs::symlink_metadata(&at).map_err(|e| Error::io(e).with_path(&at))?
+                    }
+                    Err(e) => return Err(Error::io(e).with_path(&at)),
+                }
+            }
+            Err(e) => return Err(Error::io(e).with_path(&at)),
+        };
+        if meta.file_type().is_symlink() {
+            return Err(Error::usage(
+                "is a symbolic link inside the output folder; refusing to write through it",
+            )
+            .with_path(&at));
+        }
+        if !meta.is_dir() {
+            return Err(Error::usage("is not a folder").with_path(&at));
+        }
+    }
+    Ok(())
 }
 
 /// Bytes written between two writeback kicks.
@@ -429,6 +539,128 @@ fn link_unnamed(_file: &File, _to: &Path) -> io::Result<()> {
     Err(io::Error::from(io::ErrorKind::Unsupported))
 }
 
+/// Who chose an output's name, which decides what may be written in place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Naming {
+    /// Typed by the user (`-o PATH`): a device or FIFO there is meant.
+    User,
+    /// Derived from an input's name (a batch): whatever is there was not
+    /// asked for, and may have been planted.
+    Derived,
+}
+
+/// What is already at an output's path, looked at without following a
+/// final symbolic link.
+#[derive(Debug, PartialEq, Eq)]
+enum Existing {
+    /// Nothing (or nothing we may see: creating the temp file reports it).
+    Nothing,
+    /// A directory: always refused.
+    Directory,
+    /// A device or FIFO written in place, never replaced (run as root, a
+    /// rename would swap the node for a regular file). A block device
+    /// holds data worth a `-f`; `/dev/null` or a pipe does not.
+    InPlace { needs_force: bool },
+    /// Something only `force` replaces, by a regular file: a file, a link,
+    /// or (for derived names) a FIFO, device or socket. The word names it
+    /// in the error.
+    Replaced(&'static str),
+}
+
+impl Existing {
+    fn at(dest: &Path, naming: Naming) -> Result<Existing> {
+        use std::os::unix::fs::FileTypeExt;
+        let Ok(meta) = fs::symlink_metadata(dest) else {
+            return Ok(Existing::Nothing);
+        };
+        let t = meta.file_type();
+        if t.is_dir() {
+            return Ok(Existing::Directory);
+        }
+        if t.is_file() {
+            return Ok(Existing::Replaced("file"));
+        }
+        if naming == Naming::Derived {
+            return Ok(Existing::Replaced(kind_name(&t)));
+        }
+        if t.is_symlink() {
+            if !is_descriptor_link(dest) {
+                return Ok(Existing::Replaced("symbolic link"));
+            }
+            // `/dev/stdout` and the like: whatever the descriptor is (a
+            // pipe, a terminal, a file the shell opened) is written in place.
+            return match fs::metadata(dest) {
+                Ok(m) if m.is_dir() => Ok(Existing::Directory),
+                Ok(_) => Ok(Existing::InPlace { needs_force: false }),
+                Err(e) => Err(Error::io(e).with_path(dest)),
+            };
+        }
+        if t.is_socket() {
+            return Ok(Existing::Replaced("socket"));
+        }
+        Ok(Existing::InPlace {
+            needs_force: t.is_block_device(),
+        })
+    }
+}
+
+/// The system's links to this process's own descriptors, which name an
+/// output the shell already opened; a link anywhere else is a file of its
+/// own, never written through.
+fn is_descriptor_link(path: &Path) -> bool {
+    let fd_in = |dir: &str| {
+        path.strip_prefix(dir).is_ok_and(|rest| {
+            let rest = rest.as_os_str().as_encoded_bytes();
+            !rest.is_empty() && rest.iter().all(u8::is_ascii_digit)
+        })
+    };
+    path == Path::new("/dev/stdout")
+        || path == Path::new("/dev/stderr")
+        || fd_in("/dev/fd")
+        || fd_in("/proc/self/fd")
+        || fd_in("/proc/thread-self/fd")
+}
+
+fn kind_name(t: &fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_symlink() {
+        "symbolic link"
+    } else if t.is_fifo() {
+        "FIFO"
+    } else if t.is_block_device() {
+        "block device"
+    } else if t.is_char_device() {
+        "character device"
+    } else if t.is_socket() {
+        "socket"
+    } else {
+        "file"
+    }
+}
+
+/// Opens an existing device or FIFO for writing, in place. A name the
+/// user typed that is not a descriptor link is opened with `O_NOFOLLOW`,
+/// so a link swapped in after the look is refused, not written through.
+fn open_in_place(dest: &Path, naming: Naming) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut options = fs::OpenOptions::new();
+    options.write(true);
+    if naming == Naming::Derived || !is_descriptor_link(dest) {
+        options.custom_flags(libc::O_NOFOLLOW);
+    }
+    options.open(dest)
+}
+
+/// The error for an output that exists and may only be replaced with `-f`.
+pub(crate) fn already_exists(dest: &Path, what: &str) -> Error {
+    let text = if what == "file" {
+        "already exists; use -f to overwrite".to_string()
+    } else {
+        format!("already exists (a {what}); use -f to replace it with the output")
+    };
+    Error::usage(text).with_path(dest)
+}
+
 impl OutputFile {
     /// Checks `dest` and creates the temp file beside it. Nothing is opened
     /// for writing before the checks pass.
@@ -446,30 +678,61 @@ impl OutputFile {
     }
 
     /// As [`OutputFile::create`], for an input that is not a file (stdin).
-    /// An existing special file (a device, a FIFO) is written in place and
-    /// needs no `force`.
+    /// What is already at `dest` decides how it is written (see
+    /// [`Existing`]): a character device or a FIFO (`/dev/null`, a named
+    /// pipe) is written in place and needs no `force`; a block device is
+    /// written in place only with `force`; a symbolic link is an existing
+    /// output (replaced by a regular file with `force`, never written
+    /// through), except the system's descriptor links (`/dev/stdout`,
+    /// `/dev/stderr`, `/dev/fd/N`, `/proc/self/fd/N`), which are followed.
     ///
     /// # Errors
     ///
     /// As [`OutputFile::create`].
     pub fn create_for(dest: &Path, force: bool) -> Result<OutputFile> {
-        if let Ok(meta) = fs::metadata(dest) {
-            if meta.is_dir() {
-                return Err(Error::usage("output is a directory").with_path(dest));
+        Self::create_named(dest, force, Naming::User)
+    }
+
+    /// As [`OutputFile::create`] for an output whose name was derived (a
+    /// batch's output inside its folder), not typed by the user: anything
+    /// already at `dest` but a directory, links, FIFOs and devices
+    /// included, is an existing output that only `force` replaces, by a
+    /// regular file. Nothing is written through what another user may
+    /// have planted in a shared folder.
+    ///
+    /// # Errors
+    ///
+    /// As [`OutputFile::create`].
+    pub(crate) fn create_derived(input: &Path, dest: &Path, force: bool) -> Result<OutputFile> {
+        if same_file(input, dest) {
+            return Err(Error::usage("input and output are the same file").with_path(dest));
+        }
+        Self::create_named(dest, force, Naming::Derived)
+    }
+
+    fn create_named(dest: &Path, force: bool, naming: Naming) -> Result<OutputFile> {
+        match Existing::at(dest, naming)? {
+            Existing::Nothing => {}
+            Existing::Directory => {
+                return Err(Error::usage("output is a directory").with_path(dest))
             }
-            if !meta.is_file() {
-                let f = fs::OpenOptions::new()
-                    .write(true)
-                    .open(dest)
-                    .map_err(|e| Error::io(e).with_path(dest))?;
+            Existing::InPlace { needs_force } => {
+                if needs_force && !force {
+                    return Err(
+                        Error::usage("is a block device; use -f to write over it").with_path(dest)
+                    );
+                }
+                let f = open_in_place(dest, naming).map_err(|e| Error::io(e).with_path(dest))?;
                 return Ok(OutputFile {
                     target: Target::Special(f),
                     dest: dest.to_path_buf(),
                     force,
                 });
             }
-            if !force {
-                return Err(Error::usage("already exists; use -f to overwrite").with_path(dest));
+            Existing::Replaced(what) => {
+                if !force {
+                    return Err(already_exists(dest, what));
+                }
             }
         }
         let dir = parent_dir(dest);
@@ -502,15 +765,14 @@ impl OutputFile {
         if same_file(input, dest) {
             return Err(Error::usage("input and output are the same file").with_path(dest));
         }
-        match fs::symlink_metadata(dest) {
-            // Only a plain new or replaced regular file is written unnamed;
-            // a directory, device or link takes create_for's way (and its
-            // errors and its in-place writing).
-            Ok(meta) if !meta.is_file() => return Self::create_for(dest, force),
-            Ok(_) if !force => {
-                return Err(Error::usage("already exists; use -f to overwrite").with_path(dest))
-            }
-            _ => {}
+        match Existing::at(dest, Naming::Derived)? {
+            Existing::Nothing => {}
+            // A link, a FIFO or a device is replaced through a named temp
+            // file and a rename (a link cannot replace it); a directory
+            // takes that way too, for its error.
+            Existing::Replaced("file") if force => {}
+            Existing::Replaced(what) if !force => return Err(already_exists(dest, what)),
+            _ => return Self::create_named(dest, force, Naming::Derived),
         }
         let dir = parent_dir(dest);
         sweep_once(dir);
@@ -520,7 +782,7 @@ impl OutputFile {
                 dest: dest.to_path_buf(),
                 force,
             }),
-            None => Self::create_for(dest, force),
+            None => Self::create_named(dest, force, Naming::Derived),
         }
     }
 
@@ -595,6 +857,11 @@ impl OutputFile {
         self.rename()
     }
 
+    /// The destination's path.
+    pub fn dest(&self) -> &Path {
+        &self.dest
+    }
+
     /// The file descriptor's file, for [`sync_filesystem`].
     pub fn as_file(&self) -> &File {
         self.target.file()
@@ -649,7 +916,7 @@ impl OutputFile {
         if let Err(e) = persisted {
             // `e.file` drops here, removing the temp file.
             return Err(if e.error.kind() == io::ErrorKind::AlreadyExists {
-                Error::usage("already exists; use -f to overwrite").with_path(&dest)
+                already_exists(&dest, "file")
             } else {
                 Error::io(e.error).with_path(&dest)
             });
@@ -685,9 +952,7 @@ fn link_or_replace(file: &File, dest: &Path, force: bool) -> Result<()> {
                 Error::io(e).with_path(dest)
             })
         }
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            Err(Error::usage("already exists; use -f to overwrite").with_path(dest))
-        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(already_exists(dest, "file")),
         Err(e) => Err(Error::io(e).with_path(dest)),
     }
 }

@@ -25,7 +25,7 @@ use crate::pool::BufferPool;
 use crate::reader;
 use crate::report::Report;
 use crate::secret::Secret;
-use crate::source::Source;
+use crate::source::{ReaderKind, Source};
 use crate::stages::{ChecksumKind, StageSpec};
 use crate::tuner::{self, ChunkMethod, SizeChange, Tuner};
 use crate::writer::Sink;
@@ -235,22 +235,52 @@ impl Pipeline {
     /// or is the input itself (also through links); otherwise as
     /// [`Pipeline::run`], with the path in the message.
     pub fn process_path(&self, input: &Path, output: &Path, force: bool) -> Result<Report> {
+        self.process_file(input, output, force, false)
+    }
+
+    /// [`Pipeline::process_path`]; `derived` for a batch's output, whose
+    /// name the user did not type (see `OutputFile::create_derived`).
+    pub(crate) fn process_file(
+        &self,
+        input: &Path,
+        output: &Path,
+        force: bool,
+        derived: bool,
+    ) -> Result<Report> {
         let (file, meta) = output::open_input(input)?;
         // A second descriptor of the same open file, to look at it again
         // once the reader (which owns `file`) is done.
         let watch = file
             .try_clone()
             .map_err(|e| Error::io(e).with_path(input))?;
-        let out = OutputFile::create(input, output, force)?;
-        let mode = output::mode_of(&meta);
-        let source = Source::new(file, self.inner.config.reader);
+        let out = create_output(input, output, force, derived)?;
+        // A pipe, a device or a pseudo-file that reports size 0 but has
+        // content (`/proc/cpuinfo`) is read as a stream, as stdin is: its
+        // size says nothing, so neither the length nor the change check
+        // can hold. A pipe's mode is not the data's: none is recorded.
+        let (stream, first) = output::probe_stream(&file, &meta).map_err(|e| e.with_path(input))?;
+        let mode = if meta.is_file() {
+            output::mode_of(&meta)
+        } else {
+            0
+        };
+        let reader = if stream {
+            ReaderKind::Buffered
+        } else {
+            self.inner.config.reader
+        };
+        let source = io::Cursor::new(first).chain(Source::new(file, reader));
+        let len = (!stream).then_some(meta.len());
         let (_, report) = self
-            .process_stream(source, out.file(), Some(meta.len()), mode)
+            .process_stream(source, out.file(), len, mode)
             .map_err(|e| e.with_path(input))?;
         // Before the commit: a container of a file that changed meanwhile
         // never appears under the destination name.
-        output::check_unchanged(&watch, &meta, report.bytes_in).map_err(|e| e.with_path(input))?;
-        out.commit(Some(mode))?;
+        if !stream {
+            output::check_unchanged(&watch, &meta, report.bytes_in)
+                .map_err(|e| e.with_path(input))?;
+        }
+        out.commit(Some(mode).filter(|&m| m != 0))?;
         Ok(report)
     }
 
@@ -262,6 +292,18 @@ impl Pipeline {
     ///
     /// As [`Pipeline::process_path`] and [`Pipeline::restore`].
     pub fn restore_path(&self, input: &Path, output: &Path, force: bool) -> Result<Report> {
+        self.restore_file(input, output, force, false)
+    }
+
+    /// [`Pipeline::restore_path`]; `derived` as for
+    /// [`Pipeline::process_file`].
+    pub(crate) fn restore_file(
+        &self,
+        input: &Path,
+        output: &Path,
+        force: bool,
+        derived: bool,
+    ) -> Result<Report> {
         let (file, _) = output::open_input(input)?;
         let mut source = Source::new(file, self.inner.config.reader);
         // Header and key first: a wrong key or a foreign file creates
@@ -269,7 +311,7 @@ impl Pipeline {
         let opened = self
             .open_header(&mut source)
             .map_err(|e| e.with_path(input))?;
-        let out = OutputFile::create(input, output, force)?;
+        let out = create_output(input, output, force, derived)?;
         self.restore_into(opened, source, out)
             .map_err(|e| e.with_path(input))
     }
@@ -301,7 +343,12 @@ impl Pipeline {
         out: OutputFile,
     ) -> Result<Report> {
         let (_, report) = self.restore_body(opened, input, out.file())?;
-        out.commit(report.mode.filter(|&m| m != 0))?;
+        // 0 = not recorded (stdin was processed): a new file's default.
+        let mode = match report.mode.filter(|&m| m != 0) {
+            Some(m) => Some(output::restored_mode(m, out.dest())?),
+            None => None,
+        };
+        out.commit(mode)?;
         Ok(report)
     }
 
@@ -338,7 +385,8 @@ impl Pipeline {
         let mut sink = Sink::new(output);
         sink.write_all(&header.encode())?;
         let _active = self.begin_run();
-        let state = self.new_state(plan.start, chain, cfg.cipher, cfg.checksum);
+        let window = (cfg.channel_depth, cfg.cpu_tokens);
+        let state = self.new_state(plan.start, window, chain, cfg.cipher, cfg.checksum);
         let result = {
             let sink = &mut sink;
             let state = &state;
@@ -427,8 +475,23 @@ impl Pipeline {
             keys: keys.as_ref(),
         };
         let cipher = header.crypto.as_ref().map(|c| c.cipher);
+        // The header's chunk size sets the memory a run may need: within
+        // the limit, large chunks run with fewer in flight.
+        let (depth, in_flight) =
+            crate::config::restore_window(&self.inner.config, header.chunk_size).ok_or_else(
+                || {
+                    Error::resource(format!(
+                    "the container's chunks of {} MiB need more memory than the limit of {} MiB; \
+                     if the file is trusted, raise it with --max-memory",
+                    header.chunk_size >> 20,
+                    self.inner.config.max_memory >> 20
+                ))
+                },
+            )?;
         let _active = self.begin_run();
-        let state = self.new_state(header.chunk_size, &chain, cipher, header.checksum);
+        let window = (depth, in_flight);
+        let mut state = self.new_state(header.chunk_size, window, &chain, cipher, header.checksum);
+        state.in_flight = in_flight;
         let mut sink = Sink::new(output);
         let mut hasher = header.checksum.map(|c| c.hasher());
         let mut chunks = 0u64;
@@ -439,7 +502,7 @@ impl Pipeline {
             engine::run(
                 state,
                 self.cpu(),
-                self.inner.config.channel_depth,
+                depth,
                 |tx| {
                     let mut counted = crate::writer::Counting {
                         inner: input,
@@ -500,6 +563,7 @@ impl Pipeline {
             }
             None => None,
             Some(c) => {
+                self.check_kdf_cost(&c.kdf)?;
                 let master = self.master(&c.kdf)?;
                 let mut keys = FileKeys::derive(c.cipher, &master, &c.file_nonce);
                 if !keys.check_matches(&c.key_check) {
@@ -516,6 +580,32 @@ impl Pipeline {
             header_len: raw.len() as u64,
             keys,
         })
+    }
+
+    /// Refuses an Argon2id cost over the reader's limits before any of the
+    /// work: the header is not authenticated until the key it derives is.
+    fn check_kdf_cost(&self, kdf: &Kdf) -> Result<()> {
+        let Kdf::Argon2id { params, .. } = kdf else {
+            return Ok(());
+        };
+        let cfg = &self.inner.config;
+        let memory = u64::from(params.m_kib) * 1024;
+        if memory > cfg.max_memory as u64 {
+            return Err(Error::resource(format!(
+                "the container asks for Argon2id with {} MiB of memory, over the limit of {} MiB; \
+                 if the file is trusted, raise it with --max-memory",
+                memory >> 20,
+                cfg.max_memory >> 20
+            )));
+        }
+        if params.t > cfg.max_kdf_passes {
+            return Err(Error::resource(format!(
+                "the container asks for Argon2id with {} passes, over the limit of {}; \
+                 if the file is trusted, raise it with --max-kdf-passes",
+                params.t, cfg.max_kdf_passes
+            )));
+        }
+        Ok(())
     }
 
     /// The header of a container this pipeline writes, sealed when it has
@@ -803,17 +893,19 @@ impl Pipeline {
         &self.inner.cancel
     }
 
+    /// A run's state; `(depth, in_flight)` is its channel depth and the
+    /// chunk jobs it may have in flight.
     fn new_state(
         &self,
         chunk_size: usize,
+        (depth, in_flight): (usize, usize),
         chain: &[ChainStage],
         cipher: Option<CipherKind>,
         checksum: Option<ChecksumKind>,
     ) -> RunState<'_> {
-        let cfg = &self.inner.config;
         // Enough idle buffers to cover the memory bound (see docs/design.md):
         // beyond that, returned buffers are simply freed.
-        let max_free = 2 * cfg.channel_depth + 2 * cfg.cpu_tokens + 8;
+        let max_free = 2 * depth + 2 * in_flight + 8;
         RunState::new(
             &self.inner.governor,
             self.inner.cancel.child(),
@@ -968,5 +1060,15 @@ struct ActiveRun<'p>(&'p Pipeline);
 impl Drop for ActiveRun<'_> {
     fn drop(&mut self) {
         self.0.leave();
+    }
+}
+
+/// The output of a file-to-file run: typed by the user, or derived (a
+/// batch's).
+fn create_output(input: &Path, output: &Path, force: bool, derived: bool) -> Result<OutputFile> {
+    if derived {
+        OutputFile::create_derived(input, output, force)
+    } else {
+        OutputFile::create(input, output, force)
     }
 }

@@ -67,6 +67,22 @@ impl BufferPool {
     }
 }
 
+/// Makes room for `len` bytes in `buf`, fallibly: a chunk buffer that
+/// cannot be had (the chunk sizes a container declares, under `ulimit -v`)
+/// is an error of that run, where `Vec`'s own growth would abort the
+/// process.
+///
+/// # Errors
+///
+/// [`crate::ErrorKind::Resource`] naming the size.
+pub(crate) fn reserve(buf: &mut Vec<u8>, len: usize) -> crate::error::Result<()> {
+    buf.try_reserve(len.saturating_sub(buf.len())).map_err(|_| {
+        crate::error::Error::resource(format!(
+            "out of memory: cannot allocate a chunk buffer of {len} bytes"
+        ))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

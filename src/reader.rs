@@ -77,6 +77,7 @@ pub(crate) fn read_chunks(
 
 fn read_one(state: &RunState<'_>, input: &mut impl Read, chunk_size: usize) -> Result<Vec<u8>> {
     let mut buf = state.buffers.take();
+    crate::pool::reserve(&mut buf, chunk_size)?;
     buf.resize(chunk_size, 0);
     let n = {
         let _io = state.governor.io.acquire(&state.cancel)?;

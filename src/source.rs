@@ -112,7 +112,11 @@ impl Source {
     /// Opens `file` the way `kind` says; a map that cannot be made falls
     /// back to reading the file.
     pub fn new(file: File, kind: ReaderKind) -> Source {
-        if kind == ReaderKind::Buffered {
+        // Only a regular file with a size can be mapped: a pipe cannot, and
+        // a pseudo-file that reports size 0 (`/proc/cpuinfo`) would map as
+        // empty, whatever it holds.
+        let mappable = file.metadata().is_ok_and(|m| m.is_file() && m.len() > 0);
+        if kind == ReaderKind::Buffered || !mappable {
             return Source::File(file);
         }
         // SAFETY: the map is read-only and private to this process; the

@@ -540,13 +540,25 @@ fn issue2_compressors_shrink_text_and_store_random_chunks_raw() {
     assert!(env.read("noise.out") == noise);
 }
 
+/// 4 KiB is the smallest chunk the flag takes (one byte made a 16 MiB file
+/// a 924 MiB container): it works at the edge, and 1 is refused.
 #[test]
-fn issue2_chunk_size_of_one_byte_works() {
+fn the_smallest_chunk_size_works_and_a_smaller_one_is_refused() {
     let env = TestEnv::new();
-    let original = b"0123456789".to_vec();
+    let original = data(10 * 4096 - 7, 3);
     env.write("tiny", &original);
     env.run(&["process", "tiny", "--chunk-size", "1", "-s", "lz4,sha256"])
-        .ok();
+        .code(2)
+        .stderr_has("outside 4 KiB ..= 64 MiB");
+    env.run(&[
+        "process",
+        "tiny",
+        "--chunk-size",
+        "4KiB",
+        "-s",
+        "lz4,sha256",
+    ])
+    .ok();
     let c = env.read("tiny.spipe");
     assert_eq!(layout(&c).records.len(), 10);
     env.run(&["restore", "tiny.spipe", "-o", "tiny.out"]).ok();
@@ -1313,7 +1325,7 @@ fn issue2_bad_stage_specs_exit_2() {
 fn issue2_bad_chunk_sizes_exit_2() {
     let env = TestEnv::new();
     env.write("x.bin", b"some bytes");
-    for size in ["0", "65MiB", "abc", "-1", "4GiB", "12XB", ""] {
+    for size in ["0", "1", "4095", "65MiB", "abc", "-1", "4GiB", "12XB", ""] {
         // `=` so that clap takes "-1" as the value, not as a flag.
         env.run(&["process", "x.bin", &format!("--chunk-size={size}")])
             .code(2)
@@ -1321,7 +1333,11 @@ fn issue2_bad_chunk_sizes_exit_2() {
     }
     assert_eq!(env.listing(), ["x.bin"]);
     // The boundaries themselves are accepted.
-    for (size, name) in [("1", "a.spipe"), ("64KiB", "b.spipe"), ("65536", "c.spipe")] {
+    for (size, name) in [
+        ("4KiB", "a.spipe"),
+        ("64KiB", "b.spipe"),
+        ("65536", "c.spipe"),
+    ] {
         env.run(&["process", "x.bin", "--chunk-size", size, "-o", name])
             .ok();
     }

@@ -98,7 +98,7 @@ impl Stage for Gzip {
             output.clear();
             // One byte of room past the limit, so that a stream that is too
             // long shows as such instead of as a stream that never ends.
-            output.reserve(chunk.limit.saturating_add(1));
+            crate::pool::reserve(output, chunk.limit.saturating_add(1))?;
             loop {
                 let (done_in, done_out) = (decompress.total_in() as usize, output.len());
                 let status = decompress

@@ -35,6 +35,7 @@ impl Stage for Lz4 {
         output.clear();
         // The slice bounds the decoder: a block that would decode to more
         // fails with "output too small" instead of growing the buffer.
+        crate::pool::reserve(output, chunk.limit)?;
         output.resize(chunk.limit, 0);
         match decompress_into(input, output) {
             Ok(len) => {

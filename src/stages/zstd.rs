@@ -113,7 +113,7 @@ impl Stage for Zstd {
             output.clear();
             // zstd decodes into the capacity and never past it; the frame
             // header's content size lets it refuse an oversized frame early.
-            output.reserve(chunk.limit);
+            crate::pool::reserve(output, chunk.limit)?;
             decompressor
                 .decompress_to_buffer(input, output)
                 .map_err(|e| {
