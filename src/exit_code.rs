@@ -7,7 +7,7 @@ use syncpipe::{Error, ErrorKind};
 pub enum ExitCode {
     /// Everything worked.
     Success = 0,
-    /// A runtime error: I/O, a failing stage, a panic.
+    /// A runtime error: I/O, a failing stage, a panic, a resource limit.
     Runtime = 1,
     /// Bad usage: flags, stage specs, an existing output without `-f`.
     Usage = 2,
@@ -27,7 +27,8 @@ pub enum ExitCode {
 pub const TABLE: &str = "\
 Exit codes:
   0    success
-  1    runtime error (I/O, a failing stage)
+  1    runtime error (I/O, a failing stage, out of memory, a container
+       over --max-memory or --max-kdf-passes)
   2    usage error (bad flag or stage spec, output exists without -f)
   3    integrity failure (not a container, corrupt, truncated, tampered:
        checksum or authentication mismatch)
