@@ -482,7 +482,7 @@ impl Pipeline {
                 || {
                     Error::resource(format!(
                     "the container's chunks of {} MiB need more memory than the limit of {} MiB; \
-                     if the file is trusted, raise it with --max-memory",
+                     if the file is trusted, raise it (--max-memory, PipelineBuilder::max_memory)",
                     header.chunk_size >> 20,
                     self.inner.config.max_memory >> 20
                 ))
@@ -593,7 +593,7 @@ impl Pipeline {
         if memory > cfg.max_memory as u64 {
             return Err(Error::resource(format!(
                 "the container asks for Argon2id with {} MiB of memory, over the limit of {} MiB; \
-                 if the file is trusted, raise it with --max-memory",
+                 if the file is trusted, raise it (--max-memory, PipelineBuilder::max_memory)",
                 memory >> 20,
                 cfg.max_memory >> 20
             )));
@@ -601,7 +601,7 @@ impl Pipeline {
         if params.t > cfg.max_kdf_passes {
             return Err(Error::resource(format!(
                 "the container asks for Argon2id with {} passes, over the limit of {}; \
-                 if the file is trusted, raise it with --max-kdf-passes",
+                 if the file is trusted, raise it (--max-kdf-passes, PipelineBuilder::max_kdf_passes)",
                 params.t, cfg.max_kdf_passes
             )));
         }

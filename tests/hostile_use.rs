@@ -586,7 +586,7 @@ fn an_argon2id_cost_over_the_reader_limits_is_refused_before_any_work() {
         expect(
             &r,
             1,
-            "over the limit of 512 MiB; if the file is trusted, raise it with --max-memory",
+            "over the limit of 512 MiB; if the file is trusted, raise it (--max-memory",
         );
         assert!(
             start.elapsed() < Duration::from_secs(20),
