@@ -236,7 +236,7 @@ enum Dest {
 pub fn run(args: Args) -> ExitCode {
     let cancel = CancelToken::new();
     let terminated = Arc::new(AtomicBool::new(false));
-    if let Err(e) = install_signals(&cancel, &terminated) {
+    if let Err(e) = crate::signals::install(&cancel, &terminated, args.quiet) {
         eprintln!("syncpipe: cannot install signal handlers: {e}");
         return ExitCode::Runtime;
     }
@@ -282,33 +282,6 @@ fn code_of(e: &Error, terminated: &AtomicBool) -> ExitCode {
     } else {
         ExitCode::of(e, terminated.load(Ordering::Relaxed))
     }
-}
-
-/// SIGINT/SIGTERM set the cancel flag; a second one exits at once (with
-/// no cleanup: its temp file is left for the next run to remove, see
-/// `syncpipe::output::remove_stale_temps`). The library installs no
-/// handlers; this binary does, and hands the flag to the library as its
-/// `CancelToken`.
-fn install_signals(cancel: &CancelToken, terminated: &Arc<AtomicBool>) -> io::Result<()> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    use signal_hook::flag;
-    // Registered first, so it runs before the flag is set: it exits only if
-    // an earlier signal already set it (the second Ctrl-C).
-    flag::register_conditional_shutdown(SIGINT, 130, cancel.flag())?;
-    flag::register_conditional_shutdown(SIGTERM, 143, cancel.flag())?;
-    flag::register(SIGTERM, Arc::clone(terminated))?;
-    flag::register(SIGINT, cancel.flag())?;
-    flag::register(SIGTERM, cancel.flag())?;
-    // A write past `ulimit -f` raises SIGXFSZ, whose default action kills
-    // the process (leaving its temp file behind). Ignored, the write fails
-    // with EFBIG instead and the run ends like any write error: a message,
-    // exit 1, the temp file removed.
-    // SAFETY: installs SIG_IGN (no handler code runs); called before any
-    // other thread of ours exists.
-    if unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) } == libc::SIG_ERR {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 #[derive(Clone, Copy)]

@@ -10,6 +10,7 @@ mod json_lines;
 mod key_source;
 mod manual;
 mod prometheus;
+mod signals;
 mod telemetry;
 
 use clap::Parser;

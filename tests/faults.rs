@@ -498,8 +498,7 @@ fn cancel_with_everything_taken(style: SpawnStyle) {
     assert_eq!(gov.memory.current(), 0, "no chunk bytes counted as held");
 }
 
-/// The handler installed for `signal` right now (`SIG_DFL` unless someone
-/// registered one).
+/// The handler installed for `signal` right now.
 fn handler_of(signal: libc::c_int) -> libc::sighandler_t {
     // SAFETY: a query only (no new action); `old` is a valid out-pointer.
     unsafe {
@@ -528,11 +527,13 @@ fn the_library_installs_no_signal_handlers() {
         .into_iter()
         .map(handler_of)
         .collect();
+    // Compared with what the test process started with, not with SIG_DFL:
+    // a test run under `nohup` or as a background job starts with SIGINT
+    // ignored, and that is not the library's doing.
     assert_eq!(
         before, after,
         "signal dispositions unchanged by the library"
     );
-    assert_eq!(handler_of(libc::SIGINT), libc::SIG_DFL);
 }
 
 #[test]
