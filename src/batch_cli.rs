@@ -274,6 +274,7 @@ fn find(
 fn read_list(list: &Path) -> Result<Vec<u8>, Error> {
     let mut bytes = Vec::new();
     if list.as_os_str() == "-" {
+        crate::stdin_state::check_open()?;
         io::stdin().lock().read_to_end(&mut bytes)?;
     } else {
         bytes = std::fs::read(list).map_err(|e| Error::io(e).with_path(list))?;

@@ -651,6 +651,7 @@ fn open_input(p: &Path) -> Result<File, Error> {
 /// the locked std handles are not; and a plain `File` skips std's
 /// line-buffering of stdout.
 fn stdin() -> Result<File, Error> {
+    crate::stdin_state::check()?;
     Ok(File::from(io::stdin().as_fd().try_clone_to_owned()?))
 }
 

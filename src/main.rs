@@ -11,6 +11,7 @@ mod key_source;
 mod manual;
 mod prometheus;
 mod signals;
+mod stdin_state;
 mod telemetry;
 
 use clap::Parser;

@@ -558,3 +558,93 @@ fn temp_files_in_a_walked_folder_are_not_inputs() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(listing(&src), [foreign, "a.bin", "a.bin.spipe"]);
 }
+
+// ---------------------------------------------------------------------------
+// stdin closed or a terminal
+// ---------------------------------------------------------------------------
+
+/// `syncpipe ARGS` with descriptor 0 really closed (not `/dev/null`).
+fn with_stdin_closed(dir: &Path, args: &[&str]) -> Output {
+    use std::os::unix::process::CommandExt;
+    let mut c = Command::new(BIN);
+    c.args(args).current_dir(dir);
+    // SAFETY: close(2) is async-signal-safe, as pre_exec requires.
+    unsafe {
+        c.pre_exec(|| {
+            libc::close(0);
+            Ok(())
+        });
+    }
+    watchdog(60, move || c.output().expect("run"))
+}
+
+#[test]
+fn a_closed_stdin_is_an_error_and_writes_nothing() {
+    let (dir, _) = input_dir();
+    let out = Command::new(BIN)
+        .args(["process", "in.bin", "-o", "c.spipe", "-q"])
+        .current_dir(dir.path())
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", stderr(&out));
+    for args in [
+        &["process", "-", "-o", "out.spipe"][..],
+        &["process", "-", "-c"][..],
+        &["restore", "-", "-o", "back.bin"][..],
+        &["verify", "-"][..],
+        &["info", "-"][..],
+        &["process", "--files-from", "-"][..],
+    ] {
+        let out = with_stdin_closed(dir.path(), args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("stdin is closed"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+        assert!(out.stdout.is_empty(), "{args:?}: nothing on stdout");
+        assert_eq!(listing(dir.path()), ["c.spipe", "in.bin"], "{args:?}");
+    }
+    // The shell's way of closing it.
+    let out = Command::new("sh")
+        .args(["-c", &format!("exec '{BIN}' process - -o out.spipe <&-")])
+        .current_dir(dir.path())
+        .output()
+        .expect("run sh");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(listing(dir.path()), ["c.spipe", "in.bin"]);
+    // `</dev/null` is an empty input, as before: a valid empty container.
+    let out = Command::new(BIN)
+        .args(["process", "-", "-o", "empty.spipe", "-q"])
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = Command::new(BIN)
+        .args(["restore", "empty.spipe", "-c"])
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn a_terminal_as_stdin_is_refused_even_with_force() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for cmd in [
+        format!("'{BIN}' process - -o out.spipe"),
+        format!("'{BIN}' process - -o out.spipe --force"),
+        format!("'{BIN}' restore - -o back.bin"),
+    ] {
+        let Some(out) = in_terminal(dir.path(), &cmd) else {
+            return;
+        };
+        let shown = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(2), "{cmd}: {shown}");
+        assert!(shown.contains("from a terminal"), "{cmd}: {shown}");
+        assert_eq!(listing(dir.path()), Vec::<String>::new(), "{cmd}");
+    }
+}
