@@ -440,12 +440,17 @@ fn dispatch(
                     (Some(k), Some(d)) => format!(", {} {d}", k.name()),
                     _ => String::new(),
                 };
-                println!(
+                // Fallible, unlike `println!`: a closed stdout is the
+                // quiet end (`run`), not a panic.
+                let mut out = io::stdout().lock();
+                writeln!(
+                    out,
                     "{}: ok ({} bytes in {} chunks{digest})",
                     input.display(),
                     report.bytes_out,
                     report.chunks
-                );
+                )?;
+                out.flush()?;
             }
             tel.file_done(&input, "", &report);
             Ok(ExitCode::Success)
@@ -726,56 +731,69 @@ fn info(input: &Path) -> Result<(), Error> {
     } else {
         0.0
     };
-    println!("file:           {}", input.display());
+    // Written through a handle whose errors come back: `println!` panics
+    // on a closed stdout (`syncpipe info x | head -n 1`); a broken pipe
+    // becomes the quiet end in `run`.
+    let mut out = io::stdout().lock();
+    writeln!(out, "file:           {}", input.display())?;
     let version = if h.crypto.is_some() {
         syncpipe::format::VERSION_ENCRYPTED
     } else {
         syncpipe::format::VERSION
     };
-    println!("format:         syncpipe container v{version}");
+    writeln!(out, "format:         syncpipe container v{version}")?;
     let stages = if stages.is_empty() {
         "none".to_string()
     } else {
         stages.join(",")
     };
-    println!("stages:         {stages}");
-    println!(
+    writeln!(out, "stages:         {stages}")?;
+    writeln!(
+        out,
         "checksum:       {}",
         h.checksum.map_or("none", |c| c.name())
-    );
+    )?;
     if h.variable_chunks {
-        println!(
+        writeln!(
+            out,
             "chunk size:     up to {} (varies)",
             human(h.chunk_size as u64)
-        );
+        )?;
     } else {
-        println!("chunk size:     {}", human(h.chunk_size as u64));
+        writeln!(out, "chunk size:     {}", human(h.chunk_size as u64))?;
     }
-    println!("original size:  {} bytes", i.trailer.original_len);
-    println!("chunks:         {} ({} stored raw)", i.chunks, i.stored_raw);
-    println!("payload:        {container} bytes (ratio {ratio:.3})");
+    writeln!(out, "original size:  {} bytes", i.trailer.original_len)?;
+    writeln!(
+        out,
+        "chunks:         {} ({} stored raw)",
+        i.chunks, i.stored_raw
+    )?;
+    writeln!(out, "payload:        {container} bytes (ratio {ratio:.3})")?;
     if h.mode != 0 {
-        println!("mode:           {:04o}", h.mode);
+        writeln!(out, "mode:           {:04o}", h.mode)?;
     }
     if let Some(c) = &h.crypto {
         let key = match c.kdf {
             Kdf::RawKey => "raw 32-byte key".to_string(),
             Kdf::Argon2id { params, .. } => format!("passphrase, argon2id {params}"),
         };
-        println!("encryption:     {} ({key})", c.cipher);
+        writeln!(out, "encryption:     {} ({key})", c.cipher)?;
     }
     match (h.checksum, i.trailer.digest) {
-        (Some(k), Some(_)) if h.crypto.is_some() => {
-            println!(
-                "digest:         {} (keyed; verify with the key shows it)",
-                k.name()
-            )
-        }
-        (Some(k), Some(d)) => {
-            println!("digest:         {} {}", k.name(), syncpipe::report::hex(&d))
-        }
+        (Some(k), Some(_)) if h.crypto.is_some() => writeln!(
+            out,
+            "digest:         {} (keyed; verify with the key shows it)",
+            k.name()
+        )?,
+        (Some(k), Some(d)) => writeln!(
+            out,
+            "digest:         {} {}",
+            k.name(),
+            syncpipe::report::hex(&d)
+        )?,
         _ => {}
     }
+    out.flush()?;
     Ok(())
 }
 

@@ -648,3 +648,72 @@ fn a_terminal_as_stdin_is_refused_even_with_force() {
         assert_eq!(listing(dir.path()), Vec::<String>::new(), "{cmd}");
     }
 }
+
+// ---------------------------------------------------------------------------
+// A closed stdout for every printing command
+// ---------------------------------------------------------------------------
+
+/// Runs `syncpipe ARGS` with stdout a pipe whose read end is already
+/// closed: every write to it fails with EPIPE (SIGPIPE is ignored by Rust).
+fn with_stdout_closed(dir: &Path, args: &[&str]) -> Output {
+    let (reader, writer) = io::pipe().expect("pipe");
+    drop(reader);
+    let mut c = Command::new(BIN);
+    c.args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(writer)
+        .stderr(Stdio::piped());
+    watchdog(120, move || c.output().expect("run"))
+}
+
+#[test]
+fn every_printing_command_ends_quietly_on_a_closed_stdout() {
+    let (dir, _) = input_dir();
+    let many = dir.path().join("many");
+    fs::create_dir(&many).expect("mkdir");
+    for i in 0..40 {
+        fs::write(many.join(format!("f{i:02}.bin")), mixed_data(2000 + i, 79)).expect("write");
+    }
+    let run = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .expect("run");
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    };
+    run(&["process", "in.bin", "-o", "c.spipe", "-q"]);
+    run(&["process", "-r", "many", "-q"]);
+    for f in listing(&many).iter().filter(|n| !n.ends_with(".spipe")) {
+        fs::remove_file(many.join(f)).expect("rm");
+    }
+    let cases: &[(&[&str], i32)] = &[
+        (&["info", "c.spipe"], 0),
+        (&["verify", "c.spipe"], 0),
+        (&["verify", "-r", "many"], 0),
+        (&["verify", "c.spipe", "--json"], 0),
+        (&["process", "in.bin", "-o", "j.spipe", "--json"], 0),
+        (&["completions", "bash"], 0),
+        (&["man"], 0),
+        (&["--help"], 0),
+        (&["--version"], 0),
+        (&["bench", "--size", "64KiB", "-s", "lz4"], 0),
+        (&["bench", "--size", "64KiB", "-s", "lz4", "--json"], 0),
+    ];
+    for (args, code) in cases {
+        let out = with_stdout_closed(dir.path(), args);
+        let msg = stderr(&out);
+        assert_eq!(out.status.code(), Some(*code), "{args:?}: {msg}");
+        assert!(!msg.contains("panicked"), "{args:?}: {msg}");
+        assert!(!msg.contains("Broken pipe"), "{args:?}: {msg}");
+    }
+    // A failed file keeps its exit code: the listing stops, not the verdict.
+    let mut bad = fs::read(many.join("f00.bin.spipe")).expect("read");
+    let at = bad.len() / 2;
+    bad[at] ^= 0x55;
+    fs::write(many.join("f00.bin.spipe"), bad).expect("write");
+    let out = with_stdout_closed(dir.path(), &["verify", "-r", "many"]);
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+}
