@@ -98,7 +98,8 @@ pub fn install(cancel: &CancelToken, terminated: &Arc<AtomicBool>, quiet: bool) 
 /// Ends a run that did not stop within the grace period.
 fn reap(terminated: bool, quiet: bool) -> ! {
     syncpipe::output::remove_live_temps();
-    restore_terminal();
+    // After a prompt the cursor is still on its line.
+    let newline = if restore_terminal() { "\n" } else { "" };
     let code = if terminated { 143 } else { 130 };
     if !quiet {
         let what = if terminated {
@@ -107,7 +108,7 @@ fn reap(terminated: bool, quiet: bool) -> ! {
             "interrupted"
         };
         note(&format!(
-            "syncpipe: {what}: the run did not stop within {} ms (blocked); \
+            "{newline}syncpipe: {what}: the run did not stop within {} ms (blocked); \
              its temp files are removed, it ends without its final report\n",
             GRACE.as_millis()
         ));
@@ -162,15 +163,15 @@ pub fn forget_terminal() {
     *TERMINAL.lock() = None;
 }
 
-fn restore_terminal() {
+/// Puts a prompt's terminal back; true if there was one.
+fn restore_terminal() -> bool {
     use std::os::fd::AsRawFd;
     let Some(guard) = TERMINAL.try_lock_for(Duration::from_millis(100)) else {
-        return;
+        return false;
     };
-    if let Some((tty, t)) = guard.as_ref() {
-        // SAFETY: a valid descriptor and settings read from it.
-        unsafe {
-            libc::tcsetattr(tty.as_raw_fd(), libc::TCSANOW, t);
-        }
-    }
+    let Some((tty, t)) = guard.as_ref() else {
+        return false;
+    };
+    // SAFETY: a valid descriptor and settings read from it.
+    unsafe { libc::tcsetattr(tty.as_raw_fd(), libc::TCSANOW, t) == 0 }
 }
