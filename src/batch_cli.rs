@@ -6,7 +6,7 @@
 
 use std::collections::HashSet;
 use std::ffi::OsString;
-use std::io::{self, IsTerminal, Read};
+use std::io::{self, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 
 use clap::Args as ClapArgs;
@@ -195,7 +195,11 @@ pub fn verify(
         .collect();
     begin(tel, &pipeline, &jobs);
     let report = pipeline.verify_batch(jobs, &options(&pipeline, i, None, None, false));
-    // With --json, stdout carries the JSON lines only.
+    // With --json, stdout carries the JSON lines only. Written fallibly,
+    // unlike `println!` (which panics on a closed stdout); the first error
+    // ends the listing but not the verdict, so failed files still give
+    // their exit code.
+    let mut write_error = None;
     if !v.quiet && !tel.json() {
         for f in &report.files {
             if let Outcome::Done(r) = &f.outcome {
@@ -203,16 +207,26 @@ pub fn verify(
                     (Some(k), Some(d)) => format!(", {} {d}", k.name()),
                     _ => String::new(),
                 };
-                println!(
+                let line = writeln!(
+                    io::stdout(),
                     "{}: ok ({} bytes in {} chunks{digest})",
                     f.input.display(),
                     r.bytes_out,
                     r.chunks
                 );
+                if let Err(e) = line {
+                    write_error = Some(Error::io(e));
+                    break;
+                }
             }
         }
     }
-    finish("verified", report, failures, v, tel)
+    let code = finish("verified", report, failures, v, tel)?;
+    match write_error {
+        // A reader that went away (`| head`) is the quiet end.
+        Some(e) if code == ExitCode::Success && !e.is_broken_pipe() => Err(e),
+        _ => Ok(code),
+    }
 }
 
 fn refuse_single_output(out: &OutputArgs) -> Result<(), Error> {
@@ -274,6 +288,7 @@ fn find(
 fn read_list(list: &Path) -> Result<Vec<u8>, Error> {
     let mut bytes = Vec::new();
     if list.as_os_str() == "-" {
+        crate::stdin_state::check_open()?;
         io::stdin().lock().read_to_end(&mut bytes)?;
     } else {
         bytes = std::fs::read(list).map_err(|e| Error::io(e).with_path(list))?;

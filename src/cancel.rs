@@ -3,7 +3,13 @@
 //! The library never installs signal handlers: a program that embeds it
 //! decides what cancels a run (a signal, a timeout, a button) and calls
 //! [`CancelToken::cancel`]. The `syncpipe` binary registers SIGINT and
-//! SIGTERM (`cli.rs`) to set the token's flag.
+//! SIGTERM (`signals.rs`) to set the token's flag.
+//!
+//! A cancel is seen at the run's checks; it cannot end a system call that
+//! blocks (a `read` on an idle pipe, the `open` of a FIFO, a `write` into
+//! a full pipe) or a key derivation. An embedder that must stop within a
+//! bound anyway ends the process after a grace period and first calls
+//! [`crate::output::remove_live_temps`], as the binary does.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

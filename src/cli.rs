@@ -293,7 +293,7 @@ enum Dest {
 pub fn run(args: Args) -> ExitCode {
     let cancel = CancelToken::new();
     let terminated = Arc::new(AtomicBool::new(false));
-    if let Err(e) = install_signals(&cancel, &terminated) {
+    if let Err(e) = crate::signals::install(&cancel, &terminated, args.quiet) {
         eprintln!("syncpipe: cannot install signal handlers: {e}");
         return ExitCode::Runtime;
     }
@@ -339,33 +339,6 @@ fn code_of(e: &Error, terminated: &AtomicBool) -> ExitCode {
     } else {
         ExitCode::of(e, terminated.load(Ordering::Relaxed))
     }
-}
-
-/// SIGINT/SIGTERM set the cancel flag; a second one exits at once (with
-/// no cleanup: its temp file is left for the next run to remove, see
-/// `syncpipe::output::remove_stale_temps`). The library installs no
-/// handlers; this binary does, and hands the flag to the library as its
-/// `CancelToken`.
-fn install_signals(cancel: &CancelToken, terminated: &Arc<AtomicBool>) -> io::Result<()> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    use signal_hook::flag;
-    // Registered first, so it runs before the flag is set: it exits only if
-    // an earlier signal already set it (the second Ctrl-C).
-    flag::register_conditional_shutdown(SIGINT, 130, cancel.flag())?;
-    flag::register_conditional_shutdown(SIGTERM, 143, cancel.flag())?;
-    flag::register(SIGTERM, Arc::clone(terminated))?;
-    flag::register(SIGINT, cancel.flag())?;
-    flag::register(SIGTERM, cancel.flag())?;
-    // A write past `ulimit -f` raises SIGXFSZ, whose default action kills
-    // the process (leaving its temp file behind). Ignored, the write fails
-    // with EFBIG instead and the run ends like any write error: a message,
-    // exit 1, the temp file removed.
-    // SAFETY: installs SIG_IGN (no handler code runs); called before any
-    // other thread of ours exists.
-    if unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) } == libc::SIG_ERR {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 #[derive(Clone, Copy)]
@@ -526,12 +499,17 @@ fn dispatch(
                     (Some(k), Some(d)) => format!(", {} {d}", k.name()),
                     _ => String::new(),
                 };
-                println!(
+                // Fallible, unlike `println!`: a closed stdout is the
+                // quiet end (`run`), not a panic.
+                let mut out = io::stdout().lock();
+                writeln!(
+                    out,
                     "{}: ok ({} bytes in {} chunks{digest})",
                     input.display(),
                     report.bytes_out,
                     report.chunks
-                );
+                )?;
+                out.flush()?;
             }
             tel.file_done(&input, "", &report);
             Ok(ExitCode::Success)
@@ -742,6 +720,7 @@ fn open_input(p: &Path) -> Result<File, Error> {
 /// the locked std handles are not; and a plain `File` skips std's
 /// line-buffering of stdout.
 fn stdin() -> Result<File, Error> {
+    crate::stdin_state::check()?;
     Ok(File::from(io::stdin().as_fd().try_clone_to_owned()?))
 }
 
@@ -816,56 +795,69 @@ fn info(input: &Path) -> Result<(), Error> {
     } else {
         0.0
     };
-    println!("file:           {}", input.display());
+    // Written through a handle whose errors come back: `println!` panics
+    // on a closed stdout (`syncpipe info x | head -n 1`); a broken pipe
+    // becomes the quiet end in `run`.
+    let mut out = io::stdout().lock();
+    writeln!(out, "file:           {}", input.display())?;
     let version = if h.crypto.is_some() {
         syncpipe::format::VERSION_ENCRYPTED
     } else {
         syncpipe::format::VERSION
     };
-    println!("format:         syncpipe container v{version}");
+    writeln!(out, "format:         syncpipe container v{version}")?;
     let stages = if stages.is_empty() {
         "none".to_string()
     } else {
         stages.join(",")
     };
-    println!("stages:         {stages}");
-    println!(
+    writeln!(out, "stages:         {stages}")?;
+    writeln!(
+        out,
         "checksum:       {}",
         h.checksum.map_or("none", |c| c.name())
-    );
+    )?;
     if h.variable_chunks {
-        println!(
+        writeln!(
+            out,
             "chunk size:     up to {} (varies)",
             human(h.chunk_size as u64)
-        );
+        )?;
     } else {
-        println!("chunk size:     {}", human(h.chunk_size as u64));
+        writeln!(out, "chunk size:     {}", human(h.chunk_size as u64))?;
     }
-    println!("original size:  {} bytes", i.trailer.original_len);
-    println!("chunks:         {} ({} stored raw)", i.chunks, i.stored_raw);
-    println!("payload:        {container} bytes (ratio {ratio:.3})");
+    writeln!(out, "original size:  {} bytes", i.trailer.original_len)?;
+    writeln!(
+        out,
+        "chunks:         {} ({} stored raw)",
+        i.chunks, i.stored_raw
+    )?;
+    writeln!(out, "payload:        {container} bytes (ratio {ratio:.3})")?;
     if h.mode != 0 {
-        println!("mode:           {:04o}", h.mode);
+        writeln!(out, "mode:           {:04o}", h.mode)?;
     }
     if let Some(c) = &h.crypto {
         let key = match c.kdf {
             Kdf::RawKey => "raw 32-byte key".to_string(),
             Kdf::Argon2id { params, .. } => format!("passphrase, argon2id {params}"),
         };
-        println!("encryption:     {} ({key})", c.cipher);
+        writeln!(out, "encryption:     {} ({key})", c.cipher)?;
     }
     match (h.checksum, i.trailer.digest) {
-        (Some(k), Some(_)) if h.crypto.is_some() => {
-            println!(
-                "digest:         {} (keyed; verify with the key shows it)",
-                k.name()
-            )
-        }
-        (Some(k), Some(d)) => {
-            println!("digest:         {} {}", k.name(), syncpipe::report::hex(&d))
-        }
+        (Some(k), Some(_)) if h.crypto.is_some() => writeln!(
+            out,
+            "digest:         {} (keyed; verify with the key shows it)",
+            k.name()
+        )?,
+        (Some(k), Some(d)) => writeln!(
+            out,
+            "digest:         {} {}",
+            k.name(),
+            syncpipe::report::hex(&d)
+        )?,
         _ => {}
     }
+    out.flush()?;
     Ok(())
 }
 

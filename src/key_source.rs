@@ -74,6 +74,15 @@ impl KeyArgs {
 /// Asks on the terminal (`/dev/tty`, echo off); twice when encrypting, since
 /// a typo would make the output unreadable.
 fn prompt(purpose: Purpose) -> Result<Secret, Error> {
+    // rpassword turns echo off while it reads; if a signal ends the
+    // process meanwhile (the reaper, `signals.rs`), echo must come back.
+    crate::signals::save_terminal();
+    let secret = ask_secret(purpose);
+    crate::signals::forget_terminal();
+    secret
+}
+
+fn ask_secret(purpose: Purpose) -> Result<Secret, Error> {
     let ask = |text: &str| {
         rpassword::prompt_password(text)
             .map(zeroize::Zeroizing::new)

@@ -10,6 +10,8 @@ mod json_lines;
 mod key_source;
 mod manual;
 mod prometheus;
+mod signals;
+mod stdin_state;
 mod telemetry;
 
 use clap::Parser;

@@ -12,7 +12,10 @@
 //! `.NAME.syncpipe-tmp.HOST.PID.RANDOM` (see [`temp_owner`]), so a later run
 //! can tell it from everything else: the first output a process creates in
 //! a folder removes the temp files there of this host whose process is gone
-//! ([`remove_stale_temps`]), and batch walks skip them as inputs.
+//! ([`remove_stale_temps`]), and batch walks skip them as inputs. A
+//! program that must exit while a run is still writing (the binary, when a
+//! signal did not stop a blocked run in time) can first remove its own
+//! temp files with [`remove_live_temps`].
 
 use std::collections::HashSet;
 use std::ffi::OsStr;
@@ -194,7 +197,7 @@ pub fn temp_file(dir: &Path, name: &str, mode: u32) -> io::Result<NamedTempFile>
         cut -= 1;
     }
     let name = &name[..cut];
-    tempfile::Builder::new()
+    let tmp = tempfile::Builder::new()
         .prefix(&format!(
             ".{name}{TEMP_MARKER}{}.{}.",
             this_host(),
@@ -202,7 +205,51 @@ pub fn temp_file(dir: &Path, name: &str, mode: u32) -> io::Result<NamedTempFile>
         ))
         .rand_bytes(8)
         .permissions(Permissions::from_mode(mode))
-        .tempfile_in(dir)
+        .tempfile_in(dir)?;
+    register_live(tmp.path());
+    Ok(tmp)
+}
+
+/// The named temp files this process created, for [`remove_live_temps`].
+/// An entry is dropped lazily, once its name is gone from the folder (a
+/// commit renamed it, a `Drop` removed it): then the set holds about as
+/// many names as there are outputs in flight, also in a long batch, and
+/// no commit or drop path has to remember to unregister.
+fn live_temps() -> &'static Mutex<Vec<PathBuf>> {
+    static LIVE: OnceLock<Mutex<Vec<PathBuf>>> = OnceLock::new();
+    LIVE.get_or_init(Mutex::default)
+}
+
+fn register_live(path: &Path) {
+    let mut live = live_temps().lock();
+    live.retain(|p| fs::symlink_metadata(p).is_ok());
+    live.push(path.to_path_buf());
+}
+
+/// Removes the named temp files this process has created and not yet
+/// committed or dropped, and returns how many it removed.
+///
+/// For an embedder about to end the process abnormally (`exit` from
+/// another thread while a run is still going, e.g. when a shutdown signal
+/// did not stop a blocked run in time): destructors will not run, so the
+/// temp files would stay until a later run's stale-temp sweep
+/// ([`remove_stale_temps`]). Destinations are never touched: a name is
+/// either still the temp file's (removed) or was renamed into place by a
+/// complete commit (then it is gone, and nothing is removed). Unnamed
+/// outputs (`O_TMPFILE`, see [`OutputFile::create_unnamed`]) need nothing:
+/// they vanish with the process. The runs themselves are not stopped: a
+/// writer still going may fail on its removed file, which is why this is
+/// for the moment just before the exit.
+///
+/// Waits at most 200 ms for the registry (it is only ever held briefly);
+/// returns 0 without removing anything if it cannot get it.
+pub fn remove_live_temps() -> usize {
+    let Some(mut live) = live_temps().try_lock_for(std::time::Duration::from_millis(200)) else {
+        return 0;
+    };
+    live.drain(..)
+        .filter(|p| fs::remove_file(p).is_ok())
+        .count()
 }
 
 /// The owner of a syncpipe temp file, from its name; `None` if the name is
