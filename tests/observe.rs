@@ -781,3 +781,94 @@ fn issue4_completions_and_man_page_are_generated() {
         assert!(page.contains(word), "man page lacks {word}");
     }
 }
+
+// ---------------------------------------------------------------------------
+// The governor at rest in the final reports of failed runs
+// ---------------------------------------------------------------------------
+
+/// The summary's gauges and the Prometheus file show every permit back, no
+/// worker busy and no buffer held; `cpu` permits in all.
+#[track_caller]
+fn at_rest(summary: &Value, prom: &Path, cpu: u64) {
+    let g = &summary["gauges"];
+    assert_eq!(g["cpu_permits"], cpu, "{g}");
+    assert_eq!(g["cpu_permits_available"], cpu, "{g}");
+    assert!(g["io_permits"].as_u64().expect("io permits") > 0, "{g}");
+    assert_eq!(g["io_permits_available"], g["io_permits"], "{g}");
+    assert_eq!(g["active_workers"], 0, "{g}");
+    assert_eq!(g["buffer_bytes"], 0, "{g}");
+    let m = parse_prometheus(&fs::read_to_string(prom).expect("textfile"));
+    assert_eq!(m["syncpipe_cpu_permits"], cpu as f64);
+    assert_eq!(m["syncpipe_cpu_permits_available"], cpu as f64);
+    assert_eq!(m["syncpipe_io_permits_available"], m["syncpipe_io_permits"]);
+    assert_eq!(m["syncpipe_active_workers"], 0.0);
+    assert_eq!(m["syncpipe_buffer_bytes"], 0.0);
+}
+
+#[test]
+fn failed_single_file_runs_report_the_governor_at_rest() {
+    watchdog(120, || {
+        let env = Env::new();
+        env.write("x.bin", &mixed_data(64 * CHUNK, 505));
+        let out = env.run(&[
+            "process",
+            "x.bin",
+            "-o",
+            "c.spipe",
+            "--chunk-size",
+            CHUNK_ARG,
+        ]);
+        code(&out, 0);
+        // A payload byte near the end: the restore runs, then fails.
+        let mut bytes = fs::read(env.path("c.spipe")).expect("read");
+        let at = bytes.len() * 7 / 8;
+        bytes[at] ^= 0x55;
+        env.write("bad.spipe", &bytes);
+        let flags = [
+            "--json",
+            "--prometheus-file",
+            "m.prom",
+            "--metrics-interval",
+            "10ms",
+            "--cpu-tokens",
+            "2",
+            "-T",
+            "2",
+        ];
+        let summary = |out: &Output| -> Value {
+            let lines = json_lines(out);
+            let s = lines.last().expect("a summary").clone();
+            assert_eq!(s["message_type"], "summary");
+            s
+        };
+        // restore FILE -o OUT
+        let mut args = vec!["restore", "bad.spipe", "-o", "out.bin"];
+        args.extend(flags);
+        let out = env.run(&args);
+        code(&out, 3);
+        at_rest(&summary(&out), &env.path("m.prom"), 2);
+        // restore - -o OUT (the container on stdin)
+        let mut args = vec!["restore", "-", "-o", "out.bin"];
+        args.extend(flags);
+        let out = env
+            .command(&args)
+            .stdin(fs::File::open(env.path("bad.spipe")).expect("open"))
+            .output()
+            .expect("run");
+        code(&out, 3);
+        at_rest(&summary(&out), &env.path("m.prom"), 2);
+        // verify FILE
+        let mut args = vec!["verify", "bad.spipe"];
+        args.extend(flags);
+        let out = env.run(&args);
+        code(&out, 3);
+        at_rest(&summary(&out), &env.path("m.prom"), 2);
+        // process FILE -o OUT refused before the run (the output exists).
+        let mut args = vec!["process", "x.bin", "-o", "c.spipe"];
+        args.extend(flags);
+        let out = env.run(&args);
+        code(&out, 2);
+        at_rest(&summary(&out), &env.path("m.prom"), 2);
+        assert!(!env.path("out.bin").exists());
+    });
+}
