@@ -79,7 +79,8 @@ pub struct BenchArgs {
     /// Runs per row; the row shows the run of median wall time.
     #[arg(long, value_name = "N", default_value_t = 1)]
     runs: usize,
-    /// Also write the rows as CSV to FILE.
+    /// Also write the rows as CSV to FILE (a regular file or a new one: a
+    /// symlink, FIFO or device there is refused).
     #[arg(long, value_name = "FILE")]
     csv: Option<PathBuf>,
     /// Also draw MB/s as an SVG line chart to FILE: x = the first swept
@@ -212,6 +213,13 @@ fn measure(
              bench reports per row (--json, --csv)",
         ));
     }
+    // Before any work: a device, FIFO or symlink at a report path is
+    // never written through or replaced.
+    for (flag, path) in [("--csv", &args.csv), ("--plot", &args.plot)] {
+        if let Some(p) = path {
+            crate::textfile::check_target(flag, p)?;
+        }
+    }
     let mut plan = args.plan();
     plan.check()?;
     let dir = args.dir.clone().unwrap_or_else(std::env::temp_dir);
@@ -289,7 +297,7 @@ fn measure(
     }
     let mut csv = match &args.csv {
         Some(p) => {
-            let mut f = fs::File::create(p).map_err(|e| Error::io(e).with_path(p))?;
+            let mut f = crate::textfile::open_regular(p).map_err(|e| Error::io(e).with_path(p))?;
             writeln!(f, "{}", Row::csv_header()).map_err(|e| Error::io(e).with_path(p))?;
             Some((p, f))
         }
@@ -345,7 +353,10 @@ fn measure(
     if let Some(p) = &args.plot {
         let title = format!("syncpipe bench: {}", sweep.input);
         let svg = bench::chart(&rows, &swept, &title).to_svg();
-        fs::write(p, svg).map_err(|e| Error::io(e).with_path(p))?;
+        // Looked at again: the sweep may have taken minutes.
+        crate::textfile::open_regular(p)
+            .and_then(|mut f| f.write_all(svg.as_bytes()))
+            .map_err(|e| Error::io(e).with_path(p))?;
     }
     if sweep.failed > 0 {
         eprintln!(

@@ -11,6 +11,7 @@ mod key_source;
 mod manual;
 mod prometheus;
 mod telemetry;
+mod textfile;
 
 use clap::Parser;
 

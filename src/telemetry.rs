@@ -23,6 +23,7 @@ use crate::dashboard::{self, Context, Dashboard, Progress};
 use crate::exporter::Exporter;
 use crate::json_lines::{self, Tuning};
 use crate::prometheus::{self, Labels};
+use crate::textfile::{self, NotRegular};
 
 /// Default `--metrics-interval`: 200 ms, five redraws a second, smooth to
 /// the eye and far too rare to cost anything measurable (one snapshot per
@@ -55,7 +56,8 @@ pub struct TelemetryArgs {
     #[arg(long, global = true)]
     pub json: bool,
     /// Write metrics in the Prometheus text format to PATH (atomically:
-    /// temp file + rename) every interval and at the end.
+    /// temp file + rename) every interval and at the end. PATH must be a
+    /// regular file or new: a symlink, FIFO or device there is refused.
     #[arg(long, value_name = "PATH", global = true)]
     pub prometheus_file: Option<PathBuf>,
     /// Serve metrics at http://ADDR/metrics while the command runs, e.g.
@@ -103,6 +105,10 @@ struct Shared {
     json: bool,
     verbose: bool,
     prometheus_file: Option<PathBuf>,
+    /// Set when something other than a regular file took the textfile's
+    /// place during the run: it is not written again (a rename would
+    /// replace it), and `finish` reports it.
+    prometheus_refused: Mutex<Option<NotRegular>>,
     state: Mutex<State>,
 }
 
@@ -143,10 +149,16 @@ impl Telemetry {
                 || args.json
                 || args.prometheus_file.is_some()
                 || args.metrics_listen.is_some());
+        // Before any work: a device, FIFO or symlink at the path is never
+        // replaced or written through.
+        if let Some(path) = &args.prometheus_file {
+            textfile::check_target("--prometheus-file", path)?;
+        }
         let shared = Arc::new(Shared {
             json: args.json,
             verbose: verbose && !quiet,
             prometheus_file: args.prometheus_file.clone(),
+            prometheus_refused: Mutex::new(None),
             state: Mutex::new(State {
                 command,
                 ctx: Context {
@@ -350,10 +362,14 @@ impl Telemetry {
             ex.stop();
         }
         match (&self.shared.prometheus_file, &self.metrics) {
-            (Some(path), Some(_)) => self
-                .shared
-                .write_prometheus(path, &snap)
-                .map_err(|e| prom_error(path, e)),
+            (Some(path), Some(_)) => {
+                let refused = *self.shared.prometheus_refused.lock();
+                match refused {
+                    Some(what) => Err(what.into_io()),
+                    None => self.shared.write_prometheus(path, &snap),
+                }
+                .map_err(|e| prom_error(path, e))
+            }
             _ => Ok(()),
         }
     }
@@ -387,8 +403,15 @@ impl Shared {
         let labels = st.labels.clone();
         drop(st);
         if let Some(path) = &self.prometheus_file {
-            // Retried at the next tick; the final write in `finish` reports.
-            let _ = self.write_prometheus_with(path, snap, &labels);
+            let mut refused = self.prometheus_refused.lock();
+            if refused.is_none() {
+                // Retried at the next tick; the final write in `finish`
+                // reports. Not so a path taken by something else than a
+                // regular file: a later rename would replace it.
+                if let Err(e) = self.write_prometheus_with(path, snap, &labels) {
+                    *refused = NotRegular::of(&e);
+                }
+            }
         }
     }
 

@@ -783,6 +783,118 @@ fn issue4_completions_and_man_page_are_generated() {
 }
 
 // ---------------------------------------------------------------------------
+// Report paths that are not regular files
+// ---------------------------------------------------------------------------
+
+/// What a path holds, to compare before and after a run: its kind, a
+/// symlink's target, and the bytes of a regular file (or of a symlink's
+/// existing target).
+fn state_of(path: &Path) -> (&'static str, Option<PathBuf>, Option<Vec<u8>>) {
+    let link = fs::read_link(path).ok();
+    let bytes = match common::kind_at(path) {
+        "file" | "symlink" => fs::read(path).ok(),
+        _ => None,
+    };
+    (common::kind_at(path), link, bytes)
+}
+
+#[test]
+fn prometheus_file_refuses_a_fifo_a_symlink_or_a_device_at_its_path() {
+    watchdog(120, || {
+        let env = Env::new();
+        env.write("x.bin", &mixed_data(3 * CHUNK, 501));
+        env.write("target.txt", b"not metrics");
+        common::make_fifo(&env.path("fifo"));
+        std::os::unix::fs::symlink("target.txt", env.path("link")).expect("symlink");
+        std::os::unix::fs::symlink("nowhere", env.path("dangling")).expect("symlink");
+        let mut paths = vec!["fifo", "link", "dangling"];
+        // Run as root, a rename over a device node replaced it by a
+        // regular file (it did so to the real /dev/full).
+        if common::make_null_device(&env.path("dev")) {
+            paths.push("dev");
+        }
+        for p in paths {
+            let before = state_of(&env.path(p));
+            let out = env.run(&["process", "x.bin", "-o", "y.spipe", "--prometheus-file", p]);
+            code(&out, 2);
+            let msg = stderr(&out);
+            assert!(
+                msg.contains("--prometheus-file") && msg.contains("not a regular file"),
+                "{p}: {msg}"
+            );
+            assert_eq!(state_of(&env.path(p)), before, "{p} is left as it was");
+            assert!(
+                !env.path("y.spipe").exists(),
+                "{p}: refused before any work"
+            );
+        }
+        assert_eq!(common::kind_at(&env.path("nowhere")), "absent");
+        assert_eq!(
+            fs::read(env.path("target.txt")).expect("read"),
+            b"not metrics"
+        );
+        // A regular file is still replaced, as ever.
+        env.write("m.prom", b"old\n");
+        code(
+            &env.run(&[
+                "process",
+                "x.bin",
+                "-o",
+                "y.spipe",
+                "--prometheus-file",
+                "m.prom",
+            ]),
+            0,
+        );
+        let m = parse_prometheus(&fs::read_to_string(env.path("m.prom")).expect("textfile"));
+        assert_eq!(m["syncpipe_files_total"], 1.0);
+    });
+}
+
+#[test]
+fn prometheus_file_replaced_by_a_fifo_mid_run_is_left_alone_and_reported() {
+    watchdog(60, || {
+        let env = Env::new();
+        let mut child = env
+            .command(&[
+                "process",
+                "-",
+                "-o",
+                "s.spipe",
+                "--chunk-size",
+                CHUNK_ARG,
+                "--prometheus-file",
+                "m.prom",
+                "--metrics-interval",
+                "10ms",
+            ])
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(&mixed_data(3 * CHUNK, 502)).expect("feed");
+        // The textfile is written at start; the run then waits for stdin.
+        while !env.path("m.prom").exists() {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        fs::remove_file(env.path("m.prom")).expect("rm");
+        common::make_fifo(&env.path("m.prom"));
+        stdin.write_all(&mixed_data(CHUNK, 503)).expect("feed");
+        drop(stdin);
+        let out = child.wait_with_output().expect("wait");
+        code(&out, 1);
+        let msg = stderr(&out);
+        assert!(
+            msg.contains("--prometheus-file") && msg.contains("a FIFO"),
+            "{msg}"
+        );
+        assert_eq!(common::kind_at(&env.path("m.prom")), "fifo");
+        // The refused temp files were removed.
+        assert_eq!(env.listing(), ["m.prom", "s.spipe"]);
+    });
+}
+
+// ---------------------------------------------------------------------------
 // The governor at rest in the final reports of failed runs
 // ---------------------------------------------------------------------------
 
