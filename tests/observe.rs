@@ -895,6 +895,94 @@ fn prometheus_file_replaced_by_a_fifo_mid_run_is_left_alone_and_reported() {
 }
 
 // ---------------------------------------------------------------------------
+// A slow --metrics-listen client
+// ---------------------------------------------------------------------------
+
+#[test]
+fn a_slow_metrics_client_delays_neither_another_scrape_nor_the_exit() {
+    watchdog(60, || {
+        let env = Env::new();
+        let mut child = env
+            .command(&[
+                "process",
+                "-",
+                "-o",
+                "s.spipe",
+                "--chunk-size",
+                CHUNK_ARG,
+                "--metrics-listen",
+                "127.0.0.1:0",
+            ])
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let mut err = BufReader::new(child.stderr.take().expect("stderr"));
+        let mut line = String::new();
+        err.read_line(&mut line).expect("the address line");
+        let addr = line
+            .trim()
+            .strip_prefix("syncpipe: serving metrics at http://")
+            .and_then(|l| l.strip_suffix("/metrics"))
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_string();
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(&mixed_data(3 * CHUNK, 504)).expect("feed");
+        // A client that sends its request a byte at a time, every 500 ms
+        // (each byte well within any per-read timeout): the whole request
+        // would take over a minute, until the server closes on it.
+        let slow = TcpStream::connect(&addr).expect("connect");
+        let trickle = std::thread::spawn(move || {
+            let mut slow = slow;
+            let request = format!(
+                "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Pad: {}\r\n\r\n",
+                "a".repeat(100)
+            );
+            for b in request.bytes() {
+                if slow.write_all(&[b]).is_err() {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(500));
+            }
+        });
+        // Give the server the time to take the slow connection first.
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        // Another scrape is answered meanwhile: the 10 s read timeout is a
+        // watchdog (served after the slow client, it would wait a minute).
+        let mut fast = TcpStream::connect(&addr).expect("connect");
+        fast.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .expect("timeout");
+        write!(fast, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").expect("request");
+        let mut resp = String::new();
+        fast.read_to_string(&mut resp)
+            .expect("an answer while the slow client is connected");
+        assert!(resp.starts_with("HTTP/1.1 200 OK"), "{resp}");
+        assert!(
+            parse_prometheus(resp.split_once("\r\n\r\n").expect("body").1)
+                .contains_key("syncpipe_files_total")
+        );
+        // The end of the input: the run ends, and so must the command,
+        // whatever the slow client does. 15 s is a watchdog, not a timing.
+        drop(stdin);
+        let started = std::time::Instant::now();
+        let status = loop {
+            if let Some(s) = child.try_wait().expect("try_wait") {
+                break s;
+            }
+            if started.elapsed() > std::time::Duration::from_secs(15) {
+                let _ = child.kill();
+                panic!("the command did not exit while a slow client was connected");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        let mut rest = String::new();
+        err.read_to_string(&mut rest).expect("stderr");
+        assert!(status.success(), "{rest}");
+        TcpListener::bind(&addr).expect("the port was released");
+        trickle.join().expect("the trickling client");
+    });
+}
+
+// ---------------------------------------------------------------------------
 // The governor at rest in the final reports of failed runs
 // ---------------------------------------------------------------------------
 
