@@ -23,6 +23,10 @@ pub struct Labels {
     pub command: String,
     /// CPU tokens, IO tokens, channel depth and chunk size of the pipeline.
     pub tuning: Option<[u64; 4]>,
+    /// Files that failed (cancelled ones included) and files skipped; a
+    /// batch knows them once it has ended.
+    pub files_failed: u64,
+    pub files_skipped: u64,
 }
 
 /// The full exposition text for `snap`.
@@ -43,11 +47,21 @@ pub fn render(snap: &Snapshot, labels: &Labels) -> String {
         ],
         1.0,
     );
-    let counters: [(&str, &str, u64); 8] = [
+    let counters: [(&str, &str, u64); 10] = [
         (
             "syncpipe_files_total",
             "Files (runs) finished successfully.",
             snap.files,
+        ),
+        (
+            "syncpipe_files_failed_total",
+            "Files that failed or were cancelled (a batch's counted when it ends).",
+            labels.files_failed,
+        ),
+        (
+            "syncpipe_files_skipped_total",
+            "Files skipped because their output exists (counted when the batch ends).",
+            labels.files_skipped,
         ),
         (
             "syncpipe_chunks_total",

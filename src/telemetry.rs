@@ -119,6 +119,10 @@ struct State {
     tuning: Tuning,
     labels: Labels,
     original_bytes: u64,
+    /// A batch's failed files, reported by `finish` once the exit code is
+    /// known, and its (failed, skipped) counts; `None` for a single file.
+    failures: Vec<Error>,
+    batch: Option<(u64, u64)>,
 }
 
 impl Telemetry {
@@ -169,9 +173,11 @@ impl Telemetry {
                 tuning: Tuning::default(),
                 labels: Labels {
                     command: command.to_string(),
-                    tuning: None,
+                    ..Labels::default()
                 },
                 original_bytes: 0,
+                failures: Vec::new(),
+                batch: None,
             }),
         });
         let metrics = enabled.then(|| {
@@ -241,13 +247,29 @@ impl Telemetry {
     /// Records what the frames and the summary say about the run about to
     /// start: the input (its size gives the progress bar) and the tuning.
     pub fn begin(&self, pipeline: &Pipeline, input: &Path, stages: Option<String>) {
-        let cfg = pipeline.config();
         let total = (input.as_os_str() != "-")
             .then(|| fs::metadata(input).ok().map(|m| m.len()))
             .flatten();
+        self.begin_as(pipeline, &input.display().to_string(), total, stages);
+    }
+
+    /// As [`Telemetry::begin`] for a batch of `files` inputs found by the
+    /// walk, of `total_bytes` in all (the progress, percent and ETA).
+    pub fn begin_batch(&self, pipeline: &Pipeline, files: usize, total_bytes: u64) {
+        self.begin_as(pipeline, &format!("{files} files"), Some(total_bytes), None);
+    }
+
+    fn begin_as(
+        &self,
+        pipeline: &Pipeline,
+        what: &str,
+        total: Option<u64>,
+        stages: Option<String>,
+    ) {
+        let cfg = pipeline.config();
         let mut st = self.shared.state.lock();
         st.ctx = Context {
-            title: format!("{} {}", st.command, input.display()),
+            title: format!("{} {what}", st.command),
             total,
             done: false,
         };
@@ -327,8 +349,19 @@ impl Telemetry {
         }
     }
 
-    /// Ends the command: an `error` line for a failure and the `summary`
-    /// with `--json`, the last Prometheus textfile, the endpoint stopped.
+    /// The outcomes of a batch that are not `file_done`s: its failed files
+    /// (one `error` line each in `finish`), how many were cancelled (the
+    /// command's own error reports them) and skipped.
+    pub fn batch_ended(&self, failures: Vec<Error>, cancelled: usize, skipped: usize) {
+        let mut st = self.shared.state.lock();
+        let failed = (failures.len() + cancelled) as u64;
+        st.batch = Some((failed, skipped as u64));
+        st.failures = failures;
+    }
+
+    /// Ends the command: an `error` line per failed file and for the
+    /// command's failure and the `summary` with `--json`, the last
+    /// Prometheus textfile, the endpoint stopped.
     ///
     /// # Errors
     ///
@@ -340,8 +373,14 @@ impl Telemetry {
             .as_ref()
             .map(|m| m.snapshot())
             .unwrap_or_default();
-        let st = self.shared.state.lock();
+        let mut st = self.shared.state.lock();
+        let (failed, skipped) = st.batch.unwrap_or((u64::from(error.is_some()), 0));
+        st.labels.files_failed = failed;
+        st.labels.files_skipped = skipped;
         if self.shared.json {
+            for e in &st.failures {
+                emit(&json_lines::error(st.command, e, exit_code));
+            }
             if let Some(e) = error {
                 emit(&json_lines::error(st.command, e, exit_code));
             }
@@ -350,7 +389,7 @@ impl Telemetry {
                     st.command,
                     &snap,
                     st.original_bytes,
-                    u64::from(error.is_some()),
+                    (failed, skipped),
                     &st.tuning,
                     exit_code,
                     rss().map(|r| r.1),
