@@ -391,9 +391,11 @@ fn options(
     }
 }
 
-/// Tells the telemetry what the batch is: its title and tuning.
+/// Tells the telemetry what the batch is: its title, tuning and size (the
+/// walk is done, so the total is known: progress, percent and ETA).
 fn begin(tel: &Telemetry, pipeline: &Pipeline, jobs: &[BatchJob]) {
-    tel.begin(pipeline, Path::new(&format!("{} files", jobs.len())), None);
+    let total = jobs.iter().map(|j| j.size).sum();
+    tel.begin_batch(pipeline, jobs.len(), total);
 }
 
 /// Prints the failures (and, with -v, every file), then maps the outcomes
@@ -452,13 +454,16 @@ fn finish(
             failures.len() + cancelled
         );
     }
+    let code = exit_code(ok + skipped, &failures);
+    // --json: an error line per failed file, and the counts in the summary.
+    tel.batch_ended(failures, cancelled, skipped);
     if cancelled > 0 {
         if !v.quiet {
             eprintln!("syncpipe: {cancelled} files not finished (no partial outputs left)");
         }
         return Err(Error::cancelled());
     }
-    Ok(exit_code(ok + skipped, &failures))
+    Ok(code)
 }
 
 fn exit_code(good: usize, failures: &[Error]) -> ExitCode {

@@ -85,7 +85,8 @@ pub struct BenchArgs {
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new()
               .range(1..=bench::MAX_RUNS as u64))]
     runs: usize,
-    /// Also write the rows as CSV to FILE.
+    /// Also write the rows as CSV to FILE (a regular file or a new one: a
+    /// symlink, FIFO or device there is refused).
     #[arg(long, value_name = "FILE")]
     csv: Option<PathBuf>,
     /// Also draw MB/s as an SVG line chart to FILE: x = the first swept
@@ -218,6 +219,13 @@ fn measure(
              bench reports per row (--json, --csv)",
         ));
     }
+    // Before any work: a device, FIFO or symlink at a report path is
+    // never written through or replaced.
+    for (flag, path) in [("--csv", &args.csv), ("--plot", &args.plot)] {
+        if let Some(p) = path {
+            crate::textfile::check_target(flag, p)?;
+        }
+    }
     let mut plan = args.plan();
     plan.check()?;
     let dir = args.dir.clone().unwrap_or_else(std::env::temp_dir);
@@ -295,7 +303,7 @@ fn measure(
     }
     let mut csv = match &args.csv {
         Some(p) => {
-            let mut f = fs::File::create(p).map_err(|e| Error::io(e).with_path(p))?;
+            let mut f = crate::textfile::open_regular(p).map_err(|e| Error::io(e).with_path(p))?;
             writeln!(f, "{}", Row::csv_header()).map_err(|e| Error::io(e).with_path(p))?;
             Some((p, f))
         }
@@ -351,7 +359,10 @@ fn measure(
     if let Some(p) = &args.plot {
         let title = format!("syncpipe bench: {}", sweep.input);
         let svg = bench::chart(&rows, &swept, &title).to_svg();
-        fs::write(p, svg).map_err(|e| Error::io(e).with_path(p))?;
+        // Looked at again: the sweep may have taken minutes.
+        crate::textfile::open_regular(p)
+            .and_then(|mut f| f.write_all(svg.as_bytes()))
+            .map_err(|e| Error::io(e).with_path(p))?;
     }
     if sweep.failed > 0 {
         eprintln!(

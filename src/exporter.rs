@@ -1,24 +1,44 @@
 //! The `--metrics-listen` endpoint: a plain thread that answers
 //! `GET /metrics` with the Prometheus text for as long as the command runs.
 //!
-//! No async runtime: one thread, one connection at a time (a scrape is a
-//! few kilobytes once per scrape interval), a non-blocking listener polled
-//! every 25 ms so that `stop` ends the thread promptly without any trick to
-//! wake a blocked `accept`.
+//! No async runtime. The listener thread only accepts (non-blocking, polled
+//! every 25 ms, so that `stop` ends it promptly without any trick to wake a
+//! blocked `accept`); each connection is served on a short-lived thread of
+//! its own, at most [`MAX_CONNECTIONS`] at once, and has [`DEADLINE`] for
+//! the whole exchange. A client that trickles its request byte by byte, or
+//! never reads the answer, therefore delays neither another scrape nor the
+//! end of the command: served one at a time on the listener thread, with a
+//! timeout per read, one such client used to keep a 1-second run alive for
+//! over a minute.
 
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
 
 /// How often the idle listener checks for the stop flag and new connections.
 const POLL: Duration = Duration::from_millis(25);
-/// A client gets this long to send its request and read the answer.
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(2);
+/// A client gets this long, from its connection, to send its request and
+/// read the answer (a scrape is a few kilobytes on loopback).
+pub const DEADLINE: Duration = Duration::from_secs(1);
+/// Connections served at once; more are answered 503 at once and closed.
+/// A scraper needs one; the cap bounds the threads a flood of clients gets.
+pub const MAX_CONNECTIONS: usize = 8;
 /// Requests are a line and a few headers; anything longer is cut off.
 const MAX_REQUEST: usize = 8 << 10;
+
+/// The connections being served, by number: a second handle on each socket,
+/// so that `stop` can shut them all down (which ends their blocked reads
+/// and writes at once), and their threads, to be joined.
+#[derive(Default)]
+struct Live {
+    next: u64,
+    streams: Vec<(u64, TcpStream)>,
+}
 
 /// A running endpoint; [`Exporter::stop`] ends it (dropping it does too).
 pub struct Exporter {
@@ -36,29 +56,17 @@ impl Exporter {
     /// The bind error (e.g. `AddrInUse`), or a failure to start the thread.
     pub fn start(
         addr: SocketAddr,
-        render: impl Fn() -> String + Send + 'static,
+        render: impl Fn() -> String + Send + Sync + 'static,
     ) -> io::Result<Exporter> {
         let listener = TcpListener::bind(addr)?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
+        let render = Arc::new(render);
         let thread = thread::Builder::new()
             .name("syncpipe-exporter".into())
-            .spawn(move || {
-                // Relaxed: the flag carries no data; `join` in `stop` is the
-                // synchronisation that matters.
-                while !flag.load(Ordering::Relaxed) {
-                    match listener.accept() {
-                        // A client that misbehaves only loses its answer.
-                        Ok((stream, _)) => {
-                            let _ = serve(stream, &render);
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => thread::sleep(POLL),
-                        Err(_) => thread::sleep(POLL),
-                    }
-                }
-            })?;
+            .spawn(move || accept_loop(&listener, &flag, &render))?;
         Ok(Exporter {
             addr,
             stop,
@@ -71,7 +79,9 @@ impl Exporter {
         self.addr
     }
 
-    /// Stops serving and waits for the thread; the port is free afterwards.
+    /// Stops serving and waits for the threads; the port is free afterwards.
+    /// Connections still being served are shut down first, which ends their
+    /// blocked reads and writes at once: a slow client is not waited for.
     pub fn stop(mut self) {
         self.shutdown();
     }
@@ -90,14 +100,106 @@ impl Drop for Exporter {
     }
 }
 
-/// Answers one HTTP/1.x request and closes the connection.
-fn serve(mut stream: TcpStream, render: &impl Fn() -> String) -> io::Result<()> {
+/// The listener thread: accepts until `stop`, then shuts down the
+/// connections still open and joins their threads.
+fn accept_loop<F>(listener: &TcpListener, stop: &AtomicBool, render: &Arc<F>)
+where
+    F: Fn() -> String + Send + Sync + 'static,
+{
+    let live = Arc::new(Mutex::new(Live::default()));
+    let mut threads: Vec<JoinHandle<()>> = Vec::new();
+    // Relaxed: the flag carries no data; `join` in `stop` is the
+    // synchronisation that matters.
+    while !stop.load(Ordering::Relaxed) {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                threads.retain(|t| !t.is_finished());
+                if let Some(t) = start_connection(stream, &live, render) {
+                    threads.push(t);
+                }
+            }
+            Err(_) => thread::sleep(POLL),
+        }
+    }
+    for (_, s) in live.lock().streams.drain(..) {
+        let _ = s.shutdown(Shutdown::Both);
+    }
+    for t in threads {
+        let _ = t.join();
+    }
+}
+
+/// Serves `stream` on a thread of its own, or answers 503 when
+/// [`MAX_CONNECTIONS`] are being served (or no thread can be started).
+fn start_connection<F>(
+    stream: TcpStream,
+    live: &Arc<Mutex<Live>>,
+    render: &Arc<F>,
+) -> Option<JoinHandle<()>>
+where
+    F: Fn() -> String + Send + Sync + 'static,
+{
+    let id = {
+        let mut l = live.lock();
+        let handle = stream.try_clone().ok();
+        match handle {
+            Some(h) if l.streams.len() < MAX_CONNECTIONS => {
+                let id = l.next;
+                l.next += 1;
+                l.streams.push((id, h));
+                Some(id)
+            }
+            _ => None,
+        }
+    };
+    let Some(id) = id else {
+        busy(stream);
+        return None;
+    };
+    let (mine, render) = (Arc::clone(live), Arc::clone(render));
+    let spawned = thread::Builder::new()
+        .name("syncpipe-scrape".into())
+        .spawn(move || {
+            // A client that misbehaves only loses its answer.
+            let _ = serve(stream, Instant::now() + DEADLINE, &*render);
+            mine.lock().streams.retain(|(i, _)| *i != id);
+        });
+    if spawned.is_err() {
+        // The stream went with the closure (closed); its handle goes too.
+        live.lock().streams.retain(|(i, _)| *i != id);
+    }
+    spawned.ok()
+}
+
+/// Answers 503 without waiting for anything: a non-blocking write of a few
+/// bytes into an empty socket buffer, then the connection is closed.
+fn busy(mut stream: TcpStream) {
+    let _ = stream.set_nonblocking(true);
+    let _ = stream.write(
+        b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    );
+}
+
+/// Time left before `deadline`, or a `TimedOut` error once it has passed.
+fn left(deadline: Instant) -> io::Result<Duration> {
+    let now = Instant::now();
+    if now >= deadline {
+        return Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "the client took longer than its deadline",
+        ));
+    }
+    Ok(deadline - now)
+}
+
+/// Answers one HTTP/1.x request and closes the connection; every read and
+/// write waits at most for what is left of `deadline`.
+fn serve(mut stream: TcpStream, deadline: Instant, render: &impl Fn() -> String) -> io::Result<()> {
     stream.set_nonblocking(false)?;
-    stream.set_read_timeout(Some(CLIENT_TIMEOUT))?;
-    stream.set_write_timeout(Some(CLIENT_TIMEOUT))?;
     let mut req = Vec::with_capacity(512);
     let mut buf = [0u8; 1024];
     while !req.windows(4).any(|w| w == b"\r\n\r\n") && req.len() < MAX_REQUEST {
+        stream.set_read_timeout(Some(left(deadline)?))?;
         let n = stream.read(&mut buf)?;
         if n == 0 {
             break;
@@ -125,15 +227,26 @@ fn serve(mut stream: TcpStream, render: &impl Fn() -> String) -> io::Result<()> 
             "only GET\n".to_string(),
         ),
     };
-    let head = format!(
+    let mut reply = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
-    );
-    stream.write_all(head.as_bytes())?;
+    )
+    .into_bytes();
     if method != "HEAD" {
-        stream.write_all(body.as_bytes())?;
+        reply.extend_from_slice(body.as_bytes());
     }
-    stream.flush()
+    // `write_all` would give each write the whole timeout again.
+    let mut rest = &reply[..];
+    while !rest.is_empty() {
+        stream.set_write_timeout(Some(left(deadline)?))?;
+        match stream.write(rest) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => rest = &rest[n..],
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

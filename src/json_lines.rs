@@ -109,7 +109,7 @@ pub fn summary(
     command: &str,
     snap: &Snapshot,
     original_bytes: u64,
-    files_failed: u64,
+    (files_failed, files_skipped): (u64, u64),
     tuning: &Tuning,
     exit_code: i32,
     rss_peak: Option<u64>,
@@ -139,6 +139,7 @@ pub fn summary(
         "exit_code": exit_code,
         "files_done": snap.files,
         "files_failed": files_failed,
+        "files_skipped": files_skipped,
         "bytes_in": snap.bytes_in,
         "bytes_out": snap.bytes_out,
         "original_bytes": original_bytes,
@@ -274,7 +275,7 @@ mod tests {
             "process",
             &Snapshot::default(),
             0,
-            0,
+            (0, 0),
             &Tuning {
                 storage_type: "ssd",
                 ..Tuning::default()

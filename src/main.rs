@@ -13,6 +13,7 @@ mod prometheus;
 mod signals;
 mod stdin_state;
 mod telemetry;
+mod textfile;
 
 use clap::Parser;
 

@@ -325,8 +325,8 @@ impl Metrics {
         }
     }
 
-    /// Refreshes the snapshot after a run (or a batch) that failed, once its
-    /// threads are joined: no totals are added (nothing finished), but the
+    /// Refreshes the snapshot after a run that failed, or at the end of a
+    /// batch, once its threads are joined: no totals are added, but the
     /// gauges — permits, workers, buffer bytes — are read again, so a final
     /// summary after an error or a cancel shows the governor as the run
     /// left it, not as the last tick saw it mid-run.

@@ -247,6 +247,20 @@ impl Pipeline {
         force: bool,
         derived: bool,
     ) -> Result<Report> {
+        // Refreshed on every failure, also one before the run (the
+        // snapshot would otherwise be an empty one, no permits at all) or
+        // after it (the commit).
+        self.process_path_body(input, output, force, derived)
+            .inspect_err(|_| self.failed())
+    }
+
+    fn process_path_body(
+        &self,
+        input: &Path,
+        output: &Path,
+        force: bool,
+        derived: bool,
+    ) -> Result<Report> {
         let (file, meta) = output::open_input(input)?;
         // A second descriptor of the same open file, to look at it again
         // once the reader (which owns `file`) is done.
@@ -304,6 +318,17 @@ impl Pipeline {
         force: bool,
         derived: bool,
     ) -> Result<Report> {
+        self.restore_path_body(input, output, force, derived)
+            .inspect_err(|_| self.failed())
+    }
+
+    fn restore_path_body(
+        &self,
+        input: &Path,
+        output: &Path,
+        force: bool,
+        derived: bool,
+    ) -> Result<Report> {
         let (file, _) = output::open_input(input)?;
         let mut source = Source::new(file, self.inner.config.reader);
         // Header and key first: a wrong key or a foreign file creates
@@ -331,9 +356,12 @@ impl Pipeline {
         output: &Path,
         force: bool,
     ) -> Result<Report> {
-        let opened = self.open_header(&mut input)?;
-        let out = OutputFile::create_for(output, force)?;
-        self.restore_into(opened, input, out)
+        let run = || {
+            let opened = self.open_header(&mut input)?;
+            let out = OutputFile::create_for(output, force)?;
+            self.restore_into(opened, input, out)
+        };
+        run().inspect_err(|_| self.failed())
     }
 
     fn restore_into<R: Read + Send>(
@@ -966,7 +994,7 @@ impl Pipeline {
         ActiveRun(self)
     }
 
-    /// After a failed run or batch (its threads joined): the metrics'
+    /// After a failed run or any batch (its threads joined): the metrics'
     /// gauges are read again (see [`Metrics::run_failed`]).
     pub(crate) fn failed(&self) {
         if let Some(m) = &self.inner.metrics {

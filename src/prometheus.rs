@@ -14,6 +14,8 @@ use std::path::Path;
 
 use syncpipe::metrics::{Family, Snapshot};
 
+use crate::textfile::not_regular;
+
 /// What the text says about the run besides the snapshot.
 #[derive(Debug, Clone, Default)]
 pub struct Labels {
@@ -21,6 +23,10 @@ pub struct Labels {
     pub command: String,
     /// CPU tokens, IO tokens, channel depth and chunk size of the pipeline.
     pub tuning: Option<[u64; 4]>,
+    /// Files that failed (cancelled ones included) and files skipped; a
+    /// batch knows them once it has ended.
+    pub files_failed: u64,
+    pub files_skipped: u64,
 }
 
 /// The full exposition text for `snap`.
@@ -41,11 +47,21 @@ pub fn render(snap: &Snapshot, labels: &Labels) -> String {
         ],
         1.0,
     );
-    let counters: [(&str, &str, u64); 8] = [
+    let counters: [(&str, &str, u64); 10] = [
         (
             "syncpipe_files_total",
             "Files (runs) finished successfully.",
             snap.files,
+        ),
+        (
+            "syncpipe_files_failed_total",
+            "Files that failed or were cancelled (a batch's counted when it ends).",
+            labels.files_failed,
+        ),
+        (
+            "syncpipe_files_skipped_total",
+            "Files skipped because their output exists (counted when the batch ends).",
+            labels.files_skipped,
         ),
         (
             "syncpipe_chunks_total",
@@ -252,10 +268,14 @@ fn number(v: f64) -> String {
 
 /// Writes `text` to `path` atomically: a temp file in the same folder,
 /// flushed, then renamed over `path`, so a collector never reads half a file.
+/// A rename replaces whatever is at `path`, so it is made only while
+/// nothing or a regular file is there (see `textfile.rs`).
 ///
 /// # Errors
 ///
-/// Any I/O error of creating, writing or renaming the temp file.
+/// Any I/O error of creating, writing or renaming the temp file;
+/// `NotRegular` when something else than a regular file is at `path`
+/// (the temp file is then removed, and `path` left alone).
 pub fn write_atomic(path: &Path, text: &str) -> io::Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
@@ -274,6 +294,11 @@ pub fn write_atomic(path: &Path, text: &str) -> io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     tmp.as_file()
         .set_permissions(fs::Permissions::from_mode(0o644))?;
+    // Checked last, right before the rename: the window left is the one
+    // between this look and the rename itself.
+    if let Some(what) = not_regular(path) {
+        return Err(what.into_io());
+    }
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
 }
@@ -281,6 +306,7 @@ pub fn write_atomic(path: &Path, text: &str) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::textfile::NotRegular;
 
     #[test]
     fn numbers_and_escapes_follow_the_format() {
@@ -313,6 +339,28 @@ mod tests {
         assert_eq!(fs::read_to_string(&p).expect("read back"), "a 2\n");
         let names: Vec<_> = fs::read_dir(dir.path()).expect("list").collect();
         assert_eq!(names.len(), 1, "no temp file is left");
+    }
+
+    #[test]
+    fn a_symlink_at_the_path_is_not_replaced() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let target = dir.path().join("t");
+        fs::write(&target, "kept").expect("write");
+        let link = dir.path().join("m.prom");
+        std::os::unix::fs::symlink(&target, &link).expect("symlink");
+        let e = write_atomic(&link, "a 1\n").expect_err("refused");
+        assert!(NotRegular::of(&e).is_some(), "{e}");
+        assert!(fs::symlink_metadata(&link)
+            .expect("lstat")
+            .file_type()
+            .is_symlink());
+        assert_eq!(fs::read_to_string(&target).expect("read"), "kept");
+        let mut names: Vec<_> = fs::read_dir(dir.path())
+            .expect("list")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["m.prom", "t"], "no temp file is left");
     }
 
     #[test]

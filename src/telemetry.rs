@@ -23,6 +23,7 @@ use crate::dashboard::{self, Context, Dashboard, Progress};
 use crate::exporter::Exporter;
 use crate::json_lines::{self, Tuning};
 use crate::prometheus::{self, Labels};
+use crate::textfile::{self, NotRegular};
 
 /// Default `--metrics-interval`: 200 ms, five redraws a second, smooth to
 /// the eye and far too rare to cost anything measurable (one snapshot per
@@ -55,7 +56,8 @@ pub struct TelemetryArgs {
     #[arg(long, global = true)]
     pub json: bool,
     /// Write metrics in the Prometheus text format to PATH (atomically:
-    /// temp file + rename) every interval and at the end.
+    /// temp file + rename) every interval and at the end. PATH must be a
+    /// regular file or new: a symlink, FIFO or device there is refused.
     #[arg(long, value_name = "PATH", global = true)]
     pub prometheus_file: Option<PathBuf>,
     /// Serve metrics at http://ADDR/metrics while the command runs, e.g.
@@ -103,6 +105,10 @@ struct Shared {
     json: bool,
     verbose: bool,
     prometheus_file: Option<PathBuf>,
+    /// Set when something other than a regular file took the textfile's
+    /// place during the run: it is not written again (a rename would
+    /// replace it), and `finish` reports it.
+    prometheus_refused: Mutex<Option<NotRegular>>,
     state: Mutex<State>,
 }
 
@@ -113,6 +119,10 @@ struct State {
     tuning: Tuning,
     labels: Labels,
     original_bytes: u64,
+    /// A batch's failed files, reported by `finish` once the exit code is
+    /// known, and its (failed, skipped) counts; `None` for a single file.
+    failures: Vec<Error>,
+    batch: Option<(u64, u64)>,
 }
 
 impl Telemetry {
@@ -143,10 +153,16 @@ impl Telemetry {
                 || args.json
                 || args.prometheus_file.is_some()
                 || args.metrics_listen.is_some());
+        // Before any work: a device, FIFO or symlink at the path is never
+        // replaced or written through.
+        if let Some(path) = &args.prometheus_file {
+            textfile::check_target("--prometheus-file", path)?;
+        }
         let shared = Arc::new(Shared {
             json: args.json,
             verbose: verbose && !quiet,
             prometheus_file: args.prometheus_file.clone(),
+            prometheus_refused: Mutex::new(None),
             state: Mutex::new(State {
                 command,
                 ctx: Context {
@@ -157,9 +173,11 @@ impl Telemetry {
                 tuning: Tuning::default(),
                 labels: Labels {
                     command: command.to_string(),
-                    tuning: None,
+                    ..Labels::default()
                 },
                 original_bytes: 0,
+                failures: Vec::new(),
+                batch: None,
             }),
         });
         let metrics = enabled.then(|| {
@@ -229,13 +247,29 @@ impl Telemetry {
     /// Records what the frames and the summary say about the run about to
     /// start: the input (its size gives the progress bar) and the tuning.
     pub fn begin(&self, pipeline: &Pipeline, input: &Path, stages: Option<String>) {
-        let cfg = pipeline.config();
         let total = (input.as_os_str() != "-")
             .then(|| fs::metadata(input).ok().map(|m| m.len()))
             .flatten();
+        self.begin_as(pipeline, &input.display().to_string(), total, stages);
+    }
+
+    /// As [`Telemetry::begin`] for a batch of `files` inputs found by the
+    /// walk, of `total_bytes` in all (the progress, percent and ETA).
+    pub fn begin_batch(&self, pipeline: &Pipeline, files: usize, total_bytes: u64) {
+        self.begin_as(pipeline, &format!("{files} files"), Some(total_bytes), None);
+    }
+
+    fn begin_as(
+        &self,
+        pipeline: &Pipeline,
+        what: &str,
+        total: Option<u64>,
+        stages: Option<String>,
+    ) {
+        let cfg = pipeline.config();
         let mut st = self.shared.state.lock();
         st.ctx = Context {
-            title: format!("{} {}", st.command, input.display()),
+            title: format!("{} {what}", st.command),
             total,
             done: false,
         };
@@ -315,8 +349,19 @@ impl Telemetry {
         }
     }
 
-    /// Ends the command: an `error` line for a failure and the `summary`
-    /// with `--json`, the last Prometheus textfile, the endpoint stopped.
+    /// The outcomes of a batch that are not `file_done`s: its failed files
+    /// (one `error` line each in `finish`), how many were cancelled (the
+    /// command's own error reports them) and skipped.
+    pub fn batch_ended(&self, failures: Vec<Error>, cancelled: usize, skipped: usize) {
+        let mut st = self.shared.state.lock();
+        let failed = (failures.len() + cancelled) as u64;
+        st.batch = Some((failed, skipped as u64));
+        st.failures = failures;
+    }
+
+    /// Ends the command: an `error` line per failed file and for the
+    /// command's failure and the `summary` with `--json`, the last
+    /// Prometheus textfile, the endpoint stopped.
     ///
     /// # Errors
     ///
@@ -328,8 +373,14 @@ impl Telemetry {
             .as_ref()
             .map(|m| m.snapshot())
             .unwrap_or_default();
-        let st = self.shared.state.lock();
+        let mut st = self.shared.state.lock();
+        let (failed, skipped) = st.batch.unwrap_or((u64::from(error.is_some()), 0));
+        st.labels.files_failed = failed;
+        st.labels.files_skipped = skipped;
         if self.shared.json {
+            for e in &st.failures {
+                emit(&json_lines::error(st.command, e, exit_code));
+            }
             if let Some(e) = error {
                 emit(&json_lines::error(st.command, e, exit_code));
             }
@@ -338,7 +389,7 @@ impl Telemetry {
                     st.command,
                     &snap,
                     st.original_bytes,
-                    u64::from(error.is_some()),
+                    (failed, skipped),
                     &st.tuning,
                     exit_code,
                     rss().map(|r| r.1),
@@ -350,10 +401,14 @@ impl Telemetry {
             ex.stop();
         }
         match (&self.shared.prometheus_file, &self.metrics) {
-            (Some(path), Some(_)) => self
-                .shared
-                .write_prometheus(path, &snap)
-                .map_err(|e| prom_error(path, e)),
+            (Some(path), Some(_)) => {
+                let refused = *self.shared.prometheus_refused.lock();
+                match refused {
+                    Some(what) => Err(what.into_io()),
+                    None => self.shared.write_prometheus(path, &snap),
+                }
+                .map_err(|e| prom_error(path, e))
+            }
             _ => Ok(()),
         }
     }
@@ -387,8 +442,15 @@ impl Shared {
         let labels = st.labels.clone();
         drop(st);
         if let Some(path) = &self.prometheus_file {
-            // Retried at the next tick; the final write in `finish` reports.
-            let _ = self.write_prometheus_with(path, snap, &labels);
+            let mut refused = self.prometheus_refused.lock();
+            if refused.is_none() {
+                // Retried at the next tick; the final write in `finish`
+                // reports. Not so a path taken by something else than a
+                // regular file: a later rename would replace it.
+                if let Err(e) = self.write_prometheus_with(path, snap, &labels) {
+                    *refused = NotRegular::of(&e);
+                }
+            }
         }
     }
 

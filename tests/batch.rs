@@ -807,3 +807,202 @@ fn issue5_json_reports_every_file_of_a_batch() {
         files
     );
 }
+
+/// Every stdout line of a `--json` run, parsed.
+fn json_of(out: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("every stdout line is JSON"))
+        .collect()
+}
+
+/// The `error` lines' (input, kind) pairs, sorted, after checking that each
+/// has the shape of the command's own error line and the batch's exit code;
+/// and the summary, checked to be the last line.
+fn errors_and_summary(out: &Output, exit: i32) -> (Vec<(String, String)>, serde_json::Value) {
+    let lines = json_of(out);
+    let summary = lines.last().expect("a summary").clone();
+    assert_eq!(summary["message_type"], "summary", "{lines:?}");
+    assert_eq!(summary["exit_code"], exit);
+    let mut errors: Vec<(String, String)> = lines
+        .iter()
+        .filter(|l| l["message_type"] == "error")
+        .map(|l| {
+            assert_eq!(l["backend"], "sync");
+            assert!(l["command"].is_string(), "{l}");
+            assert!(l["error"]["message"].is_string(), "{l}");
+            assert!(l.get("chunk").is_some(), "{l}");
+            assert_eq!(l["exit_code"], exit, "{l}");
+            (
+                l["input"].as_str().expect("the file is named").to_string(),
+                l["error"]["kind"].as_str().expect("a kind").to_string(),
+            )
+        })
+        .collect();
+    errors.sort();
+    // The gauges of the final summary: every permit back.
+    let g = &summary["gauges"];
+    assert!(g["cpu_permits"].as_u64().expect("cpu permits") > 0, "{g}");
+    assert_eq!(g["cpu_permits_available"], g["cpu_permits"], "{g}");
+    assert_eq!(g["io_permits_available"], g["io_permits"], "{g}");
+    assert_eq!(g["buffer_bytes"], 0, "{g}");
+    (errors, summary)
+}
+
+#[test]
+fn json_names_each_failed_file_of_a_batch_and_counts_failed_and_skipped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    fs::create_dir(d.join("in")).expect("mkdir");
+    for i in 0..3 {
+        fs::write(d.join(format!("in/ok{i}.txt")), format!("{i}\n").repeat(99)).expect("w");
+    }
+    symlink("nowhere", d.join("in/dangling")).expect("symlink");
+    fs::write(d.join("outside.txt"), b"outside").expect("w");
+    let prom = |d: &Path| -> String { fs::read_to_string(d.join("m.prom")).expect("textfile") };
+
+    // A dangling link found by the walk.
+    let out = run(
+        d,
+        &[
+            "process",
+            "-r",
+            "in",
+            "--output-dir",
+            "o",
+            "--json",
+            "--prometheus-file",
+            "m.prom",
+        ],
+    );
+    code(&out, 5);
+    let (errors, s) = errors_and_summary(&out, 5);
+    assert_eq!(errors, [("in/dangling".to_string(), "io".to_string())]);
+    assert_eq!(s["files_done"], 3);
+    assert_eq!(s["files_failed"], 1);
+    assert_eq!(s["files_skipped"], 0);
+    assert!(
+        prom(d).contains("\nsyncpipe_files_failed_total 1\n"),
+        "{}",
+        prom(d)
+    );
+
+    // Again with --skip-existing: the three done files are skipped.
+    let out = run(
+        d,
+        &[
+            "process",
+            "-r",
+            "in",
+            "--output-dir",
+            "o",
+            "--skip-existing",
+            "--json",
+            "--prometheus-file",
+            "m.prom",
+        ],
+    );
+    code(&out, 5);
+    let (errors, s) = errors_and_summary(&out, 5);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(s["files_done"], 0);
+    assert_eq!(s["files_failed"], 1);
+    assert_eq!(s["files_skipped"], 3);
+    assert!(
+        prom(d).contains("\nsyncpipe_files_skipped_total 3\n"),
+        "{}",
+        prom(d)
+    );
+
+    // A --files-from list naming a missing file and a path that would
+    // escape the output folder.
+    fs::write(d.join("list"), "in/ok0.txt\nmissing.txt\n../outside.txt\n").expect("w");
+    let out = run(
+        d,
+        &[
+            "process",
+            "--files-from",
+            "list",
+            "--output-dir",
+            "o2",
+            "--json",
+        ],
+    );
+    code(&out, 5);
+    let (errors, s) = errors_and_summary(&out, 5);
+    assert_eq!(
+        errors,
+        [
+            ("../outside.txt".to_string(), "usage".to_string()),
+            ("missing.txt".to_string(), "io".to_string()),
+        ]
+    );
+    assert_eq!(s["files_failed"], 2);
+
+    // A damaged container in verify -r.
+    let victim = d.join("o/ok1.txt.spipe");
+    let mut bytes = fs::read(&victim).expect("read");
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x40;
+    fs::write(&victim, &bytes).expect("write");
+    let out = run(d, &["verify", "-r", "o", "--json"]);
+    code(&out, 5);
+    let (errors, s) = errors_and_summary(&out, 5);
+    assert_eq!(
+        errors,
+        [("o/ok1.txt.spipe".to_string(), "integrity".to_string())]
+    );
+    assert_eq!(s["files_done"], 2);
+    assert_eq!(s["files_failed"], 1);
+}
+
+#[test]
+fn json_status_lines_of_a_batch_know_its_total() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    fs::create_dir(d.join("in")).expect("mkdir");
+    let sizes = [4 << 20, 1 << 20, 1000];
+    for (i, len) in sizes.iter().enumerate() {
+        fs::write(
+            d.join(format!("in/f{i}")),
+            common::mixed_data(*len, 7 + i as u64),
+        )
+        .expect("w");
+    }
+    let total: u64 = sizes.iter().map(|&s| s as u64).sum();
+    // brotli:9 on one CPU token keeps the run far longer than the 10 ms
+    // interval, so status lines come.
+    let out = run(
+        d,
+        &[
+            "process",
+            "-r",
+            "in",
+            "--output-dir",
+            "o",
+            "--json",
+            "-s",
+            "brotli:9",
+            "--cpu-tokens",
+            "1",
+            "--metrics-interval",
+            "10ms",
+        ],
+    );
+    code(&out, 0);
+    let lines = json_of(&out);
+    let status: Vec<_> = lines
+        .iter()
+        .filter(|l| l["message_type"] == "status")
+        .collect();
+    assert!(!status.is_empty(), "no status line: {lines:?}");
+    for s in &status {
+        assert_eq!(s["total_bytes"], total, "{s}");
+        let p = s["percent_done"].as_f64().expect("percent_done is known");
+        assert!((0.0..=100.0).contains(&p), "{s}");
+    }
+    assert!(
+        status.iter().any(|s| s["eta_s"].as_f64().is_some()),
+        "an ETA once bytes were read: {status:?}"
+    );
+}

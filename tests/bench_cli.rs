@@ -4,6 +4,8 @@
 //! order; bad flags exit 2; a file input works; Ctrl-C exits 130 leaving
 //! no temp file. Small inputs (a few MiB) keep each test short.
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -384,4 +386,74 @@ fn sigint_exits_130_and_leaves_no_temp_file() {
         "{:?}",
         leftovers(dir.path(), &[])
     );
+}
+
+#[test]
+fn csv_and_plot_refuse_a_fifo_a_symlink_or_a_device_at_their_path() {
+    common::watchdog(60, || {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let d = dir.path();
+        std::fs::write(d.join("target.txt"), b"kept").expect("write");
+        common::make_fifo(&d.join("fifo"));
+        std::os::unix::fs::symlink("target.txt", d.join("link")).expect("symlink");
+        std::os::unix::fs::symlink("nowhere", d.join("dangling")).expect("symlink");
+        let mut names = vec!["fifo", "link", "dangling"];
+        if common::make_null_device(&d.join("dev")) {
+            names.push("dev");
+        }
+        let state = |p: &Path| {
+            (
+                common::kind_at(p),
+                std::fs::read_link(p).ok(),
+                std::fs::read(d.join("target.txt")).ok(),
+            )
+        };
+        for flag in ["--csv", "--plot"] {
+            for name in &names {
+                let p = d.join(name);
+                let before = state(&p);
+                let out = bench(
+                    d,
+                    &[
+                        "--size",
+                        "64KiB",
+                        flag,
+                        p.to_str().expect("utf-8 path"),
+                        "-q",
+                    ],
+                );
+                let err = text(&out.stderr);
+                assert_eq!(out.status.code(), Some(2), "{flag} {name}: {err}");
+                assert!(
+                    err.contains(flag) && err.contains("not a regular file"),
+                    "{flag} {name}: {err}"
+                );
+                assert_eq!(state(&p), before, "{flag} {name} is left as it was");
+            }
+        }
+        assert_eq!(common::kind_at(&d.join("nowhere")), "absent");
+        // Regular files are still replaced, and nothing else is left.
+        std::fs::write(d.join("c.csv"), b"old").expect("write");
+        std::fs::write(d.join("p.svg"), b"old").expect("write");
+        let (csv, svg) = (d.join("c.csv"), d.join("p.svg"));
+        let out = bench(
+            d,
+            &[
+                "--size",
+                "64KiB",
+                "--csv",
+                csv.to_str().expect("utf-8 path"),
+                "--plot",
+                svg.to_str().expect("utf-8 path"),
+                "-q",
+            ],
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert_eq!(read_csv(&csv).len(), 1);
+        let body = std::fs::read_to_string(&svg).expect("svg");
+        assert!(body.starts_with("<svg"), "{body}");
+        let mut keep = vec!["target.txt", "link", "dangling", "c.csv", "p.svg"];
+        keep.extend(&names);
+        assert!(leftovers(d, &keep).is_empty(), "{:?}", leftovers(d, &keep));
+    });
 }

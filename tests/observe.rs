@@ -781,3 +781,294 @@ fn issue4_completions_and_man_page_are_generated() {
         assert!(page.contains(word), "man page lacks {word}");
     }
 }
+
+// ---------------------------------------------------------------------------
+// Report paths that are not regular files
+// ---------------------------------------------------------------------------
+
+/// What a path holds, to compare before and after a run: its kind, a
+/// symlink's target, and the bytes of a regular file (or of a symlink's
+/// existing target).
+fn state_of(path: &Path) -> (&'static str, Option<PathBuf>, Option<Vec<u8>>) {
+    let link = fs::read_link(path).ok();
+    let bytes = match common::kind_at(path) {
+        "file" | "symlink" => fs::read(path).ok(),
+        _ => None,
+    };
+    (common::kind_at(path), link, bytes)
+}
+
+#[test]
+fn prometheus_file_refuses_a_fifo_a_symlink_or_a_device_at_its_path() {
+    watchdog(120, || {
+        let env = Env::new();
+        env.write("x.bin", &mixed_data(3 * CHUNK, 501));
+        env.write("target.txt", b"not metrics");
+        common::make_fifo(&env.path("fifo"));
+        std::os::unix::fs::symlink("target.txt", env.path("link")).expect("symlink");
+        std::os::unix::fs::symlink("nowhere", env.path("dangling")).expect("symlink");
+        let mut paths = vec!["fifo", "link", "dangling"];
+        // Run as root, a rename over a device node replaced it by a
+        // regular file (it did so to the real /dev/full).
+        if common::make_null_device(&env.path("dev")) {
+            paths.push("dev");
+        }
+        for p in paths {
+            let before = state_of(&env.path(p));
+            let out = env.run(&["process", "x.bin", "-o", "y.spipe", "--prometheus-file", p]);
+            code(&out, 2);
+            let msg = stderr(&out);
+            assert!(
+                msg.contains("--prometheus-file") && msg.contains("not a regular file"),
+                "{p}: {msg}"
+            );
+            assert_eq!(state_of(&env.path(p)), before, "{p} is left as it was");
+            assert!(
+                !env.path("y.spipe").exists(),
+                "{p}: refused before any work"
+            );
+        }
+        assert_eq!(common::kind_at(&env.path("nowhere")), "absent");
+        assert_eq!(
+            fs::read(env.path("target.txt")).expect("read"),
+            b"not metrics"
+        );
+        // A regular file is still replaced, as ever.
+        env.write("m.prom", b"old\n");
+        code(
+            &env.run(&[
+                "process",
+                "x.bin",
+                "-o",
+                "y.spipe",
+                "--prometheus-file",
+                "m.prom",
+            ]),
+            0,
+        );
+        let m = parse_prometheus(&fs::read_to_string(env.path("m.prom")).expect("textfile"));
+        assert_eq!(m["syncpipe_files_total"], 1.0);
+    });
+}
+
+#[test]
+fn prometheus_file_replaced_by_a_fifo_mid_run_is_left_alone_and_reported() {
+    watchdog(60, || {
+        let env = Env::new();
+        let mut child = env
+            .command(&[
+                "process",
+                "-",
+                "-o",
+                "s.spipe",
+                "--chunk-size",
+                CHUNK_ARG,
+                "--prometheus-file",
+                "m.prom",
+                "--metrics-interval",
+                "10ms",
+            ])
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(&mixed_data(3 * CHUNK, 502)).expect("feed");
+        // The textfile is written at start; the run then waits for stdin.
+        while !env.path("m.prom").exists() {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        fs::remove_file(env.path("m.prom")).expect("rm");
+        common::make_fifo(&env.path("m.prom"));
+        stdin.write_all(&mixed_data(CHUNK, 503)).expect("feed");
+        drop(stdin);
+        let out = child.wait_with_output().expect("wait");
+        code(&out, 1);
+        let msg = stderr(&out);
+        assert!(
+            msg.contains("--prometheus-file") && msg.contains("a FIFO"),
+            "{msg}"
+        );
+        assert_eq!(common::kind_at(&env.path("m.prom")), "fifo");
+        // The refused temp files were removed.
+        assert_eq!(env.listing(), ["m.prom", "s.spipe"]);
+    });
+}
+
+// ---------------------------------------------------------------------------
+// A slow --metrics-listen client
+// ---------------------------------------------------------------------------
+
+#[test]
+fn a_slow_metrics_client_delays_neither_another_scrape_nor_the_exit() {
+    watchdog(60, || {
+        let env = Env::new();
+        let mut child = env
+            .command(&[
+                "process",
+                "-",
+                "-o",
+                "s.spipe",
+                "--chunk-size",
+                CHUNK_ARG,
+                "--metrics-listen",
+                "127.0.0.1:0",
+            ])
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let mut err = BufReader::new(child.stderr.take().expect("stderr"));
+        let mut line = String::new();
+        err.read_line(&mut line).expect("the address line");
+        let addr = line
+            .trim()
+            .strip_prefix("syncpipe: serving metrics at http://")
+            .and_then(|l| l.strip_suffix("/metrics"))
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_string();
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(&mixed_data(3 * CHUNK, 504)).expect("feed");
+        // A client that sends its request a byte at a time, every 500 ms
+        // (each byte well within any per-read timeout): the whole request
+        // would take over a minute, until the server closes on it.
+        let slow = TcpStream::connect(&addr).expect("connect");
+        let trickle = std::thread::spawn(move || {
+            let mut slow = slow;
+            let request = format!(
+                "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Pad: {}\r\n\r\n",
+                "a".repeat(100)
+            );
+            for b in request.bytes() {
+                if slow.write_all(&[b]).is_err() {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(500));
+            }
+        });
+        // Give the server the time to take the slow connection first.
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        // Another scrape is answered meanwhile: the 10 s read timeout is a
+        // watchdog (served after the slow client, it would wait a minute).
+        let mut fast = TcpStream::connect(&addr).expect("connect");
+        fast.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .expect("timeout");
+        write!(fast, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").expect("request");
+        let mut resp = String::new();
+        fast.read_to_string(&mut resp)
+            .expect("an answer while the slow client is connected");
+        assert!(resp.starts_with("HTTP/1.1 200 OK"), "{resp}");
+        assert!(
+            parse_prometheus(resp.split_once("\r\n\r\n").expect("body").1)
+                .contains_key("syncpipe_files_total")
+        );
+        // The end of the input: the run ends, and so must the command,
+        // whatever the slow client does. 15 s is a watchdog, not a timing.
+        drop(stdin);
+        let started = std::time::Instant::now();
+        let status = loop {
+            if let Some(s) = child.try_wait().expect("try_wait") {
+                break s;
+            }
+            if started.elapsed() > std::time::Duration::from_secs(15) {
+                let _ = child.kill();
+                panic!("the command did not exit while a slow client was connected");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        let mut rest = String::new();
+        err.read_to_string(&mut rest).expect("stderr");
+        assert!(status.success(), "{rest}");
+        TcpListener::bind(&addr).expect("the port was released");
+        trickle.join().expect("the trickling client");
+    });
+}
+
+// ---------------------------------------------------------------------------
+// The governor at rest in the final reports of failed runs
+// ---------------------------------------------------------------------------
+
+/// The summary's gauges and the Prometheus file show every permit back, no
+/// worker busy and no buffer held; `cpu` permits in all.
+#[track_caller]
+fn at_rest(summary: &Value, prom: &Path, cpu: u64) {
+    let g = &summary["gauges"];
+    assert_eq!(g["cpu_permits"], cpu, "{g}");
+    assert_eq!(g["cpu_permits_available"], cpu, "{g}");
+    assert!(g["io_permits"].as_u64().expect("io permits") > 0, "{g}");
+    assert_eq!(g["io_permits_available"], g["io_permits"], "{g}");
+    assert_eq!(g["active_workers"], 0, "{g}");
+    assert_eq!(g["buffer_bytes"], 0, "{g}");
+    let m = parse_prometheus(&fs::read_to_string(prom).expect("textfile"));
+    assert_eq!(m["syncpipe_cpu_permits"], cpu as f64);
+    assert_eq!(m["syncpipe_cpu_permits_available"], cpu as f64);
+    assert_eq!(m["syncpipe_io_permits_available"], m["syncpipe_io_permits"]);
+    assert_eq!(m["syncpipe_active_workers"], 0.0);
+    assert_eq!(m["syncpipe_buffer_bytes"], 0.0);
+}
+
+#[test]
+fn failed_single_file_runs_report_the_governor_at_rest() {
+    watchdog(120, || {
+        let env = Env::new();
+        env.write("x.bin", &mixed_data(64 * CHUNK, 505));
+        let out = env.run(&[
+            "process",
+            "x.bin",
+            "-o",
+            "c.spipe",
+            "--chunk-size",
+            CHUNK_ARG,
+        ]);
+        code(&out, 0);
+        // A payload byte near the end: the restore runs, then fails.
+        let mut bytes = fs::read(env.path("c.spipe")).expect("read");
+        let at = bytes.len() * 7 / 8;
+        bytes[at] ^= 0x55;
+        env.write("bad.spipe", &bytes);
+        let flags = [
+            "--json",
+            "--prometheus-file",
+            "m.prom",
+            "--metrics-interval",
+            "10ms",
+            "--cpu-tokens",
+            "2",
+            "-T",
+            "2",
+        ];
+        let summary = |out: &Output| -> Value {
+            let lines = json_lines(out);
+            let s = lines.last().expect("a summary").clone();
+            assert_eq!(s["message_type"], "summary");
+            s
+        };
+        // restore FILE -o OUT
+        let mut args = vec!["restore", "bad.spipe", "-o", "out.bin"];
+        args.extend(flags);
+        let out = env.run(&args);
+        code(&out, 3);
+        at_rest(&summary(&out), &env.path("m.prom"), 2);
+        // restore - -o OUT (the container on stdin)
+        let mut args = vec!["restore", "-", "-o", "out.bin"];
+        args.extend(flags);
+        let out = env
+            .command(&args)
+            .stdin(fs::File::open(env.path("bad.spipe")).expect("open"))
+            .output()
+            .expect("run");
+        code(&out, 3);
+        at_rest(&summary(&out), &env.path("m.prom"), 2);
+        // verify FILE
+        let mut args = vec!["verify", "bad.spipe"];
+        args.extend(flags);
+        let out = env.run(&args);
+        code(&out, 3);
+        at_rest(&summary(&out), &env.path("m.prom"), 2);
+        // process FILE -o OUT refused before the run (the output exists).
+        let mut args = vec!["process", "x.bin", "-o", "c.spipe"];
+        args.extend(flags);
+        let out = env.run(&args);
+        code(&out, 2);
+        at_rest(&summary(&out), &env.path("m.prom"), 2);
+        assert!(!env.path("out.bin").exists());
+    });
+}

@@ -468,12 +468,12 @@ fn one_signal_ends_a_run_during_a_large_pool_start_up() {
     std::fs::write(dir.path().join("in.bin"), common::mixed_data(1 << 20, 18)).expect("write");
     let mut child = syncpipe(
         dir.path(),
-        &["process", "in.bin", "-T", "2000", "-o", "out.spipe"],
+        &["process", "in.bin", "-T", "1024", "-o", "out.spipe"],
     )
     .spawn()
     .expect("spawn syncpipe");
     wait_for_handlers(&mut child);
-    one_signal_ends(&mut child, libc::SIGTERM, "2000-thread pool start-up");
+    one_signal_ends(&mut child, libc::SIGTERM, "1024-thread pool start-up");
     assert_eq!(listing(dir.path()), ["in.bin"]);
 }
 

@@ -64,3 +64,52 @@ pub fn watchdog<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'st
         },
     }
 }
+
+/// Makes a FIFO at `path`.
+pub fn make_fifo(path: &std::path::Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).expect("no NUL in the path");
+    // SAFETY: a valid NUL-terminated path; mkfifo only creates a node.
+    let rc = unsafe { libc::mkfifo(c.as_ptr(), 0o644) };
+    assert_eq!(rc, 0, "mkfifo: {}", std::io::Error::last_os_error());
+}
+
+/// Makes a character device at `path` with `/dev/null`'s numbers (1, 3),
+/// as `mknod -m 666 PATH c 1 3` does. Only root may, and not in every
+/// container: false when it could not.
+pub fn make_null_device(path: &std::path::Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return false;
+    }
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).expect("no NUL in the path");
+    // SAFETY: a valid NUL-terminated path; mknod only creates a node.
+    let rc = unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o666, libc::makedev(1, 3)) };
+    rc == 0
+}
+
+/// What kind of thing is at `path`, not following a symlink: `file`,
+/// `symlink`, `fifo`, `char device`, `dir`, `other` or `absent`.
+pub fn kind_at(path: &std::path::Path) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    match std::fs::symlink_metadata(path) {
+        Err(_) => "absent",
+        Ok(m) => {
+            let t = m.file_type();
+            if t.is_file() {
+                "file"
+            } else if t.is_symlink() {
+                "symlink"
+            } else if t.is_fifo() {
+                "fifo"
+            } else if t.is_char_device() {
+                "char device"
+            } else if t.is_dir() {
+                "dir"
+            } else {
+                "other"
+            }
+        }
+    }
+}
