@@ -31,7 +31,7 @@ extern "C" fn record() {
 /// Checks that stdin can be read as a data stream: refused when it was
 /// closed at start (exit 1: the caller's environment is broken, and the
 /// `/dev/null` in its place would pass for an empty input) and when it is
-/// a terminal (exit 2, as a container to a terminal is: nobody means to
+/// a terminal (exit 1 too, as zstd's "stdin is a console": nobody means to
 /// type a file or a container, and a forgotten redirection would otherwise
 /// wait for input). `--force` does not override the terminal check (it is
 /// about overwriting outputs); `cat | syncpipe …` does, for the rare wish
@@ -39,7 +39,8 @@ extern "C" fn record() {
 pub fn check() -> Result<(), Error> {
     check_open()?;
     if io::stdin().is_terminal() {
-        return Err(Error::usage(
+        return Err(Error::new(
+            ErrorKind::Io,
             "refusing to read data from a terminal (stdin); \
              redirect stdin from a file or a pipe",
         ));

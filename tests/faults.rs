@@ -643,7 +643,7 @@ fn a_terminal_as_stdin_is_refused_even_with_force() {
             return;
         };
         let shown = String::from_utf8_lossy(&out.stdout);
-        assert_eq!(out.status.code(), Some(2), "{cmd}: {shown}");
+        assert_eq!(out.status.code(), Some(1), "{cmd}: {shown}");
         assert!(shown.contains("from a terminal"), "{cmd}: {shown}");
         assert_eq!(listing(dir.path()), Vec::<String>::new(), "{cmd}");
     }
