@@ -354,7 +354,7 @@ fn default_mode(dest: &Path) -> Result<u32> {
 ///
 /// # Errors
 ///
-/// [`crate::ErrorKind::Io`] if the umask cannot be read (see [`umask`]).
+/// [`crate::ErrorKind::Io`] if the umask cannot be read.
 pub fn restored_mode(recorded: u32, dest: &Path) -> Result<u32> {
     Ok(recorded & 0o777 & !umask(dest)?)
 }
@@ -725,8 +725,8 @@ impl OutputFile {
     }
 
     /// As [`OutputFile::create`], for an input that is not a file (stdin).
-    /// What is already at `dest` decides how it is written (see
-    /// [`Existing`]): a character device or a FIFO (`/dev/null`, a named
+    /// What is already at `dest` decides how it is written
+    /// a character device or a FIFO (`/dev/null`, a named
     /// pipe) is written in place and needs no `force`; a block device is
     /// written in place only with `force`; a symbolic link is an existing
     /// output (replaced by a regular file with `force`, never written
