@@ -725,7 +725,7 @@ impl OutputFile {
     }
 
     /// As [`OutputFile::create`], for an input that is not a file (stdin).
-    /// What is already at `dest` decides how it is written
+    /// What is already at `dest` decides how it is written:
     /// a character device or a FIFO (`/dev/null`, a named
     /// pipe) is written in place and needs no `force`; a block device is
     /// written in place only with `force`; a symbolic link is an existing
