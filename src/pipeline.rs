@@ -250,52 +250,45 @@ impl Pipeline {
         // Refreshed on every failure, also one before the run (the
         // snapshot would otherwise be an empty one, no permits at all) or
         // after it (the commit).
-        self.process_path_body(input, output, force, derived)
-            .inspect_err(|_| self.failed())
-    }
-
-    fn process_path_body(
-        &self,
-        input: &Path,
-        output: &Path,
-        force: bool,
-        derived: bool,
-    ) -> Result<Report> {
-        let (file, meta) = output::open_input(input)?;
-        // A second descriptor of the same open file, to look at it again
-        // once the reader (which owns `file`) is done.
-        let watch = file
-            .try_clone()
-            .map_err(|e| Error::io(e).with_path(input))?;
-        let out = create_output(input, output, force, derived)?;
-        // A pipe, a device or a pseudo-file that reports size 0 but has
-        // content (`/proc/cpuinfo`) is read as a stream, as stdin is: its
-        // size says nothing, so neither the length nor the change check
-        // can hold. A pipe's mode is not the data's: none is recorded.
-        let (stream, first) = output::probe_stream(&file, &meta).map_err(|e| e.with_path(input))?;
-        let mode = if meta.is_file() {
-            output::mode_of(&meta)
-        } else {
-            0
-        };
-        let reader = if stream {
-            ReaderKind::Buffered
-        } else {
-            self.inner.config.reader
-        };
-        let source = io::Cursor::new(first).chain(Source::new(file, reader));
-        let len = (!stream).then_some(meta.len());
-        let (_, report) = self
-            .process_stream(source, out.file(), len, mode)
-            .map_err(|e| e.with_path(input))?;
-        // Before the commit: a container of a file that changed meanwhile
-        // never appears under the destination name.
-        if !stream {
-            output::check_unchanged(&watch, &meta, report.bytes_in)
+        let run = || -> Result<Report> {
+            let (file, meta) = output::open_input(input)?;
+            // A second descriptor of the same open file, to look at it again
+            // once the reader (which owns `file`) is done.
+            let watch = file
+                .try_clone()
+                .map_err(|e| Error::io(e).with_path(input))?;
+            let out = create_output(input, output, force, derived)?;
+            // A pipe, a device or a pseudo-file that reports size 0 but has
+            // content (`/proc/cpuinfo`) is read as a stream, as stdin is: its
+            // size says nothing, so neither the length nor the change check
+            // can hold. A pipe's mode is not the data's: none is recorded.
+            let (stream, first) =
+                output::probe_stream(&file, &meta).map_err(|e| e.with_path(input))?;
+            let mode = if meta.is_file() {
+                output::mode_of(&meta)
+            } else {
+                0
+            };
+            let reader = if stream {
+                ReaderKind::Buffered
+            } else {
+                self.inner.config.reader
+            };
+            let source = io::Cursor::new(first).chain(Source::new(file, reader));
+            let len = (!stream).then_some(meta.len());
+            let (_, report) = self
+                .process_stream(source, out.file(), len, mode)
                 .map_err(|e| e.with_path(input))?;
-        }
-        out.commit(Some(mode).filter(|&m| m != 0))?;
-        Ok(report)
+            // Before the commit: a container of a file that changed meanwhile
+            // never appears under the destination name.
+            if !stream {
+                output::check_unchanged(&watch, &meta, report.bytes_in)
+                    .map_err(|e| e.with_path(input))?;
+            }
+            out.commit(Some(mode).filter(|&m| m != 0))?;
+            Ok(report)
+        };
+        run().inspect_err(|_| self.failed())
     }
 
     /// Restores the container file `input` into `output`, through a temp
@@ -318,27 +311,19 @@ impl Pipeline {
         force: bool,
         derived: bool,
     ) -> Result<Report> {
-        self.restore_path_body(input, output, force, derived)
-            .inspect_err(|_| self.failed())
-    }
-
-    fn restore_path_body(
-        &self,
-        input: &Path,
-        output: &Path,
-        force: bool,
-        derived: bool,
-    ) -> Result<Report> {
-        let (file, _) = output::open_input(input)?;
-        let mut source = Source::new(file, self.inner.config.reader);
-        // Header and key first: a wrong key or a foreign file creates
-        // nothing, not even a temp file.
-        let opened = self
-            .open_header(&mut source)
-            .map_err(|e| e.with_path(input))?;
-        let out = create_output(input, output, force, derived)?;
-        self.restore_into(opened, source, out)
-            .map_err(|e| e.with_path(input))
+        let run = || -> Result<Report> {
+            let (file, _) = output::open_input(input)?;
+            let mut source = Source::new(file, self.inner.config.reader);
+            // Header and key first: a wrong key or a foreign file creates
+            // nothing, not even a temp file.
+            let opened = self
+                .open_header(&mut source)
+                .map_err(|e| e.with_path(input))?;
+            let out = create_output(input, output, force, derived)?;
+            self.restore_into(opened, source, out)
+                .map_err(|e| e.with_path(input))
+        };
+        run().inspect_err(|_| self.failed())
     }
 
     /// Restores a container read from any reader (a pipe, stdin) into the
