@@ -6,7 +6,7 @@
 //! library's [`syncpipe::Encoder`]; only the engine around it differs. For
 //! an unencrypted stage list the output is byte for byte what
 //! `syncpipe process` writes with the same chunk size
-//! (`tests/async_baseline.rs` checks it).
+//! (`cli/tests/async_baseline.rs` checks it).
 //!
 //! ```text
 //! reader task ──mpsc(depth)──▶ dispatcher ──spawn_blocking(encode)──▶ mpsc ──▶ writer task
@@ -39,7 +39,7 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 // The JSON lines of `syncpipe process --json`, from the very same code, so
 // the two backends cannot drift apart; only `backend` is changed.
 #[allow(dead_code)]
-#[path = "../src/json_lines.rs"]
+#[path = "../cli/src/json_lines.rs"]
 mod json_lines;
 
 /// Flags mirror `syncpipe process` (one input file).

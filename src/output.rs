@@ -625,14 +625,14 @@ impl Existing {
             return Ok(Existing::Directory);
         }
         if t.is_file() {
-            return Ok(Existing::Replaced("file"));
+            return Ok(Existing::Replaced(REGULAR));
         }
         if naming == Naming::Derived {
             return Ok(Existing::Replaced(kind_name(&t)));
         }
         if t.is_symlink() {
             if !is_descriptor_link(dest) {
-                return Ok(Existing::Replaced("symbolic link"));
+                return Ok(Existing::Replaced(kind_name(&t)));
             }
             // `/dev/stdout` and the like: whatever the descriptor is (a
             // pipe, a terminal, a file the shell opened) is written in place.
@@ -643,7 +643,7 @@ impl Existing {
             };
         }
         if t.is_socket() {
-            return Ok(Existing::Replaced("socket"));
+            return Ok(Existing::Replaced(kind_name(&t)));
         }
         Ok(Existing::InPlace {
             needs_force: t.is_block_device(),
@@ -668,20 +668,29 @@ fn is_descriptor_link(path: &Path) -> bool {
         || fd_in("/proc/thread-self/fd")
 }
 
-fn kind_name(t: &fs::FileType) -> &'static str {
+/// What [`kind_name`] calls a regular file.
+const REGULAR: &str = "a regular file";
+
+/// What a file type is, in words with their article (`a FIFO`), for
+/// messages about what was found at a path.
+pub fn kind_name(t: &fs::FileType) -> &'static str {
     use std::os::unix::fs::FileTypeExt;
-    if t.is_symlink() {
-        "symbolic link"
+    if t.is_file() {
+        REGULAR
+    } else if t.is_symlink() {
+        "a symbolic link"
+    } else if t.is_dir() {
+        "a directory"
     } else if t.is_fifo() {
-        "FIFO"
-    } else if t.is_block_device() {
-        "block device"
+        "a FIFO"
     } else if t.is_char_device() {
-        "character device"
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
     } else if t.is_socket() {
-        "socket"
+        "a socket"
     } else {
-        "file"
+        "a special file"
     }
 }
 
@@ -700,10 +709,10 @@ fn open_in_place(dest: &Path, naming: Naming) -> io::Result<File> {
 
 /// The error for an output that exists and may only be replaced with `-f`.
 pub(crate) fn already_exists(dest: &Path, what: &str) -> Error {
-    let text = if what == "file" {
+    let text = if what == REGULAR {
         "already exists; use -f to overwrite".to_string()
     } else {
-        format!("already exists (a {what}); use -f to replace it with the output")
+        format!("already exists ({what}); use -f to replace it with the output")
     };
     Error::usage(text).with_path(dest)
 }
@@ -817,7 +826,7 @@ impl OutputFile {
             // A link, a FIFO or a device is replaced through a named temp
             // file and a rename (a link cannot replace it); a directory
             // takes that way too, for its error.
-            Existing::Replaced("file") if force => {}
+            Existing::Replaced(REGULAR) if force => {}
             Existing::Replaced(what) if !force => return Err(already_exists(dest, what)),
             _ => return Self::create_named(dest, force, Naming::Derived),
         }
@@ -963,7 +972,7 @@ impl OutputFile {
         if let Err(e) = persisted {
             // `e.file` drops here, removing the temp file.
             return Err(if e.error.kind() == io::ErrorKind::AlreadyExists {
-                already_exists(&dest, "file")
+                already_exists(&dest, REGULAR)
             } else {
                 Error::io(e.error).with_path(&dest)
             });
@@ -999,7 +1008,7 @@ fn link_or_replace(file: &File, dest: &Path, force: bool) -> Result<()> {
                 Error::io(e).with_path(dest)
             })
         }
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(already_exists(dest, "file")),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(already_exists(dest, REGULAR)),
         Err(e) => Err(Error::io(e).with_path(dest)),
     }
 }

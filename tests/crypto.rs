@@ -1,7 +1,7 @@
 //! Encryption through the library: known-answer vectors for every primitive
 //! the container relies on, round trips, nonce uniqueness, and the
 //! key-related refusals. The tamper matrix through the CLI is in
-//! `tests/crypto_cli.rs`.
+//! `cli/tests/crypto_cli.rs`.
 
 mod common;
 

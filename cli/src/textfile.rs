@@ -11,7 +11,7 @@
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use syncpipe::Error;
@@ -54,24 +54,7 @@ pub fn not_regular(path: &Path) -> Option<NotRegular> {
 }
 
 fn kind_of(t: fs::FileType) -> Option<NotRegular> {
-    let what = if t.is_file() {
-        return None;
-    } else if t.is_symlink() {
-        "a symbolic link"
-    } else if t.is_dir() {
-        "a directory"
-    } else if t.is_fifo() {
-        "a FIFO"
-    } else if t.is_char_device() {
-        "a character device"
-    } else if t.is_block_device() {
-        "a block device"
-    } else if t.is_socket() {
-        "a socket"
-    } else {
-        "a special file"
-    };
-    Some(NotRegular(what))
+    (!t.is_file()).then(|| NotRegular(syncpipe::output::kind_name(&t)))
 }
 
 /// Refuses, as a usage error naming `flag` and `path`, a target that exists

@@ -10,6 +10,7 @@
 //! `cargo build --example async_pipeline` first in that case (the tests say
 //! so when it is missing, and fail).
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::fs;

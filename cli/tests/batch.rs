@@ -5,6 +5,7 @@
 //! encryption in a batch; and the library's batch API (the small-file
 //! path writes the streaming path's bytes; permits all come back).
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::collections::BTreeSet;

@@ -4,6 +4,7 @@
 //! order; bad flags exit 2; a file input works; Ctrl-C exits 130 leaving
 //! no temp file. Small inputs (a few MiB) keep each test short.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::collections::HashMap;

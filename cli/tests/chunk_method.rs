@@ -4,6 +4,7 @@
 //! climb is certain however loaded the machine is (a sleep never ends
 //! early); no assertion depends on how fast anything runs.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::thread;
@@ -194,10 +195,10 @@ fn cli_reports_the_sizes_and_refuses_unknown_methods() {
 
 /// The golden hill-climbed container (tests/data) has the variable flag and
 /// records of several lengths, and restores to its manifest hash through
-/// `tests/golden_data.rs`; here: that it still exercises variable lengths.
+/// `cli/tests/golden_data.rs`; here: that it still exercises variable lengths.
 #[test]
 fn the_golden_variable_container_has_chunks_of_several_lengths() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+    let path = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .join("tests/data/v-hillclimb-zstd3-blake3.spipe");
     let bytes = std::fs::read(path).expect("golden file");
     let mut r = &bytes[..];

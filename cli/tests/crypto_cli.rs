@@ -35,6 +35,7 @@
 //! Key derivation is made cheap with `--argon2 m=64,t=1,p=1`, chunks are
 //! 4 KiB and inputs a few chunks, so the file runs in a few seconds.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::fs;

@@ -5,6 +5,7 @@
 //! error (or a documented quiet exit), no partial file, and every permit
 //! back.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::fs::{self, File, OpenOptions};

@@ -20,6 +20,7 @@
 //! Only for adding a case: encryption draws a random salt and nonce, so
 //! regenerating rewrites every encrypted file; review the diff.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::collections::BTreeSet;
@@ -44,7 +45,7 @@ const KEY: [u8; 32] = [0x42; 32];
 const CHUNK: usize = 4096;
 
 fn data_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/..")).join("tests/data")
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {

@@ -5,6 +5,7 @@
 //! work than the reader allows. Every child runs under a deadline and is
 //! killed if it passes it, so a hang fails the test and leaves nothing.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::fs;

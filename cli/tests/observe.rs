@@ -6,6 +6,7 @@
 //! time: where a test needs the run to be in progress, it holds the run's
 //! stdin open until it has checked what it wanted.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};

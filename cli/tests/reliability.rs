@@ -3,6 +3,7 @@
 //! completing out of order, an output hard-linked to the input, and an
 //! observer that panics during a run.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::fs;

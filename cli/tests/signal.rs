@@ -3,6 +3,7 @@
 //! SIGKILL at any moment leaves either no destination or a complete one,
 //! and the next run removes the killed run's temp file.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::path::Path;
