@@ -13,11 +13,16 @@
 
 use crate::cancel::CancelToken;
 use crate::chunk::{self, ChainStage, Chunk, Codec};
+use crate::chunk_plan::ChunkPlan;
 use crate::cipher::FileKeys;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::format::{Trailer, DIGEST_LEN};
+use crate::pipeline::Pipeline;
 use crate::pool::BufferPool;
+use crate::report::Report;
 use crate::stages::{ChecksumKind, Hasher};
+use crate::tuner::ChunkMethod;
+use std::time::Instant;
 
 /// Encodes the chunks of one container, from any thread (`Send + Sync`: share
 /// it in an `Arc`). Made by [`Pipeline::encoder`](crate::Pipeline::encoder).
@@ -157,6 +162,36 @@ impl Encoder {
         Ok(())
     }
 
+    /// A whole container of `data`, held in memory, encoded chunk after
+    /// chunk on the calling thread: header, records, trailer. The same
+    /// bytes the sync engine writes for that input (an encrypted container
+    /// draws its own file nonce either way). An empty input is one empty,
+    /// final chunk, as the reader makes it. Returns the container and the
+    /// number of chunks.
+    ///
+    /// # Errors
+    ///
+    /// As [`Encoder::encode`].
+    pub fn encode_all(&self, data: &[u8]) -> Result<(Vec<u8>, u64, Option<[u8; DIGEST_LEN]>)> {
+        let mut out = self.header.clone();
+        let mut hasher = self.hasher();
+        let pieces: Vec<&[u8]> = if data.is_empty() {
+            vec![data]
+        } else {
+            data.chunks(self.chunk_size).collect()
+        };
+        let chunks = pieces.len() as u64;
+        for (index, piece) in (0u64..).zip(pieces) {
+            if let Some(h) = hasher.as_mut() {
+                h.update(piece);
+            }
+            self.encode_into(index, index + 1 == chunks, piece.to_vec(), &mut out)?;
+        }
+        let digest = hasher.map(Hasher::finalize);
+        out.extend_from_slice(&self.trailer(chunks, data.len() as u64, digest));
+        Ok((out, chunks, digest))
+    }
+
     /// The trailer's bytes: `chunks` records, `original_len` bytes, and the
     /// whole-file digest from [`Encoder::hasher`] (masked with the file's
     /// key when encrypting, as the sync engine does).
@@ -194,6 +229,89 @@ pub(crate) fn trailer(
     }
 }
 
+impl Pipeline {
+    /// Processes an input held whole in memory into a container, encoding
+    /// every chunk in turn on the calling thread: the small-file path of a
+    /// batch (`batch.rs`), where the engine's three threads and two channels
+    /// would cost more than the work. The bytes are those [`Pipeline::run`]
+    /// writes for the same input, length and mode (an encrypted container
+    /// draws its own file nonce either way). The caller holds the CPU lease.
+    pub(crate) fn encode_whole(&self, data: &[u8], mode: u32) -> Result<(Vec<u8>, Report)> {
+        let start = Instant::now();
+        let cfg = &self.inner.config;
+        let len = data.len() as u64;
+        // A hill climb would not get past its start within a small file:
+        // the chunks are the start size, as a streamed run's would be.
+        let plan = self.chunk_plan(Some(len));
+        let buffers = BufferPool::new(4, data.len().min(plan.start));
+        let enc = self.encoder_for(&plan, Some(len), mode, buffers)?;
+        let (out, chunks, digest) = enc.encode_all(data)?;
+        let report = Report {
+            elapsed: start.elapsed(),
+            bytes_in: len,
+            original_bytes: len,
+            bytes_out: out.len() as u64,
+            chunks,
+            chunk_size: plan.start,
+            chunk_method: cfg.chunk_method,
+            checksum: cfg.checksum,
+            digest,
+            mode: Some(mode),
+            ..Report::default()
+        };
+        Ok((out, report))
+    }
+
+    /// An [`Encoder`]: this pipeline's container framing without its
+    /// threads, for an engine of your own (e.g. on an async runtime; see
+    /// `examples/async_pipeline.rs`). `original_len` and `mode` go into the
+    /// header as [`Pipeline::process_path`] puts them (the input's length
+    /// and permission bits; `None` and 0 for a stream), so the same input
+    /// gives the same container bytes as the sync engine (an encrypted one
+    /// draws its own file nonce either way). Chunks are fixed-size:
+    /// [`ChunkMethod::FileSize`] is resolved from `original_len` here.
+    /// Encoding watches this pipeline's cancel token.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::ErrorKind::Usage`] for [`ChunkMethod::HillClimb`] (its
+    /// sizes follow the engine's own timings) or for a cipher without a
+    /// secret; [`crate::ErrorKind::WrongKey`] or a KDF failure while
+    /// deriving the key.
+    pub fn encoder(&self, original_len: Option<u64>, mode: u32) -> Result<Encoder> {
+        let cfg = &self.inner.config;
+        if cfg.chunk_method == ChunkMethod::HillClimb {
+            return Err(Error::usage(
+                "an Encoder writes fixed-size chunks: use the fixed or filesize chunk method, not hillclimb",
+            ));
+        }
+        let plan = self.chunk_plan(original_len);
+        // Enough idle buffers for every chunk the CPU tokens let run at once.
+        let buffers = BufferPool::new(2 * cfg.cpu_tokens + 4, plan.start);
+        self.encoder_for(&plan, original_len, mode, buffers)
+    }
+
+    fn encoder_for(
+        &self,
+        plan: &ChunkPlan,
+        original_len: Option<u64>,
+        mode: u32,
+        buffers: BufferPool,
+    ) -> Result<Encoder> {
+        let (header, keys) = self.new_header(original_len, mode, plan)?;
+        Ok(Encoder::new(EncoderParts {
+            chain: self.inner.chain.clone(),
+            checksum: self.inner.config.checksum,
+            chunk_size: plan.start,
+            bound: plan.largest,
+            keys,
+            header: header.encode(),
+            buffers,
+            cancel: self.inner.cancel.clone(),
+        }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,23 +328,29 @@ mod tests {
     /// The container an engine of one thread writes with an `Encoder`.
     fn by_encoder(p: &Pipeline, data: &[u8], mode: u32) -> Vec<u8> {
         let enc = p.encoder(Some(data.len() as u64), mode).unwrap();
-        let mut out = enc.header().to_vec();
-        let mut hasher = enc.hasher();
-        let pieces: Vec<&[u8]> = if data.is_empty() {
-            vec![data]
-        } else {
-            data.chunks(enc.chunk_size()).collect()
-        };
-        for (i, piece) in pieces.iter().enumerate() {
-            if let Some(h) = hasher.as_mut() {
-                h.update(piece);
-            }
-            let last = i + 1 == pieces.len();
-            out.extend(enc.encode(i as u64, last, piece.to_vec()).unwrap());
+        enc.encode_all(data).unwrap().0
+    }
+
+    /// `encode_all` is `encode` chunk by chunk, framed by header and trailer.
+    #[test]
+    fn encode_all_is_the_records_in_order() {
+        let p = Pipeline::builder()
+            .stages(parse_stages("lz4,sha256").unwrap())
+            .chunk_size(1000)
+            .build()
+            .unwrap();
+        let data: Vec<u8> = (0..2500u32).map(|i| (i % 13) as u8).collect();
+        let enc = p.encoder(Some(2500), 0).unwrap();
+        let mut by_hand = enc.header().to_vec();
+        let mut h = enc.hasher().unwrap();
+        for (i, piece) in data.chunks(1000).enumerate() {
+            h.update(piece);
+            by_hand.extend(enc.encode(i as u64, i == 2, piece.to_vec()).unwrap());
         }
-        let digest = hasher.map(Hasher::finalize);
-        out.extend(enc.trailer(pieces.len() as u64, data.len() as u64, digest));
-        out
+        by_hand.extend(enc.trailer(3, 2500, Some(h.finalize())));
+        let (all, chunks, digest) = enc.encode_all(&data).unwrap();
+        assert_eq!((chunks, digest.is_some()), (3, true));
+        assert_eq!(all, by_hand);
     }
 
     #[test]

@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use crate::cancel::CancelToken;
 use crate::error::{Error, Result};
-use crate::recorder::{self, Permit};
 // parking_lot, or loom's model under `--cfg loom`.
 use crate::sync::{Condvar, Mutex};
 
@@ -35,14 +34,10 @@ pub struct Semaphore {
     capacity: usize,
     available: Mutex<usize>,
     cond: Condvar,
-    /// Waits that had to block, and their total time (for tuning and for
-    /// the metrics issue's histograms). Relaxed: statistics only, nothing is
-    /// published through them.
+    /// Waits that had to block, and their total time (for tuning).
+    /// Relaxed: statistics only, nothing is published through them.
     waits: AtomicU64,
     wait_nanos: AtomicU64,
-    /// Which per-chunk wait histogram a wait belongs to (the governor's
-    /// semaphores only).
-    permit: Option<Permit>,
 }
 
 /// A permit held by RAII: dropping it (also during a panic unwind) returns the
@@ -51,6 +46,7 @@ pub struct Semaphore {
 #[must_use = "a lease returns its permit when dropped"]
 pub struct Lease<'a> {
     sem: &'a Semaphore,
+    waited: Duration,
 }
 
 impl Semaphore {
@@ -64,14 +60,6 @@ impl Semaphore {
             cond: Condvar::new(),
             waits: AtomicU64::new(0),
             wait_nanos: AtomicU64::new(0),
-            permit: None,
-        }
-    }
-
-    fn for_permit(name: &'static str, capacity: usize, permit: Permit) -> Semaphore {
-        Semaphore {
-            permit: Some(permit),
-            ..Semaphore::new(name, capacity)
         }
     }
 
@@ -82,8 +70,8 @@ impl Semaphore {
     /// [`crate::ErrorKind::Cancelled`] if `cancel` is set before a permit is
     /// free (checked at least every 20 ms): a cancelled run never hangs here.
     pub fn acquire<'a>(&'a self, cancel: &CancelToken) -> Result<Lease<'a>> {
-        self.acquire_raw(cancel)?;
-        Ok(Lease { sem: self })
+        let waited = self.acquire_raw(cancel)?;
+        Ok(Lease { sem: self, waited })
     }
 
     /// Takes a permit without waiting; `None` if none is free.
@@ -93,22 +81,30 @@ impl Semaphore {
             return None;
         }
         *available -= 1;
-        Some(Lease { sem: self })
+        Some(Lease {
+            sem: self,
+            waited: Duration::ZERO,
+        })
     }
 
     /// The explicit form, for teaching: takes a permit that the caller must
-    /// hand back with exactly one [`Semaphore::release`]. Prefer
+    /// hand back with exactly one [`Semaphore::release`], and returns how
+    /// long it waited for it (zero when one was free). Prefer
     /// [`Semaphore::acquire`], whose lease cannot be forgotten or returned
     /// twice.
+    ///
+    /// The semaphore records nothing but its own counts: a caller that
+    /// wants the wait in a histogram (the engine does, per chunk) takes it
+    /// from the return value, so this type depends on no metrics.
     ///
     /// # Errors
     ///
     /// [`crate::ErrorKind::Cancelled`] as for [`Semaphore::acquire`].
-    pub fn acquire_raw(&self, cancel: &CancelToken) -> Result<()> {
+    pub fn acquire_raw(&self, cancel: &CancelToken) -> Result<Duration> {
         let mut available = self.available.lock();
         if *available > 0 {
             *available -= 1;
-            return Ok(());
+            return Ok(Duration::ZERO);
         }
         let start = Instant::now();
         let result = loop {
@@ -126,22 +122,29 @@ impl Semaphore {
         self.waits.fetch_add(1, Ordering::Relaxed);
         let nanos = u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX);
         self.wait_nanos.fetch_add(nanos, Ordering::Relaxed);
-        if let Some(permit) = self.permit {
-            // Into this thread's tally; the engine attaches it to the chunk
-            // the wait was for (see `metrics`). Only waits that blocked get
-            // here, so the fast path stays free.
-            recorder::note_wait(permit, waited);
-        }
-        result
+        result.map(|()| waited)
     }
 
     /// Returns one permit taken with [`Semaphore::acquire_raw`].
-    pub fn release(&self) {
+    ///
+    /// # Errors
+    ///
+    /// [`crate::ErrorKind::Usage`] if every permit is already back: a
+    /// release with nothing taken (a double release) is a bug in the
+    /// caller, reported instead of absorbed, and the count is unchanged
+    /// (capping it silently would hide the bug and the leak it pairs with).
+    pub fn release(&self) -> Result<()> {
         let mut available = self.available.lock();
-        debug_assert!(*available < self.capacity, "{}: released twice", self.name);
-        *available = (*available + 1).min(self.capacity);
+        if *available >= self.capacity {
+            return Err(Error::usage(format!(
+                "semaphore {}: released with all {} permits already back (a double release)",
+                self.name, self.capacity
+            )));
+        }
+        *available += 1;
         // Notify under the lock: see the type's docs for why no wakeup is lost.
         self.cond.notify_one();
+        Ok(())
     }
 
     /// Permits free right now (a gauge; stale as soon as it returns).
@@ -173,9 +176,20 @@ impl fmt::Debug for Semaphore {
     }
 }
 
+impl Lease<'_> {
+    /// How long the acquire waited for this permit (zero when one was
+    /// free).
+    pub fn waited(&self) -> Duration {
+        self.waited
+    }
+}
+
 impl Drop for Lease<'_> {
     fn drop(&mut self) {
-        self.sem.release();
+        // One lease holds exactly one permit, so this release cannot find
+        // the count full.
+        let released = self.sem.release();
+        debug_assert!(released.is_ok(), "{released:?}");
     }
 }
 
@@ -234,8 +248,8 @@ impl Governor {
     /// A governor with `cpu` CPU tokens and `io` IO tokens (each at least 1).
     pub fn new(cpu: usize, io: usize) -> Governor {
         Governor {
-            cpu: Semaphore::for_permit("cpu", cpu, Permit::Cpu),
-            io: Semaphore::for_permit("io", io, Permit::Io),
+            cpu: Semaphore::new("cpu", cpu),
+            io: Semaphore::new("io", io),
             memory: MemoryGauge::default(),
         }
     }
@@ -282,6 +296,23 @@ mod tests {
     }
 
     #[test]
+    fn a_double_release_is_an_error_and_changes_nothing() {
+        let s = Semaphore::new("t", 2);
+        assert_eq!(
+            s.acquire_raw(&CancelToken::new()).expect("free"),
+            Duration::ZERO
+        );
+        s.release().expect("one permit was taken");
+        let err = s.release().expect_err("nothing was taken");
+        assert_eq!(err.kind(), crate::ErrorKind::Usage);
+        assert!(err.to_string().contains("double release"), "{err}");
+        assert_eq!(s.available(), 2);
+        // The count was not pushed past capacity: two leases, then none.
+        let (a, b) = (s.try_acquire(), s.try_acquire());
+        assert!(a.is_some() && b.is_some() && s.try_acquire().is_none());
+    }
+
+    #[test]
     fn waiter_is_woken_by_release() {
         let s = Arc::new(Semaphore::new("t", 1));
         s.acquire_raw(&CancelToken::new()).expect("free permit");
@@ -292,7 +323,7 @@ mod tests {
             tx.send(got).expect("test channel");
         });
         thread::sleep(Duration::from_millis(50));
-        s.release();
+        s.release().expect("one permit was taken");
         // Watchdog: a lost wakeup fails the test instead of hanging it.
         assert_eq!(rx.recv_timeout(Duration::from_secs(10)), Ok(true));
         h.join().expect("waiter thread");

@@ -40,16 +40,18 @@ pub mod batch;
 pub mod bench;
 pub mod cancel;
 mod chunk;
+mod chunk_plan;
 pub mod cipher;
 mod committer;
 pub mod config;
 mod encoder;
-mod engine;
 pub mod error;
 pub mod format;
 pub mod governor;
 pub mod inspect;
 pub mod kdf;
+mod keyring;
+mod ledger;
 pub mod metrics;
 pub mod optimize;
 pub mod output;
@@ -57,7 +59,6 @@ mod par_writer;
 mod pipeline;
 pub mod plot;
 mod pool;
-mod reader;
 mod recorder;
 pub mod report;
 pub mod scheduler;
@@ -68,6 +69,7 @@ pub mod source;
 pub mod stage;
 pub mod stages;
 pub mod storage;
+mod stream;
 pub mod synthetic;
 // Public only in loom builds, where the model tests switch timeouts.
 #[cfg(loom)]
@@ -77,7 +79,6 @@ pub mod sync;
 mod sync;
 pub mod tuner;
 pub mod walk;
-mod writer;
 
 pub use batch::{BatchJob, BatchOptions, BatchReport, FileResult, Outcome};
 #[allow(deprecated)]

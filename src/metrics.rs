@@ -34,7 +34,6 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use crate::governor::Governor;
-use crate::recorder::Recorder;
 use crate::report::Report;
 use crate::snapshot::Latencies;
 pub use crate::snapshot::{Family, Latency, QueueStat, Snapshot};
@@ -249,11 +248,10 @@ impl Metrics {
         self.queue_capacity[1].store(results as u64, Ordering::Relaxed);
     }
 
-    /// A recorder for one run's writer thread.
-    pub(crate) fn recorder(self: &Arc<Self>, stages: Vec<String>, has_checksum: bool) -> Recorder {
+    /// A number for a new run, unique within these metrics.
+    pub(crate) fn next_run_id(&self) -> u64 {
         // Relaxed: a unique number is all that is needed.
-        let run = self.next_run.fetch_add(1, Ordering::Relaxed);
-        Recorder::new(Arc::clone(self), run, stages, has_checksum)
+        self.next_run.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Makes `lat` the latest copy of run `run`'s histograms (called by its

@@ -7,7 +7,10 @@ use std::cell::Cell;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::cancel::CancelToken;
+use crate::error::Result;
 use crate::format::MAX_STAGES;
+use crate::governor::{Lease, Semaphore};
 use crate::metrics::Metrics;
 use crate::snapshot::{Family, Latencies};
 
@@ -34,9 +37,25 @@ thread_local! {
     static WAITS: Cell<[u64; 2]> = const { Cell::new([0; 2]) };
 }
 
-/// Adds a permit wait to this thread's tally (called by the governor on
-/// the slow path only: an acquire that does not wait costs nothing here).
-pub(crate) fn note_wait(permit: Permit, wait: Duration) {
+/// Takes a permit of `sem` and adds its wait, if it had to wait, to this
+/// thread's tally for `permit`, which the engine attaches to the chunk the
+/// wait was for. The semaphore only returns the wait; recording it is the
+/// engine's business, so the governor depends on no metrics.
+pub(crate) fn lease<'a>(
+    sem: &'a Semaphore,
+    permit: Permit,
+    cancel: &CancelToken,
+) -> Result<Lease<'a>> {
+    let lease = sem.acquire(cancel)?;
+    if !lease.waited().is_zero() {
+        note_wait(permit, lease.waited());
+    }
+    Ok(lease)
+}
+
+/// Adds a permit wait to this thread's tally (the slow path only: an
+/// acquire that does not wait costs nothing here).
+fn note_wait(permit: Permit, wait: Duration) {
     let ns = u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX);
     WAITS.with(|w| {
         let mut v = w.get();
@@ -136,12 +155,8 @@ pub(crate) struct Recorder {
 impl Recorder {
     /// `stages`: the labels of the stage histograms, the checksum's last
     /// when `has_checksum`.
-    pub(crate) fn new(
-        metrics: Arc<Metrics>,
-        run: u64,
-        stages: Vec<String>,
-        has_checksum: bool,
-    ) -> Recorder {
+    pub(crate) fn new(metrics: Arc<Metrics>, stages: Vec<String>, has_checksum: bool) -> Recorder {
+        let run = metrics.next_run_id();
         let mut lat = Latencies::default();
         lat.slot(Family::ChunkCpu, "");
         for name in &stages {

@@ -126,10 +126,10 @@ fn raw_acquire_and_release_hand_over() {
             let sem = sem.clone();
             thread::spawn(move || {
                 sem.acquire_raw(&CancelToken::new()).expect("not cancelled");
-                sem.release();
+                sem.release().expect("one permit was taken");
             })
         };
-        sem.release();
+        sem.release().expect("one permit was taken");
         waiter.join().expect("waiter");
         assert_eq!(sem.available(), 1);
     });
@@ -173,13 +173,13 @@ fn cancel_racing_a_release_loses_no_permit() {
             let (sem, cancel) = (sem.clone(), cancel.clone());
             thread::spawn(move || {
                 if sem.acquire_raw(&cancel).is_ok() {
-                    sem.release();
+                    sem.release().expect("one permit was taken");
                 }
             })
         };
         let releaser = {
             let sem = sem.clone();
-            thread::spawn(move || sem.release())
+            thread::spawn(move || sem.release().expect("one permit was taken"))
         };
         cancel_between_locks(&sem, &cancel);
         waiter.join().expect("waiter");

@@ -1,19 +1,74 @@
-//! The reader thread: the only owner of the input.
+//! The reader thread: the only owner of the input. It reads chunks (or,
+//! restoring, container records) in order and sends them to the dispatcher
+//! as [`Job`]s over the bounded jobs channel, whose depth is what bounds the
+//! read-ahead.
 //!
-//! Processing reads fixed-size chunks with one chunk of look-ahead, so the
-//! final chunk is known to be final when it is sent (stages such as
-//! STREAM-style encryption bind that into their output), and hashes the whole
-//! original in order as it goes. Restoring splits the container into records
-//! by their length prefixes without decoding them, checks framing (order,
-//! CRC, trailer, nothing appended) and leaves the decoding to the pool.
+//! Processing reads with one chunk of look-ahead, so the final chunk is
+//! known to be final when it is sent (STREAM-style encryption binds that
+//! into its output), and hashes the whole original in order as it goes.
+//! Restoring splits the container into records by their length prefixes
+//! without decoding them, checks the framing (order, CRC, trailer, nothing
+//! appended) and leaves the decoding to the CPU workers.
 
 use std::io::Read;
+use std::time::Instant;
 
+use crossbeam_channel::Sender;
+
+use super::state::RunState;
+use super::Weight;
 use crate::chunk::{Chunk, Sealed};
-use crate::engine::{Feed, RunState};
 use crate::error::{Error, Result};
 use crate::format::{self, Header, Item, Trailer, Walker, DIGEST_LEN};
+use crate::metrics::Metrics;
+use crate::recorder::{self, Permit};
 use crate::stages::ChecksumKind;
+
+/// A job on its way to the dispatcher: a chunk to encode or a record to
+/// decode, and when the run reports metrics, when it was queued.
+pub(crate) struct Job<J> {
+    pub item: J,
+    pub stamp: Option<Stamp>,
+}
+
+/// When a job was queued, and how long its read waited for an IO permit.
+#[derive(Clone, Copy)]
+pub(crate) struct Stamp {
+    pub queued: Instant,
+    pub read_wait: u64,
+}
+
+/// The reader's end of the jobs channel: sends, and stamps and counts each
+/// job when the run reports metrics.
+pub(crate) struct Feed<'a, J> {
+    pub tx: Sender<Job<J>>,
+    pub metrics: Option<&'a Metrics>,
+}
+
+impl<J: Weight> Feed<'_, J> {
+    /// Sends `item`, blocking while the channel is full.
+    ///
+    /// # Errors
+    ///
+    /// `Err(())` if the dispatcher is gone (the run is stopping).
+    pub fn send(&self, item: J) -> std::result::Result<(), ()> {
+        let Some(m) = self.metrics else {
+            return self.tx.send(Job { item, stamp: None }).map_err(|_| ());
+        };
+        let bytes = item.weight();
+        let stamp = Stamp {
+            queued: Instant::now(),
+            read_wait: recorder::take_wait(Permit::Io),
+        };
+        let job = Job {
+            item,
+            stamp: Some(stamp),
+        };
+        self.tx.send(job).map_err(|_| ())?;
+        m.note_read(bytes, self.tx.len());
+        Ok(())
+    }
+}
 
 /// What the reader saw of the original.
 pub(crate) struct ReadSummary {
@@ -80,7 +135,7 @@ fn read_one(state: &RunState<'_>, input: &mut impl Read, chunk_size: usize) -> R
     crate::pool::reserve(&mut buf, chunk_size)?;
     buf.resize(chunk_size, 0);
     let n = {
-        let _io = state.governor.io.acquire(&state.cancel)?;
+        let _io = state.io()?;
         format::read_full(input, &mut buf)?
     };
     buf.truncate(n);
@@ -101,7 +156,7 @@ pub(crate) fn read_records(
         state.check()?;
         let mut payload = state.buffers.take();
         let item = {
-            let _io = state.governor.io.acquire(&state.cancel)?;
+            let _io = state.io()?;
             walker.next(&mut input, &mut payload)?
         };
         match item {

@@ -1,0 +1,219 @@
+//! Restoring one stream: the header read and its key checked before any
+//! record, then records split by the reader, decoded and checked on the CPU
+//! workers, written in order, and the whole-file digest checked at the end.
+
+use std::io::{Read, Write};
+use std::time::Instant;
+
+use super::reader;
+use super::writer::Sink;
+use crate::chunk::{self, ChainStage, Codec};
+use crate::cipher::FileKeys;
+use crate::error::{Error, Result};
+use crate::format::{Header, Kdf, CUSTOM_STAGE_ID};
+use crate::pipeline::Pipeline;
+use crate::report::Report;
+use crate::stages::StageSpec;
+
+/// A header read and, if encrypted, opened.
+pub(crate) struct Opened {
+    pub header: Header,
+    pub header_len: u64,
+    pub keys: Option<FileKeys>,
+}
+
+impl Pipeline {
+    pub(crate) fn restore_stream<R: Read + Send, W: Write + Send>(
+        &self,
+        mut input: R,
+        output: W,
+    ) -> Result<(W, Report)> {
+        self.open_header(&mut input)
+            .and_then(|opened| self.restore_body(opened, input, output))
+            .inspect_err(|_| self.failed())
+    }
+
+    /// Restores the records that follow an already opened header.
+    pub(crate) fn restore_body<R: Read + Send, W: Write + Send>(
+        &self,
+        opened: Opened,
+        input: R,
+        output: W,
+    ) -> Result<(W, Report)> {
+        let start = Instant::now();
+        let Opened {
+            header,
+            header_len,
+            keys,
+        } = opened;
+        let chain = self.chain_for(&header)?;
+        let codec = Codec {
+            chain: &chain,
+            checksum: header.checksum,
+            chunk_size: header.chunk_size,
+            keys: keys.as_ref(),
+        };
+        let cipher = header.crypto.as_ref().map(|c| c.cipher);
+        // The header's chunk size sets the memory a run may need: within
+        // the limit, large chunks run with fewer in flight.
+        let (depth, in_flight) =
+            crate::config::restore_window(&self.inner.config, header.chunk_size).ok_or_else(
+                || {
+                    Error::resource(format!(
+                    "the container's chunks of {} MiB need more memory than the limit of {} MiB; \
+                     if the file is trusted, raise it (--max-memory, PipelineBuilder::max_memory)",
+                    header.chunk_size >> 20,
+                    self.inner.config.max_memory >> 20
+                ))
+                },
+            )?;
+        let _active = self.begin_run();
+        let window = (depth, in_flight);
+        let mut state = self.new_state(header.chunk_size, window, &chain, cipher, header.checksum);
+        state.in_flight = in_flight;
+        let mut sink = Sink::new(output);
+        let mut hasher = header.checksum.map(|c| c.hasher());
+        let mut chunks = 0u64;
+        let mut container_bytes = 0u64;
+        let result = {
+            let (sink, hasher, state, header) = (&mut sink, &mut hasher, &state, &header);
+            let (codec, chunks) = (&codec, &mut chunks);
+            super::run(
+                state,
+                self.cpu(),
+                depth,
+                |tx| {
+                    let mut counted = super::Counting {
+                        inner: input,
+                        bytes: 0,
+                    };
+                    let t = reader::read_records(state, &mut counted, header, tx);
+                    container_bytes = counted.bytes;
+                    t
+                },
+                |_, sealed| chunk::decode(codec, &state.buffers, sealed),
+                |data| {
+                    *chunks += 1;
+                    sink.write_plain(state, data, hasher.as_mut())
+                },
+            )
+        };
+        self.settle(&state);
+        let trailer = result?;
+        let digest = hasher.map(|h| h.finalize());
+        if let (Some(d), Some(expected), Some(kind)) = (digest, trailer.digest, header.checksum) {
+            let stored = keys.as_ref().map_or(d, |k| k.mask_file_digest(&d));
+            if stored != expected {
+                return Err(Error::integrity(format!(
+                    "whole-file {} mismatch (the chunks are intact but do not form the original)",
+                    kind.name()
+                )));
+            }
+        }
+        let (output, bytes_out) = sink.finish(&state)?;
+        let mut report = self.report(&state, start);
+        report.bytes_in = header_len + container_bytes;
+        report.bytes_out = bytes_out;
+        report.original_bytes = bytes_out;
+        report.chunks = chunks;
+        report.checksum = header.checksum;
+        report.digest = digest;
+        report.mode = Some(header.mode);
+        report.chunk_size = header.chunk_size;
+        self.run_done(&report)?;
+        Ok((output, report))
+    }
+
+    /// Reads the header and, for an encrypted container, derives the file's
+    /// keys, checks the key and authenticates the header: all before a
+    /// single record is read.
+    pub(crate) fn open_header(&self, input: &mut impl Read) -> Result<Opened> {
+        let (header, raw) = Header::read_with_bytes(input)?;
+        let keys = match &header.crypto {
+            // A secret means "this should be encrypted": an unencrypted
+            // container where an encrypted one was expected is refused, or
+            // an attacker could substitute plaintext of their choosing.
+            None if self.inner.secret.is_some() => {
+                return Err(Error::integrity(
+                    "the container is not encrypted, but a passphrase or key was given \
+                     (an unencrypted file may have been substituted); \
+                     restore it without a key if that is expected",
+                ))
+            }
+            None => None,
+            Some(c) => {
+                self.check_kdf_cost(&c.kdf)?;
+                let master = self.master(&c.kdf)?;
+                let mut keys = FileKeys::derive(c.cipher, &master, &c.file_nonce);
+                if !keys.check_matches(&c.key_check) {
+                    return Err(Error::wrong_key(
+                        "wrong passphrase or key: it does not open this container",
+                    ));
+                }
+                keys.verify_header(Header::mac_input(&raw), &c.mac)?;
+                Some(keys)
+            }
+        };
+        Ok(Opened {
+            header,
+            header_len: raw.len() as u64,
+            keys,
+        })
+    }
+
+    /// Refuses an Argon2id cost over the reader's limits before any of the
+    /// work: the header is not authenticated until the key it derives is.
+    fn check_kdf_cost(&self, kdf: &Kdf) -> Result<()> {
+        let Kdf::Argon2id { params, .. } = kdf else {
+            return Ok(());
+        };
+        let cfg = &self.inner.config;
+        let memory = u64::from(params.m_kib) * 1024;
+        if memory > cfg.max_memory as u64 {
+            return Err(Error::resource(format!(
+                "the container asks for Argon2id with {} MiB of memory, over the limit of {} MiB; \
+                 if the file is trusted, raise it (--max-memory, PipelineBuilder::max_memory)",
+                memory >> 20,
+                cfg.max_memory >> 20
+            )));
+        }
+        if params.t > cfg.max_kdf_passes {
+            return Err(Error::resource(format!(
+                "the container asks for Argon2id with {} passes, over the limit of {}; \
+                 if the file is trusted, raise it (--max-kdf-passes, PipelineBuilder::max_kdf_passes)",
+                params.t, cfg.max_kdf_passes
+            )));
+        }
+        Ok(())
+    }
+
+    /// The stage chain a container needs: built-ins from the header,
+    /// custom stages matched by name against this pipeline's.
+    fn chain_for(&self, header: &Header) -> Result<Vec<ChainStage>> {
+        header
+            .stages
+            .iter()
+            .map(|desc| {
+                if desc.id == CUSTOM_STAGE_ID {
+                    self.inner
+                        .chain
+                        .iter()
+                        .find(|s| s.desc.id == CUSTOM_STAGE_ID && s.desc.name == desc.name)
+                        .cloned()
+                        .ok_or_else(|| {
+                            Error::usage(format!(
+                                "the container needs the custom stage {:?}, which this pipeline lacks",
+                                desc.name
+                            ))
+                        })
+                } else {
+                    let spec = StageSpec::from_id(desc.id, desc.param)?;
+                    Ok(ChainStage {
+                        stage: spec.build()?,
+                        desc: desc.clone(),
+                    })
+                }
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,128 @@
+//! The state the threads of one stream share: governor, cancel token,
+//! buffer pool, the run's memory gauge and its first error. Built before
+//! the threads start and borrowed by each of them (`std::thread::scope`),
+//! so nothing in it needs an `Arc`.
+
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::cancel::CancelToken;
+use crate::error::{Error, Result};
+use crate::governor::{Governor, Lease, MemoryGauge};
+use crate::metrics::Metrics;
+use crate::pool::BufferPool;
+use crate::recorder::{self, Permit, Recorder};
+
+/// State shared by the threads of one run.
+pub(crate) struct RunState<'a> {
+    pub governor: &'a Governor,
+    pub cancel: CancelToken,
+    pub buffers: BufferPool,
+    /// Chunk bytes alive in this run (the governor's gauge covers all runs).
+    pub memory: MemoryGauge,
+    error: Mutex<Option<Error>>,
+    /// Where this run reports (none: nothing is timed or counted).
+    metrics: Option<Arc<Metrics>>,
+    /// Histogram labels of the stages, the checksum's last.
+    labels: Vec<String>,
+    has_checksum: bool,
+    /// Chunk jobs in flight at most, besides the CPU tokens (a restore of
+    /// large chunks takes fewer, to stay within its memory limit).
+    pub in_flight: usize,
+}
+
+impl<'a> RunState<'a> {
+    pub fn new(governor: &'a Governor, cancel: CancelToken, buffers: BufferPool) -> RunState<'a> {
+        RunState {
+            governor,
+            cancel,
+            buffers,
+            memory: MemoryGauge::default(),
+            error: Mutex::new(None),
+            metrics: None,
+            labels: Vec::new(),
+            has_checksum: false,
+            in_flight: usize::MAX,
+        }
+    }
+
+    /// Reports this run to `metrics`, if any; `stages` and `checksum` label
+    /// the per-stage CPU histograms.
+    pub fn observed(
+        mut self,
+        metrics: Option<Arc<Metrics>>,
+        stages: impl IntoIterator<Item = String>,
+        checksum: Option<&str>,
+    ) -> RunState<'a> {
+        if metrics.is_some() {
+            self.labels = stages.into_iter().collect();
+            self.labels.extend(checksum.map(str::to_string));
+            self.has_checksum = checksum.is_some();
+        }
+        self.metrics = metrics;
+        self
+    }
+
+    /// The metrics this run reports to, if any.
+    pub fn metrics(&self) -> Option<&Metrics> {
+        self.metrics.as_deref()
+    }
+
+    /// The writer thread's recorder, if this run reports metrics.
+    pub fn recorder(&self) -> Option<Recorder> {
+        self.metrics
+            .as_ref()
+            .map(|m| Recorder::new(Arc::clone(m), self.labels.clone(), self.has_checksum))
+    }
+
+    /// An IO permit for one read or write of this run; its wait goes into
+    /// the chunk's timings.
+    pub fn io(&self) -> Result<Lease<'a>> {
+        recorder::lease(&self.governor.io, Permit::Io, &self.cancel)
+    }
+
+    /// A CPU permit for one chunk job of this run.
+    pub fn cpu(&self) -> Result<Lease<'a>> {
+        recorder::lease(&self.governor.cpu, Permit::Cpu, &self.cancel)
+    }
+
+    /// Counts `bytes` of chunk data as alive (read, not yet written).
+    pub fn hold(&self, bytes: usize) {
+        self.memory.add(bytes);
+        self.governor.memory.add(bytes);
+    }
+
+    /// Counts `bytes` of chunk data as written.
+    pub fn release(&self, bytes: usize) {
+        self.memory.sub(bytes);
+        self.governor.memory.sub(bytes);
+    }
+
+    /// Records `err` if it is the first, then cancels the run. The store
+    /// happens before the cancel, so a thread that stops because it saw the
+    /// cancel can never have its consequential error recorded first.
+    pub fn fail(&self, err: Error) {
+        {
+            let mut slot = self.error.lock();
+            if slot.is_none() {
+                *slot = Some(err);
+            }
+        }
+        self.cancel.cancel();
+    }
+
+    /// The first error of the run, if any.
+    pub fn take_error(&self) -> Option<Error> {
+        self.error.lock().take()
+    }
+
+    /// `Err(Cancelled)` once the run is cancelled.
+    pub fn check(&self) -> Result<()> {
+        if self.cancel.is_cancelled() {
+            Err(Error::cancelled())
+        } else {
+            Ok(())
+        }
+    }
+}
