@@ -7,8 +7,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::batch::Policy;
 use crate::error::{Error, Result};
-use crate::scheduler::Policy;
 
 /// What to optimise for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

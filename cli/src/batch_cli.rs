@@ -10,9 +10,9 @@ use std::io::{self, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 
 use clap::Args as ClapArgs;
+use syncpipe::batch::Policy;
 use syncpipe::batch::{BatchJob, BatchOptions, BatchReport, Outcome};
 use syncpipe::format::Header;
-use syncpipe::scheduler::Policy;
 use syncpipe::shard::Shard;
 use syncpipe::walk::{self, Source, WalkOptions};
 use syncpipe::{Error, ErrorKind, Optimize, Pipeline, PipelineBuilder};

@@ -16,8 +16,8 @@ use std::process::{Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use syncpipe::batch::Policy;
 use syncpipe::batch::{BatchJob, BatchOptions, Outcome};
-use syncpipe::scheduler::Policy;
 use syncpipe::stages::parse_stages;
 use syncpipe::{CancelToken, Pipeline};
 

@@ -1,5 +1,5 @@
 //! Which file of a batch starts next: the ordering policy of the batch's
-//! scheduler thread (`batch.rs`), kept free of threads and clocks so that a
+//! scheduler thread (`scheduler.rs`), kept free of threads and clocks so that a
 //! test can drive it on a synthetic clock.
 //!
 //! `simple` starts files in the order they were found (FIFO). `fair` starts
@@ -120,14 +120,10 @@ impl<T> Queue<T> {
         }
     }
 
-    /// Items not yet started.
-    pub fn len(&self) -> usize {
-        self.fifo.len() + self.small.len() + self.large.len()
-    }
-
-    /// True when nothing is left to start.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+    /// True when nothing is left to start (the policy's simulation).
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
+        self.fifo.is_empty() && self.small.is_empty() && self.large.is_empty()
     }
 
     /// The item to start in a free slot, given what is `running`; `None`

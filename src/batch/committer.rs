@@ -25,7 +25,11 @@ use std::os::unix::fs::MetadataExt;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::PathBuf;
 
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, Sender};
+
+use super::{ended, BatchJob, Ctx, Done, FileResult, Outcome, ToCommit};
+use crate::pipeline::Pipeline;
+use crate::report::Report;
 
 use crate::cancel::CancelToken;
 use crate::error::{Error, ErrorKind, Result};
@@ -34,7 +38,7 @@ use crate::output::{self, OutputFile};
 /// Prepared files waiting for the committer, at most: 256 temp files and
 /// descriptors (well under the usual limit of 1,024 open files, with room
 /// for the workers' own).
-pub(crate) const QUEUE: usize = 256;
+pub(super) const QUEUE: usize = 256;
 
 /// The most files one group commits: a group is one `syncfs` and then its
 /// renames, and the workers' results wait for the whole group.
@@ -42,10 +46,10 @@ const MAX_GROUP: usize = 1024;
 
 /// The result of committing one file: the folder it was renamed into (to
 /// fsync once at the end of the batch), or its failure.
-pub(crate) type Committed = Result<Option<PathBuf>>;
+pub(super) type Committed = Result<Option<PathBuf>>;
 
 /// A prepared output and what the batch needs to report it.
-pub(crate) struct Pending<T> {
+pub(super) struct Pending<T> {
     /// The temp file, written and given its mode.
     pub out: OutputFile,
     /// Carried through to [`serve`]'s `deliver`.
@@ -56,7 +60,7 @@ pub(crate) struct Pending<T> {
 /// and hands each group's results to `deliver`, exactly one per file, until
 /// every sender is gone. After `cancel`, queued files are not renamed but
 /// removed (their results are `Cancelled`).
-pub(crate) fn serve<T>(
+pub(super) fn serve<T>(
     queue: &Receiver<Pending<T>>,
     cancel: &CancelToken,
     mut deliver: impl FnMut(Vec<(T, Committed)>),
@@ -84,7 +88,7 @@ pub(crate) fn serve<T>(
 
 /// Commits one group: never panics out (a panic fails the group's files,
 /// whose temp files are then removed), one result per file, in order.
-pub(crate) fn commit(group: Vec<OutputFile>) -> Vec<Committed> {
+pub(super) fn commit(group: Vec<OutputFile>) -> Vec<Committed> {
     let n = group.len();
     match panic::catch_unwind(AssertUnwindSafe(|| commit_group(group))) {
         Ok(results) => results,
@@ -120,6 +124,60 @@ fn commit_group(group: Vec<OutputFile>) -> Vec<Committed> {
             }
         })
         .collect()
+}
+
+/// The committer thread's state, built before the batch's threads start.
+pub(super) struct Committer<'p, 'c> {
+    pub pipeline: &'p Pipeline,
+    pub ctx: &'c Ctx<'c>,
+    /// From the workers.
+    pub queue: Receiver<ToCommit>,
+    /// To the scheduler.
+    pub done: Sender<Done>,
+}
+
+impl Committer<'_, '_> {
+    /// Commits what the workers hand over, group by group, and reports
+    /// each group to the scheduler; ends when the last worker is gone.
+    pub fn run(self) {
+        let (p, ctx) = (self.pipeline, self.ctx);
+        serve(&self.queue, p.cancel_token(), |group| {
+            let files = group
+                .into_iter()
+                .map(|((job, report), r)| committed(p, ctx, job, report, r))
+                .collect();
+            // Fails only if the scheduler is gone, which it is not while
+            // files are committing (it waits for them).
+            let _ = self.done.send(Done::Committed { files });
+        });
+    }
+}
+
+/// The result of a committed (or failed to commit) small file.
+pub(super) fn committed(
+    p: &Pipeline,
+    ctx: &Ctx<'_>,
+    job: BatchJob,
+    report: Box<Report>,
+    r: Committed,
+) -> FileResult {
+    let outcome = match r {
+        Ok(dir) => {
+            if let Some(dir) = dir {
+                ctx.dirs.lock().insert(dir);
+            }
+            // The inline path skips the engine, so it reports the
+            // finished file to the metrics here (the engine's runs do
+            // it themselves). The output is in place by now; a
+            // panicking observer still makes the file count as failed.
+            match p.run_done(&report) {
+                Ok(()) => Outcome::Done(*report),
+                Err(e) => Outcome::Failed(e.with_path(&job.input)),
+            }
+        }
+        Err(e) => Outcome::Failed(e.with_path(&job.input)),
+    };
+    ended(ctx, job, outcome)
 }
 
 #[cfg(test)]
