@@ -540,7 +540,8 @@ impl Env<'_> {
             let pipeline = self.pipeline(point, Some(Arc::clone(&metrics)))?;
             let cpu0 = cpu_time();
             let t0 = Instant::now();
-            let report = pipeline.process_path(self.input, self.container, true)?;
+            let report =
+                pipeline.process_path(self.input, self.container, crate::Overwrite::Replace)?;
             let wall = t0.elapsed();
             let cpu = cpu_time().saturating_sub(cpu0);
             let snap = metrics.snapshot();
@@ -856,7 +857,7 @@ mod tests {
         };
         let pipeline = env.pipeline(&point, None).expect("pipeline");
         pipeline
-            .process_path(input.path(), &container, true)
+            .process_path(input.path(), &container, crate::Overwrite::Replace)
             .expect("process");
         assert_eq!(env.restore(&pipeline).expect("not cancelled"), Ok(()));
         // One flipped byte in the middle of the chunk records.
@@ -876,7 +877,7 @@ mod tests {
             .write_temp(dir.path(), &cancel)
             .expect("other input");
         pipeline
-            .process_path(other.path(), &container, true)
+            .process_path(other.path(), &container, crate::Overwrite::Replace)
             .expect("process");
         let differs = env.restore(&pipeline).expect("not cancelled");
         assert!(

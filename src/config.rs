@@ -178,6 +178,7 @@ pub struct PipelineBuilder {
     pub(crate) reader: ReaderKind,
     pub(crate) optimize: Option<Optimize>,
     pub(crate) metrics: Option<Arc<Metrics>>,
+    pub(crate) pool: Option<Arc<rayon::ThreadPool>>,
 }
 
 impl Default for PipelineBuilder {
@@ -203,6 +204,7 @@ impl Default for PipelineBuilder {
             reader: ReaderKind::Buffered,
             optimize: None,
             metrics: None,
+            pool: None,
         }
     }
 }
@@ -423,6 +425,25 @@ impl PipelineBuilder {
         self
     }
 
+    /// Runs the chunk jobs on `pool` instead of the process's shared pool;
+    /// the thread count is then the pool's.
+    ///
+    /// By default, pipelines of the same thread count share one pool (50
+    /// pipelines, one pool), which is what most programs want; a pool of
+    /// its own isolates a pipeline's CPU work from the others'.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// let pool = Arc::new(rayon::ThreadPoolBuilder::new().num_threads(2).build()?);
+    /// let p = syncpipe::Pipeline::builder().thread_pool(pool).build()?;
+    /// assert_eq!(p.config().threads, 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn thread_pool(mut self, pool: Arc<rayon::ThreadPool>) -> Self {
+        self.pool = Some(pool);
+        self
+    }
+
     /// Records metrics of every run into `metrics` (which may be shared
     /// with other pipelines) and reports them to its observer.
     ///
@@ -451,9 +472,10 @@ impl PipelineBuilder {
                 preset.as_ref().map_or(0, from_preset)
             }
         };
-        let threads = match pick(self.threads, |p| p.threads) {
-            0 => num_cpus::get().max(1),
-            n => n,
+        let threads = match (&self.pool, pick(self.threads, |p| p.threads)) {
+            (Some(pool), _) => pool.current_num_threads(),
+            (None, 0) => num_cpus::get().max(1),
+            (None, n) => n,
         };
         let (chunk_size, chunk_size_given) = match pick(self.chunk_size, |p| p.chunk_size) {
             0 => (DEFAULT_CHUNK_SIZE, false),
@@ -536,6 +558,7 @@ impl PipelineBuilder {
             self.cancel,
             self.secret,
             self.metrics,
+            self.pool,
         )
     }
 }

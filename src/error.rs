@@ -157,6 +157,40 @@ impl From<io::Error> for Error {
     }
 }
 
+/// For code that speaks `io::Result` (a `Read` or `Write` impl, `?` in a
+/// function returning `io::Result`). The whole error is kept as the inner
+/// error, so its message (path, chunk, stage) survives and
+/// `get_ref()?.downcast_ref::<syncpipe::Error>()` gets it back; the kind
+/// follows [`ErrorKind`]: an I/O error keeps its own kind, an integrity
+/// failure is `InvalidData`, a usage error `InvalidInput`, a wrong key
+/// `PermissionDenied`, a cancel `Interrupted`, a limit `OutOfMemory`.
+///
+/// ```
+/// use std::io;
+/// let e = syncpipe::Error::integrity("chunk 3: checksum mismatch");
+/// let io_err = io::Error::from(e);
+/// assert_eq!(io_err.kind(), io::ErrorKind::InvalidData);
+/// let back = io_err.get_ref().and_then(|e| e.downcast_ref::<syncpipe::Error>());
+/// assert_eq!(back.map(|e| e.kind()), Some(syncpipe::ErrorKind::Integrity));
+/// ```
+impl From<Error> for io::Error {
+    fn from(err: Error) -> io::Error {
+        let kind = match err.kind {
+            ErrorKind::Io => err
+                .source
+                .as_ref()
+                .map_or(io::ErrorKind::Other, io::Error::kind),
+            ErrorKind::Usage => io::ErrorKind::InvalidInput,
+            ErrorKind::Integrity => io::ErrorKind::InvalidData,
+            ErrorKind::WrongKey => io::ErrorKind::PermissionDenied,
+            ErrorKind::Cancelled => io::ErrorKind::Interrupted,
+            ErrorKind::Resource => io::ErrorKind::OutOfMemory,
+            ErrorKind::Stage | ErrorKind::Panic => io::ErrorKind::Other,
+        };
+        io::Error::new(kind, err)
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Some(p) = &self.path {

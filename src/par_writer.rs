@@ -1,25 +1,24 @@
 //! `ParWriter`: the pipeline behind `std::io::Write`.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::mem;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::{self, JoinHandle};
 
-use crossbeam_channel::{Receiver, Sender};
-
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::pipeline::Pipeline;
+use crate::relay::{Direction, Offer, Relay};
 use crate::report::Report;
 
 /// Processes everything written to it into a container on the inner writer,
 /// in parallel, in the style of zstd's `Encoder`: write, then call
 /// [`ParWriter::finish`] to complete the container and get the writer back.
 ///
-/// The run happens on a background thread (which is why `W` must be `Send +
-/// 'static`); written bytes are batched into chunk-sized buffers and handed
-/// over a bounded channel, so a fast producer is slowed to the pipeline's
-/// pace instead of buffering without bound.
+/// The inner writer stays on the caller's thread: it may be borrowed
+/// (`&mut Vec<u8>`, `&mut File`) and need not be `Send`. The run itself
+/// happens on a background thread (see `relay.rs`); written bytes are
+/// batched into chunk-sized buffers and handed over a bounded channel, and
+/// the container's bytes come back over another, written to the inner
+/// writer during later writes and at `finish`. A fast producer is slowed to
+/// the pipeline's pace instead of buffering without bound.
 ///
 /// Dropping a `ParWriter` without `finish` abandons the run: the container
 /// is left without its trailer (restore reports it truncated) and `Drop`
@@ -30,47 +29,39 @@ use crate::report::Report;
 /// use syncpipe::Pipeline;
 ///
 /// let pipeline = Pipeline::builder().threads(2).build()?;
-/// let mut w = pipeline.par_writer(Vec::new());
+/// let mut container = Vec::new();
+/// let mut w = pipeline.par_writer(&mut container);
 /// w.write_all(b"some data, streamed")?;
-/// let container: Vec<u8> = w.finish()?;
+/// w.finish()?;
 /// let mut back = Vec::new();
 /// pipeline.restore(&container[..], &mut back)?;
 /// assert_eq!(back, b"some data, streamed");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub struct ParWriter<W: Write + Send + 'static> {
-    tx: Option<Sender<Vec<u8>>>,
+pub struct ParWriter<W: Write> {
+    relay: Relay,
     buf: Vec<u8>,
     chunk_size: usize,
-    aborted: Arc<AtomicBool>,
-    handle: Option<JoinHandle<Result<(W, Report)>>>,
+    /// `None` only after `finish` has taken it.
+    inner: Option<W>,
+    /// The first failed write to `inner`: the output has a hole from then
+    /// on, so the run is stopped and `finish` returns this.
+    broken: Option<io::Error>,
 }
 
-impl<W: Write + Send + 'static> ParWriter<W> {
-    pub(crate) fn new(pipeline: Pipeline, output: W) -> ParWriter<W> {
+impl<W: Write> ParWriter<W> {
+    pub(crate) fn new(pipeline: &Pipeline, output: W) -> ParWriter<W> {
         let chunk_size = pipeline.config().chunk_size;
-        let (tx, rx) = crossbeam_channel::bounded(pipeline.config().channel_depth);
-        let aborted = Arc::new(AtomicBool::new(false));
-        let source = ChannelReader {
-            rx,
-            cur: Vec::new(),
-            pos: 0,
-            aborted: Arc::clone(&aborted),
-        };
-        let handle = thread::Builder::new()
-            .name("syncpipe-par-writer".into())
-            .spawn(move || pipeline.process_stream(source, output, None, 0));
-        let (tx, handle) = match handle {
-            Ok(h) => (Some(tx), Some(h)),
-            // No thread: writes will fail and `finish` reports it.
-            Err(_) => (None, None),
-        };
         ParWriter {
-            tx,
+            relay: Relay::start(
+                pipeline,
+                Direction::Process,
+                pipeline.config().channel_depth,
+            ),
             buf: Vec::with_capacity(chunk_size),
             chunk_size,
-            aborted,
-            handle,
+            inner: Some(output),
+            broken: None,
         }
     }
 
@@ -79,12 +70,45 @@ impl<W: Write + Send + 'static> ParWriter<W> {
             return Ok(());
         }
         let full = mem::replace(&mut self.buf, Vec::with_capacity(self.chunk_size));
-        match &self.tx {
-            Some(tx) if tx.send(full).is_ok() => Ok(()),
-            // The run has stopped; `finish` returns its real error.
-            _ => Err(io::Error::other(
-                "syncpipe pipeline stopped; call finish() for the cause",
-            )),
+        let mut block = full;
+        loop {
+            match self.relay.offer(block) {
+                Offer::Sent => break,
+                Offer::Output { unsent, output } => {
+                    self.write_out(&output)?;
+                    block = unsent;
+                }
+                // `finish` returns the run's real error.
+                Offer::Stopped => return Err(stopped()),
+            }
+        }
+        // Whatever else is ready, so the output channel rarely fills.
+        while let Some(b) = self.relay.recv(false) {
+            self.write_out(&b)?;
+        }
+        Ok(())
+    }
+
+    /// Writes run output to the inner writer; the first failure stops the
+    /// run and is kept for `finish`.
+    fn write_out(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if self.broken.is_some() {
+            return Err(stopped());
+        }
+        let Some(inner) = self.inner.as_mut() else {
+            return Err(io::Error::other("the ParWriter is finished"));
+        };
+        match inner.write_all(bytes) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.relay.abort();
+                let kind = e.kind();
+                self.broken = Some(e);
+                Err(io::Error::new(
+                    kind,
+                    "writing the output failed; finish() returns the cause",
+                ))
+            }
         }
     }
 
@@ -92,7 +116,7 @@ impl<W: Write + Send + 'static> ParWriter<W> {
     ///
     /// # Errors
     ///
-    /// The first error of the run.
+    /// The first error of the run, or of writing to the inner writer.
     pub fn finish(self) -> Result<W> {
         self.finish_with_report().map(|(w, _)| w)
     }
@@ -101,25 +125,24 @@ impl<W: Write + Send + 'static> ParWriter<W> {
     ///
     /// # Errors
     ///
-    /// The first error of the run.
+    /// The first error of the run, or of writing to the inner writer.
     pub fn finish_with_report(mut self) -> Result<(W, Report)> {
         let flushed = self.send_buf();
-        // Disconnection is the end-of-input signal for the background reader.
-        self.tx = None;
-        let handle = self
-            .handle
+        if let Some(e) = self.broken.take() {
+            return Err(Error::io(e).with_stage("writing the output"));
+        }
+        let mut inner = self
+            .inner
             .take()
-            .ok_or_else(|| Error::io(io::Error::other("could not start the pipeline thread")))?;
-        let result = handle
-            .join()
-            .map_err(|_| Error::new(ErrorKind::Panic, "pipeline thread panicked"))?;
-        let out = result?;
+            .expect("the writer is taken only here, and finish consumes self");
+        let report = self.relay.finish(&mut |b| inner.write_all(&b));
+        let report = report?;
         flushed?;
-        Ok(out)
+        Ok((inner, report))
     }
 }
 
-impl<W: Write + Send + 'static> Write for ParWriter<W> {
+impl<W: Write> Write for ParWriter<W> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         let room = self.chunk_size - self.buf.len();
         let n = data.len().min(room);
@@ -130,50 +153,33 @@ impl<W: Write + Send + 'static> Write for ParWriter<W> {
         Ok(n)
     }
 
-    /// Hands buffered bytes to the pipeline. Records are cut at chunk
-    /// boundaries, so output for a partial chunk appears only at `finish`.
+    /// Hands buffered bytes to the pipeline and writes the output that is
+    /// ready. Records are cut at chunk boundaries, so output for a partial
+    /// chunk appears only at `finish`.
     fn flush(&mut self) -> io::Result<()> {
-        self.send_buf()
+        self.send_buf()?;
+        match self.inner.as_mut() {
+            Some(w) => w.flush(),
+            None => Ok(()),
+        }
     }
 }
 
-impl<W: Write + Send + 'static> Drop for ParWriter<W> {
+fn stopped() -> io::Error {
+    io::Error::other("syncpipe pipeline stopped; call finish() for the cause")
+}
+
+impl<W: Write> Drop for ParWriter<W> {
+    /// Abandons an unfinished run: what the run already produced is
+    /// written, then it is stopped (errors are ignored: `Drop` cannot
+    /// report them).
     fn drop(&mut self) {
-        if let Some(handle) = self.handle.take() {
-            // Store before disconnecting: the reader checks the flag after it
-            // sees the disconnection, and the channel orders the two.
-            self.aborted.store(true, Ordering::Release);
-            self.tx = None;
-            let _ = handle.join();
-        }
-    }
-}
-
-/// The background run's input: buffers from the channel, end at disconnect.
-struct ChannelReader {
-    rx: Receiver<Vec<u8>>,
-    cur: Vec<u8>,
-    pos: usize,
-    aborted: Arc<AtomicBool>,
-}
-
-impl Read for ChannelReader {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        while self.pos == self.cur.len() {
-            match self.rx.recv() {
-                Ok(next) => {
-                    self.cur = next;
-                    self.pos = 0;
-                }
-                Err(_) if self.aborted.load(Ordering::Acquire) => {
-                    return Err(io::Error::other("ParWriter dropped without finish()"))
-                }
-                Err(_) => return Ok(0),
+        if let Some(inner) = self.inner.as_mut() {
+            self.relay.abort();
+            while let Some(b) = self.relay.recv(true) {
+                let _ = inner.write_all(&b);
             }
+            let _ = self.relay.join();
         }
-        let n = out.len().min(self.cur.len() - self.pos);
-        out[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
     }
 }

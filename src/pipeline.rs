@@ -11,11 +11,14 @@ use zeroize::Zeroizing;
 use crate::cancel::CancelToken;
 use crate::chunk::ChainStage;
 use crate::config::{Config, PipelineBuilder, SpawnStyle, StageEntry};
+use crate::cpu_pool;
 use crate::error::{Error, Result};
 use crate::format::{Kdf, StageDesc, CUSTOM_STAGE_ID};
 use crate::governor::Governor;
 use crate::metrics::Metrics;
 use crate::output::{self, OutputFile};
+use crate::overwrite::Overwrite;
+use crate::par_reader::ParReader;
 use crate::par_writer::ParWriter;
 use crate::report::Report;
 use crate::secret::Secret;
@@ -49,8 +52,10 @@ pub struct Pipeline {
 pub(crate) struct Inner {
     pub(crate) config: Config,
     pub(crate) chain: Vec<ChainStage>,
-    /// The rayon pool, for `SpawnStyle::Rayon` (none for dedicated threads).
-    pub(crate) pool: Option<rayon::ThreadPool>,
+    /// The rayon pool, for `SpawnStyle::Rayon` (none for dedicated
+    /// threads): shared with the process's other pipelines of the same
+    /// thread count unless the builder was given one.
+    pub(crate) pool: Option<Arc<rayon::ThreadPool>>,
     pub(crate) governor: Arc<Governor>,
     pub(crate) shared_governor: bool,
     /// Runs (and batches) of this pipeline in progress: its permits can
@@ -80,6 +85,7 @@ impl Pipeline {
         cancel: CancelToken,
         secret: Option<Secret>,
         metrics: Option<Arc<Metrics>>,
+        pool: Option<Arc<rayon::ThreadPool>>,
     ) -> Result<Pipeline> {
         let mut chain = Vec::with_capacity(entries.len());
         for entry in entries {
@@ -119,17 +125,10 @@ impl Pipeline {
                 }
             });
         }
-        let pool = match config.spawn_style {
-            SpawnStyle::Rayon => Some(
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(config.threads)
-                    .thread_name(|i| format!("syncpipe-cpu-{i}"))
-                    .build()
-                    .map_err(|e| {
-                        Error::io(io::Error::other(e)).with_stage("starting the thread pool")
-                    })?,
-            ),
-            SpawnStyle::Threads => None,
+        let pool = match (config.spawn_style, pool) {
+            (SpawnStyle::Rayon, Some(pool)) => Some(pool),
+            (SpawnStyle::Rayon, None) => Some(cpu_pool::shared(config.threads)?),
+            (SpawnStyle::Threads, _) => None,
         };
         let shared_governor = governor.is_some();
         let governor = governor
@@ -220,11 +219,17 @@ impl Pipeline {
     ///
     /// # Errors
     ///
-    /// [`crate::ErrorKind::Usage`] if `output` exists and `force` is false,
+    /// [`crate::ErrorKind::Usage`] if `output` exists and `overwrite` is
+    /// [`Overwrite::Refuse`],
     /// or is the input itself (also through links); otherwise as
     /// [`Pipeline::run`], with the path in the message.
-    pub fn process_path(&self, input: &Path, output: &Path, force: bool) -> Result<Report> {
-        self.process_file(input, output, force, false)
+    pub fn process_path(
+        &self,
+        input: &Path,
+        output: &Path,
+        overwrite: Overwrite,
+    ) -> Result<Report> {
+        self.process_file(input, output, overwrite.allowed(), false)
     }
 
     /// [`Pipeline::process_path`]; `derived` for a batch's output, whose
@@ -287,8 +292,13 @@ impl Pipeline {
     /// # Errors
     ///
     /// As [`Pipeline::process_path`] and [`Pipeline::restore`].
-    pub fn restore_path(&self, input: &Path, output: &Path, force: bool) -> Result<Report> {
-        self.restore_file(input, output, force, false)
+    pub fn restore_path(
+        &self,
+        input: &Path,
+        output: &Path,
+        overwrite: Overwrite,
+    ) -> Result<Report> {
+        self.restore_file(input, output, overwrite.allowed(), false)
     }
 
     /// [`Pipeline::restore_path`]; `derived` as for
@@ -328,11 +338,11 @@ impl Pipeline {
         &self,
         mut input: R,
         output: &Path,
-        force: bool,
+        overwrite: Overwrite,
     ) -> Result<Report> {
         let run = || {
             let opened = self.open_header(&mut input)?;
-            let out = OutputFile::create_for(output, force)?;
+            let out = OutputFile::create_for(output, overwrite.allowed())?;
             self.restore_into(opened, input, out)
         };
         run().inspect_err(|_| self.failed())
@@ -355,9 +365,17 @@ impl Pipeline {
     }
 
     /// A `Write` adapter that processes everything written to it into a
-    /// container on `output`, in parallel; see [`ParWriter`].
-    pub fn par_writer<W: Write + Send + 'static>(&self, output: W) -> ParWriter<W> {
-        ParWriter::new(self.clone(), output)
+    /// container on `output`, in parallel; see [`ParWriter`]. `output` may
+    /// be borrowed (`&mut Vec<u8>`, `&mut File`).
+    pub fn par_writer<W: Write>(&self, output: W) -> ParWriter<W> {
+        ParWriter::new(self, output)
+    }
+
+    /// A `Read` adapter that restores the container read from `input`, in
+    /// parallel, as the original bytes; see [`ParReader`]. `input` may be
+    /// borrowed (`&[u8]`, `&mut File`).
+    pub fn par_reader<R: Read>(&self, input: R) -> ParReader<R> {
+        ParReader::new(self, input)
     }
 
     /// Where this pipeline's chunk jobs run.

@@ -11,6 +11,7 @@ use common::{mixed_data, watchdog};
 use syncpipe::cipher::{chunk_nonce, hkdf_sha256, ChunkCipher, CipherKind};
 use syncpipe::format::{Header, Item, Walker};
 use syncpipe::stages::{ChecksumKind, StageSpec};
+use syncpipe::Overwrite;
 use syncpipe::{ErrorKind, KdfParams, Pipeline, Secret};
 
 fn unhex(s: &str) -> Vec<u8> {
@@ -466,12 +467,12 @@ fn restore_to_path_checks_the_key_before_creating_anything() {
         .expect("process");
     let target = dir.path().join("out.bin");
     let e = restorer(pass("wrong"))
-        .restore_to_path(&c[..], &target, false)
+        .restore_to_path(&c[..], &target, Overwrite::Refuse)
         .expect_err("wrong key");
     assert_eq!(e.kind(), ErrorKind::WrongKey);
     assert_eq!(std::fs::read_dir(dir.path()).expect("list").count(), 0);
     restorer(pass("right"))
-        .restore_to_path(&c[..], &target, false)
+        .restore_to_path(&c[..], &target, Overwrite::Refuse)
         .expect("right key");
     assert_eq!(std::fs::read(&target).expect("read"), mixed_data(30_000, 9));
 }

@@ -9,6 +9,7 @@ mod common;
 
 use common::{mixed_data, watchdog};
 use syncpipe::stages::parse_stages;
+use syncpipe::Overwrite;
 use syncpipe::{Pipeline, ReaderKind, SpawnStyle};
 
 const STAGE_LISTS: &[&str] = &[
@@ -143,9 +144,11 @@ fn path_and_stream_agree_on_records() {
         std::fs::write(&input, &data).expect("write input");
         let p = pipeline("lz4,blake3", 64 << 10, 2, 2);
         let out = dir.path().join("in.bin.spipe");
-        p.process_path(&input, &out, false).expect("process_path");
+        p.process_path(&input, &out, Overwrite::Refuse)
+            .expect("process_path");
         let back = dir.path().join("back.bin");
-        p.restore_path(&out, &back, false).expect("restore_path");
+        p.restore_path(&out, &back, Overwrite::Refuse)
+            .expect("restore_path");
         assert_eq!(std::fs::read(&back).expect("read back"), data);
         let names: Vec<_> = std::fs::read_dir(dir.path())
             .expect("list")
@@ -214,7 +217,8 @@ fn restored_mode_drops_setuid() {
     let path = dir.path().join("x.spipe");
     std::fs::write(&path, &forged).expect("write");
     let out = dir.path().join("x");
-    p.restore_path(&path, &out, false).expect("restore");
+    p.restore_path(&path, &out, Overwrite::Refuse)
+        .expect("restore");
     let mode = std::fs::metadata(&out).expect("meta").permissions().mode() & 0o7777;
     // The permission bits, less this process's umask (as tar without -p).
     let status = std::fs::read_to_string("/proc/self/status").expect("status");
@@ -248,7 +252,8 @@ fn every_reader_and_spawn_style_through_the_path_apis() {
                         .build()
                         .expect("valid settings");
                     let out = dir.path().join(format!("c{i}-{reader}-{style:?}"));
-                    p.process_path(&input, &out, false).expect("process");
+                    p.process_path(&input, &out, Overwrite::Refuse)
+                        .expect("process");
                     let container = std::fs::read(&out).expect("read container");
                     match &reference {
                         None => reference = Some(container),
@@ -258,7 +263,8 @@ fn every_reader_and_spawn_style_through_the_path_apis() {
                         ),
                     }
                     let back = dir.path().join(format!("b{i}-{reader}-{style:?}"));
-                    p.restore_path(&out, &back, false).expect("restore");
+                    p.restore_path(&out, &back, Overwrite::Refuse)
+                        .expect("restore");
                     assert!(std::fs::read(&back).expect("read back") == data);
                     assert!(p.governor().all_returned(), "permits leaked");
                 }
@@ -306,10 +312,12 @@ fn every_chunk_method_restores_byte_identical() {
                             .expect("valid settings");
                         let what = format!("{stages} {method} len {len} threads {threads}");
                         let out = dir.path().join(format!("c{i}-{method}-{threads}"));
-                        p.process_path(&input, &out, true).expect("process");
+                        p.process_path(&input, &out, Overwrite::Replace)
+                            .expect("process");
                         let container = std::fs::read(&out).expect("read container");
                         let back = dir.path().join(format!("b{i}-{method}-{threads}"));
-                        p.restore_path(&out, &back, true).expect("restore");
+                        p.restore_path(&out, &back, Overwrite::Replace)
+                            .expect("restore");
                         assert!(std::fs::read(&back).expect("read back") == data, "{what}");
                         let mut restored = Vec::new();
                         p.restore(&container[..], &mut restored)
@@ -332,7 +340,9 @@ fn every_chunk_method_restores_byte_identical() {
                             .build()
                             .expect("valid settings");
                         let out1 = dir.path().join(format!("f{i}-{method}-{threads}"));
-                        fixed.process_path(&input, &out1, true).expect("process");
+                        fixed
+                            .process_path(&input, &out1, Overwrite::Replace)
+                            .expect("process");
                         let reference = std::fs::read(&out1).expect("read container");
                         assert!(reference == container, "{what}: other bytes");
                     }

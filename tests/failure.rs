@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use common::{mixed_data, watchdog};
 use syncpipe::stage::{from_fn, ChunkInfo, Stage};
 use syncpipe::stages::StageSpec;
+use syncpipe::Overwrite;
 use syncpipe::{CancelToken, Error, ErrorKind, Governor, Pipeline, SpawnStyle};
 
 const CHUNK: usize = 4096;
@@ -121,7 +122,7 @@ fn issue2_failed_run_leaves_no_output_file() {
         std::fs::write(&input, mixed_data(50 * CHUNK, 3)).expect("write");
         let out = dir.path().join("in.bin.spipe");
         let e = failing(20, false, false, 2)
-            .process_path(&input, &out, false)
+            .process_path(&input, &out, Overwrite::Refuse)
             .expect_err("must fail");
         assert_eq!(e.kind(), ErrorKind::Stage);
         assert!(
@@ -148,7 +149,7 @@ fn inverse_failure_names_the_chunk_and_leaves_no_file() {
         std::fs::write(&container, &bytes).expect("write");
         let out = dir.path().join("c");
         let e = p
-            .restore_path(&container, &out, false)
+            .restore_path(&container, &out, Overwrite::Refuse)
             .expect_err("must fail");
         assert_eq!(e.kind(), ErrorKind::Integrity);
         assert_eq!(e.chunk(), Some(9));

@@ -37,6 +37,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use syncpipe::stages::{parse_stages, ChecksumKind};
+use syncpipe::Overwrite;
 use syncpipe::Pipeline;
 
 type TestResult = Result<(), Box<dyn StdError>>;
@@ -296,7 +297,7 @@ fn produce(case: &Case) -> Result<Vec<u8>, Box<dyn StdError>> {
             let output = dir.path().join("container");
             fs::write(&input, &data)?;
             fs::set_permissions(&input, fs::Permissions::from_mode(PATH_MODE))?;
-            pipeline.process_path(&input, &output, false)?;
+            pipeline.process_path(&input, &output, Overwrite::Refuse)?;
             Ok(fs::read(&output)?)
         }
     }

@@ -16,6 +16,7 @@ use syncpipe::output::{self, OutputFile};
 use syncpipe::source::{ReaderKind, Source};
 use syncpipe::stages::{parse_stages, StageSpec};
 use syncpipe::storage::{self, StorageType};
+use syncpipe::Overwrite;
 use syncpipe::{
     config, CancelToken, ChunkMethod, Error, KdfParams, Pipeline, PipelineBuilder, Report,
 };
@@ -187,6 +188,17 @@ pub(crate) struct OutputArgs {
     /// terminal.
     #[arg(short, long)]
     pub(crate) force: bool,
+}
+
+impl OutputArgs {
+    /// What `-f` means to the library's file-to-file calls.
+    fn overwrite(&self) -> Overwrite {
+        if self.force {
+            Overwrite::Replace
+        } else {
+            Overwrite::Refuse
+        }
+    }
 }
 
 #[derive(ClapArgs, Debug)]
@@ -423,7 +435,7 @@ fn dispatch(
                 ));
             }
             let report = match (&dest, is_stdio(&input)) {
-                (Dest::Path(p), false) => pipeline.process_path(&input, p, out.force)?,
+                (Dest::Path(p), false) => pipeline.process_path(&input, p, out.overwrite())?,
                 _ => {
                     let src = Source::new(open_input(&input)?, tuning.reader());
                     stream(src, &input, &dest, out.force, |src, w| pipeline.run(src, w))?
@@ -463,10 +475,10 @@ fn dispatch(
             preset_note(v, pipeline.config());
             tel.begin(&pipeline, &input, None);
             let report = match (&dest, is_stdio(&input)) {
-                (Dest::Path(p), false) => pipeline.restore_path(&input, p, out.force)?,
+                (Dest::Path(p), false) => pipeline.restore_path(&input, p, out.overwrite())?,
                 // Header and key are checked before the temp file exists.
                 (Dest::Path(p), true) => pipeline
-                    .restore_to_path(src, p, out.force)
+                    .restore_to_path(src, p, out.overwrite())
                     .map_err(|e| e.with_path(&input))?,
                 (Dest::Stdout, _) => pipeline
                     .restore(src, stdout()?)

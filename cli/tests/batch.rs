@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use syncpipe::batch::Policy;
 use syncpipe::batch::{BatchJob, BatchOptions, Outcome};
 use syncpipe::stages::parse_stages;
+use syncpipe::Overwrite;
 use syncpipe::{CancelToken, Pipeline};
 
 const BIN: &str = env!("CARGO_BIN_EXE_syncpipe");
@@ -577,7 +578,9 @@ fn issue5_small_file_path_writes_the_streaming_bytes() {
                 for p in &inputs {
                     let name = format!("{}.spipe", p.file_name().expect("n").to_string_lossy());
                     let streamed = d.join(format!("s-{spec}-{batch_small}-{name}"));
-                    pipeline.process_path(p, &streamed, false).expect("stream");
+                    pipeline
+                        .process_path(p, &streamed, Overwrite::Refuse)
+                        .expect("stream");
                     let inline = fs::read(d.join(&out).join(&name)).expect("read");
                     assert!(
                         inline == fs::read(&streamed).expect("read"),

@@ -346,7 +346,11 @@ fn process_changing(how: Change, reader: ReaderKind) -> (syncpipe::Error, Vec<St
         .build()
         .expect("valid");
     let e = p
-        .process_path(&input, &dir.path().join("out.spipe"), false)
+        .process_path(
+            &input,
+            &dir.path().join("out.spipe"),
+            syncpipe::Overwrite::Refuse,
+        )
         .expect_err("a changing input must fail");
     assert!(p.governor().all_returned());
     (e, listing(dir.path()))

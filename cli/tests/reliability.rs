@@ -18,6 +18,7 @@ use parking_lot::Mutex;
 use syncpipe::metrics::{Event, Metrics};
 use syncpipe::stage::{ChunkInfo, Stage};
 use syncpipe::stages::parse_stages;
+use syncpipe::Overwrite;
 use syncpipe::{ErrorKind, Pipeline};
 
 const BIN: &str = env!("CARGO_BIN_EXE_syncpipe");
@@ -234,7 +235,7 @@ fn observer_panic_at_the_end_of_a_run_fails_the_run_not_the_caller() {
             .expect("pipeline");
         let out = dir.path().join("in.bin.spipe");
         let e = p
-            .process_path(&input, &out, false)
+            .process_path(&input, &out, Overwrite::Refuse)
             .expect_err("the observer panicked");
         assert_eq!(e.kind(), ErrorKind::Panic, "{e}");
         assert!(!out.exists(), "a failed run leaves no output");
