@@ -481,6 +481,11 @@ impl PipelineBuilder {
             0 => (DEFAULT_CHUNK_SIZE, false),
             n => (n, true),
         };
+        if self.reader == ReaderKind::Mmap && !cfg!(feature = "mmap") {
+            return Err(Error::usage(
+                "the mmap reader is not in this build of syncpipe (its `mmap` feature is off)",
+            ));
+        }
         if chunk_size > MAX_CHUNK_SIZE {
             return Err(Error::usage(format!(
                 "chunk size {chunk_size} exceeds the maximum of {MAX_CHUNK_SIZE} (64 MiB)"
@@ -560,5 +565,24 @@ impl PipelineBuilder {
             self.metrics,
             self.pool,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The mmap reader exists only with the `mmap` feature; without it the
+    /// builder says so instead of silently reading another way.
+    #[test]
+    fn the_mmap_reader_follows_the_feature() {
+        let built = PipelineBuilder::default().reader(ReaderKind::Mmap).build();
+        if cfg!(feature = "mmap") {
+            assert!(built.is_ok());
+        } else {
+            let err = built.expect_err("no mmap in this build");
+            assert_eq!(err.kind(), crate::ErrorKind::Usage);
+            assert!(err.to_string().contains("mmap"), "{err}");
+        }
     }
 }

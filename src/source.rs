@@ -21,9 +21,12 @@
 
 use std::fmt;
 use std::fs::File;
-use std::io::{self, Cursor, Read};
+#[cfg(feature = "mmap")]
+use std::io::Cursor;
+use std::io::{self, Read};
 use std::str::FromStr;
 
+#[cfg(feature = "mmap")]
 use memmap2::{Advice, Mmap, UncheckedAdvice};
 
 use crate::error::{Error, Result};
@@ -65,10 +68,12 @@ impl fmt::Display for ReaderKind {
 pub enum Source {
     /// Read with `read(2)`.
     File(File),
-    /// Read from a memory map.
+    /// Read from a memory map (with the `mmap` feature).
+    #[cfg(feature = "mmap")]
     Map(MapReader),
 }
 
+#[cfg(feature = "mmap")]
 /// Reads a map front to back, and gives the pages it has passed back to
 /// the kernel every [`MapReader::RELEASE`] bytes: mapped pages that were
 /// touched count as resident, so without this the process's RSS would grow
@@ -79,6 +84,7 @@ pub struct MapReader {
     released: usize,
 }
 
+#[cfg(feature = "mmap")]
 impl MapReader {
     /// Bytes between releases: large enough that the madvise calls cost
     /// nothing, small enough that the resident part stays near the chunk
@@ -86,6 +92,7 @@ impl MapReader {
     pub const RELEASE: usize = 8 << 20;
 }
 
+#[cfg(feature = "mmap")]
 impl Read for MapReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.map.read(buf)?;
@@ -119,6 +126,18 @@ impl Source {
         if kind == ReaderKind::Buffered || !mappable {
             return Source::File(file);
         }
+        Source::mapped(file)
+    }
+
+    /// Without the `mmap` feature the builder refuses `ReaderKind::Mmap`;
+    /// a `Source` asked for one directly reads the file.
+    #[cfg(not(feature = "mmap"))]
+    fn mapped(file: File) -> Source {
+        Source::File(file)
+    }
+
+    #[cfg(feature = "mmap")]
+    fn mapped(file: File) -> Source {
         // SAFETY: the map is read-only and private to this process; the
         // remaining hazard, another process truncating the file, is the
         // documented caveat of the opt-in (`SIGBUS`, see the module docs).
@@ -137,7 +156,11 @@ impl Source {
 
     /// True when the input is mapped.
     pub fn is_mapped(&self) -> bool {
-        matches!(self, Source::Map(_))
+        match self {
+            Source::File(_) => false,
+            #[cfg(feature = "mmap")]
+            Source::Map(_) => true,
+        }
     }
 }
 
@@ -145,12 +168,13 @@ impl Read for Source {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Source::File(f) => f.read(buf),
+            #[cfg(feature = "mmap")]
             Source::Map(m) => m.read(buf),
         }
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "mmap"))]
 mod tests {
     use super::*;
     use std::io::Write;
