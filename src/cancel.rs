@@ -70,10 +70,6 @@ impl CancelToken {
     }
 }
 
-/// The token's former name, kept so that existing code still compiles.
-#[deprecated(since = "0.1.0", note = "renamed to CancelToken")]
-pub type Cancel = CancelToken;
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -125,7 +125,7 @@ pub struct Config {
     /// Argon2id parameters for containers encrypted under a passphrase.
     pub kdf: KdfParams,
     /// What a container read by restore or verify may make this pipeline
-    /// spend: Argon2id memory, and chunk buffers (see [`restore_window`]).
+    /// spend: Argon2id memory, and chunk buffers (a restore keeps its chunk window within it).
     pub max_memory: usize,
     /// The most Argon2id passes a container read may ask for.
     pub max_kdf_passes: u32,
@@ -364,7 +364,7 @@ impl PipelineBuilder {
     /// How [`Pipeline::process_path`] and [`Pipeline::restore_path`] read
     /// their input: `read(2)` or a memory map (opt-in: a file truncated by
     /// another process while mapped kills the process with `SIGBUS`; see
-    /// [`crate::source`]). Runs on a reader you pass are not affected.
+    /// [`crate::ReaderKind`]). Runs on a reader you pass are not affected.
     ///
     /// By default, buffered reads.
     pub fn reader(mut self, kind: ReaderKind) -> Self {

@@ -4,8 +4,7 @@
 //! async runtime.
 //!
 //! ```
-//! use syncpipe::Pipeline;
-//! use syncpipe::stages::parse_stages;
+//! use syncpipe::{parse_stages, Pipeline};
 //!
 //! let pipeline = Pipeline::builder()
 //!     .stages(parse_stages("lz4,sha256")?)
@@ -21,77 +20,91 @@
 //! # Ok::<(), syncpipe::Error>(())
 //! ```
 //!
-//! Many files go through [`Pipeline::process_batch`] (and `restore_batch`,
-//! `verify_batch`): one shared governor, a scheduler thread, a small-file
-//! path; [`walk`] finds the files, [`shard`] splits a batch across machines.
+//! - Streams: [`Pipeline::run`], [`Pipeline::restore`], and the `std::io`
+//!   adapters [`ParWriter`] and [`ParReader`]; files through a temp file
+//!   renamed only on success: [`Pipeline::process_path`] and friends.
+//! - Many files: [`Pipeline::process_batch`] (see [`batch`]).
+//! - Looking at a container without restoring it: [`container`].
+//! - Observing runs without the library printing anything: [`metrics`].
+//! - An engine of your own (an async runtime): [`Encoder`].
 //!
 //! The threads, channels, shutdown protocol and memory bound are described
 //! in `docs/design.md`; the container in `docs/format.md`.
-//!
-//! Runs can be observed without the library printing anything: give the
-//! builder a [`Metrics`] ([`PipelineBuilder::metrics`]) and read its
-//! [`Snapshot`]s, pulled or pushed to an [`Observer`] (see [`metrics`]).
-//!
-//! [`bench::run`] measures the pipeline over a sweep of settings (what
-//! `syncpipe bench` prints), on a file or on [`synthetic`] data, and
-//! [`plot`] draws the result as an SVG line chart.
 
 pub mod batch;
-pub mod bench;
-pub mod cancel;
+mod cancel;
 mod chunk;
 mod chunk_plan;
+// The AEADs and the key schedule: private; `internals` for the tests that
+// check nonces and keys against the specification.
+#[cfg(feature = "internals")]
+#[doc(hidden)]
 pub mod cipher;
-pub mod config;
+#[cfg(not(feature = "internals"))]
+mod cipher;
+mod config;
+pub mod container;
 mod cpu_pool;
 mod encoder;
-pub mod error;
+mod error;
+// The wire format: private; the project's own tests and fuzz targets reach
+// it through the undocumented `internals` feature.
+#[cfg(feature = "internals")]
+#[doc(hidden)]
 pub mod format;
+#[cfg(not(feature = "internals"))]
+mod format;
 pub mod governor;
-pub mod inspect;
-pub mod kdf;
+mod kdf;
 mod keyring;
 mod ledger;
+pub mod limits;
 pub mod metrics;
-pub mod optimize;
+mod optimize;
 pub mod output;
 mod overwrite;
 mod par_reader;
 mod par_writer;
 mod pipeline;
-pub mod plot;
 mod pool;
 mod recorder;
 mod relay;
-pub mod report;
-pub mod secret;
-pub mod shard;
+mod report;
+mod secret;
 mod snapshot;
-pub mod source;
+mod source;
 pub mod stage;
 pub mod stages;
 pub mod storage;
 mod stream;
-pub mod synthetic;
 // Public only in loom builds, where the model tests switch timeouts.
 #[cfg(loom)]
 #[doc(hidden)]
 pub mod sync;
 #[cfg(not(loom))]
 mod sync;
+// The chunk-size climber: private, its constants reachable through
+// `internals` for the tests that check the sizes it picks.
+#[cfg(feature = "internals")]
+#[doc(hidden)]
 pub mod tuner;
+#[cfg(not(feature = "internals"))]
+mod tuner;
+// The binary's own modules, moving to the CLI package.
+pub mod bench;
+pub mod plot;
+pub mod shard;
+pub mod synthetic;
 pub mod walk;
 
 pub use batch::{BatchJob, BatchOptions, BatchReport, FileResult, Outcome};
-#[allow(deprecated)]
-pub use cancel::Cancel;
 pub use cancel::CancelToken;
 pub use cipher::CipherKind;
 pub use config::{Config, PipelineBuilder, SpawnStyle};
+pub use container::{inspect, ContainerInfo, Inspection};
 pub use encoder::Encoder;
 pub use error::{Error, ErrorKind, Result};
 pub use governor::{Governor, Lease, Semaphore};
-pub use inspect::{inspect, Inspection};
 pub use kdf::KdfParams;
 pub use metrics::{Metrics, Observer, Snapshot};
 pub use optimize::Optimize;
@@ -101,7 +114,7 @@ pub use par_writer::ParWriter;
 pub use pipeline::Pipeline;
 pub use report::Report;
 pub use secret::Secret;
-pub use source::ReaderKind;
+pub use source::{ReaderKind, Source};
 pub use stage::{ChunkInfo, Stage};
 pub use stages::{parse_stages, ChecksumKind, StageSpec, Stages};
-pub use tuner::ChunkMethod;
+pub use tuner::{ChunkMethod, SizeChange};

@@ -325,6 +325,31 @@ impl Pipeline {
         run().inspect_err(|_| self.failed())
     }
 
+    /// Processes any reader (a pipe, stdin) into a container at the file
+    /// `output`, through a temp file in its folder that is fsynced and
+    /// renamed only on success, as [`Pipeline::process_path`] does. The
+    /// container records no length and no mode (a stream has neither); the
+    /// new file gets the default mode under the umask.
+    ///
+    /// # Errors
+    ///
+    /// As [`Pipeline::process_path`] (the input is not checked against the
+    /// output: a reader has no path).
+    pub fn process_to_path<R: Read + Send>(
+        &self,
+        input: R,
+        output: &Path,
+        overwrite: Overwrite,
+    ) -> Result<Report> {
+        let run = || {
+            let out = OutputFile::create_for(output, overwrite.allowed())?;
+            let (_, report) = self.process_stream(input, out.file(), None, 0)?;
+            out.commit(None)?;
+            Ok(report)
+        };
+        run().inspect_err(|_| self.failed())
+    }
+
     /// Restores a container read from any reader (a pipe, stdin) into the
     /// file `output`, as [`Pipeline::restore_path`] does: the header is read
     /// and the key checked before the temp file is created, which is renamed

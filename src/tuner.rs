@@ -95,8 +95,8 @@ pub enum ChunkMethod {
     /// input always gives the same container bytes.
     #[default]
     Fixed,
-    /// One size per file, from its length: about [`CHUNKS_PER_TOKEN`]
-    /// chunks per CPU token, within [`MIN_CHUNK`]..=[`FILESIZE_MAX`].
+    /// One size per file, from its length: about four chunks per CPU
+    /// token, within 128 KiB..=1 MiB.
     FileSize,
     /// Starts where `filesize` (or an explicit chunk size) would, then
     /// adjusts the size of upcoming chunks from their measured CPU time.
@@ -183,7 +183,8 @@ impl Climber {
 
     /// The largest size still allowed: [`MAX_CHUNK`] unless a step up made
     /// bytes dearer (see [`WORSE`]).
-    pub fn ceiling(&self) -> usize {
+    #[cfg(test)]
+    fn ceiling(&self) -> usize {
         self.ceiling
     }
 

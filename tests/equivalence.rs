@@ -26,7 +26,7 @@ const THREADS: &[usize] = &[1, 2, 4, 8];
 const DEPTHS: &[usize] = &[1, 2, 16];
 /// A prime "tiny" size so chunk boundaries fall everywhere in the data.
 const TINY: usize = 37;
-const CHUNKS: &[usize] = &[TINY, 64 << 10, syncpipe::config::DEFAULT_CHUNK_SIZE];
+const CHUNKS: &[usize] = &[TINY, 64 << 10, syncpipe::limits::DEFAULT_CHUNK_SIZE];
 
 fn sizes(chunk: usize) -> Vec<usize> {
     // "Many" is kept modest at the 1 MiB default so the suite stays quick.
@@ -334,7 +334,7 @@ fn every_chunk_method_restores_byte_identical() {
                         // Sizes that do not depend on timing give the bytes of
                         // a one-thread fixed run at the size they chose.
                         let size = match method {
-                            ChunkMethod::Fixed => syncpipe::config::DEFAULT_CHUNK_SIZE,
+                            ChunkMethod::Fixed => syncpipe::limits::DEFAULT_CHUNK_SIZE,
                             ChunkMethod::FileSize => {
                                 tuner::size_for_file(Some(len as u64), threads)
                             }

@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 use clap::Args as ClapArgs;
 use syncpipe::batch::Policy;
 use syncpipe::batch::{BatchJob, BatchOptions, BatchReport, Outcome};
-use syncpipe::format::Header;
 use syncpipe::shard::Shard;
 use syncpipe::walk::{self, Source, WalkOptions};
 use syncpipe::{Error, ErrorKind, Optimize, Pipeline, PipelineBuilder};
@@ -49,7 +48,7 @@ pub struct InputArgs {
     /// Files worked on at once (a streamed file holds its own chunk
     /// buffers and threads); 0 = the larger of twice the CPU tokens and the
     /// IO tokens; at most 1024. [default: 0]
-    #[arg(long, value_name = "N", value_parser = crate::cli::count(syncpipe::config::MAX_FILES_IN_FLIGHT))]
+    #[arg(long, value_name = "N", value_parser = crate::cli::count(syncpipe::limits::MAX_FILES_IN_FLIGHT))]
     files_in_flight: Option<usize>,
 }
 
@@ -351,9 +350,9 @@ fn with_secret(
 ) -> Result<PipelineBuilder, Error> {
     let first_encrypted = jobs.first().and_then(|e| {
         let mut f = std::fs::File::open(&e.path).ok()?;
-        Header::read_with_bytes(&mut f)
+        syncpipe::container::peek(&mut f)
             .ok()
-            .map(|(h, _)| h.crypto.is_some())
+            .map(|(info, _)| info.is_encrypted())
     });
     if keys.given() || first_encrypted == Some(true) {
         Ok(

@@ -13,7 +13,7 @@ use clap::Args as ClapArgs;
 use syncpipe::bench::{self, Axis, BenchPlan, Point, Row};
 use syncpipe::storage;
 use syncpipe::synthetic::{DataKind, Synthetic, DEFAULT_SEED};
-use syncpipe::{config, CancelToken, Error};
+use syncpipe::{limits as config, CancelToken, Error};
 
 use crate::cli::{count, parse_size, Verbosity};
 use crate::dashboard::human;

@@ -11,15 +11,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use clap::{Args as ClapArgs, Parser, Subcommand};
-use syncpipe::format::{Header, Kdf};
-use syncpipe::output::{self, OutputFile};
-use syncpipe::source::{ReaderKind, Source};
-use syncpipe::stages::{parse_stages, StageSpec};
+use syncpipe::container::{self, ContainerInfo, KeySource};
+use syncpipe::output;
+use syncpipe::stages::parse_stages;
 use syncpipe::storage::{self, StorageType};
-use syncpipe::Overwrite;
-use syncpipe::{
-    config, CancelToken, ChunkMethod, Error, KdfParams, Pipeline, PipelineBuilder, Report,
-};
+use syncpipe::{limits as config, Overwrite, ReaderKind, Source};
+use syncpipe::{CancelToken, ChunkMethod, Error, KdfParams, Pipeline, PipelineBuilder, Report};
 
 use crate::batch_cli::{self, InputArgs, OutDirArgs, SmallArgs};
 use crate::dashboard::human;
@@ -438,7 +435,12 @@ fn dispatch(
                 (Dest::Path(p), false) => pipeline.process_path(&input, p, out.overwrite())?,
                 _ => {
                     let src = Source::new(open_input(&input)?, tuning.reader());
-                    stream(src, &input, &dest, out.force, |src, w| pipeline.run(src, w))?
+                    match &dest {
+                        Dest::Stdout => pipeline.run(src, stdout()?),
+                        // A stream has no mode: the new file gets the default.
+                        Dest::Path(p) => pipeline.process_to_path(src, p, out.overwrite()),
+                    }
+                    .map_err(|e| e.with_path(&input))?
                 }
             };
             summary(v, "processed", &input, &dest, &report);
@@ -616,20 +618,23 @@ fn storage_note(v: Verbosity, io_tokens: usize, kind: Option<StorageType>, reaso
 
 /// Reads a container's header (to learn whether it needs a key) and gives
 /// back a reader that starts at the beginning again.
-fn peek_header(input: &Path, reader: ReaderKind) -> Result<(Box<dyn Read + Send>, Header), Error> {
-    let mut src = Source::new(open_input(input)?, reader);
-    let (header, raw) = Header::read_with_bytes(&mut src).map_err(|e| e.with_path(input))?;
-    Ok((Box::new(io::Cursor::new(raw).chain(src)), header))
+fn peek_header(
+    input: &Path,
+    reader: ReaderKind,
+) -> Result<(Box<dyn Read + Send>, ContainerInfo), Error> {
+    let src = Source::new(open_input(input)?, reader);
+    let (info, again) = container::peek(src).map_err(|e| e.with_path(input))?;
+    Ok((Box::new(again), info))
 }
 
 /// Adds the secret to `builder` when the container is encrypted.
 fn with_secret(
     builder: PipelineBuilder,
     keys: &KeyArgs,
-    header: &Header,
+    header: &ContainerInfo,
     input: &Path,
 ) -> Result<PipelineBuilder, Error> {
-    match &header.crypto {
+    match &header.encryption {
         Some(c) => {
             let why = format!("{} (encrypted with {})", input.display(), c.cipher);
             Ok(builder.secret(keys.resolve(Purpose::Decrypt, &why)?))
@@ -690,33 +695,6 @@ fn pick_dest(
         None if out.stdout || is_stdio(input) => Dest::Stdout,
         None => Dest::Path(default()?),
     })
-}
-
-/// Runs `job` from `input` (a file or stdin) into `dest`: stdout, or a temp
-/// file committed only on success. (File to file goes through the library's
-/// `process_path`/`restore_path`, which also check input against output.)
-fn stream<R>(
-    src: R,
-    input: &Path,
-    dest: &Dest,
-    force: bool,
-    job: impl FnOnce(R, Box<dyn Write + Send + '_>) -> Result<Report, Error>,
-) -> Result<Report, Error> {
-    match dest {
-        Dest::Stdout => job(src, Box::new(stdout()?)).map_err(|e| e.with_path(input)),
-        Dest::Path(p) => {
-            let tmp = OutputFile::create_for(p, force)?;
-            let report = job(src, Box::new(tmp.file())).map_err(|e| e.with_path(input))?;
-            // 0 = unknown (stdin had no mode): the commit applies the umask.
-            // A recorded mode (restore) gets the umask too, as tar without -p.
-            let mode = match report.mode.filter(|&m| m != 0) {
-                Some(m) => Some(output::restored_mode(m, p)?),
-                None => None,
-            };
-            tmp.commit(mode)?;
-            Ok(report)
-        }
-    }
 }
 
 /// Opens a named input, or stdin for `-`.
@@ -793,17 +771,9 @@ fn info(input: &Path) -> Result<(), Error> {
     let src = open_input(input)?;
     let i = syncpipe::inspect(io::BufReader::new(src)).map_err(|e| e.with_path(input))?;
     let h = &i.header;
-    let stages: Vec<String> = h
-        .stages
-        .iter()
-        .map(|d| match StageSpec::from_id(d.id, d.param) {
-            Ok(spec) => spec.to_string(),
-            Err(_) => format!("{} (custom)", d.name),
-        })
-        .collect();
     let container = i.payload_bytes;
     let ratio = if container > 0 {
-        i.trailer.original_len as f64 / container as f64
+        i.original_len as f64 / container as f64
     } else {
         0.0
     };
@@ -812,16 +782,11 @@ fn info(input: &Path) -> Result<(), Error> {
     // becomes the quiet end in `run`.
     let mut out = io::stdout().lock();
     writeln!(out, "file:           {}", input.display())?;
-    let version = if h.crypto.is_some() {
-        syncpipe::format::VERSION_ENCRYPTED
-    } else {
-        syncpipe::format::VERSION
-    };
-    writeln!(out, "format:         syncpipe container v{version}")?;
-    let stages = if stages.is_empty() {
+    writeln!(out, "format:         syncpipe container v{}", h.version)?;
+    let stages = if h.stages.is_empty() {
         "none".to_string()
     } else {
-        stages.join(",")
+        h.stages.join(",")
     };
     writeln!(out, "stages:         {stages}")?;
     writeln!(
@@ -838,7 +803,7 @@ fn info(input: &Path) -> Result<(), Error> {
     } else {
         writeln!(out, "chunk size:     {}", human(h.chunk_size as u64))?;
     }
-    writeln!(out, "original size:  {} bytes", i.trailer.original_len)?;
+    writeln!(out, "original size:  {} bytes", i.original_len)?;
     writeln!(
         out,
         "chunks:         {} ({} stored raw)",
@@ -848,25 +813,20 @@ fn info(input: &Path) -> Result<(), Error> {
     if h.mode != 0 {
         writeln!(out, "mode:           {:04o}", h.mode)?;
     }
-    if let Some(c) = &h.crypto {
-        let key = match c.kdf {
-            Kdf::RawKey => "raw 32-byte key".to_string(),
-            Kdf::Argon2id { params, .. } => format!("passphrase, argon2id {params}"),
+    if let Some(c) = &h.encryption {
+        let key = match c.key {
+            KeySource::RawKey => "raw 32-byte key".to_string(),
+            KeySource::Passphrase(params) => format!("passphrase, argon2id {params}"),
         };
         writeln!(out, "encryption:     {} ({key})", c.cipher)?;
     }
-    match (h.checksum, i.trailer.digest) {
-        (Some(k), Some(_)) if h.crypto.is_some() => writeln!(
+    match (h.checksum, i.digest_hex()) {
+        (Some(k), Some(_)) if h.is_encrypted() => writeln!(
             out,
             "digest:         {} (keyed; verify with the key shows it)",
             k.name()
         )?,
-        (Some(k), Some(d)) => writeln!(
-            out,
-            "digest:         {} {}",
-            k.name(),
-            syncpipe::report::hex(&d)
-        )?,
+        (Some(k), Some(d)) => writeln!(out, "digest:         {} {d}", k.name())?,
         _ => {}
     }
     out.flush()?;
@@ -896,7 +856,7 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
     let bytes = n
         .checked_mul(mult)
         .ok_or_else(|| format!("{text:?} is too large"))?;
-    if !(MIN_CHUNK_SIZE..=syncpipe::format::MAX_CHUNK_SIZE).contains(&bytes) {
+    if !(MIN_CHUNK_SIZE..=config::MAX_CHUNK_SIZE).contains(&bytes) {
         return Err(format!("{text:?} is outside 4 KiB ..= 64 MiB"));
     }
     Ok(bytes)
