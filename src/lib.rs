@@ -23,7 +23,7 @@
 //!
 //! Many files go through [`Pipeline::process_batch`] (and `restore_batch`,
 //! `verify_batch`): one shared governor, a scheduler thread, a small-file
-//! path; [`walk`] finds the files, [`shard`] splits a batch across machines.
+//! path.
 //!
 //! The threads, channels, shutdown protocol and memory bound are described
 //! in `docs/design.md`; the container in `docs/format.md`.
@@ -31,13 +31,8 @@
 //! Runs can be observed without the library printing anything: give the
 //! builder a [`Metrics`] ([`PipelineBuilder::metrics`]) and read its
 //! [`Snapshot`]s, pulled or pushed to an [`Observer`] (see [`metrics`]).
-//!
-//! [`bench::run`] measures the pipeline over a sweep of settings (what
-//! `syncpipe bench` prints), on a file or on [`synthetic`] data, and
-//! [`plot`] draws the result as an SVG line chart.
 
 pub mod batch;
-pub mod bench;
 pub mod cancel;
 mod chunk;
 pub mod cipher;
@@ -55,20 +50,17 @@ pub mod optimize;
 pub mod output;
 mod par_writer;
 mod pipeline;
-pub mod plot;
 mod pool;
 mod reader;
 mod recorder;
 pub mod report;
 pub mod scheduler;
 pub mod secret;
-pub mod shard;
 mod snapshot;
 pub mod source;
 pub mod stage;
 pub mod stages;
 pub mod storage;
-pub mod synthetic;
 // Public only in loom builds, where the model tests switch timeouts.
 #[cfg(loom)]
 #[doc(hidden)]
@@ -76,7 +68,6 @@ pub mod sync;
 #[cfg(not(loom))]
 mod sync;
 pub mod tuner;
-pub mod walk;
 mod writer;
 
 pub use batch::{BatchJob, BatchOptions, BatchReport, FileResult, Outcome};

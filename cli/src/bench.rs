@@ -13,7 +13,7 @@
 //!    writer), the chunk CPU-time percentiles from a fresh [`Metrics`]
 //!    (collecting them costs little, see "Metrics overhead" in
 //!    `docs/performance.md`), and the peak chunk-buffer bytes of the
-//!    [`crate::Report`];
+//!    [`syncpipe::Report`];
 //! 3. with `runs` > 1 repeats step 2 and keeps the run of median wall time;
 //! 4. restores the last container into a BLAKE3 hasher (streaming, nothing
 //!    held in memory) and compares the digest and length with the input's:
@@ -34,14 +34,14 @@ use std::time::{Duration, Instant};
 
 use zeroize::Zeroizing;
 
-use crate::cancel::CancelToken;
-use crate::config::{PipelineBuilder, DEFAULT_STAGES};
-use crate::error::{Error, ErrorKind, Result};
-use crate::metrics::{Family, Metrics};
-use crate::pipeline::Pipeline;
 use crate::plot::{LineChart, Series};
-use crate::secret::{Secret, KEY_LEN};
-use crate::stages::{parse_stages, Stages};
+use syncpipe::config::{PipelineBuilder, DEFAULT_STAGES};
+use syncpipe::metrics::{Family, Metrics};
+use syncpipe::secret::{Secret, KEY_LEN};
+use syncpipe::stages::{parse_stages, Stages};
+use syncpipe::CancelToken;
+use syncpipe::Pipeline;
+use syncpipe::{Error, ErrorKind, Result};
 
 /// Most rows a sweep may have: 256 rows of a 256 MiB input already take
 /// many minutes; a larger product is more likely a typo than a plan.
@@ -183,18 +183,6 @@ pub fn size_name(bytes: usize) -> String {
 
 /// What to sweep: the values of each axis (one value: not swept) and how
 /// many times to run each row.
-///
-/// ```
-/// use syncpipe::bench::{Axis, BenchPlan};
-///
-/// let plan = BenchPlan {
-///     chunk_sizes: vec![64 << 10, 1 << 20],
-///     cpu_tokens: vec![1, 2],
-///     ..BenchPlan::default()
-/// };
-/// assert_eq!(plan.points().len(), 4);
-/// assert_eq!(plan.swept(), vec![Axis::ChunkSize, Axis::CpuTokens]);
-/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BenchPlan {
     /// Chunk sizes in bytes (0: the default, 1 MiB).
@@ -336,7 +324,7 @@ pub struct Row {
     pub container_bytes: u64,
     /// Wall time of the whole `process_path` call.
     pub wall: Duration,
-    /// The engine's own time ([`crate::Report::elapsed`]): the same run
+    /// The engine's own time ([`syncpipe::Report::elapsed`]): the same run
     /// without opening the files, the fsync and the rename.
     pub engine: Duration,
     /// CPU time (user + system) of the process during the run.
@@ -470,7 +458,7 @@ pub fn run(
     // error or a cancel); every row's `process_path` replaces it. Named like
     // every syncpipe temp file, so that the leftover of a killed run is
     // recognised by `output::remove_stale_temps`.
-    let placeholder = crate::output::temp_file(work_dir, "bench-container", 0o600)
+    let placeholder = syncpipe::output::temp_file(work_dir, "bench-container", 0o600)
         .map_err(|e| Error::io(e).with_path(work_dir))?;
     let container = placeholder.path().to_path_buf();
     let secret = random_key()?;
@@ -511,7 +499,7 @@ struct Env<'a> {
 struct Sample {
     wall: Duration,
     cpu: Duration,
-    report: crate::Report,
+    report: syncpipe::Report,
     chunk_cpu_ns: [u64; 3],
 }
 
@@ -632,7 +620,7 @@ fn digest_file(path: &Path, cancel: &CancelToken) -> Result<(blake3::Hash, u64)>
 /// A random key for the encrypting stage lists, never written anywhere.
 fn random_key() -> Result<Secret> {
     let mut key = Zeroizing::new([0u8; KEY_LEN]);
-    crate::cipher::random_bytes(&mut key[..])?;
+    syncpipe::cipher::random_bytes(&mut key[..])?;
     Secret::key(&key[..])
 }
 
@@ -730,6 +718,17 @@ mod tests {
             ]
         );
         assert_eq!(plan.swept(), vec![Axis::ChunkSize, Axis::Stages]);
+    }
+
+    #[test]
+    fn the_swept_axes_are_those_with_more_than_one_value() {
+        let plan = BenchPlan {
+            chunk_sizes: vec![64 << 10, 1 << 20],
+            cpu_tokens: vec![1, 2],
+            ..BenchPlan::default()
+        };
+        assert_eq!(plan.points().len(), 4);
+        assert_eq!(plan.swept(), vec![Axis::ChunkSize, Axis::CpuTokens]);
     }
 
     #[test]
