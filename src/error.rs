@@ -100,6 +100,21 @@ impl Error {
         Error::new(ErrorKind::Cancelled, "cancelled")
     }
 
+    /// A usage error for an output at `path` that exists and that only
+    /// `-f` (`force`) may replace. `what` is what is there, as
+    /// [`crate::output::kind_name`] words it: a regular file is simply
+    /// overwritten, anything else is named, since `-f` replaces it with a
+    /// regular file.
+    pub fn already_exists(path: impl AsRef<Path>, what: &str) -> Error {
+        // `kind_name`'s word for a regular file (a test below keeps the two in step).
+        let text = if what == "a regular file" {
+            "already exists; use -f to overwrite".to_string()
+        } else {
+            format!("already exists ({what}); use -f to replace it with the output")
+        };
+        Error::usage(text).with_path(path)
+    }
+
     /// Adds the path the error is about (kept if one is already set).
     pub fn with_path(mut self, path: impl AsRef<Path>) -> Error {
         if self.path.is_none() {
@@ -252,5 +267,25 @@ mod tests {
     fn first_context_wins() {
         let e = Error::integrity("x").with_chunk(1).with_chunk(2);
         assert_eq!(e.chunk(), Some(1));
+    }
+
+    #[test]
+    fn an_existing_regular_file_is_overwritten_anything_else_named() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("f");
+        std::fs::write(&file, b"x").expect("write");
+        let t = std::fs::symlink_metadata(&file).expect("stat").file_type();
+        let e = Error::already_exists(&file, crate::output::kind_name(&t));
+        assert_eq!(e.kind(), ErrorKind::Usage);
+        assert!(
+            e.to_string()
+                .ends_with(": already exists; use -f to overwrite"),
+            "{e}"
+        );
+        let e = Error::already_exists("l", "a symbolic link");
+        assert_eq!(
+            e.to_string(),
+            "l: already exists (a symbolic link); use -f to replace it with the output"
+        );
     }
 }

@@ -90,12 +90,6 @@ mod sync;
 pub mod tuner;
 #[cfg(not(feature = "internals"))]
 mod tuner;
-// The binary's own modules, moving to the CLI package.
-pub mod bench;
-pub mod plot;
-pub mod shard;
-pub mod synthetic;
-pub mod walk;
 
 pub use batch::{BatchJob, BatchOptions, BatchReport, FileResult, Outcome};
 pub use cancel::CancelToken;

@@ -707,16 +707,6 @@ fn open_in_place(dest: &Path, naming: Naming) -> io::Result<File> {
     options.open(dest)
 }
 
-/// The error for an output that exists and may only be replaced with `-f`.
-pub(crate) fn already_exists(dest: &Path, what: &str) -> Error {
-    let text = if what == REGULAR {
-        "already exists; use -f to overwrite".to_string()
-    } else {
-        format!("already exists ({what}); use -f to replace it with the output")
-    };
-    Error::usage(text).with_path(dest)
-}
-
 impl OutputFile {
     /// Checks `dest` and creates the temp file beside it. Nothing is opened
     /// for writing before the checks pass.
@@ -787,7 +777,7 @@ impl OutputFile {
             }
             Existing::Replaced(what) => {
                 if !force {
-                    return Err(already_exists(dest, what));
+                    return Err(Error::already_exists(dest, what));
                 }
             }
         }
@@ -827,7 +817,7 @@ impl OutputFile {
             // file and a rename (a link cannot replace it); a directory
             // takes that way too, for its error.
             Existing::Replaced(REGULAR) if force => {}
-            Existing::Replaced(what) if !force => return Err(already_exists(dest, what)),
+            Existing::Replaced(what) if !force => return Err(Error::already_exists(dest, what)),
             _ => return Self::create_named(dest, force, Naming::Derived),
         }
         let dir = parent_dir(dest);
@@ -972,7 +962,7 @@ impl OutputFile {
         if let Err(e) = persisted {
             // `e.file` drops here, removing the temp file.
             return Err(if e.error.kind() == io::ErrorKind::AlreadyExists {
-                already_exists(&dest, REGULAR)
+                Error::already_exists(&dest, REGULAR)
             } else {
                 Error::io(e.error).with_path(&dest)
             });
@@ -1008,7 +998,9 @@ fn link_or_replace(file: &File, dest: &Path, force: bool) -> Result<()> {
                 Error::io(e).with_path(dest)
             })
         }
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(already_exists(dest, REGULAR)),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            Err(Error::already_exists(dest, REGULAR))
+        }
         Err(e) => Err(Error::io(e).with_path(dest)),
     }
 }

@@ -65,6 +65,19 @@ impl Secret {
         Ok(Secret(Kind::Key(Zeroizing::new(key))))
     }
 
+    /// A new random 32-byte key from the system's CSPRNG, for data that is
+    /// encrypted and restored by the same program (a benchmark, a cache):
+    /// it is never written anywhere, so what it encrypts is lost with it.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::ErrorKind::Io`] if the system has no randomness to give.
+    pub fn random_key() -> Result<Secret> {
+        let mut key = Zeroizing::new([0u8; KEY_LEN]);
+        crate::cipher::random_bytes(&mut key[..])?;
+        Ok(Secret(Kind::Key(key)))
+    }
+
     /// The first line of the file at `path` (without its line ending) as a
     /// passphrase.
     ///

@@ -1,7 +1,7 @@
 //! The many-files mode of the CLI: several inputs, `-r`, `--files-from`,
 //! `--output-dir`, `--shard`, `--scheduler`, `--skip-existing`,
 //! `--batch-small`. Turns flags into the library's batch jobs
-//! (`syncpipe::walk`, `Pipeline::process_batch`), prints one line per
+//! (`walk`, `Pipeline::process_batch`), prints one line per
 //! failed file and maps the per-file outcomes to one exit code.
 
 use std::collections::HashSet;
@@ -9,11 +9,11 @@ use std::ffi::OsString;
 use std::io::{self, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 
+use crate::shard::Shard;
+use crate::walk::{self, Source, WalkOptions};
 use clap::Args as ClapArgs;
 use syncpipe::batch::Policy;
 use syncpipe::batch::{BatchJob, BatchOptions, BatchReport, Outcome};
-use syncpipe::shard::Shard;
-use syncpipe::walk::{self, Source, WalkOptions};
 use syncpipe::{Error, ErrorKind, Optimize, Pipeline, PipelineBuilder};
 
 use crate::cli::{OutputArgs, Verbosity, EXTENSION};

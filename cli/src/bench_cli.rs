@@ -1,18 +1,18 @@
 //! `syncpipe bench`: the flags of a sweep, the table on stdout, `--csv`,
-//! `--json` and `--plot`. The measuring is the library's
-//! (`syncpipe::bench::run`); this file only turns flags into a plan and
-//! rows into text.
+//! `--json` and `--plot`. The measuring is `bench::run`'s; this file only
+//! turns flags into a plan and rows into text.
 
 use std::fs;
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use crate::bench::{self, Axis, BenchPlan, Point, Row};
+use crate::synthetic::{DataKind, Synthetic, DEFAULT_SEED};
 use clap::Args as ClapArgs;
-use syncpipe::bench::{self, Axis, BenchPlan, Point, Row};
+use serde_json::{json, Value};
 use syncpipe::storage;
-use syncpipe::synthetic::{DataKind, Synthetic, DEFAULT_SEED};
 use syncpipe::{limits as config, CancelToken, Error};
 
 use crate::cli::{count, parse_size, Verbosity};
@@ -171,7 +171,7 @@ pub fn run(
                 code
             }
         };
-        emit(&json_lines::bench_summary(
+        emit(&bench_summary(
             &sweep.input,
             sweep.original_bytes,
             sweep.rows,
@@ -349,7 +349,7 @@ fn measure(
             }
         }
         if json {
-            emit(&json_lines::bench_row(row, total, plan.runs, &sweep.input));
+            emit(&bench_row(row, total, plan.runs, &sweep.input));
         }
     })?;
     drop(generated);
@@ -483,6 +483,73 @@ impl Layout {
         );
         cols.join("  ")
     }
+}
+
+/// A `bench_row` line: one row of `syncpipe bench`, as it finishes.
+pub fn bench_row(row: &Row, rows: usize, runs: usize, input: &str) -> Value {
+    let p = &row.point;
+    json!({
+        "message_type": "bench_row",
+        "schema_version": json_lines::SCHEMA_VERSION,
+        "backend": "sync",
+        "command": "bench",
+        "input": input,
+        "row": row.index,
+        "rows": rows,
+        "runs": runs,
+        "chunk_size": p.chunk_size,
+        "threads": p.threads,
+        "cpu_tokens": p.cpu_tokens,
+        "channel_depth": p.channel_depth,
+        "io_tokens": p.io_tokens,
+        "stages": p.stages,
+        "original_bytes": row.original_bytes,
+        "container_bytes": row.container_bytes,
+        "ratio": row.ratio(),
+        "wall_s": row.wall.as_secs_f64(),
+        "engine_s": row.engine.as_secs_f64(),
+        "mb_per_s": row.mb_per_s(),
+        "cpu_s": row.cpu.as_secs_f64(),
+        "chunks": row.chunks,
+        "latency_ns": {
+            "chunk_cpu": {
+                "p50": row.chunk_cpu_ns[0],
+                "p95": row.chunk_cpu_ns[1],
+                "p99": row.chunk_cpu_ns[2],
+            },
+        },
+        "peak_chunk_bytes": row.peak_chunk_bytes,
+        "restore_s": row.restore_wall.as_secs_f64(),
+        "restore_mb_per_s": row.restore_mb_per_s(),
+        "restored": row.ok(),
+        "error": row.restored.as_ref().err(),
+    })
+}
+
+/// The `summary` line of `syncpipe bench`, last of its `--json` output.
+pub fn bench_summary(
+    input: &str,
+    original_bytes: u64,
+    rows: usize,
+    rows_failed: usize,
+    elapsed: Duration,
+    exit_code: i32,
+    rss_peak: Option<u64>,
+) -> Value {
+    json!({
+        "message_type": "summary",
+        "schema_version": json_lines::SCHEMA_VERSION,
+        "version": env!("CARGO_PKG_VERSION"),
+        "backend": "sync",
+        "command": "bench",
+        "exit_code": exit_code,
+        "input": input,
+        "original_bytes": original_bytes,
+        "rows": rows,
+        "rows_failed": rows_failed,
+        "elapsed_s": elapsed.as_secs_f64(),
+        "rss_peak_bytes": rss_peak,
+    })
 }
 
 /// One JSON line on stdout; a closed stdout is not an error of the run.

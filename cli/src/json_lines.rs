@@ -1,14 +1,13 @@
 //! `--json`: one JSON object per line on stdout, in the schema of
 //! `docs/json.md` (restic-style `message_type`: `status`, `file_done`,
-//! `error`, `summary`; `bench_row` for `syncpipe bench`). The same schema
-//! is meant to be emitted by an async implementation, so that two runs can
-//! be diffed field by field; the `backend` field tells them apart.
+//! `error`, `summary`; `syncpipe bench`'s `bench_row` and summary are in
+//! `bench_cli.rs`). The same schema is meant to be emitted by an async
+//! implementation, so that two runs can be diffed field by field; the
+//! `backend` field tells them apart.
 
 use std::path::Path;
-use std::time::Duration;
 
 use serde_json::{json, Map, Value};
-use syncpipe::bench::Row;
 use syncpipe::metrics::Snapshot;
 use syncpipe::{Error, ErrorKind, Report};
 
@@ -157,73 +156,6 @@ pub fn summary(
             "stages": tuning.stages,
         },
         "gauges": gauges(snap),
-        "rss_peak_bytes": rss_peak,
-    })
-}
-
-/// A `bench_row` line: one row of `syncpipe bench`, as it finishes.
-pub fn bench_row(row: &Row, rows: usize, runs: usize, input: &str) -> Value {
-    let p = &row.point;
-    json!({
-        "message_type": "bench_row",
-        "schema_version": SCHEMA_VERSION,
-        "backend": "sync",
-        "command": "bench",
-        "input": input,
-        "row": row.index,
-        "rows": rows,
-        "runs": runs,
-        "chunk_size": p.chunk_size,
-        "threads": p.threads,
-        "cpu_tokens": p.cpu_tokens,
-        "channel_depth": p.channel_depth,
-        "io_tokens": p.io_tokens,
-        "stages": p.stages,
-        "original_bytes": row.original_bytes,
-        "container_bytes": row.container_bytes,
-        "ratio": row.ratio(),
-        "wall_s": row.wall.as_secs_f64(),
-        "engine_s": row.engine.as_secs_f64(),
-        "mb_per_s": row.mb_per_s(),
-        "cpu_s": row.cpu.as_secs_f64(),
-        "chunks": row.chunks,
-        "latency_ns": {
-            "chunk_cpu": {
-                "p50": row.chunk_cpu_ns[0],
-                "p95": row.chunk_cpu_ns[1],
-                "p99": row.chunk_cpu_ns[2],
-            },
-        },
-        "peak_chunk_bytes": row.peak_chunk_bytes,
-        "restore_s": row.restore_wall.as_secs_f64(),
-        "restore_mb_per_s": row.restore_mb_per_s(),
-        "restored": row.ok(),
-        "error": row.restored.as_ref().err(),
-    })
-}
-
-/// The `summary` line of `syncpipe bench`, last of its `--json` output.
-pub fn bench_summary(
-    input: &str,
-    original_bytes: u64,
-    rows: usize,
-    rows_failed: usize,
-    elapsed: Duration,
-    exit_code: i32,
-    rss_peak: Option<u64>,
-) -> Value {
-    json!({
-        "message_type": "summary",
-        "schema_version": SCHEMA_VERSION,
-        "version": env!("CARGO_PKG_VERSION"),
-        "backend": "sync",
-        "command": "bench",
-        "exit_code": exit_code,
-        "input": input,
-        "original_bytes": original_bytes,
-        "rows": rows,
-        "rows_failed": rows_failed,
-        "elapsed_s": elapsed.as_secs_f64(),
         "rss_peak_bytes": rss_peak,
     })
 }

@@ -1,6 +1,7 @@
 //! The `syncpipe` binary: parse, build, run, map the result to an exit code.
 
 mod batch_cli;
+mod bench;
 mod bench_cli;
 mod cli;
 mod dashboard;
@@ -9,11 +10,15 @@ mod exporter;
 mod json_lines;
 mod key_source;
 mod manual;
+mod plot;
 mod prometheus;
+mod shard;
 mod signals;
 mod stdin_state;
+mod synthetic;
 mod telemetry;
 mod textfile;
+mod walk;
 
 use clap::Parser;
 

@@ -13,7 +13,7 @@
 //!    writer), the chunk CPU-time percentiles from a fresh [`Metrics`]
 //!    (collecting them costs little, see "Metrics overhead" in
 //!    `docs/performance.md`), and the peak chunk-buffer bytes of the
-//!    [`crate::Report`];
+//!    [`syncpipe::Report`];
 //! 3. with `runs` > 1 repeats step 2 and keeps the run of median wall time;
 //! 4. restores the last container into a BLAKE3 hasher (streaming, nothing
 //!    held in memory) and compares the digest and length with the input's:
@@ -32,16 +32,16 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use zeroize::Zeroizing;
-
-use crate::cancel::CancelToken;
-use crate::config::{PipelineBuilder, DEFAULT_STAGES};
-use crate::error::{Error, ErrorKind, Result};
-use crate::metrics::{Family, Metrics};
-use crate::pipeline::Pipeline;
 use crate::plot::{LineChart, Series};
-use crate::secret::{Secret, KEY_LEN};
-use crate::stages::{parse_stages, Stages};
+use syncpipe::limits::DEFAULT_STAGES;
+use syncpipe::limits::KEY_LEN;
+use syncpipe::metrics::{Family, Metrics};
+use syncpipe::stages::{parse_stages, Stages};
+use syncpipe::Pipeline;
+use syncpipe::PipelineBuilder;
+use syncpipe::Secret;
+use syncpipe::{CancelToken, Overwrite};
+use syncpipe::{Error, ErrorKind, Result};
 
 /// Most rows a sweep may have: 256 rows of a 256 MiB input already take
 /// many minutes; a larger product is more likely a typo than a plan.
@@ -183,18 +183,6 @@ pub fn size_name(bytes: usize) -> String {
 
 /// What to sweep: the values of each axis (one value: not swept) and how
 /// many times to run each row.
-///
-/// ```
-/// use syncpipe::bench::{Axis, BenchPlan};
-///
-/// let plan = BenchPlan {
-///     chunk_sizes: vec![64 << 10, 1 << 20],
-///     cpu_tokens: vec![1, 2],
-///     ..BenchPlan::default()
-/// };
-/// assert_eq!(plan.points().len(), 4);
-/// assert_eq!(plan.swept(), vec![Axis::ChunkSize, Axis::CpuTokens]);
-/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BenchPlan {
     /// Chunk sizes in bytes (0: the default, 1 MiB).
@@ -336,7 +324,7 @@ pub struct Row {
     pub container_bytes: u64,
     /// Wall time of the whole `process_path` call.
     pub wall: Duration,
-    /// The engine's own time ([`crate::Report::elapsed`]): the same run
+    /// The engine's own time ([`syncpipe::Report::elapsed`]): the same run
     /// without opening the files, the fsync and the rename.
     pub engine: Duration,
     /// CPU time (user + system) of the process during the run.
@@ -470,10 +458,10 @@ pub fn run(
     // error or a cancel); every row's `process_path` replaces it. Named like
     // every syncpipe temp file, so that the leftover of a killed run is
     // recognised by `output::remove_stale_temps`.
-    let placeholder = crate::output::temp_file(work_dir, "bench-container", 0o600)
+    let placeholder = syncpipe::output::temp_file(work_dir, "bench-container", 0o600)
         .map_err(|e| Error::io(e).with_path(work_dir))?;
     let container = placeholder.path().to_path_buf();
-    let secret = random_key()?;
+    let secret = Secret::random_key()?;
     let mut rows = Vec::new();
     for (i, point) in plan.points().into_iter().enumerate() {
         if cancel.is_cancelled() {
@@ -511,7 +499,7 @@ struct Env<'a> {
 struct Sample {
     wall: Duration,
     cpu: Duration,
-    report: crate::Report,
+    report: syncpipe::Report,
     chunk_cpu_ns: [u64; 3],
 }
 
@@ -540,8 +528,7 @@ impl Env<'_> {
             let pipeline = self.pipeline(point, Some(Arc::clone(&metrics)))?;
             let cpu0 = cpu_time();
             let t0 = Instant::now();
-            let report =
-                pipeline.process_path(self.input, self.container, crate::Overwrite::Replace)?;
+            let report = pipeline.process_path(self.input, self.container, Overwrite::Replace)?;
             let wall = t0.elapsed();
             let cpu = cpu_time().saturating_sub(cpu0);
             let snap = metrics.snapshot();
@@ -628,13 +615,6 @@ fn digest_file(path: &Path, cancel: &CancelToken) -> Result<(blake3::Hash, u64)>
         hasher.update(&buf[..n]);
     }
     Ok((hasher.finalize(), hasher.count()))
-}
-
-/// A random key for the encrypting stage lists, never written anywhere.
-fn random_key() -> Result<Secret> {
-    let mut key = Zeroizing::new([0u8; KEY_LEN]);
-    crate::cipher::random_bytes(&mut key[..])?;
-    Secret::key(&key[..])
 }
 
 /// CPU time (user + system) of this process so far, all threads.
@@ -731,6 +711,17 @@ mod tests {
             ]
         );
         assert_eq!(plan.swept(), vec![Axis::ChunkSize, Axis::Stages]);
+    }
+
+    #[test]
+    fn the_swept_axes_are_those_with_more_than_one_value() {
+        let plan = BenchPlan {
+            chunk_sizes: vec![64 << 10, 1 << 20],
+            cpu_tokens: vec![1, 2],
+            ..BenchPlan::default()
+        };
+        assert_eq!(plan.points().len(), 4);
+        assert_eq!(plan.swept(), vec![Axis::ChunkSize, Axis::CpuTokens]);
     }
 
     #[test]
@@ -847,7 +838,7 @@ mod tests {
             digest: digest_file(input.path(), &cancel).expect("digest"),
             container: &container,
             cancel: &cancel,
-            secret: &random_key().expect("key"),
+            secret: &Secret::random_key().expect("key"),
             runs: 1,
         };
         let point = Point {
@@ -857,7 +848,7 @@ mod tests {
         };
         let pipeline = env.pipeline(&point, None).expect("pipeline");
         pipeline
-            .process_path(input.path(), &container, crate::Overwrite::Replace)
+            .process_path(input.path(), &container, Overwrite::Replace)
             .expect("process");
         assert_eq!(env.restore(&pipeline).expect("not cancelled"), Ok(()));
         // One flipped byte in the middle of the chunk records.
@@ -877,7 +868,7 @@ mod tests {
             .write_temp(dir.path(), &cancel)
             .expect("other input");
         pipeline
-            .process_path(other.path(), &container, crate::Overwrite::Replace)
+            .process_path(other.path(), &container, Overwrite::Replace)
             .expect("process");
         let differs = env.restore(&pipeline).expect("not cancelled");
         assert!(

@@ -24,8 +24,8 @@ use std::path::Path;
 
 use tempfile::NamedTempFile;
 
-use crate::cancel::CancelToken;
-use crate::error::{Error, Result};
+use syncpipe::CancelToken;
+use syncpipe::{Error, Result};
 
 /// The kind of data a [`Synthetic`] reader generates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -273,22 +273,17 @@ impl Synthetic {
         }
     }
 
-    /// Bytes still to be read.
-    pub fn remaining(&self) -> u64 {
-        self.remaining
-    }
-
     /// Writes the data to a new temp file in `dir`
     /// (`.bench-input.syncpipe-tmp.…`, deleted when the returned handle is
     /// dropped), checking `cancel` between megabytes.
     ///
     /// # Errors
     ///
-    /// I/O errors with the folder's path; [`crate::ErrorKind::Cancelled`].
+    /// I/O errors with the folder's path; [`syncpipe::ErrorKind::Cancelled`].
     pub fn write_temp(mut self, dir: &Path, cancel: &CancelToken) -> Result<NamedTempFile> {
         // Named like every syncpipe temp file, so that the leftover of a
         // killed run is recognised (`output::remove_stale_temps`).
-        let tmp = crate::output::temp_file(dir, "bench-input", 0o600)
+        let tmp = syncpipe::output::temp_file(dir, "bench-input", 0o600)
             .map_err(|e| Error::io(e).with_path(dir))?;
         {
             let file: &File = tmp.as_file();

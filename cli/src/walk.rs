@@ -6,7 +6,7 @@ use std::fs;
 use std::io;
 use std::path::{Component, Path, PathBuf};
 
-use crate::error::{Error, Result};
+use syncpipe::{Error, Result};
 
 /// One input file of a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,7 +75,7 @@ pub struct WalkOptions {
 ///
 /// # Errors
 ///
-/// [`crate::ErrorKind::Usage`], naming the path.
+/// [`syncpipe::ErrorKind::Usage`], naming the path.
 pub fn safe_relative(path: &Path) -> Result<PathBuf> {
     let mut out = PathBuf::new();
     for c in path.components() {
@@ -192,7 +192,7 @@ fn walk_dir(dir: &Path, base: &Path, keep: &impl Fn(&Path) -> bool, found: &mut 
             };
             if meta.is_dir() {
                 subdirs.push((path, rel));
-            } else if !keep(&path) || crate::output::temp_owner(&name).is_some() {
+            } else if !keep(&path) || syncpipe::output::temp_owner(&name).is_some() {
                 // A syncpipe temp file (a run writing into this folder, or
                 // one that was killed) is never an input.
                 continue;
