@@ -101,6 +101,11 @@ pub struct BatchOptions {
     /// must be a real folder: a symbolic link there (planted to send
     /// outputs elsewhere) fails that file. By default, none.
     pub output_dir: Option<PathBuf>,
+    /// Remove, before the batch's first output into each folder, the temp
+    /// files that killed runs on this host left there
+    /// ([`crate::output::remove_stale_temps`]). By default, off: a batch
+    /// removes nothing it did not create.
+    pub sweep_stale_temps: bool,
 }
 
 /// What happened to one file.
@@ -205,6 +210,8 @@ struct Ctx<'a> {
     dirs: Mutex<HashSet<PathBuf>>,
     /// Output folders known to exist.
     made: Mutex<HashSet<PathBuf>>,
+    /// Output folders already swept of stale temp files.
+    swept: Mutex<HashSet<PathBuf>>,
 }
 
 /// A small file's prepared output on its way to the committer thread.
@@ -253,6 +260,7 @@ impl Pipeline {
             start,
             dirs: Mutex::new(HashSet::new()),
             made: Mutex::new(HashSet::new()),
+            swept: Mutex::new(HashSet::new()),
         };
         let ctx = &ctx;
         self.enter();
@@ -455,6 +463,7 @@ impl Pipeline {
                     if skip(ctx, o)? {
                         return Ok(None);
                     }
+                    sweep(ctx, o);
                     Some(o.as_path())
                 }
                 (_, None) => return Err(Error::usage("no output path").with_path(&job.input)),
@@ -645,6 +654,7 @@ impl Pipeline {
         if skip(ctx, out)? {
             return Ok(None);
         }
+        sweep(ctx, out);
         let (file, meta) = output::open_input(path)?;
         let mut data = Vec::with_capacity(meta.len() as usize);
         // A size-0 file may be a pseudo-file with content (`/proc`, `/sys`;
@@ -727,6 +737,25 @@ fn skip(ctx: &Ctx<'_>, output: &Path) -> Result<bool> {
         ctx.made.lock().insert(dir.to_path_buf());
     }
     Ok(false)
+}
+
+/// With `sweep_stale_temps`, removes the stale temp files of `output`'s
+/// folder the first time the batch writes into it: once per folder, so a
+/// batch of many files into one folder lists it once.
+fn sweep(ctx: &Ctx<'_>, output: &Path) {
+    if !ctx.options.sweep_stale_temps {
+        return;
+    }
+    let dir = match output.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    // Not listed under the lock: other workers' first folders go on.
+    let first = ctx.swept.lock().insert(dir.to_path_buf());
+    if first {
+        // Best effort, as creating the output reports an unusable folder.
+        let _ = output::remove_stale_temps(dir);
+    }
 }
 
 /// Runs one file's work, turning a panic into that file's failure.

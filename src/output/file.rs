@@ -14,7 +14,6 @@ use super::existing::{already_exists, open_in_place, Existing, Naming, REGULAR};
 use super::folder::parent_dir;
 use super::input::same_file;
 use super::mode::default_mode;
-use super::sweep::sweep_once;
 use super::temp::temp_file;
 use super::unnamed::{link_or_replace, open_unnamed};
 use crate::error::{Error, Result};
@@ -129,7 +128,6 @@ impl OutputFile {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        sweep_once(dir);
         let tmp = temp_file(dir, &name, 0o600).map_err(|e| Error::io(e).with_path(dest))?;
         Ok(OutputFile {
             target: Target::Temp(tmp),
@@ -164,7 +162,6 @@ impl OutputFile {
             _ => return Self::create_named(dest, force, Naming::Derived),
         }
         let dir = parent_dir(dest);
-        sweep_once(dir);
         match open_unnamed(dir) {
             Some(f) => Ok(OutputFile {
                 target: Target::Unnamed(f),

@@ -10,12 +10,14 @@
 //! chance to remove its temp file, but it never leaves a partial file under
 //! the destination name: the rename is the commit. Its temp file is named
 //! `.NAME.syncpipe-tmp.HOST.PID.RANDOM` (see [`temp_owner`]), so a later run
-//! can tell it from everything else: the first output a process creates in
-//! a folder removes the temp files there of this host whose process is gone
-//! ([`remove_stale_temps`]), and batch walks skip them as inputs. A
-//! program that must exit while a run is still writing (the binary, when a
-//! signal did not stop a blocked run in time) can first remove its own
-//! temp files with [`remove_live_temps`].
+//! can tell it from everything else, and batch walks skip it as an input.
+//! Creating an output never removes other files: removing the temp files
+//! of this host whose process is gone is an explicit call,
+//! [`remove_stale_temps`], which the binary makes before writing into a
+//! folder and an embedder may make. A program that must exit while a run is
+//! still writing (the binary, when a signal did not stop a blocked run in
+//! time) can first remove its own temp files with [`remove_live_temps`].
+//! See `docs/design.md`, "Crash safety".
 
 mod durability;
 mod existing;

@@ -1,13 +1,10 @@
 //! Removing the temp files that killed runs left behind: only this host's,
-//! only once their process is gone.
+//! only once their process is gone, and only when a program asks. Creating
+//! an output never removes another file.
 
-use std::collections::HashSet;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
-
-use parking_lot::Mutex;
 
 use super::temp::{temp_owner, this_host};
 
@@ -34,6 +31,13 @@ fn process_exists(pid: u32) -> bool {
 /// mean nothing here) are left alone. Best effort: a file that cannot be
 /// removed is skipped.
 ///
+/// The call a program makes before it writes into a folder; the library
+/// never makes it on its own (creating an output removes nothing else), so
+/// an embedder decides whether, and where, to clean up. The binary makes it
+/// on a single run's output folder, and a batch with
+/// [`BatchOptions::sweep_stale_temps`](crate::BatchOptions::sweep_stale_temps)
+/// on each folder it writes into, once.
+///
 /// Caveat: containers that share a host name and a folder but not a pid
 /// namespace see each other's live runs as gone. Give them distinct host
 /// names (the default in Docker and Kubernetes) or distinct folders.
@@ -59,20 +63,6 @@ pub fn remove_stale_temps(dir: &Path) -> io::Result<Vec<PathBuf>> {
         }
     }
     Ok(removed)
-}
-
-/// Sweeps `dir` for stale temp files the first time this process creates
-/// an output there: once per folder, so a batch of many files into one
-/// folder lists it once, not once per file.
-pub(super) fn sweep_once(dir: &Path) {
-    static SWEPT: OnceLock<Mutex<HashSet<PathBuf>>> = OnceLock::new();
-    let first = SWEPT
-        .get_or_init(Mutex::default)
-        .lock()
-        .insert(dir.to_path_buf());
-    if first {
-        let _ = remove_stale_temps(dir);
-    }
 }
 
 #[cfg(test)]

@@ -60,7 +60,7 @@ pub fn this_host() -> &'static str {
 
 /// Creates a temp file for `name` in `dir`, named
 /// `.NAME.syncpipe-tmp.HOST.PID.RANDOM`: host and pid say whose it is (a
-/// later run on the same host removes it only once that process is gone),
+/// sweep on the same host removes it only once that process is gone),
 /// the random part keeps concurrent outputs of one process apart. Created
 /// with `mode`. Every temp file syncpipe makes is named this way (the
 /// binary's Prometheus textfile too), so the stale-temp cleanup and the
