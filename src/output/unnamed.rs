@@ -44,8 +44,9 @@ pub(super) fn link_unnamed(file: &File, to: &Path) -> io::Result<()> {
     use std::ffi::CString;
     use std::os::fd::AsRawFd;
     use std::os::unix::ffi::OsStrExt;
+    // Digits only, so never a NUL; mapped all the same, as `to` is.
     let from = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))
-        .expect("a path made of digits has no NUL");
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a NUL byte in the path"))?;
     let to = CString::new(to.as_os_str().as_bytes())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a NUL byte in the path"))?;
     // SAFETY: both are valid NUL-terminated strings that outlive the call.
