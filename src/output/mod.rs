@@ -1,22 +1,20 @@
 //! Files on disk: opening inputs, and outputs that appear only when complete.
 //!
-//! An output is written to a temp file in the destination's folder (same
-//! filesystem, so the final rename is atomic), fsynced, given its permission
-//! bits and renamed over the destination only when the run succeeded. Until
-//! then the temp file is owned by a `NamedTempFile`, whose `Drop` removes it:
-//! every error path, and a cancelled run, leaves nothing behind.
+//! What holds for every output ([`OutputFile`]):
+//! - it is written to a temp file in the destination's folder (same
+//!   filesystem, so the rename is atomic), to an unnamed file there
+//!   (`O_TMPFILE`), or, for an existing device or FIFO, in place;
+//! - it is fsynced and given its mode before the rename (or link), and the
+//!   folder is fsynced after it;
+//! - it takes the destination's name only when the run succeeded, so a
+//!   killed process never leaves a partial destination;
+//! - until then `Drop` removes it: an error or a cancel leaves nothing;
+//! - creating it removes no other file. Temp files of killed runs
+//!   (`.NAME.syncpipe-tmp.HOST.PID.RANDOM`, see [`temp_owner`]; walks skip
+//!   them) go only by an explicit [`remove_stale_temps`], which the binary
+//!   makes before writing into a folder and an embedder may make;
+//!   [`remove_live_temps`] is for an exit that skips destructors.
 //!
-//! A process that is killed (SIGKILL, a power cut, a second Ctrl-C) gets no
-//! chance to remove its temp file, but it never leaves a partial file under
-//! the destination name: the rename is the commit. Its temp file is named
-//! `.NAME.syncpipe-tmp.HOST.PID.RANDOM` (see [`temp_owner`]), so a later run
-//! can tell it from everything else, and batch walks skip it as an input.
-//! Creating an output never removes other files: removing the temp files
-//! of this host whose process is gone is an explicit call,
-//! [`remove_stale_temps`], which the binary makes before writing into a
-//! folder and an embedder may make. A program that must exit while a run is
-//! still writing (the binary, when a signal did not stop a blocked run in
-//! time) can first remove its own temp files with [`remove_live_temps`].
 //! See `docs/design.md`, "Crash safety".
 
 mod durability;
