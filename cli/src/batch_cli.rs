@@ -387,6 +387,8 @@ fn options(
             .or(preset.map(|p| p.files_in_flight))
             .unwrap_or(0),
         output_dir: o.and_then(|o| o.output_dir.clone()),
+        // What killed runs left: the binary removes it, each folder once.
+        sweep_stale_temps: true,
     }
 }
 

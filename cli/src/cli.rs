@@ -431,6 +431,7 @@ fn dispatch(
                      use -o FILE, redirect stdout, or --force",
                 ));
             }
+            sweep_stale_temps(&dest);
             let report = match (&dest, is_stdio(&input)) {
                 (Dest::Path(p), false) => pipeline.process_path(&input, p, out.overwrite())?,
                 _ => {
@@ -476,6 +477,7 @@ fn dispatch(
             let pipeline = with_secret(builder, &keys, &header, &input)?.build()?;
             preset_note(v, pipeline.config());
             tel.begin(&pipeline, &input, None);
+            sweep_stale_temps(&dest);
             let report = match (&dest, is_stdio(&input)) {
                 (Dest::Path(p), false) => pipeline.restore_path(&input, p, out.overwrite())?,
                 // Header and key are checked before the temp file exists.
@@ -695,6 +697,24 @@ fn pick_dest(
         None if out.stdout || is_stdio(input) => Dest::Stdout,
         None => Dest::Path(default()?),
     })
+}
+
+/// Removes what killed runs left in the folder a single run writes into
+/// (`output::remove_stale_temps`; a batch does it through its options).
+/// Not for stdout, nor for an existing device, FIFO or descriptor link
+/// (`/dev/null`, `/dev/stdout`): written in place, it has no temp file.
+fn sweep_stale_temps(dest: &Dest) {
+    let Dest::Path(p) = dest else { return };
+    // Followed: `/dev/stdout` is what it points to.
+    if std::fs::metadata(p).is_ok_and(|m| !m.is_file()) {
+        return;
+    }
+    let dir = match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    // Best effort: creating the output reports a folder it cannot use.
+    let _ = output::remove_stale_temps(dir);
 }
 
 /// Opens a named input, or stdin for `-`.

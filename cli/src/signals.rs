@@ -10,7 +10,7 @@
 //! this process's live temp files (`syncpipe::output::remove_live_temps`),
 //! puts the terminal back if a passphrase prompt had turned echo off, and
 //! ends the process with the same exit code. A second signal still exits
-//! at once, from the handler itself (no cleanup: see `output.rs`).
+//! at once, from the handler itself (no cleanup: see `syncpipe::output`).
 //!
 //! A signal that was ignored when the process started (`nohup`, a
 //! background job of a non-interactive shell, `trap '' INT`) stays

@@ -95,6 +95,11 @@ pub struct BatchOptions {
     /// must be a real folder: a symbolic link there (planted to send
     /// outputs elsewhere) fails that file. By default, none.
     pub output_dir: Option<PathBuf>,
+    /// Remove, before the batch's first output into each folder, the temp
+    /// files that killed runs on this host left there
+    /// ([`crate::output::remove_stale_temps`]). By default, off: a batch
+    /// removes nothing it did not create.
+    pub sweep_stale_temps: bool,
 }
 
 /// What happened to one file.
@@ -184,6 +189,8 @@ struct Ctx<'a> {
     dirs: Mutex<HashSet<PathBuf>>,
     /// Output folders known to exist.
     made: Mutex<HashSet<PathBuf>>,
+    /// Output folders already swept of stale temp files.
+    swept: Mutex<HashSet<PathBuf>>,
 }
 
 /// The scheduler's message to a worker: a unit and its size class.
@@ -242,6 +249,7 @@ impl Pipeline {
             start,
             dirs: Mutex::new(HashSet::new()),
             made: Mutex::new(HashSet::new()),
+            swept: Mutex::new(HashSet::new()),
         };
         let ctx = &ctx;
         self.enter();

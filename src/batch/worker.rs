@@ -105,6 +105,7 @@ impl Worker<'_, '_> {
                     if skip(ctx, o)? {
                         return Ok(None);
                     }
+                    sweep(ctx, o);
                     Some(o.as_path())
                 }
                 (_, None) => return Err(Error::usage("no output path").with_path(&job.input)),
@@ -250,6 +251,7 @@ impl Worker<'_, '_> {
         if skip(self.ctx, out)? {
             return Ok(None);
         }
+        sweep(self.ctx, out);
         let (file, meta) = output::open_input(path)?;
         let mut data = Vec::with_capacity(meta.len() as usize);
         // A size-0 file may be a pseudo-file with content (`/proc`, `/sys`;
@@ -324,4 +326,23 @@ fn skip(ctx: &Ctx<'_>, output: &Path) -> Result<bool> {
         ctx.made.lock().insert(dir.to_path_buf());
     }
     Ok(false)
+}
+
+/// With `sweep_stale_temps`, removes the stale temp files of `output`'s
+/// folder the first time the batch writes into it: once per folder, so a
+/// batch of many files into one folder lists it once.
+fn sweep(ctx: &Ctx<'_>, output: &Path) {
+    if !ctx.options.sweep_stale_temps {
+        return;
+    }
+    let dir = match output.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    // Not listed under the lock: other workers' first folders go on.
+    let first = ctx.swept.lock().insert(dir.to_path_buf());
+    if first {
+        // Best effort, as creating the output reports an unusable folder.
+        let _ = output::remove_stale_temps(dir);
+    }
 }
