@@ -36,6 +36,11 @@ use syncpipe::{CancelToken, Encoder, Error, ErrorKind, Pipeline, Report, Secret,
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
+/// The CLI's size parser itself, so `--chunk-size` reads the same here.
+#[allow(dead_code)] // the formatter half is the CLI's
+#[path = "../cli/src/size.rs"]
+mod size;
+
 // The JSON lines of `syncpipe process --json`, from the very same code, so
 // the two backends cannot drift apart; only `backend` is changed.
 #[allow(dead_code)]
@@ -84,20 +89,8 @@ struct Args {
 }
 
 fn parse_size(text: &str) -> Result<usize, String> {
-    let t = text.trim().to_ascii_lowercase();
-    let digits = t.trim_end_matches(|c: char| c.is_ascii_alphabetic());
-    let scale = match &t[digits.len()..] {
-        "" | "b" => 1,
-        "k" | "kib" => 1 << 10,
-        "m" | "mib" => 1 << 20,
-        unit => return Err(format!("unknown unit {unit:?} (use KiB or MiB)")),
-    };
-    digits
-        .parse::<usize>()
-        .ok()
-        .and_then(|n| n.checked_mul(scale))
-        .filter(|&n| n > 0 && n <= syncpipe::format::MAX_CHUNK_SIZE)
-        .ok_or_else(|| format!("{text:?} is not a size of 1 byte ..= 64 MiB"))
+    let max = syncpipe::limits::MAX_CHUNK_SIZE;
+    size::parse(text, 1, max as u64).map(|n| n as usize)
 }
 
 /// One chunk as read.

@@ -20,15 +20,15 @@ use crate::tuner::ChunkMethod;
 
 /// Default chunk size: 1 MiB. Independent 1 MiB chunks cost zstd -3 about 8%
 /// speed and 1.5% ratio against one stream, 128 KiB chunks 15% and 5%, 4 MiB
-/// almost nothing (`zstd -b3 -B…` in `../shared/bench/peers-and-limits.md`);
+/// almost nothing (measured with `zstd -b3 -B…`);
 /// 1 MiB keeps the memory bound near 16 MiB at the default depth while
 /// paying little. Measured for syncpipe in `docs/performance.md`.
 pub const DEFAULT_CHUNK_SIZE: usize = 1 << 20;
 /// Default depth of the reader → CPU channel (and the finished-results part
-/// of the ordered hand-off): the design brief's 4, enough to ride out a slow
+/// of the ordered hand-off): 4, enough to ride out a slow
 /// read without holding much memory.
 pub const DEFAULT_CHANNEL_DEPTH: usize = 4;
-/// Default IO tokens: 12, the design brief's SSD queue depth.
+/// Default IO tokens: 12, a SATA SSD's useful queue depth (see `storage`).
 pub const DEFAULT_IO_TOKENS: usize = 12;
 /// Default stage list of the CLI and of a builder given no stage.
 pub const DEFAULT_STAGES: &str = "zstd:3,blake3";
@@ -75,19 +75,14 @@ pub enum SpawnStyle {
     Threads,
 }
 
-impl std::str::FromStr for SpawnStyle {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<SpawnStyle> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "rayon" => Ok(SpawnStyle::Rayon),
-            "threads" => Ok(SpawnStyle::Threads),
-            other => Err(Error::usage(format!(
-                "unknown spawn style '{other}': expected rayon or threads"
-            ))),
-        }
-    }
-}
+named_enum!(
+    SpawnStyle,
+    "spawn style",
+    [
+    SpawnStyle::Rayon => "rayon",
+    SpawnStyle::Threads => "threads",
+    ]
+);
 
 /// Resolved, validated settings of a [`Pipeline`].
 #[derive(Debug, Clone)]
@@ -317,7 +312,7 @@ impl PipelineBuilder {
     /// Threads in the CPU pool.
     ///
     /// By default (0), one per core: the reader and writer threads spend
-    /// little CPU, so leaving a core for them (the brief's cores − 1) would
+    /// little CPU, so leaving a core for them (cores − 1) would
     /// idle half of a 2-core machine (see `docs/performance.md`).
     pub fn threads(mut self, n: usize) -> Self {
         self.threads = n;

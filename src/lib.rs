@@ -31,6 +31,9 @@
 //! The threads, channels, shutdown protocol and memory bound are described
 //! in `docs/design.md`; the container in `docs/format.md`.
 
+#[macro_use]
+mod names;
+
 pub mod batch;
 mod cancel;
 mod chunk;

@@ -4,11 +4,7 @@
 //! an explicit `--chunk-size`, `-T`, `--cpu-tokens`, `--io-tokens`,
 //! `--channel-depth`, `--scheduler` or `--files-in-flight` always wins.
 
-use std::fmt;
-use std::str::FromStr;
-
 use crate::batch::Policy;
-use crate::error::{Error, Result};
 
 /// What to optimise for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -83,37 +79,17 @@ impl Optimize {
             },
         }
     }
-
-    /// `throughput`, `latency` or `resources`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Optimize::Throughput => "throughput",
-            Optimize::Latency => "latency",
-            Optimize::Resources => "resources",
-        }
-    }
 }
 
-impl fmt::Display for Optimize {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Optimize {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Optimize> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "throughput" => Ok(Optimize::Throughput),
-            "latency" => Ok(Optimize::Latency),
-            "resources" => Ok(Optimize::Resources),
-            other => Err(Error::usage(format!(
-                "unknown optimisation '{other}': expected throughput, latency or resources"
-            ))),
-        }
-    }
-}
+named_enum!(
+    Optimize,
+    "optimisation",
+    [
+    Optimize::Throughput => "throughput",
+    Optimize::Latency => "latency",
+    Optimize::Resources => "resources",
+    ]
+);
 
 #[cfg(test)]
 mod tests {

@@ -19,17 +19,13 @@
 //! read up to its length when opened (reads would see, and report, the
 //! change).
 
-use std::fmt;
 use std::fs::File;
 #[cfg(feature = "mmap")]
 use std::io::Cursor;
 use std::io::{self, Read};
-use std::str::FromStr;
 
 #[cfg(feature = "mmap")]
 use memmap2::{Advice, Mmap, UncheckedAdvice};
-
-use crate::error::{Error, Result};
 
 /// How named input files are read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -41,28 +37,14 @@ pub enum ReaderKind {
     Mmap,
 }
 
-impl FromStr for ReaderKind {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<ReaderKind> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "buffered" => Ok(ReaderKind::Buffered),
-            "mmap" => Ok(ReaderKind::Mmap),
-            other => Err(Error::usage(format!(
-                "unknown reader '{other}': expected buffered or mmap"
-            ))),
-        }
-    }
-}
-
-impl fmt::Display for ReaderKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            ReaderKind::Buffered => "buffered",
-            ReaderKind::Mmap => "mmap",
-        })
-    }
-}
+named_enum!(
+    ReaderKind,
+    "reader",
+    [
+    ReaderKind::Buffered => "buffered",
+    ReaderKind::Mmap => "mmap",
+    ]
+);
 
 /// An open input: the file itself, or its map. Implements `Read`.
 pub enum Source {

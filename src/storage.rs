@@ -3,8 +3,8 @@
 //! IO tokens bound the reads and writes in flight. How many pay off depends
 //! on the device: an NVMe drive has many hardware queues and wants a deep
 //! queue, a SATA SSD saturates around its NCQ depth, a spinning disk seeks
-//! between every extra concurrent stream. The brief's depths (24 / 12 / 4)
-//! are the defaults. They are the brief's numbers: `benches/io_queue_depth.sh`
+//! between every extra concurrent stream. The defaults are 24 / 12 / 4.
+//! They are rules of thumb, not measurements: `benches/io_queue_depth.sh`
 //! measures the curve on the machine at hand, and on this project's virtio
 //! disk it is flat past QD 4 (docs/performance.md), which says nothing
 //! about real NVMe or SATA devices either way.
@@ -18,12 +18,8 @@
 //! disks — is reported as unknown with the reason, and the caller falls back
 //! to the SSD depth.
 
-use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
-
-use crate::error::{Error, Result};
 
 /// A kind of storage device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -45,37 +41,17 @@ impl StorageType {
             StorageType::Hdd => 4,
         }
     }
-
-    /// `nvme`, `ssd` or `hdd`.
-    pub fn name(self) -> &'static str {
-        match self {
-            StorageType::Nvme => "nvme",
-            StorageType::Ssd => "ssd",
-            StorageType::Hdd => "hdd",
-        }
-    }
 }
 
-impl fmt::Display for StorageType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for StorageType {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<StorageType> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "nvme" => Ok(StorageType::Nvme),
-            "ssd" => Ok(StorageType::Ssd),
-            "hdd" => Ok(StorageType::Hdd),
-            other => Err(Error::usage(format!(
-                "unknown storage type '{other}': expected nvme, ssd or hdd"
-            ))),
-        }
-    }
-}
+named_enum!(
+    StorageType,
+    "storage type",
+    [
+    StorageType::Nvme => "nvme",
+    StorageType::Ssd => "ssd",
+    StorageType::Hdd => "hdd",
+    ]
+);
 
 /// What [`detect`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]

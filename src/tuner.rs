@@ -52,13 +52,9 @@
 //! are swamped by how much the data's cost varies. Measured and dropped:
 //! see "Surveying the sizes first" in `docs/performance.md`.
 
-use std::fmt;
-use std::str::FromStr;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-
-use crate::error::{Error, Result};
 
 /// Smallest chunk the adaptive methods pick.
 pub const MIN_CHUNK: usize = 128 << 10;
@@ -103,37 +99,15 @@ pub enum ChunkMethod {
     HillClimb,
 }
 
-impl ChunkMethod {
-    /// The method's name as the CLI spells it.
-    pub fn name(self) -> &'static str {
-        match self {
-            ChunkMethod::Fixed => "fixed",
-            ChunkMethod::FileSize => "filesize",
-            ChunkMethod::HillClimb => "hillclimb",
-        }
-    }
-}
-
-impl FromStr for ChunkMethod {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<ChunkMethod> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "fixed" => Ok(ChunkMethod::Fixed),
-            "filesize" => Ok(ChunkMethod::FileSize),
-            "hillclimb" => Ok(ChunkMethod::HillClimb),
-            other => Err(Error::usage(format!(
-                "unknown chunk method '{other}': expected fixed, filesize or hillclimb"
-            ))),
-        }
-    }
-}
-
-impl fmt::Display for ChunkMethod {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+named_enum!(
+    ChunkMethod,
+    "chunk method",
+    [
+    ChunkMethod::Fixed => "fixed",
+    ChunkMethod::FileSize => "filesize",
+    ChunkMethod::HillClimb => "hillclimb",
+    ]
+);
 
 /// Rounds to the nearest whole [`STEP`] within [`MIN_CHUNK`]..=`max`.
 fn clamp_to_steps(bytes: u64, max: usize) -> usize {

@@ -43,7 +43,7 @@ pub struct InputArgs {
     /// Which file starts next: `fair` (3 small : 1 large, small <= 10 MiB;
     /// large files in at most a quarter of the slots) or `simple` (FIFO).
     /// [default: fair]
-    #[arg(long, value_name = "POLICY", value_parser = parse_policy)]
+    #[arg(long, value_name = "POLICY")]
     scheduler: Option<Policy>,
     /// Files worked on at once (a streamed file holds its own chunk
     /// buffers and threads); 0 = the larger of twice the CPU tokens and the
@@ -76,10 +76,6 @@ pub struct SmallArgs {
 }
 
 fn parse_shard(s: &str) -> Result<Shard, String> {
-    s.parse().map_err(|e: Error| e.to_string())
-}
-
-fn parse_policy(s: &str) -> Result<Policy, String> {
     s.parse().map_err(|e: Error| e.to_string())
 }
 

@@ -33,6 +33,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::plot::{LineChart, Series};
+use crate::size;
 use syncpipe::limits::DEFAULT_STAGES;
 use syncpipe::limits::KEY_LEN;
 use syncpipe::metrics::{Family, Metrics};
@@ -125,7 +126,7 @@ impl Point {
     /// The value of `axis`, as a table shows it (`256KiB`, `4`, `zstd:3,blake3`).
     pub fn value(&self, axis: Axis) -> String {
         match axis {
-            Axis::ChunkSize => size_name(self.chunk_size),
+            Axis::ChunkSize => size::format(self.chunk_size as u64),
             Axis::Threads => self.threads.to_string(),
             Axis::CpuTokens => self.cpu_tokens.to_string(),
             Axis::ChannelDepth => self.channel_depth.to_string(),
@@ -167,17 +168,6 @@ impl Point {
             .cpu_tokens(self.cpu_tokens)
             .channel_depth(self.channel_depth)
             .io_tokens(self.io_tokens)
-    }
-}
-
-/// `1MiB`, `256KiB`, or plain bytes: sizes as the `--chunk-size` flag takes them.
-pub fn size_name(bytes: usize) -> String {
-    if bytes >= 1 << 20 && bytes.is_multiple_of(1 << 20) {
-        format!("{}MiB", bytes >> 20)
-    } else if bytes >= 1 << 10 && bytes.is_multiple_of(1 << 10) {
-        format!("{}KiB", bytes >> 10)
-    } else {
-        bytes.to_string()
     }
 }
 
@@ -704,10 +694,10 @@ mod tests {
                 .map(|p| (p.value(Axis::ChunkSize), p.stages.as_str()))
                 .collect::<Vec<_>>(),
             vec![
-                ("64KiB".to_string(), "lz4"),
-                ("64KiB".to_string(), "zstd:1,sha256"),
-                ("1MiB".to_string(), "lz4"),
-                ("1MiB".to_string(), "zstd:1,sha256"),
+                ("64 KiB".to_string(), "lz4"),
+                ("64 KiB".to_string(), "zstd:1,sha256"),
+                ("1 MiB".to_string(), "lz4"),
+                ("1 MiB".to_string(), "zstd:1,sha256"),
             ]
         );
         assert_eq!(plan.swept(), vec![Axis::ChunkSize, Axis::Stages]);
@@ -756,13 +746,6 @@ mod tests {
             assert_eq!(e, Some(ErrorKind::Usage), "{plan:?}");
         }
         assert!(BenchPlan::default().check().is_ok());
-    }
-
-    #[test]
-    fn sizes_are_named_as_the_flag_takes_them() {
-        assert_eq!(size_name(1 << 20), "1MiB");
-        assert_eq!(size_name(256 << 10), "256KiB");
-        assert_eq!(size_name(1000), "1000");
     }
 
     #[test]
@@ -820,7 +803,7 @@ mod tests {
         assert_eq!(left.len(), 1);
 
         let c = chart(&rows, &plan.swept(), "t");
-        assert_eq!(c.x_values, vec!["64KiB", "256KiB"]);
+        assert_eq!(c.x_values, vec!["64 KiB", "256 KiB"]);
         assert_eq!(c.series.len(), 2);
         assert!(c.series[0].name.starts_with("stages "));
     }

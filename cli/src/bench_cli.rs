@@ -16,10 +16,10 @@ use syncpipe::storage;
 use syncpipe::{limits as config, CancelToken, Error};
 
 use crate::cli::{count, parse_size, Verbosity};
-use crate::dashboard::human;
 use crate::dashboard::Progress;
 use crate::exit_code::ExitCode;
 use crate::json_lines;
+use crate::size;
 use crate::telemetry::{parse_interval, rss, TelemetryArgs, DEFAULT_INTERVAL};
 
 /// Default `--size` of generated data: 256 MiB, a few seconds per row on
@@ -37,8 +37,8 @@ pub struct BenchArgs {
     input: Option<PathBuf>,
     /// Kind of generated data: `text` (lines of code/log words), `binary`
     /// (structured records), `random` (incompressible), `zeros`. [default: text]
-    #[arg(long, value_name = "KIND", value_parser = ["text", "binary", "random", "zeros"])]
-    data: Option<String>,
+    #[arg(long, value_name = "KIND")]
+    data: Option<DataKind>,
     /// Bytes of generated data, e.g. `64MiB`, `1GiB` (written to a temp
     /// file first, so the reader reads a real file). [default: 256MiB]
     #[arg(long, value_name = "SIZE", value_parser = parse_data_size)]
@@ -100,27 +100,9 @@ pub struct BenchArgs {
     dir: Option<PathBuf>,
 }
 
-/// Parses a data size: `1000`, `64KiB`, `256MiB`, `1GiB` (binary units,
-/// `K`/`M`/`G` and `KB`/`MB`/`GB` alike), 1 byte to 64 GiB.
+/// `--size`: 1 byte ..= 64 GiB.
 fn parse_data_size(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size (try 64MiB or 1GiB)"))?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        other => return Err(format!("unknown size unit {other:?} (use KiB, MiB or GiB)")),
-    };
-    let bytes = n
-        .checked_mul(mult)
-        .filter(|&b| (1..=MAX_SIZE).contains(&b))
-        .ok_or_else(|| format!("{text:?} is outside 1 byte ..= 64 GiB"))?;
-    Ok(bytes)
+    size::parse(text, 1, MAX_SIZE)
 }
 
 impl BenchArgs {
@@ -240,17 +222,17 @@ fn measure(
     let (generated, input) = match &args.input {
         Some(p) => (None, p.clone()),
         None => {
-            let kind: DataKind = args.data.as_deref().unwrap_or("text").parse()?;
+            let kind = args.data.unwrap_or_default();
             let size = args.size.unwrap_or(DEFAULT_SIZE);
             let seed = args.seed.unwrap_or(DEFAULT_SEED);
             sweep.input = match args.seed {
-                Some(seed) => format!("{kind} data, {}, seed {seed}", human(size)),
-                None => format!("{kind} data, {}", human(size)),
+                Some(seed) => format!("{kind} data, {}, seed {seed}", size::format(size)),
+                None => format!("{kind} data, {}", size::format(size)),
             };
             if !v.quiet {
                 eprintln!(
                     "syncpipe: generating {} of {kind} data in {}",
-                    human(size),
+                    size::format(size),
                     dir.display()
                 );
             }

@@ -10,18 +10,19 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args as ClapArgs, Parser, Subcommand};
 use syncpipe::container::{self, ContainerInfo, KeySource};
 use syncpipe::output;
 use syncpipe::stages::parse_stages;
 use syncpipe::storage::{self, StorageType};
-use syncpipe::{limits as config, Overwrite, ReaderKind, Source};
+use syncpipe::{limits as config, Optimize, Overwrite, ReaderKind, Source, SpawnStyle};
 use syncpipe::{CancelToken, ChunkMethod, Error, KdfParams, Pipeline, PipelineBuilder, Report};
 
 use crate::batch_cli::{self, InputArgs, OutDirArgs, SmallArgs};
-use crate::dashboard::human;
-use crate::exit_code::{ExitCode, TABLE};
+use crate::exit_code::{self, ExitCode};
 use crate::key_source::{KeyArgs, Purpose};
+use crate::size;
 use crate::telemetry::{Telemetry, TelemetryArgs};
 
 /// Extension of container files.
@@ -32,7 +33,7 @@ pub(crate) const EXTENSION: &str = "spipe";
     name = "syncpipe",
     version,
     about = "Stream files through parallel compression, encryption and checksum stages (no async runtime).",
-    after_help = TABLE
+    after_help = exit_code::table()
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -54,7 +55,7 @@ pub struct Args {
 enum Command {
     /// Process a file (or stdin, `-`) into a container; many files (one
     /// container each) with several inputs, -r, --files-from.
-    #[command(after_help = TABLE)]
+    #[command(after_help = exit_code::table())]
     Process {
         /// The files to process (directories with -r); `-` for stdin.
         #[arg(required_unless_present = "files_from")]
@@ -84,7 +85,7 @@ enum Command {
         /// 128 KiB steps, 128 KiB-4 MiB, taking back a step up that makes
         /// a byte more than 25% dearer;
         /// -v shows the sizes chosen). [default: fixed]
-        #[arg(long, value_name = "METHOD", value_parser = parse_chunk_method)]
+        #[arg(long, value_name = "METHOD", ignore_case = true)]
         chunk_method: Option<ChunkMethod>,
         #[command(flatten)]
         keys: KeyArgs,
@@ -97,7 +98,7 @@ enum Command {
     },
     /// Restore the original from a container (many with several inputs,
     /// -r, --files-from).
-    #[command(after_help = TABLE)]
+    #[command(after_help = exit_code::table())]
     Restore {
         /// The containers (directories with -r: their `*.spipe`); `-` for stdin.
         #[arg(required_unless_present = "files_from")]
@@ -117,7 +118,7 @@ enum Command {
     },
     /// Check a container end to end (every chunk and the whole-file digest)
     /// without writing anything.
-    #[command(after_help = TABLE)]
+    #[command(after_help = exit_code::table())]
     Verify {
         /// The containers (directories with -r: their `*.spipe`); `-` for stdin.
         #[arg(required_unless_present = "files_from")]
@@ -132,7 +133,7 @@ enum Command {
         tuning: Tuning,
     },
     /// Show a container's header and statistics (framing checked, nothing decoded).
-    #[command(after_help = TABLE)]
+    #[command(after_help = exit_code::table())]
     Info {
         /// The container; `-` for stdin.
         input: PathBuf,
@@ -144,7 +145,7 @@ enum Command {
     /// into a container on disk (timed), then restored and compared with
     /// the input. Printed as a table; also CSV (--csv), JSON lines (--json)
     /// and an SVG plot (--plot). Exit 3 if a row does not restore.
-    #[command(after_help = TABLE)]
+    #[command(after_help = exit_code::table())]
     Bench(crate::bench_cli::BenchArgs),
     /// Print a shell completion script to stdout, e.g.
     /// `syncpipe completions bash > /etc/bash_completion.d/syncpipe`.
@@ -215,27 +216,27 @@ struct Tuning {
     /// sets the IO tokens unless
     /// --io-tokens is given: nvme 24, ssd 12, hdd 4; auto finds it through
     /// /sys (Linux) and uses 12 when it cannot tell (-v says why).
-    #[arg(long, value_name = "TYPE", default_value = "auto", value_parser = ["auto", "nvme", "ssd", "hdd"])]
-    storage_type: String,
+    #[arg(long, value_name = "TYPE", default_value = "auto", value_parser = storage_choice())]
+    storage_type: StorageChoice,
     /// Where chunk jobs run: `rayon` (a pool shared by the runs, work
     /// stealing) or `threads` (-T dedicated OS threads per run pulling from
     /// one bounded channel). Same output bytes.
-    #[arg(long, value_name = "STYLE", default_value = "rayon", value_parser = ["rayon", "threads"])]
-    spawn_style: String,
+    #[arg(long, value_name = "STYLE", default_value = "rayon")]
+    spawn_style: SpawnStyle,
     /// How an input file is read: `buffered` (read(2)) or `mmap` (a memory
     /// map; opt-in: if another process truncates the file meanwhile, the
     /// process dies of SIGBUS). A batch's files under 256 KiB are read
     /// whole either way.
-    #[arg(long, value_name = "HOW", default_value = "buffered", value_parser = ["buffered", "mmap"])]
-    reader: String,
+    #[arg(long, value_name = "HOW", default_value = "buffered")]
+    reader: ReaderKind,
     /// A preset over -T, --cpu-tokens, --io-tokens, --chunk-size,
     /// --channel-depth, --scheduler and --files-in-flight: `throughput`
     /// (64 KiB chunks, depth 8, FIFO), `latency` (64 KiB chunks, depth 2,
     /// fair), `resources` (1 thread, 1 CPU token, 2 IO tokens, 256 KiB
     /// chunks, depth 1, 2 files in flight). Flags given explicitly win; -v
     /// prints the result.
-    #[arg(long, value_name = "GOAL", value_parser = ["throughput", "latency", "resources"])]
-    optimize: Option<String>,
+    #[arg(long, value_name = "GOAL")]
+    optimize: Option<Optimize>,
     /// Depth of the bounded channels between threads, 0-256; 0 = 4.
     #[arg(long, default_value_t = 0, value_parser = count(config::MAX_CHANNEL_DEPTH))]
     channel_depth: usize,
@@ -269,27 +270,9 @@ impl Limits {
     }
 }
 
-/// Parses a memory size such as `512MiB`, `2GiB` or `1TiB`, within
-/// 16 MiB ..= 1 TiB.
+/// `--max-memory`: 16 MiB ..= 1 TiB.
 pub fn parse_memory(text: &str) -> Result<usize, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size (try 512MiB or 2GiB)"))?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        "t" | "tb" | "tib" => 1 << 40,
-        other => return Err(format!("unknown size unit {other:?} (use MiB, GiB or TiB)")),
-    };
-    n.checked_mul(mult)
-        .filter(|b| (config::MIN_MAX_MEMORY as u64..=1 << 40).contains(b))
-        .and_then(|b| usize::try_from(b).ok())
-        .ok_or_else(|| format!("{text:?} is outside 16 MiB ..= 1 TiB"))
+    sized(text, config::MIN_MAX_MEMORY, 1 << 40)
 }
 
 /// Where an output goes.
@@ -435,7 +418,7 @@ fn dispatch(
             let report = match (&dest, is_stdio(&input)) {
                 (Dest::Path(p), false) => pipeline.process_path(&input, p, out.overwrite())?,
                 _ => {
-                    let src = Source::new(open_input(&input)?, tuning.reader());
+                    let src = Source::new(open_input(&input)?, tuning.reader);
                     match &dest {
                         Dest::Stdout => pipeline.run(src, stdout()?),
                         // A stream has no mode: the new file gets the default.
@@ -472,7 +455,7 @@ fn dispatch(
             let input = batch_cli::single(inputs)?;
             let dest = restore_dest(&input, &out)?;
             tel.claim_stdout(matches!(dest, Dest::Stdout))?;
-            let (src, header) = peek_header(&input, tuning.reader())?;
+            let (src, header) = peek_header(&input, tuning.reader)?;
             let builder = tel.attach(limits.apply(tuning.builder(cancel, &input, v)));
             let pipeline = with_secret(builder, &keys, &header, &input)?.build()?;
             preset_note(v, pipeline.config());
@@ -504,7 +487,7 @@ fn dispatch(
                 return batch_cli::verify(builder, &keys, &inputs, &batch, v, tel);
             }
             let input = batch_cli::single(inputs)?;
-            let (src, header) = peek_header(&input, tuning.reader())?;
+            let (src, header) = peek_header(&input, tuning.reader)?;
             let builder = tel.attach(limits.apply(tuning.builder(cancel, &input, v)));
             let pipeline = with_secret(builder, &keys, &header, &input)?.build()?;
             preset_note(v, pipeline.config());
@@ -549,26 +532,23 @@ impl Tuning {
         input: &Path,
         v: Verbosity,
     ) -> syncpipe::PipelineBuilder {
-        let storage = match self.storage_type.parse::<StorageType>() {
-            Ok(kind) => Some(kind),
-            // `auto` (clap allows nothing else).
-            Err(_) if is_stdio(input) => {
+        let storage = match self.storage_type.0 {
+            Some(kind) => Some(kind),
+            None if is_stdio(input) => {
                 storage_note(v, self.io_tokens, None, "stdin has no device");
                 None
             }
-            Err(_) => {
+            None => {
                 let d = storage::detect(input);
                 storage_note(v, self.io_tokens, d.kind, &d.reason);
                 d.kind
             }
         };
-        // clap allows only the two names, which parse.
-        let spawn = self.spawn_style.parse().unwrap_or_default();
         Pipeline::builder()
             .threads(self.threads)
-            .spawn_style(spawn)
-            .reader(self.reader())
-            .optimize(self.optimize.as_deref().and_then(|o| o.parse().ok()))
+            .spawn_style(self.spawn_style)
+            .reader(self.reader)
+            .optimize(self.optimize)
             .cpu_tokens(self.cpu_tokens)
             .io_tokens(self.io_tokens)
             .storage_type(storage)
@@ -577,11 +557,16 @@ impl Tuning {
     }
 }
 
-impl Tuning {
-    /// The `--reader` choice (clap allows only the two names, which parse).
-    fn reader(&self) -> ReaderKind {
-        self.reader.parse().unwrap_or_default()
-    }
+/// `--storage-type`: a storage type, or `None` for `auto` (detect it).
+#[derive(Debug, Clone, Copy)]
+struct StorageChoice(Option<StorageType>);
+
+/// `auto` and the library's storage-type names, so help and completions
+/// list exactly what parses.
+fn storage_choice() -> impl TypedValueParser<Value = StorageChoice> {
+    let names = std::iter::once("auto").chain(StorageType::ALL.iter().map(|t| t.name()));
+    PossibleValuesParser::new(names)
+        .map(|name| StorageChoice(StorageType::ALL.iter().copied().find(|t| t.name() == name)))
 }
 
 /// With -v and `--optimize`, the settings the preset resolved to.
@@ -597,7 +582,7 @@ pub(crate) fn preset_note(v: Verbosity, cfg: &syncpipe::Config) {
         cfg.threads,
         cfg.cpu_tokens,
         cfg.io_tokens,
-        human(cfg.chunk_size as u64),
+        size::format(cfg.chunk_size as u64),
         cfg.channel_depth,
         p.scheduler,
         p.files_in_flight
@@ -765,8 +750,8 @@ fn summary(v: Verbosity, verb: &str, input: &Path, dest: &Dest, r: &Report) {
         err,
         "{}: {verb} {} => {} (ratio {ratio:.3}) in {:.2}s, {:.1} MB/s -> {to}",
         input.display(),
-        human(r.bytes_in),
-        human(r.bytes_out),
+        size::format(r.bytes_in),
+        size::format(r.bytes_out),
         r.elapsed.as_secs_f64(),
         r.mb_per_s(),
     );
@@ -777,7 +762,7 @@ fn summary(v: Verbosity, verb: &str, input: &Path, dest: &Dest, r: &Report) {
             r.chunks,
             r.reuse_rate() * 100.0,
             r.buffers_allocated,
-            human(r.peak_chunk_bytes),
+            size::format(r.peak_chunk_bytes),
             r.cpu_waits.0,
             r.cpu_waits.1.as_secs_f64(),
         );
@@ -818,10 +803,10 @@ fn info(input: &Path) -> Result<(), Error> {
         writeln!(
             out,
             "chunk size:     up to {} (varies)",
-            human(h.chunk_size as u64)
+            size::format(h.chunk_size as u64)
         )?;
     } else {
-        writeln!(out, "chunk size:     {}", human(h.chunk_size as u64))?;
+        writeln!(out, "chunk size:     {}", size::format(h.chunk_size as u64))?;
     }
     writeln!(out, "original size:  {} bytes", i.original_len)?;
     writeln!(
@@ -853,33 +838,15 @@ fn info(input: &Path) -> Result<(), Error> {
     Ok(())
 }
 
-/// `--chunk-method`: the library's parser, whose error names the methods.
-fn parse_chunk_method(text: &str) -> Result<ChunkMethod, String> {
-    text.parse().map_err(|e: Error| e.to_string())
+/// `--chunk-size`: 4 KiB ..= 64 MiB.
+pub fn parse_size(text: &str) -> Result<usize, String> {
+    sized(text, MIN_CHUNK_SIZE, config::MAX_CHUNK_SIZE)
 }
 
-/// Parses a byte size: `65536`, `64k`, `256KiB`, `4M`, `4MiB`, `1MB`.
-/// Binary units throughout (as zstd's `--block-size`), 1 to 64 MiB.
-pub fn parse_size(text: &str) -> Result<usize, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: usize = num
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size (try 256KiB or 4MiB)"))?;
-    let mult = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        other => return Err(format!("unknown size unit {other:?} (use KiB or MiB)")),
-    };
-    let bytes = n
-        .checked_mul(mult)
-        .ok_or_else(|| format!("{text:?} is too large"))?;
-    if !(MIN_CHUNK_SIZE..=config::MAX_CHUNK_SIZE).contains(&bytes) {
-        return Err(format!("{text:?} is outside 4 KiB ..= 64 MiB"));
-    }
-    Ok(bytes)
+/// A size flag's value within `min ..= max`, as a `usize`.
+fn sized(text: &str, min: usize, max: usize) -> Result<usize, String> {
+    let bytes = size::parse(text, min as u64, max as u64)?;
+    usize::try_from(bytes).map_err(|_| format!("{text:?} is too large for this machine"))
 }
 
 /// The smallest `--chunk-size`: below it the framing (about 40 bytes a
@@ -908,11 +875,5 @@ mod tests {
         assert!(parse_size("65MiB").is_err());
         assert!(parse_size("4GiB").is_err());
         assert!(parse_size("abc").is_err());
-    }
-
-    #[test]
-    fn human_sizes() {
-        assert_eq!(human(512), "512 B");
-        assert_eq!(human(1536), "1.5 KiB");
     }
 }

@@ -14,6 +14,8 @@ use std::time::Duration;
 use clap::ValueEnum;
 use syncpipe::metrics::{Family, Snapshot};
 
+use crate::size;
+
 /// When to draw the dashboard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Progress {
@@ -141,14 +143,14 @@ pub fn frame(
                 ctx.title,
                 bar(frac, 30),
                 frac * 100.0,
-                human(done_bytes.min(total)),
-                human(total),
+                size::format(done_bytes.min(total)),
+                size::format(total),
             ));
         }
         _ => lines.push(format!(
             "{}  {}  elapsed {}",
             ctx.title,
-            human(done_bytes),
+            size::format(done_bytes),
             clock(snap.elapsed)
         )),
     }
@@ -214,9 +216,9 @@ pub fn frame(
     // Memory.
     lines.push(format!(
         "memory      rss {}  chunk buffers {} (peak {})  buffer reuse {:.1}%",
-        rss.map_or_else(|| "?".to_string(), human),
-        human(snap.buffer_bytes),
-        human(snap.buffer_bytes_peak),
+        rss.map_or_else(|| "?".to_string(), size::format),
+        size::format(snap.buffer_bytes),
+        size::format(snap.buffer_bytes_peak),
         snap.reuse_rate() * 100.0
     ));
     lines
@@ -262,22 +264,6 @@ fn clock(d: Duration) -> String {
     }
 }
 
-/// Bytes in binary units, as the summaries print them.
-pub fn human(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -310,9 +296,9 @@ mod tests {
         d.draw(&snap, &ctx, Some(20 << 20)).expect("draw");
         let first = String::from_utf8(d.out.clone()).expect("utf-8");
         assert!(first.contains("process big.bin  [###############---------------]  50.0%"));
-        assert!(first.contains("50.0 MiB / 100.0 MiB  ETA 0:01"), "{first}");
+        assert!(first.contains("50 MiB / 100 MiB  ETA 0:01"), "{first}");
         assert!(first.contains("permits     cpu 1/2 free"));
-        assert!(first.contains("rss 20.0 MiB"));
+        assert!(first.contains("rss 20 MiB"));
         assert!(
             !first.contains("\x1b[") || first.starts_with("\r\x1b[2K"),
             "no cursor-up on the first frame"
@@ -341,7 +327,7 @@ mod tests {
             },
             None,
         );
-        assert_eq!(lines[0], "process -  2.0 KiB  elapsed 0:00");
+        assert_eq!(lines[0], "process -  2 KiB  elapsed 0:00");
         assert!(lines.iter().any(|l| l.starts_with("memory      rss ?")));
     }
 }

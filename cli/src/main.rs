@@ -14,6 +14,7 @@ mod plot;
 mod prometheus;
 mod shard;
 mod signals;
+mod size;
 mod stdin_state;
 mod synthetic;
 mod telemetry;

@@ -44,7 +44,7 @@ pub struct Series {
 ///     title: "zstd:3".into(),
 ///     x_label: "chunk size".into(),
 ///     y_label: "MB/s".into(),
-///     x_values: vec!["64KiB".into(), "1MiB".into()],
+///     x_values: vec!["64 KiB".into(), "1 MiB".into()],
 ///     series: vec![Series { name: "2 tokens".into(), values: vec![Some(80.0), Some(120.0)] }],
 /// };
 /// let svg = chart.to_svg();
@@ -270,7 +270,7 @@ mod tests {
             title: "a <title> & more".into(),
             x_label: "chunk size".into(),
             y_label: "MB/s".into(),
-            x_values: vec!["64KiB".into(), "256KiB".into(), "1MiB".into()],
+            x_values: vec!["64 KiB".into(), "256 KiB".into(), "1 MiB".into()],
             series: vec![
                 Series {
                     name: "1".into(),
@@ -339,7 +339,7 @@ mod tests {
         assert_eq!(lines[0].len(), 3);
         // The missing value leaves its point out.
         assert_eq!(lines[1].len(), 2);
-        for label in ["64KiB", "256KiB", "1MiB", "chunk size", "MB/s"] {
+        for label in ["64 KiB", "256 KiB", "1 MiB", "chunk size", "MB/s"] {
             assert!(svg.contains(&format!(">{label}</text>")), "{label}");
         }
     }

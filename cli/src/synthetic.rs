@@ -28,7 +28,7 @@ use syncpipe::CancelToken;
 use syncpipe::{Error, Result};
 
 /// The kind of data a [`Synthetic`] reader generates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, clap::ValueEnum)]
 pub enum DataKind {
     /// Text-like: words and lines from a fixed vocabulary.
     #[default]
@@ -42,14 +42,6 @@ pub enum DataKind {
 }
 
 impl DataKind {
-    /// Every kind, in the order `--help` lists them.
-    pub const ALL: [DataKind; 4] = [
-        DataKind::Text,
-        DataKind::Binary,
-        DataKind::Random,
-        DataKind::Zeros,
-    ];
-
     /// The name used on the command line and in reports.
     pub fn name(self) -> &'static str {
         match self {
@@ -64,22 +56,6 @@ impl DataKind {
 impl fmt::Display for DataKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
-    }
-}
-
-impl std::str::FromStr for DataKind {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<DataKind> {
-        let t = s.trim().to_ascii_lowercase();
-        DataKind::ALL
-            .into_iter()
-            .find(|k| k.name() == t)
-            .ok_or_else(|| {
-                Error::usage(format!(
-                    "unknown data kind '{s}': expected text, binary, random or zeros"
-                ))
-            })
     }
 }
 
@@ -396,6 +372,7 @@ impl Read for Synthetic {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::ValueEnum;
 
     fn all(kind: DataKind, seed: u64, len: u64) -> Vec<u8> {
         let mut v = Vec::new();
@@ -424,7 +401,7 @@ mod tests {
 
     #[test]
     fn exact_size_and_deterministic_per_seed() {
-        for kind in DataKind::ALL {
+        for &kind in DataKind::value_variants() {
             for len in [0u64, 1, 31, 4096, 123_457] {
                 let a = all(kind, 42, len);
                 assert_eq!(a.len() as u64, len, "{kind} {len}");
@@ -456,12 +433,11 @@ mod tests {
     }
 
     #[test]
-    fn kinds_parse_and_name_the_choices() {
-        for kind in DataKind::ALL {
-            assert_eq!(kind.name().parse::<DataKind>().ok(), Some(kind));
+    fn clap_parses_exactly_the_report_names() {
+        for &kind in DataKind::value_variants() {
+            assert_eq!(DataKind::from_str(kind.name(), false).ok(), Some(kind));
         }
-        let e = "words".parse::<DataKind>().err().map(|e| e.to_string());
-        assert!(e.is_some_and(|m| m.contains("text, binary, random or zeros")));
+        assert!(DataKind::from_str("words", false).is_err());
     }
 
     #[test]

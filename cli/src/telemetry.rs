@@ -23,6 +23,7 @@ use crate::dashboard::{self, Context, Dashboard, Progress};
 use crate::exporter::Exporter;
 use crate::json_lines::{self, Tuning};
 use crate::prometheus::{self, Labels};
+use crate::size;
 use crate::textfile::{self, NotRegular};
 
 /// Default `--metrics-interval`: 200 ms, five redraws a second, smooth to
@@ -315,12 +316,12 @@ impl Telemetry {
                 .map(|c| match c.mean_cost.as_nanos() {
                     0 => format!(
                         "{} from chunk {}",
-                        dashboard::human(c.size as u64),
+                        size::format(c.size as u64),
                         c.from_chunk
                     ),
                     _ => format!(
                         "{} from chunk {} (mean {:.2} ms)",
-                        dashboard::human(c.size as u64),
+                        size::format(c.size as u64),
                         c.from_chunk,
                         c.mean_cost.as_secs_f64() * 1e3
                     ),

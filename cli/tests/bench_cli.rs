@@ -128,7 +128,7 @@ fn a_two_by_two_sweep_gives_four_restored_rows_in_table_csv_and_json() {
     assert_eq!(lines.len(), 5, "{table}");
     assert!(lines[0].starts_with("chunk size") && lines[0].contains("MB/s"));
     assert!(lines[1..].iter().all(|l| l.trim_end().ends_with("ok")));
-    assert!(lines[3].starts_with("256KiB") && lines[3].contains("lz4,blake3"));
+    assert!(lines[3].starts_with("256 KiB") && lines[3].contains("lz4,blake3"));
     assert!(leftovers(dir.path(), &["rows.csv"]).is_empty());
 
     // The same sweep as JSON lines: four rows, then the summary.
@@ -259,7 +259,7 @@ fn a_file_input_is_measured_as_is() {
     // The table (on stderr with --json) shows no setting column for a
     // one-row run; -v names every setting of the row.
     let err = text(&out.stderr);
-    assert!(err.contains("syncpipe: row 1: chunk_size 1MiB"), "{err}");
+    assert!(err.contains("syncpipe: row 1: chunk_size 1 MiB"), "{err}");
     assert!(err.contains("stages gzip:6"), "{err}");
     assert_eq!(v[0]["restored"], true);
     assert_eq!(v[0]["stages"], "gzip:6");

@@ -1398,7 +1398,7 @@ fn issue2_info_shows_header_and_statistics() {
         "format:         syncpipe container v1".to_string(),
         "stages:         zstd:3".to_string(),
         "checksum:       blake3".to_string(),
-        "chunk size:     16.0 KiB".to_string(),
+        "chunk size:     16 KiB".to_string(),
         format!("original size:  {} bytes", original.len()),
         "mode:           0640".to_string(),
         format!("digest:         blake3 {blake}"),
@@ -1426,7 +1426,7 @@ fn issue2_info_shows_header_and_statistics() {
     for line in [
         "stages:         brotli:5".to_string(),
         "checksum:       sha256".to_string(),
-        "chunk size:     4.0 KiB".to_string(),
+        "chunk size:     4 KiB".to_string(),
         format!("digest:         sha256 {}", hex(&sha)),
     ] {
         assert!(
