@@ -1,4 +1,4 @@
-//! The async baseline of issue 8: syncpipe's `process` written the way a
+//! The async baseline: syncpipe's `process` written the way a
 //! tokio user would write it, to compare against the sync engine (threads,
 //! crossbeam channels, a Condvar governor, rayon) on the same inputs.
 //!
@@ -83,6 +83,10 @@ struct Args {
     json: bool,
 }
 
+/// `--chunk-size`: plain bytes or a K/KiB/M/MiB suffix, 1 byte to 64 MiB
+/// (the format's largest chunk). A small parser of its own: an example
+/// links the library only, not the CLI's crate, whose `parse_size` also
+/// takes KB/MB and refuses sizes under 4 KiB.
 fn parse_size(text: &str) -> Result<usize, String> {
     let t = text.trim().to_ascii_lowercase();
     let digits = t.trim_end_matches(|c: char| c.is_ascii_alphabetic());
