@@ -3,7 +3,7 @@
 # (signal -> exit), per codec and level, with default settings (1 MiB
 # chunks, one CPU token per core).
 #
-# The target: <= 1 s on a 1 GiB input at brotli:9. Each row starts
+# The target: <= 1 s on a 1 GiB input at brotli:9. Each row starts
 # a real `syncpipe process`, lets it run WARMUP seconds so that every CPU
 # token holds a chunk mid-compression, sends SIGINT, and times the exit.
 # It also checks the exit code (130) and that nothing was left behind

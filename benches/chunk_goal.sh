@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# chunk_goal.sh: issue 6's goal for --chunk-method hillclimb, measured so
+# chunk_goal.sh: the target for --chunk-method hillclimb, measured so
 # that the machine's drift cannot decide it: hillclimb within 5% of the
 # best fixed chunk size, without being told it.
 #

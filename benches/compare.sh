@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # compare.sh: syncpipe's CLI against the peer tools (zstd, lz4, cp) on the same
-# inputs and with the same conventions as ../shared/bench/peers-bench.sh:
-# page cache warm, one untimed warm-up run, then the median of RUNS timed runs;
+# inputs and under the same conventions for every tool: page cache warm, one
+# untimed warm-up run, then the median of RUNS timed runs;
 # MB/s = input bytes / 1e6 / median wall seconds (restore and zstd -d: bytes of
 # decompressed output); CPU s = median user+sys of the command, threads and
 # children included; peak RSS = largest single process (wait4 rusage), max over
@@ -177,7 +177,7 @@ def report(a):
         x = a_ / b_
         return f'- {what}: **{x:.2f}×** ({a_:.0f} / {b_:.0f} MB/s; goal ≥ {goal}×: {"met" if x >= goal else "NOT met"})'
     print()
-    print('Summary (goals of the issue):')
+    print('Summary (against the targets):')
     print(q('z3_sp_t2', 'z3_zstd_t2', 1.0, 'syncpipe zstd:3 -T2 / zstd -3 -T2'))
     print(q('z3_sp_t2_c', 'z3_zstd_t2', 1.0, '  same, syncpipe writing to stdout (-c, no fsync) / zstd -3 -T2'))
     print(q('z3_sp_t2', 'z3_sp_t1', 1.85, 'syncpipe zstd:3 speed-up 1→2 threads'))
@@ -347,7 +347,7 @@ row z3_sp_t2_n "zstd -3 mixed, to /dev/null" "syncpipe zstd:3 -c"  2 "$MIXED" "$
 row z3_sp_t1_n "zstd -3 mixed, to /dev/null" "syncpipe zstd:3 -c"  1 "$MIXED" "$SP -q process mixed.bin -c --stages zstd:3 -T1 >/dev/null"
 row z3_zs_t2_n "zstd -3 mixed, to /dev/null" "zstd -3"             2 "$MIXED" "zstd -q -3 -T2 -c mixed.bin >/dev/null"
 row z3_zs_t1_n "zstd -3 mixed, to /dev/null" "zstd -3"             1 "$MIXED" "zstd -q -3 -T1 -c mixed.bin >/dev/null"
-# The brief's default of cores - 1 CPU tokens, against syncpipe's (cores).
+# cores - 1 CPU tokens, against syncpipe's default (one per core).
 row z3_sp_tok1 "zstd -3 mixed, to /dev/null" "syncpipe zstd:3 -c --cpu-tokens 1" 2 "$MIXED" "$SP -q process mixed.bin -c --stages zstd:3 -T2 --cpu-tokens 1 >/dev/null" --note "cores - 1 tokens"
 fi
 
@@ -395,7 +395,7 @@ if on chunks; then
 say "== chunk size sweep (to /dev/null: the engine and the codec alone)"
 warm mixed.bin
 # Fixed sizes, then the two adaptive methods, which must find a good size
-# without being told (issue 6: hillclimb within 5% of the best fixed size).
+# without being told (the target: hillclimb within 5% of the best fixed size).
 for st in zstd:3 lz4 passthrough; do
   tag=${st%%:*}
   for c in 64KiB 128KiB 256KiB 512KiB 1MiB 4MiB 16MiB filesize hillclimb; do

@@ -2,9 +2,9 @@
 
 BYTES bytes of regular files (1 KiB to 16 MiB each) from /usr/share,
 /usr/lib and /usr/bin, concatenated in md5(path) order and cut at BYTES:
-the peers' recipe (../shared/bench/), so on a machine with the same
-packages it is byte for byte their mixed.bin, and a shorter one is a prefix
-of a longer one. Written to DEST.tmp, then renamed.
+the peers' recipe, so machines with the same packages get the same file
+byte for byte (compare its sha256), and a shorter one is a prefix of a
+longer one. Written to DEST.tmp, then renamed.
 """
 import hashlib, os, stat, sys
 

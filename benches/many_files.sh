@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# many_files.sh: issue 5's batch benchmark. Files per second on many small
+# many_files.sh: the batch benchmark. Files per second on many small
 # files (one output per file, and one container through tar), and the
 # small files' P95 completion time with --scheduler simple vs fair when a
 # large file is in the batch.
@@ -22,8 +22,8 @@
 #
 # Env:
 #   FILES=20000        small files, 1..16 KiB each (text-like with random runs)
-#   MIX_LARGE_MB=256   size of the large file of the mixed case (issue: 1024)
-#   MIX_SMALL=30       10 MiB files of the mixed case (issue: 100; 0 skips the case)
+#   MIX_LARGE_MB=256   size of the large file of the mixed case (reference case: 1024)
+#   MIX_SMALL=30       10 MiB files of the mixed case (reference case: 100; 0 skips it)
 #   MIX_LARGE_COUNT=1  large files in the mixed case
 #   SYNCPIPE_BIN=      use this binary instead of building with cargo
 # The defaults finish in about 3 minutes on 2 cores.

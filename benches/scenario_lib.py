@@ -63,7 +63,7 @@ def procs_running():
 
 
 # Thread-name prefixes of a syncpipe process, grouped by role (the engine
-# names its threads: src/engine.rs, src/batch.rs, src/pool.rs).
+# names its threads: src/stream/mod.rs, src/batch/mod.rs, src/cpu_pool.rs).
 THREAD_GROUPS = (('pool', ('syncpipe-cpu',)),
                  ('batch', ('syncpipe-batch',)),
                  ('per-file', ('syncpipe-reader', 'syncpipe-dispat', 'syncpipe-writer')))

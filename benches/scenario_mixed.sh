@@ -20,10 +20,10 @@
 # wait for a slot). Median of RUNS runs per column.
 #
 # Env:
-#   LARGE_MB=1024   the large file (the 1 GiB)
+#   LARGE_MB=1024   the large file (the reference case's 1 GiB)
 #   LARGE_COUNT=1   large files (all found first); LARGE_COUNT=4 LARGE_MB=256
 #                   is the case where FIFO lets large files take every slot at SLOTS=4
-#   SMALL=100       small files of SMALL_MB=10 MiB each (the 100 x 10 MiB)
+#   SMALL=100       small files of SMALL_MB=10 MiB each (the reference case's 100 x 10 MiB)
 #   SLOTS="0 4 1"   files in flight (0 = the default: max(2 x CPU tokens, IO tokens))
 #   CORPUS=generated  or linux: the large file is the kernel tarball cut at
 #                   LARGE_MB, the small ones consecutive pieces of it

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # sync_vs_async.sh: the sync engine (`syncpipe process`), the async baseline
 # (examples/async_pipeline.rs: the same pipeline on tokio, same container
-# bytes) and the peer tools, on the same inputs in one run (issue 8).
+# bytes) and the peer tools, on the same inputs in one run.
 # Conventions of benches/compare.sh: page cache warm, one untimed warm-up run,
 # then the median of RUNS timed runs; MB/s = input bytes / 1e6 / median wall
 # seconds; CPU s = median user+sys of the command, threads and children
@@ -33,8 +33,8 @@
 # Goal lines printed under the table, per input:
 #   - sync zstd:3,aes-256-gcm,sha256 / (zstd -3 -T2 | age -r), goal >= 1.1
 #   - sync zstd:3,aes-256-gcm,sha256 / ceiling, goal >= 0.9, where the
-#     ceiling is the model of ../shared/bench/peers-and-limits.md
-#     ("Ceilings for a chunked pipeline"): cores × 1000 / Σ ns per input
+#     ceiling is the model of a chunked pipeline (docs/performance.md,
+#     "Sync vs async, and its targets"): cores × 1000 / Σ ns per input
 #     byte of the page-cache read, zstd:3, AES-256-GCM and the page-cache
 #     write (on the compressed bytes) and SHA-256 (on the input), each
 #     timed single-threaded on the same input in the same run with the

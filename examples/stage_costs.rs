@@ -1,5 +1,6 @@
 //! The throughput ceiling of a stage list on this machine, by the model of
-//! `../shared/bench/peers-and-limits.md` ("Ceilings for a chunked pipeline"):
+//! a chunked pipeline (`docs/performance.md`, "Sync vs async, and its
+//! targets"):
 //! each input byte costs, on one core, the sum of the per-byte costs of
 //! everything done to it — the page-cache read, each transform, the cipher
 //! and the page-cache write on the bytes the transforms left, the

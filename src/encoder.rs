@@ -232,7 +232,7 @@ pub(crate) fn trailer(
 impl Pipeline {
     /// Processes an input held whole in memory into a container, encoding
     /// every chunk in turn on the calling thread: the small-file path of a
-    /// batch (`batch.rs`), where the engine's three threads and two channels
+    /// batch (`batch/worker.rs`), where the engine's three threads and two channels
     /// would cost more than the work. The bytes are those [`Pipeline::run`]
     /// writes for the same input, length and mode (an encrypted container
     /// draws its own file nonce either way). The caller holds the CPU lease.

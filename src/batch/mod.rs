@@ -217,9 +217,10 @@ enum Done {
 
 impl Pipeline {
     /// Processes many files, each into its own container at its job's
-    /// `output`, sharing this pipeline's governor; see the module docs of
-    /// `batch.rs` (and `docs/design.md`) for the threads. A failing file
-    /// does not stop the others.
+    /// `output`, sharing this pipeline's governor; see the
+    /// [`batch`](crate::batch) module docs (`src/batch/mod.rs`) and
+    /// `docs/design.md` for the threads. A failing file does not stop the
+    /// others.
     pub fn process_batch(&self, jobs: Vec<BatchJob>, options: &BatchOptions) -> BatchReport {
         self.run_batch(Op::Process, jobs, options)
     }
