@@ -88,10 +88,7 @@ struct Args {
     json: bool,
 }
 
-/// `--chunk-size`: plain bytes or a K/KiB/M/MiB suffix, 1 byte to 64 MiB
-/// (the format's largest chunk). A small parser of its own: an example
-/// links the library only, not the CLI's crate, whose `parse_size` also
-/// takes KB/MB and refuses sizes under 4 KiB.
+/// `--chunk-size`: 1 byte to 64 MiB (the format's largest chunk).
 fn parse_size(text: &str) -> Result<usize, String> {
     let max = syncpipe::limits::MAX_CHUNK_SIZE;
     size::parse(text, 1, max as u64).map(|n| n as usize)
