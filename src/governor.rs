@@ -234,6 +234,27 @@ impl MemoryGauge {
 }
 
 /// CPU and IO semaphores plus the memory gauge, shared by every file of a run.
+///
+/// One governor can bound several pipelines together:
+///
+/// ```
+/// use std::sync::Arc;
+/// use syncpipe::{CancelToken, Governor, Pipeline};
+///
+/// let governor = Arc::new(Governor::new(2, 4));
+/// let a = Pipeline::builder().governor(Arc::clone(&governor)).build()?;
+/// let b = Pipeline::builder().governor(Arc::clone(&governor)).build()?;
+/// a.run(&[1u8; 1000][..], &mut Vec::new())?;
+/// b.run(&[2u8; 1000][..], &mut Vec::new())?;
+/// assert!(governor.all_returned());
+///
+/// // The semaphores work on their own, too: a lease returns its permit on drop.
+/// let lease = governor.cpu.acquire(&CancelToken::new())?;
+/// assert_eq!(governor.cpu.available(), 1);
+/// drop(lease);
+/// assert_eq!(governor.cpu.available(), 2);
+/// # Ok::<(), syncpipe::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct Governor {
     /// Bounds chunk jobs running on the CPU pool.

@@ -21,6 +21,25 @@ pub const MAX_PASSPHRASE_LEN: usize = 64 << 10;
 pub const KEY_LEN: usize = 32;
 
 /// A passphrase or a raw key.
+///
+/// ```
+/// use syncpipe::{parse_stages, Pipeline, Secret};
+///
+/// let key = Secret::random_key()?;
+/// assert_eq!(format!("{key:?}"), "Secret::Key(<redacted>)");
+/// let pipeline = Pipeline::builder()
+///     .stages(parse_stages("zstd:3,chacha20-poly1305,blake3")?)
+///     .secret(key)
+///     .build()?;
+/// let mut sealed = Vec::new();
+/// pipeline.run(&b"attack at dawn"[..], &mut sealed)?;
+///
+/// // Another key is refused as a wrong key, not as corruption.
+/// let other = Pipeline::builder().secret(Secret::random_key()?).build()?;
+/// let err = other.restore(&sealed[..], &mut Vec::new()).expect_err("another key");
+/// assert_eq!(err.kind(), syncpipe::ErrorKind::WrongKey);
+/// # Ok::<(), syncpipe::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct Secret(Kind);
 
