@@ -35,4 +35,9 @@ pub(crate) use input::{check_unchanged, mode_of};
 pub use input::{open_input, probe_stream, same_file};
 pub use mode::restored_mode;
 pub use sweep::remove_stale_temps;
-pub use temp::{remove_live_temps, temp_file, temp_owner, this_host, TempOwner, TEMP_MARKER};
+pub use temp::{remove_live_temps, temp_file, temp_owner, TempOwner};
+/// How a temp file's name is spelled: for this project's tests, which plant
+/// a dead run's temp file (`internals`, no stability promise).
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub use temp::{this_host, TEMP_MARKER};
