@@ -1,15 +1,13 @@
 //! Failures end a run promptly with the root cause, return every permit and
 //! leave no output behind; the memory bound holds; cancellation works.
 
-mod common;
-
 use std::io::{self, Read, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{mixed_data, watchdog};
+use crate::common::{mixed_data, watchdog};
 use syncpipe::stage::{from_fn, ChunkInfo, Stage};
 use syncpipe::stages::StageSpec;
 use syncpipe::Overwrite;

@@ -2,15 +2,13 @@
 //! of a run: instrumented readers and writers, shared by several pipelines
 //! on one governor, record the most I/O calls in progress at once.
 
-mod common;
-
 use std::io::{self, Read, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use common::{mixed_data, watchdog};
+use crate::common::{mixed_data, watchdog};
 use syncpipe::{Governor, Pipeline};
 
 /// Calls in progress now and the most seen, over all instrumented handles.

@@ -5,13 +5,11 @@
 //!
 //! Concurrency tests run under the watchdog; nothing here asserts a time.
 
-mod common;
-
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{mixed_data, watchdog};
+use crate::common::{mixed_data, watchdog};
 use syncpipe::metrics::{Event, Family, Metrics, Snapshot};
 use syncpipe::stage::{ChunkInfo, Stage};
 use syncpipe::stages::parse_stages;

@@ -5,9 +5,6 @@
 //! encryption in a batch; and the library's batch API (the small-file
 //! path writes the streaming path's bytes; permits all come back).
 
-#[path = "../../tests/common/mod.rs"]
-mod common;
-
 use std::collections::BTreeSet;
 use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
@@ -16,6 +13,7 @@ use std::process::{Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::common;
 use syncpipe::batch::Policy;
 use syncpipe::batch::{BatchJob, BatchOptions, Outcome};
 use syncpipe::stages::parse_stages;

@@ -35,16 +35,13 @@
 //! Key derivation is made cheap with `--argon2 m=64,t=1,p=1`, chunks are
 //! 4 KiB and inputs a few chunks, so the file runs in a few seconds.
 
-#[path = "../../tests/common/mod.rs"]
-mod common;
-
 use std::fs;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::thread;
 
-use common::{mixed_data, watchdog};
+use crate::common::{mixed_data, watchdog};
 use sha2::{Digest, Sha256};
 
 const BIN: &str = env!("CARGO_BIN_EXE_syncpipe");

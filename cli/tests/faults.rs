@@ -5,9 +5,6 @@
 //! error (or a documented quiet exit), no partial file, and every permit
 //! back.
 
-#[path = "../../tests/common/mod.rs"]
-mod common;
-
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileTypeExt;
@@ -18,7 +15,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, SystemTime};
 
-use common::{mixed_data, watchdog};
+use crate::common::{mixed_data, watchdog};
 use syncpipe::stage::from_fn;
 use syncpipe::stages::StageSpec;
 use syncpipe::{CancelToken, ErrorKind, Governor, Pipeline, ReaderKind, SpawnStyle};

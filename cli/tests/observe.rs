@@ -6,9 +6,6 @@
 //! time: where a test needs the run to be in progress, it holds the run's
 //! stdin open until it has checked what it wanted.
 
-#[path = "../../tests/common/mod.rs"]
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -16,7 +13,7 @@ use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use common::{mixed_data, watchdog};
+use crate::common::{self, mixed_data, watchdog};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_syncpipe");
