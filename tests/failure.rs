@@ -71,7 +71,7 @@ fn failing_on(
 }
 
 #[test]
-fn issue2_stage_error_at_chunk_k_ends_the_run() {
+fn stage_error_at_chunk_k_ends_the_run() {
     for (threads, style) in [1, 2, 4]
         .into_iter()
         .flat_map(|t| [(t, SpawnStyle::Rayon), (t, SpawnStyle::Threads)])
@@ -94,7 +94,7 @@ fn issue2_stage_error_at_chunk_k_ends_the_run() {
 }
 
 #[test]
-fn issue2_stage_panic_at_chunk_k_ends_the_run() {
+fn stage_panic_at_chunk_k_ends_the_run() {
     for (threads, style) in [1, 2, 4]
         .into_iter()
         .flat_map(|t| [(t, SpawnStyle::Rayon), (t, SpawnStyle::Threads)])
@@ -113,7 +113,7 @@ fn issue2_stage_panic_at_chunk_k_ends_the_run() {
 }
 
 #[test]
-fn issue2_failed_run_leaves_no_output_file() {
+fn failed_run_leaves_no_output_file() {
     watchdog(30, || {
         let dir = tempfile::tempdir().expect("tempdir");
         let input = dir.path().join("in.bin");
@@ -244,7 +244,7 @@ impl Write for SlowWriter {
 }
 
 #[test]
-fn issue2_memory_is_bounded_by_depth_and_tokens() {
+fn memory_is_bounded_by_depth_and_tokens() {
     for (depth, threads) in [(1, 1), (2, 2), (4, 4), (8, 2)] {
         let report = watchdog(60, move || {
             let p = Pipeline::builder()

@@ -94,7 +94,7 @@ fn max_concurrent_io(io_tokens: usize) -> usize {
 }
 
 #[test]
-fn issue6_io_tokens_cap_concurrent_reads_and_writes_across_files() {
+fn io_tokens_cap_concurrent_reads_and_writes_across_files() {
     watchdog(120, || {
         for tokens in [1, 3] {
             let max = max_concurrent_io(tokens);

@@ -76,7 +76,7 @@ fn assert_ordered(snap: &Snapshot) {
 }
 
 #[test]
-fn issue4_counters_equal_the_real_byte_counts() {
+fn counters_equal_the_real_byte_counts() {
     watchdog(60, || {
         let data = mixed_data(10 * CHUNK + 123, 41);
         let metrics = Arc::new(Metrics::new());
@@ -160,7 +160,7 @@ fn issue4_counters_equal_the_real_byte_counts() {
 }
 
 #[test]
-fn issue4_observer_gets_ticks_during_a_run_and_run_done_at_the_end() {
+fn observer_gets_ticks_during_a_run_and_run_done_at_the_end() {
     watchdog(60, || {
         let (first_tick_tx, first_tick_rx) = mpsc::sync_channel::<Snapshot>(1);
         let events = Arc::new(Mutex::new(Vec::<String>::new()));
@@ -210,7 +210,7 @@ fn issue4_observer_gets_ticks_during_a_run_and_run_done_at_the_end() {
 }
 
 #[test]
-fn issue4_without_metrics_nothing_is_recorded() {
+fn without_metrics_nothing_is_recorded() {
     let pipeline = Pipeline::builder().build().expect("pipeline");
     assert!(pipeline.metrics().is_none());
     let metrics = Arc::new(Metrics::new());
@@ -226,7 +226,7 @@ fn issue4_without_metrics_nothing_is_recorded() {
 }
 
 #[test]
-fn issue4_a_failed_run_is_not_counted_as_done_and_leaves_no_worker_busy() {
+fn a_failed_run_is_not_counted_as_done_and_leaves_no_worker_busy() {
     watchdog(60, || {
         let metrics = Arc::new(Metrics::new());
         let failing = FailAt(2);

@@ -106,7 +106,7 @@ fn interrupt(signal: &str, expected: i32) {
 }
 
 #[test]
-fn issue2_sigint_exits_130_and_leaves_nothing() {
+fn sigint_exits_130_and_leaves_nothing() {
     interrupt("-INT", 130);
 }
 
