@@ -1,4 +1,4 @@
-//! Metrics of the library (issue 4): counters equal the real byte counts,
+//! Metrics of the library: counters equal the real byte counts,
 //! histograms have one sample per chunk with ordered percentiles, observers
 //! get ticks while a run is going on and a `RunDone` at its end, and a
 //! pipeline without metrics records nothing.

@@ -1,4 +1,4 @@
-//! The async baseline (`examples/async_pipeline.rs`, issue 8) against the
+//! The async baseline (`examples/async_pipeline.rs`) against the
 //! sync engine: the same container bytes for unencrypted stage lists, a
 //! container `syncpipe restore` opens for encrypted ones, the `--json`
 //! schema of `syncpipe process --json` with `"backend": "async"`, and a

@@ -1,4 +1,4 @@
-//! Issue 5: many files. Trees through the real binary (every scheduler,
+//! Many files. Trees through the real binary (every scheduler,
 //! with and without --batch-small), per-file failures and exit 5, paths
 //! that must not escape --output-dir, --skip-existing, shards as
 //! concurrent processes, a killed shard completed by a rerun, signals,

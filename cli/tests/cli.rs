@@ -2,8 +2,8 @@
 //! executable on its own temp directory (fd's `TestEnv` style) and checks
 //! exit codes, exact bytes, messages and which files exist afterwards.
 //!
-//! Tests named `issue2_*` pin a requirement of issue 2 (the command-line
-//! tool: process, restore, verify, info; exit codes; safe outputs).
+//! They cover the command-line tool itself: process, restore, verify,
+//! info; exit codes; safe outputs.
 //!
 //! Inputs are small (a few chunks of 16 KiB) so the whole file runs in a
 //! few seconds on two cores, even against a debug build.

@@ -1,5 +1,5 @@
-//! The tamper matrix of encrypted containers, through the real binary
-//! (issue 3): truncation at many offsets, flipped bytes in every header
+//! The tamper matrix of encrypted containers, through the real binary:
+//! truncation at many offsets, flipped bytes in every header
 //! field and record field, reordered / duplicated / appended / dropped /
 //! spliced records, a forged last flag, wrong secrets, key sources, `info`
 //! without a key and the terminal prompt.

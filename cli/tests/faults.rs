@@ -1,4 +1,4 @@
-//! Resource faults (issue 7): a full disk and write errors, read errors,
+//! Resource faults: a full disk and write errors, read errors,
 //! short and interrupted reads, an input that changes while it is read, a
 //! closed stdout pipe, a terminal as stdout; and a cancel that lands while
 //! every channel is full and every permit taken. Each ends with a clear

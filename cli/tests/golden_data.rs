@@ -126,7 +126,7 @@ fn manifest_lists_exactly_the_containers_in_tests_data() -> TestResult {
         .filter(|n| n.ends_with(".spipe"))
         .collect();
     assert_eq!(listed, on_disk, "MANIFEST and tests/data/*.spipe differ");
-    // One per stage combination the issue asks for: guard against a case
+    // One per stage combination the golden set covers: guard against a case
     // silently dropped from the folder and the manifest together.
     assert!(
         listed.len() >= 25,

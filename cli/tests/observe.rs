@@ -1,5 +1,5 @@
-//! Integration tests of the observability flags of the `syncpipe` binary
-//! (issue 4): `--json`, `--prometheus-file`, `--metrics-listen`, the
+//! Integration tests of the observability flags of the `syncpipe` binary:
+//! `--json`, `--prometheus-file`, `--metrics-listen`, the
 //! dashboard (`--progress`), `--metrics-interval`, `completions`, `man`.
 //!
 //! The real executable runs in its own temp directory. Nothing asserts a

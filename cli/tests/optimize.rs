@@ -1,4 +1,4 @@
-//! `--optimize` presets (issue 6): what each resolves to, through the real
+//! `--optimize` presets: what each resolves to, through the real
 //! binary's JSON summary and through the builder, and that explicit
 //! settings win whichever way they are given.
 

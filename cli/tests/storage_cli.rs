@@ -1,5 +1,5 @@
 //! `--storage-type` and `--io-qdepth` through the real binary, and the
-//! builder's storage type (issue 6's device-aware IO depth; the sysfs
+//! builder's storage type (the device-aware IO depth; the sysfs
 //! detection itself is unit-tested on fake trees in `src/storage.rs`).
 
 use std::process::Command;
