@@ -3,11 +3,9 @@
 //! key-related refusals. The tamper matrix through the CLI is in
 //! `cli/tests/crypto_cli.rs`.
 
-mod common;
-
 use std::collections::HashSet;
 
-use common::{mixed_data, watchdog};
+use crate::common::{mixed_data, watchdog};
 use syncpipe::cipher::{chunk_nonce, hkdf_sha256, ChunkCipher, CipherKind};
 use syncpipe::format::{Header, Item, Walker};
 use syncpipe::stages::{ChecksumKind, StageSpec};

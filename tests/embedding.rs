@@ -3,11 +3,9 @@
 //! conversion. Every test runs under a watchdog: the adapters pump two
 //! channels from the caller's thread, and a mistake there is a deadlock.
 
-mod common;
-
 use std::io::{self, Read, Write};
 
-use common::{mixed_data, watchdog};
+use crate::common::{mixed_data, watchdog};
 use syncpipe::{parse_stages, ErrorKind, Pipeline};
 
 fn pipeline(stages: &str, chunk: usize) -> Pipeline {

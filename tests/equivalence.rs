@@ -5,9 +5,7 @@
 //! × sizes {0, 1, chunk−1, chunk, chunk+1, many chunks} × every stage list,
 //! with both spawn styles (rayon tasks, dedicated threads) over the grid.
 
-mod common;
-
-use common::{mixed_data, watchdog};
+use crate::common::{mixed_data, watchdog};
 use syncpipe::stages::parse_stages;
 use syncpipe::Overwrite;
 use syncpipe::{Pipeline, ReaderKind, SpawnStyle};

@@ -1,15 +1,13 @@
 //! Failures end a run promptly with the root cause, return every permit and
 //! leave no output behind; the memory bound holds; cancellation works.
 
-mod common;
-
 use std::io::{self, Read, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{mixed_data, watchdog};
+use crate::common::{mixed_data, watchdog};
 use syncpipe::stage::{from_fn, ChunkInfo, Stage};
 use syncpipe::stages::StageSpec;
 use syncpipe::Overwrite;
@@ -73,7 +71,7 @@ fn failing_on(
 }
 
 #[test]
-fn issue2_stage_error_at_chunk_k_ends_the_run() {
+fn stage_error_at_chunk_k_ends_the_run() {
     for (threads, style) in [1, 2, 4]
         .into_iter()
         .flat_map(|t| [(t, SpawnStyle::Rayon), (t, SpawnStyle::Threads)])
@@ -96,7 +94,7 @@ fn issue2_stage_error_at_chunk_k_ends_the_run() {
 }
 
 #[test]
-fn issue2_stage_panic_at_chunk_k_ends_the_run() {
+fn stage_panic_at_chunk_k_ends_the_run() {
     for (threads, style) in [1, 2, 4]
         .into_iter()
         .flat_map(|t| [(t, SpawnStyle::Rayon), (t, SpawnStyle::Threads)])
@@ -115,7 +113,7 @@ fn issue2_stage_panic_at_chunk_k_ends_the_run() {
 }
 
 #[test]
-fn issue2_failed_run_leaves_no_output_file() {
+fn failed_run_leaves_no_output_file() {
     watchdog(30, || {
         let dir = tempfile::tempdir().expect("tempdir");
         let input = dir.path().join("in.bin");
@@ -246,7 +244,7 @@ impl Write for SlowWriter {
 }
 
 #[test]
-fn issue2_memory_is_bounded_by_depth_and_tokens() {
+fn memory_is_bounded_by_depth_and_tokens() {
     for (depth, threads) in [(1, 1), (2, 2), (4, 4), (8, 2)] {
         let report = watchdog(60, move || {
             let p = Pipeline::builder()

@@ -25,7 +25,7 @@
 //! to be rewritten anyway (a golden case added, say), run
 //!
 //! ```text
-//! SYNCPIPE_REGEN_GOLDEN=1 cargo test --test golden -- --ignored regenerate
+//! SYNCPIPE_REGEN_GOLDEN=1 cargo test -p syncpipe --test integration -- --ignored golden::regenerate
 //! ```
 //!
 //! and review the diff of `tests/data/`. Without the variable the ignored

@@ -12,16 +12,14 @@
 //! byte; they are fixtures, never rewritten for a change that keeps v2:
 //!
 //! ```text
-//! SYNCPIPE_REGEN_GOLDEN=1 cargo test --test golden_v2 -- --ignored regenerate
+//! SYNCPIPE_REGEN_GOLDEN=1 cargo test -p syncpipe --test integration -- --ignored golden_v2::regenerate
 //! ```
-
-mod common;
 
 use std::error::Error as StdError;
 use std::fs;
 use std::path::PathBuf;
 
-use common::mixed_data;
+use crate::common::mixed_data;
 use ring::aead;
 use syncpipe::stages::{parse_stages, ChecksumKind};
 use syncpipe::{KdfParams, Pipeline, Secret};

@@ -4,14 +4,12 @@
 //! cancelled at random on real threads, every test under a watchdog so a
 //! deadlock fails instead of hanging the suite.
 
-mod common;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::watchdog;
+use crate::common::watchdog;
 use parking_lot::Mutex;
 use syncpipe::{CancelToken, ErrorKind, Semaphore};
 

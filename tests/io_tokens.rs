@@ -2,15 +2,13 @@
 //! of a run: instrumented readers and writers, shared by several pipelines
 //! on one governor, record the most I/O calls in progress at once.
 
-mod common;
-
 use std::io::{self, Read, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use common::{mixed_data, watchdog};
+use crate::common::{mixed_data, watchdog};
 use syncpipe::{Governor, Pipeline};
 
 /// Calls in progress now and the most seen, over all instrumented handles.
@@ -96,7 +94,7 @@ fn max_concurrent_io(io_tokens: usize) -> usize {
 }
 
 #[test]
-fn issue6_io_tokens_cap_concurrent_reads_and_writes_across_files() {
+fn io_tokens_cap_concurrent_reads_and_writes_across_files() {
     watchdog(120, || {
         for tokens in [1, 3] {
             let max = max_concurrent_io(tokens);

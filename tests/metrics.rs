@@ -1,17 +1,15 @@
-//! Metrics of the library (issue 4): counters equal the real byte counts,
+//! Metrics of the library: counters equal the real byte counts,
 //! histograms have one sample per chunk with ordered percentiles, observers
 //! get ticks while a run is going on and a `RunDone` at its end, and a
 //! pipeline without metrics records nothing.
 //!
 //! Concurrency tests run under the watchdog; nothing here asserts a time.
 
-mod common;
-
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{mixed_data, watchdog};
+use crate::common::{mixed_data, watchdog};
 use syncpipe::metrics::{Event, Family, Metrics, Snapshot};
 use syncpipe::stage::{ChunkInfo, Stage};
 use syncpipe::stages::parse_stages;
@@ -78,7 +76,7 @@ fn assert_ordered(snap: &Snapshot) {
 }
 
 #[test]
-fn issue4_counters_equal_the_real_byte_counts() {
+fn counters_equal_the_real_byte_counts() {
     watchdog(60, || {
         let data = mixed_data(10 * CHUNK + 123, 41);
         let metrics = Arc::new(Metrics::new());
@@ -162,7 +160,7 @@ fn issue4_counters_equal_the_real_byte_counts() {
 }
 
 #[test]
-fn issue4_observer_gets_ticks_during_a_run_and_run_done_at_the_end() {
+fn observer_gets_ticks_during_a_run_and_run_done_at_the_end() {
     watchdog(60, || {
         let (first_tick_tx, first_tick_rx) = mpsc::sync_channel::<Snapshot>(1);
         let events = Arc::new(Mutex::new(Vec::<String>::new()));
@@ -212,7 +210,7 @@ fn issue4_observer_gets_ticks_during_a_run_and_run_done_at_the_end() {
 }
 
 #[test]
-fn issue4_without_metrics_nothing_is_recorded() {
+fn without_metrics_nothing_is_recorded() {
     let pipeline = Pipeline::builder().build().expect("pipeline");
     assert!(pipeline.metrics().is_none());
     let metrics = Arc::new(Metrics::new());
@@ -228,7 +226,7 @@ fn issue4_without_metrics_nothing_is_recorded() {
 }
 
 #[test]
-fn issue4_a_failed_run_is_not_counted_as_done_and_leaves_no_worker_busy() {
+fn a_failed_run_is_not_counted_as_done_and_leaves_no_worker_busy() {
     watchdog(60, || {
         let metrics = Arc::new(Metrics::new());
         let failing = FailAt(2);

@@ -1,8 +1,7 @@
 //! Property test: any data, chunk size, stage chain and thread layout round
 //! trips, and the container does not depend on the thread layout.
 
-mod common;
-
+use crate::common;
 use proptest::prelude::*;
 use syncpipe::stages::parse_stages;
 use syncpipe::Pipeline;

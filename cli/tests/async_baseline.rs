@@ -1,23 +1,20 @@
-//! The async baseline (`examples/async_pipeline.rs`, issue 8) against the
+//! The async baseline (`examples/async_pipeline.rs`) against the
 //! sync engine: the same container bytes for unencrypted stage lists, a
 //! container `syncpipe restore` opens for encrypted ones, the `--json`
 //! schema of `syncpipe process --json` with `"backend": "async"`, and a
 //! clean failure.
 //!
 //! The example binary is built by `cargo test` (examples are built with the
-//! tests) and found next to this test's executable; `cargo test --test
-//! async_baseline` alone does not build it, so run
+//! tests) and found next to this test's executable; `cargo test -p
+//! syncpipe-cli --test integration` alone does not build it, so run
 //! `cargo build --example async_pipeline` first in that case (the tests say
 //! so when it is missing, and fail).
-
-#[path = "../../tests/common/mod.rs"]
-mod common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{mixed_data, watchdog};
+use crate::common::{mixed_data, watchdog};
 use serde_json::Value;
 
 const SYNC: &str = env!("CARGO_BIN_EXE_syncpipe");

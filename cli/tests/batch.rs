@@ -1,12 +1,9 @@
-//! Issue 5: many files. Trees through the real binary (every scheduler,
+//! Many files. Trees through the real binary (every scheduler,
 //! with and without --batch-small), per-file failures and exit 5, paths
 //! that must not escape --output-dir, --skip-existing, shards as
 //! concurrent processes, a killed shard completed by a rerun, signals,
 //! encryption in a batch; and the library's batch API (the small-file
 //! path writes the streaming path's bytes; permits all come back).
-
-#[path = "../../tests/common/mod.rs"]
-mod common;
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -16,6 +13,7 @@ use std::process::{Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::common;
 use syncpipe::batch::Policy;
 use syncpipe::batch::{BatchJob, BatchOptions, Outcome};
 use syncpipe::stages::parse_stages;
@@ -116,7 +114,7 @@ fn make_tree(root: &Path, small: usize, large: usize) {
 }
 
 #[test]
-fn issue5_tree_round_trips_with_every_scheduler_and_batching() {
+fn tree_round_trips_with_every_scheduler_and_batching() {
     common::watchdog(600, || {
         let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path();
@@ -175,7 +173,7 @@ fn issue5_tree_round_trips_with_every_scheduler_and_batching() {
 }
 
 #[test]
-fn issue5_one_bad_file_exits_5_and_names_it() {
+fn one_bad_file_exits_5_and_names_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     fs::create_dir(d.join("in")).expect("mkdir");
@@ -227,7 +225,7 @@ fn issue5_one_bad_file_exits_5_and_names_it() {
 }
 
 #[test]
-fn issue5_listed_paths_never_escape_the_output_dir() {
+fn listed_paths_never_escape_the_output_dir() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     fs::create_dir_all(d.join("work/sub")).expect("mkdir");
@@ -282,7 +280,7 @@ fn issue5_listed_paths_never_escape_the_output_dir() {
 }
 
 #[test]
-fn issue5_skip_existing_makes_a_rerun_idempotent() {
+fn skip_existing_makes_a_rerun_idempotent() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     make_tree(&d.join("t"), 30, 0);
@@ -332,7 +330,7 @@ fn issue5_skip_existing_makes_a_rerun_idempotent() {
 }
 
 #[test]
-fn issue5_shards_partition_the_set_and_a_killed_shard_reruns() {
+fn shards_partition_the_set_and_a_killed_shard_reruns() {
     common::watchdog(300, || {
         let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path();
@@ -432,7 +430,7 @@ fn issue5_shards_partition_the_set_and_a_killed_shard_reruns() {
 }
 
 #[test]
-fn issue5_encrypted_batch_round_trips() {
+fn encrypted_batch_round_trips() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     make_tree(&d.join("t"), 40, 1);
@@ -476,7 +474,7 @@ fn issue5_encrypted_batch_round_trips() {
 }
 
 #[test]
-fn issue5_sigint_stops_the_batch_and_leaves_no_partial_output() {
+fn sigint_stops_the_batch_and_leaves_no_partial_output() {
     common::watchdog(120, || {
         let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path();
@@ -546,7 +544,7 @@ fn jobs_for(dir: &Path, inputs: &[PathBuf], out: &str) -> Vec<BatchJob> {
 }
 
 #[test]
-fn issue5_small_file_path_writes_the_streaming_bytes() {
+fn small_file_path_writes_the_streaming_bytes() {
     common::watchdog(120, || {
         let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path();
@@ -594,7 +592,7 @@ fn issue5_small_file_path_writes_the_streaming_bytes() {
 }
 
 #[test]
-fn issue5_cancelled_batch_returns_every_permit_and_leaves_no_temp_file() {
+fn cancelled_batch_returns_every_permit_and_leaves_no_temp_file() {
     common::watchdog(120, || {
         let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path();
@@ -667,7 +665,7 @@ fn names_or_empty(root: &Path) -> BTreeSet<PathBuf> {
 }
 
 #[test]
-fn issue5_a_panicking_stage_fails_its_file_only() {
+fn a_panicking_stage_fails_its_file_only() {
     common::watchdog(120, || {
         let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path();
@@ -727,7 +725,7 @@ fn issue5_a_panicking_stage_fails_its_file_only() {
 }
 
 #[test]
-fn issue5_verify_r_names_the_damaged_container() {
+fn verify_r_names_the_damaged_container() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     make_tree(&d.join("t"), 12, 1);
@@ -768,7 +766,7 @@ fn issue5_verify_r_names_the_damaged_container() {
 /// counters are the real totals (small files take the inline path, which
 /// reports to the metrics itself); `verify -r --json` keeps stdout JSON-only.
 #[test]
-fn issue5_json_reports_every_file_of_a_batch() {
+fn json_reports_every_file_of_a_batch() {
     let dir = tempfile::tempdir().expect("temp dir");
     let root = dir.path();
     make_tree(&root.join("src"), 40, 1);

@@ -4,14 +4,13 @@
 //! order; bad flags exit 2; a file input works; Ctrl-C exits 130 leaving
 //! no temp file. Small inputs (a few MiB) keep each test short.
 
-#[path = "../../tests/common/mod.rs"]
-mod common;
-
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use crate::common;
 
 const BIN: &str = env!("CARGO_BIN_EXE_syncpipe");
 

@@ -4,13 +4,10 @@
 //! climb is certain however loaded the machine is (a sleep never ends
 //! early); no assertion depends on how fast anything runs.
 
-#[path = "../../tests/common/mod.rs"]
-mod common;
-
 use std::thread;
 use std::time::Duration;
 
-use common::{mixed_data, watchdog};
+use crate::common::{mixed_data, watchdog};
 use syncpipe::format::{Header, Item, Walker};
 use syncpipe::stage::{ChunkInfo, Stage};
 use syncpipe::tuner::{self, ChunkMethod};

@@ -2,8 +2,8 @@
 //! executable on its own temp directory (fd's `TestEnv` style) and checks
 //! exit codes, exact bytes, messages and which files exist afterwards.
 //!
-//! Tests named `issue2_*` pin a requirement of issue 2 (the command-line
-//! tool: process, restore, verify, info; exit codes; safe outputs).
+//! They cover the command-line tool itself: process, restore, verify,
+//! info; exit codes; safe outputs.
 //!
 //! Inputs are small (a few chunks of 16 KiB) so the whole file runs in a
 //! few seconds on two cores, even against a debug build.
@@ -410,47 +410,47 @@ fn assert_rejected(env: &TestEnv, name: &str, needle: &str, framing: bool) {
 // ---------------------------------------------------------------------------
 
 #[test]
-fn issue2_round_trip_zstd3_blake3_default() {
+fn round_trip_zstd3_blake3_default() {
     round_trip_all_sizes("zstd:3,blake3");
 }
 
 #[test]
-fn issue2_round_trip_zstd19() {
+fn round_trip_zstd19() {
     round_trip_all_sizes("zstd:19");
 }
 
 #[test]
-fn issue2_round_trip_lz4_sha256() {
+fn round_trip_lz4_sha256() {
     round_trip_all_sizes("lz4,sha256");
 }
 
 #[test]
-fn issue2_round_trip_gzip6() {
+fn round_trip_gzip6() {
     round_trip_all_sizes("gzip:6");
 }
 
 #[test]
-fn issue2_round_trip_deflate1() {
+fn round_trip_deflate1() {
     round_trip_all_sizes("deflate:1");
 }
 
 #[test]
-fn issue2_round_trip_brotli5() {
+fn round_trip_brotli5() {
     round_trip_all_sizes("brotli:5");
 }
 
 #[test]
-fn issue2_round_trip_passthrough() {
+fn round_trip_passthrough() {
     round_trip_all_sizes("passthrough");
 }
 
 #[test]
-fn issue2_round_trip_checksum_only_sha256() {
+fn round_trip_checksum_only_sha256() {
     round_trip_all_sizes("sha256");
 }
 
 #[test]
-fn issue2_default_stages_are_zstd3_blake3() {
+fn default_stages_are_zstd3_blake3() {
     let env = TestEnv::new();
     let original = data(3 * CHUNK, 7);
     env.write("x.bin", &original);
@@ -474,7 +474,7 @@ fn issue2_default_stages_are_zstd3_blake3() {
 }
 
 #[test]
-fn issue2_default_names_keep_inner_dots() {
+fn default_names_keep_inner_dots() {
     let env = TestEnv::new();
     let original = data(20_000, 8);
     env.write("archive.tar.gz", &original);
@@ -487,7 +487,7 @@ fn issue2_default_names_keep_inner_dots() {
 }
 
 #[test]
-fn issue2_paths_in_subdirectories_get_default_names_beside_them() {
+fn paths_in_subdirectories_get_default_names_beside_them() {
     let env = TestEnv::new();
     fs::create_dir(env.path("sub")).expect("mkdir");
     let original = data(40_000, 9);
@@ -502,7 +502,7 @@ fn issue2_paths_in_subdirectories_get_default_names_beside_them() {
 }
 
 #[test]
-fn issue2_compressors_shrink_text_and_store_random_chunks_raw() {
+fn compressors_shrink_text_and_store_random_chunks_raw() {
     let env = TestEnv::new();
     let text = data(6 * CHUNK, 10);
     env.write("text.bin", &text);
@@ -566,7 +566,7 @@ fn the_smallest_chunk_size_works_and_a_smaller_one_is_refused() {
 }
 
 #[test]
-fn issue2_container_layout_matches_the_format() {
+fn container_layout_matches_the_format() {
     let env = TestEnv::new();
     let original = data(3 * CHUNK + 5, 12);
     env.write("x.bin", &original);
@@ -625,7 +625,7 @@ fn issue2_container_layout_matches_the_format() {
 // ---------------------------------------------------------------------------
 
 #[test]
-fn issue2_original_is_untouched_by_process_and_restore() {
+fn original_is_untouched_by_process_and_restore() {
     let env = TestEnv::new();
     let original = data(4 * CHUNK + 1, 13);
     env.write("x.bin", &original);
@@ -663,7 +663,7 @@ fn issue2_original_is_untouched_by_process_and_restore() {
 }
 
 #[test]
-fn issue2_existing_output_is_refused_without_force() {
+fn existing_output_is_refused_without_force() {
     let env = TestEnv::new();
     let original = data(3 * CHUNK, 14);
     env.write("x.bin", &original);
@@ -693,7 +693,7 @@ fn issue2_existing_output_is_refused_without_force() {
 }
 
 #[test]
-fn issue2_existing_output_is_refused_for_stdin_input_too() {
+fn existing_output_is_refused_for_stdin_input_too() {
     let env = TestEnv::new();
     env.write("out.spipe", b"keep me");
     env.run_stdin(&["process", "-", "-o", "out.spipe"], b"data")
@@ -714,7 +714,7 @@ fn issue2_existing_output_is_refused_for_stdin_input_too() {
 }
 
 #[test]
-fn issue2_input_as_output_is_refused() {
+fn input_as_output_is_refused() {
     let env = TestEnv::new();
     let original = data(2 * CHUNK, 15);
     env.write("x.bin", &original);
@@ -739,7 +739,7 @@ fn issue2_input_as_output_is_refused() {
 }
 
 #[test]
-fn issue2_output_symlinked_to_input_is_refused() {
+fn output_symlinked_to_input_is_refused() {
     let env = TestEnv::new();
     let original = data(2 * CHUNK, 16);
     env.write("x.bin", &original);
@@ -766,7 +766,7 @@ fn issue2_output_symlinked_to_input_is_refused() {
 }
 
 #[test]
-fn issue2_missing_input_exits_1_and_names_it() {
+fn missing_input_exits_1_and_names_it() {
     let env = TestEnv::new();
     for args in [
         &["process", "missing.bin"][..],
@@ -781,7 +781,7 @@ fn issue2_missing_input_exits_1_and_names_it() {
 }
 
 #[test]
-fn issue2_directory_input_exits_2() {
+fn directory_input_exits_2() {
     let env = TestEnv::new();
     fs::create_dir(env.path("d")).expect("mkdir");
     fs::create_dir(env.path("d.spipe")).expect("mkdir");
@@ -799,7 +799,7 @@ fn issue2_directory_input_exits_2() {
 }
 
 #[test]
-fn issue2_directory_as_output_exits_2() {
+fn directory_as_output_exits_2() {
     let env = TestEnv::new();
     env.write("x.bin", b"some bytes");
     fs::create_dir(env.path("out")).expect("mkdir");
@@ -821,7 +821,7 @@ fn output_in_a_missing_directory_exits_1() {
 }
 
 #[test]
-fn issue2_permission_bits_are_restored() {
+fn permission_bits_are_restored() {
     let env = TestEnv::new();
     for (i, mode) in [0o640u32, 0o600, 0o755, 0o444].into_iter().enumerate() {
         let name = format!("m{mode:o}");
@@ -848,7 +848,7 @@ fn issue2_permission_bits_are_restored() {
 /// file's private 0600.
 #[test]
 
-fn issue2_outputs_without_a_recorded_mode_follow_the_umask() {
+fn outputs_without_a_recorded_mode_follow_the_umask() {
     let env = TestEnv::new();
     // A file created the ordinary way shows the umask the child inherits.
     env.write("probe", b"");
@@ -883,7 +883,7 @@ fn issue2_outputs_without_a_recorded_mode_follow_the_umask() {
 // ---------------------------------------------------------------------------
 
 #[test]
-fn issue2_flipped_payload_byte_names_the_chunk() {
+fn flipped_payload_byte_names_the_chunk() {
     let env = TestEnv::new();
     for (s, spec) in [
         "passthrough",
@@ -916,7 +916,7 @@ fn issue2_flipped_payload_byte_names_the_chunk() {
 }
 
 #[test]
-fn issue2_flipped_payload_with_forged_crc_is_caught_by_the_chunk_digest() {
+fn flipped_payload_with_forged_crc_is_caught_by_the_chunk_digest() {
     let env = TestEnv::new();
     for (s, spec) in ["passthrough,sha256", "lz4,blake3", "sha256"]
         .into_iter()
@@ -938,7 +938,7 @@ fn issue2_flipped_payload_with_forged_crc_is_caught_by_the_chunk_digest() {
 }
 
 #[test]
-fn issue2_failed_restore_keeps_the_existing_output() {
+fn failed_restore_keeps_the_existing_output() {
     let env = TestEnv::new();
     let good = make_container(&env, "x.spipe", "zstd:3,blake3", 4, 40);
     let l = layout(&good);
@@ -955,7 +955,7 @@ fn issue2_failed_restore_keeps_the_existing_output() {
 }
 
 #[test]
-fn issue2_truncated_containers_are_refused() {
+fn truncated_containers_are_refused() {
     let env = TestEnv::new();
     for (s, spec) in ["zstd:3,blake3", "passthrough"].into_iter().enumerate() {
         let good = make_container(&env, "good.spipe", spec, 3, 50 + s as u64);
@@ -999,7 +999,7 @@ fn issue2_truncated_containers_are_refused() {
 }
 
 #[test]
-fn issue2_empty_file_is_refused() {
+fn empty_file_is_refused() {
     let env = TestEnv::new();
     env.write("empty.spipe", b"");
     assert_rejected(&env, "empty.spipe", "not a syncpipe container", true);
@@ -1010,7 +1010,7 @@ fn issue2_empty_file_is_refused() {
 }
 
 #[test]
-fn issue2_non_container_is_refused() {
+fn non_container_is_refused() {
     let env = TestEnv::new();
     env.write("notes.txt.spipe", &data(10_000, 60));
     assert_rejected(&env, "notes.txt.spipe", "not a syncpipe container", true);
@@ -1032,7 +1032,7 @@ fn issue2_non_container_is_refused() {
 }
 
 #[test]
-fn issue2_data_after_the_trailer_is_refused() {
+fn data_after_the_trailer_is_refused() {
     let env = TestEnv::new();
     let good = make_container(&env, "good.spipe", "zstd:3,blake3", 2, 62);
     for extra in [&b"\0"[..], b"garbage", &good[..]] {
@@ -1044,7 +1044,7 @@ fn issue2_data_after_the_trailer_is_refused() {
 }
 
 #[test]
-fn issue2_reordered_records_are_refused() {
+fn reordered_records_are_refused() {
     let env = TestEnv::new();
     for (s, spec) in ["passthrough", "zstd:3,blake3"].into_iter().enumerate() {
         let good = make_container(&env, "good.spipe", spec, 4, 70 + s as u64);
@@ -1075,7 +1075,7 @@ fn issue2_reordered_records_are_refused() {
 }
 
 #[test]
-fn issue2_spliced_containers_are_refused() {
+fn spliced_containers_are_refused() {
     let env = TestEnv::new();
     for (s, spec) in ["zstd:3,blake3", "lz4,sha256", "sha256"]
         .into_iter()
@@ -1111,7 +1111,7 @@ fn issue2_spliced_containers_are_refused() {
 }
 
 #[test]
-fn issue2_forged_trailer_counts_are_refused() {
+fn forged_trailer_counts_are_refused() {
     let env = TestEnv::new();
     let good = make_container(&env, "good.spipe", "passthrough", 3, 100);
     let l = layout(&good);
@@ -1136,7 +1136,7 @@ fn issue2_forged_trailer_counts_are_refused() {
 // ---------------------------------------------------------------------------
 
 #[test]
-fn issue2_stdin_to_stdout_round_trip() {
+fn stdin_to_stdout_round_trip() {
     let env = TestEnv::new();
     let original = data(5 * CHUNK + 321, 110);
     let container = env
@@ -1171,7 +1171,7 @@ fn issue2_stdin_to_stdout_round_trip() {
 }
 
 #[test]
-fn issue2_stdout_flags_write_no_file() {
+fn stdout_flags_write_no_file() {
     let env = TestEnv::new();
     let original = data(3 * CHUNK + 1, 120);
     env.write("x.bin", &original);
@@ -1199,7 +1199,7 @@ fn issue2_stdout_flags_write_no_file() {
 }
 
 #[test]
-fn issue2_stdin_to_a_named_output() {
+fn stdin_to_a_named_output() {
     let env = TestEnv::new();
     let original = data(2 * CHUNK + 9, 130);
     env.run_stdin(
@@ -1216,7 +1216,7 @@ fn issue2_stdin_to_a_named_output() {
 }
 
 #[test]
-fn issue2_corrupt_container_on_stdin_exits_3() {
+fn corrupt_container_on_stdin_exits_3() {
     let env = TestEnv::new();
     let good = make_container(&env, "good.spipe", "lz4,sha256", 3, 140);
     let r = layout(&good).records[2];
@@ -1235,7 +1235,7 @@ fn issue2_corrupt_container_on_stdin_exits_3() {
 }
 
 #[test]
-fn issue2_a_reader_that_goes_away_is_not_an_error() {
+fn a_reader_that_goes_away_is_not_an_error() {
     let env = TestEnv::new();
     // Larger than a pipe buffer, so the writer meets the closed pipe.
     env.write("x.bin", &random(1 << 20, 145));
@@ -1276,7 +1276,7 @@ fn issue2_a_reader_that_goes_away_is_not_an_error() {
 // ---------------------------------------------------------------------------
 
 #[test]
-fn issue2_restore_without_spipe_suffix_needs_an_output_name() {
+fn restore_without_spipe_suffix_needs_an_output_name() {
     let env = TestEnv::new();
     let original = data(1000, 150);
     env.write("x.bin", &original);
@@ -1291,7 +1291,7 @@ fn issue2_restore_without_spipe_suffix_needs_an_output_name() {
 }
 
 #[test]
-fn issue2_bad_stage_specs_exit_2() {
+fn bad_stage_specs_exit_2() {
     let env = TestEnv::new();
     env.write("x.bin", b"some bytes");
     let table = [
@@ -1322,7 +1322,7 @@ fn issue2_bad_stage_specs_exit_2() {
 }
 
 #[test]
-fn issue2_bad_chunk_sizes_exit_2() {
+fn bad_chunk_sizes_exit_2() {
     let env = TestEnv::new();
     env.write("x.bin", b"some bytes");
     for size in ["0", "1", "4095", "65MiB", "abc", "-1", "4GiB", "12XB", ""] {
@@ -1345,7 +1345,7 @@ fn issue2_bad_chunk_sizes_exit_2() {
 }
 
 #[test]
-fn issue2_bad_flags_exit_2() {
+fn bad_flags_exit_2() {
     let env = TestEnv::new();
     env.write("x.bin", b"some bytes");
     for args in [
@@ -1363,7 +1363,7 @@ fn issue2_bad_flags_exit_2() {
 }
 
 #[test]
-fn issue2_help_shows_the_exit_code_table() {
+fn help_shows_the_exit_code_table() {
     let env = TestEnv::new();
     for args in [
         &["--help"][..],
@@ -1384,7 +1384,7 @@ fn issue2_help_shows_the_exit_code_table() {
 // ---------------------------------------------------------------------------
 
 #[test]
-fn issue2_info_shows_header_and_statistics() {
+fn info_shows_header_and_statistics() {
     let env = TestEnv::new();
     let original = data(5 * CHUNK + 3, 160);
     env.write("x.bin", &original);
@@ -1446,7 +1446,7 @@ fn issue2_info_shows_header_and_statistics() {
 
 #[test]
 
-fn issue2_info_names_the_stages_of_a_checksum_only_container() {
+fn info_names_the_stages_of_a_checksum_only_container() {
     let env = TestEnv::new();
     env.write("x.bin", b"some bytes");
     env.run(&["process", "x.bin", "-s", "sha256"]).ok();
@@ -1459,7 +1459,7 @@ fn issue2_info_names_the_stages_of_a_checksum_only_container() {
 }
 
 #[test]
-fn issue2_verify_prints_ok_and_the_digest() {
+fn verify_prints_ok_and_the_digest() {
     let env = TestEnv::new();
     let original = data(3 * CHUNK + 10, 170);
     env.write("x.bin", &original);
@@ -1486,7 +1486,7 @@ fn issue2_verify_prints_ok_and_the_digest() {
 }
 
 #[test]
-fn issue2_verbose_prints_a_summary_and_quiet_prints_nothing() {
+fn verbose_prints_a_summary_and_quiet_prints_nothing() {
     let env = TestEnv::new();
     let original = data(5 * CHUNK + 1, 180);
     env.write("x.bin", &original);
@@ -1543,7 +1543,7 @@ fn issue2_verbose_prints_a_summary_and_quiet_prints_nothing() {
 // ---------------------------------------------------------------------------
 
 #[test]
-fn issue2_container_bytes_do_not_depend_on_tuning() {
+fn container_bytes_do_not_depend_on_tuning() {
     let env = TestEnv::new();
     let original = data(12 * CHUNK + 99, 190);
     env.write("x.bin", &original);
@@ -1619,7 +1619,7 @@ fn wait_for_temp_file(env: &TestEnv, child: &mut Child) {
 }
 
 #[test]
-fn issue2_sigint_exits_130_and_removes_the_temp_output() {
+fn sigint_exits_130_and_removes_the_temp_output() {
     let env = TestEnv::new();
     let mut child = env
         .command(&["process", "-", "-o", "out.spipe", "--chunk-size", CHUNK_ARG])

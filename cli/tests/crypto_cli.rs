@@ -1,5 +1,5 @@
-//! The tamper matrix of encrypted containers, through the real binary
-//! (issue 3): truncation at many offsets, flipped bytes in every header
+//! The tamper matrix of encrypted containers, through the real binary:
+//! truncation at many offsets, flipped bytes in every header
 //! field and record field, reordered / duplicated / appended / dropped /
 //! spliced records, a forged last flag, wrong secrets, key sources, `info`
 //! without a key and the terminal prompt.
@@ -35,16 +35,13 @@
 //! Key derivation is made cheap with `--argon2 m=64,t=1,p=1`, chunks are
 //! 4 KiB and inputs a few chunks, so the file runs in a few seconds.
 
-#[path = "../../tests/common/mod.rs"]
-mod common;
-
 use std::fs;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::thread;
 
-use common::{mixed_data, watchdog};
+use crate::common::{mixed_data, watchdog};
 use sha2::{Digest, Sha256};
 
 const BIN: &str = env!("CARGO_BIN_EXE_syncpipe");
@@ -620,7 +617,7 @@ const WRONG_KEY: &[&str] = &["wrong passphrase or key"];
 // ---------------------------------------------------------------------------
 
 #[test]
-fn issue3_truncation_inside_the_header_mid_record_and_at_record_boundaries() {
+fn truncation_inside_the_header_mid_record_and_at_record_boundaries() {
     watchdog(WATCHDOG, || {
         for (s, spec) in SPECS.iter().enumerate() {
             let env = Env::new();
@@ -747,7 +744,7 @@ fn issue3_truncation_inside_the_header_mid_record_and_at_record_boundaries() {
 /// Every 37th offset of a container processed from a file (so the header
 /// records the original length): all refused with 3, nothing written.
 #[test]
-fn issue3_truncation_sweep_over_the_whole_container() {
+fn truncation_sweep_over_the_whole_container() {
     watchdog(WATCHDOG, || {
         let env = Env::new();
         env.write("in.bin", &input(20));
@@ -926,7 +923,7 @@ const HEADER_CASES: &[(&str, Mutate, bool, i32, &[&str])] = &[
 ];
 
 #[test]
-fn issue3_header_tampering_each_field() {
+fn header_tampering_each_field() {
     watchdog(WATCHDOG, || {
         for (s, spec) in SPECS.iter().enumerate() {
             let env = Env::new();
@@ -1116,7 +1113,7 @@ const RECORD_CASES: &[(&str, RecordMutate, bool, &[&str])] = &[
 ];
 
 #[test]
-fn issue3_record_tampering_each_field() {
+fn record_tampering_each_field() {
     watchdog(WATCHDOG, || {
         for (s, spec) in SPECS.iter().enumerate() {
             let env = Env::new();
@@ -1165,7 +1162,7 @@ fn issue3_record_tampering_each_field() {
 }
 
 #[test]
-fn issue3_trailer_tampering() {
+fn trailer_tampering_is_refused() {
     watchdog(WATCHDOG, || {
         let env = Env::new();
         let c = env.encrypt(AES, &input(50), "c.spipe");
@@ -1222,7 +1219,7 @@ fn issue3_trailer_tampering() {
 // ---------------------------------------------------------------------------
 
 #[test]
-fn issue3_reordered_duplicated_appended_and_dropped_records() {
+fn reordered_duplicated_appended_and_dropped_records() {
     watchdog(WATCHDOG, || {
         for (s, spec) in SPECS.iter().enumerate() {
             let env = Env::new();
@@ -1325,7 +1322,7 @@ fn issue3_reordered_duplicated_appended_and_dropped_records() {
 }
 
 #[test]
-fn issue3_record_spliced_from_another_file_with_the_same_passphrase() {
+fn record_spliced_from_another_file_with_the_same_passphrase() {
     watchdog(WATCHDOG, || {
         for (s, spec) in SPECS.iter().enumerate() {
             let env = Env::new();
@@ -1368,7 +1365,7 @@ fn issue3_record_spliced_from_another_file_with_the_same_passphrase() {
 }
 
 #[test]
-fn issue3_forged_last_flag() {
+fn forged_last_flag_is_refused() {
     watchdog(WATCHDOG, || {
         for (s, spec) in SPECS.iter().enumerate() {
             let env = Env::new();
@@ -1420,7 +1417,7 @@ fn issue3_forged_last_flag() {
 /// clearing its last flag passes the framing and only the AEAD (or the
 /// missing last record before the trailer) catches it.
 #[test]
-fn issue3_cleared_last_flag_on_a_full_last_chunk() {
+fn cleared_last_flag_on_a_full_last_chunk_is_refused() {
     watchdog(WATCHDOG, || {
         let env = Env::new();
         let c = env.encrypt(CHACHA, &mixed_data(4 * CHUNK, 85), "c.spipe");
@@ -1466,7 +1463,7 @@ fn assert_whole_chunk_prefix(what: &str, out: &[u8], original: &[u8], max_chunks
 }
 
 #[test]
-fn issue3_stdout_restore_of_a_truncated_container_emits_only_authenticated_chunks() {
+fn stdout_restore_of_a_truncated_container_emits_only_authenticated_chunks() {
     watchdog(WATCHDOG, || {
         // 100 chunks: more than the writer's 256 KiB buffer, so some output
         // can reach stdout before the failure.
@@ -1544,7 +1541,7 @@ fn issue3_stdout_restore_of_a_truncated_container_emits_only_authenticated_chunk
 // ---------------------------------------------------------------------------
 
 #[test]
-fn issue3_wrong_passphrase_exits_4_and_writes_nothing() {
+fn wrong_passphrase_exits_4_and_writes_nothing() {
     watchdog(WATCHDOG, || {
         for (s, spec) in SPECS.iter().enumerate() {
             let env = Env::new();
@@ -1585,7 +1582,7 @@ fn issue3_wrong_passphrase_exits_4_and_writes_nothing() {
 }
 
 #[test]
-fn issue3_wrong_key_file_and_the_wrong_kind_of_secret_exit_4() {
+fn wrong_key_file_and_the_wrong_kind_of_secret_exit_4() {
     watchdog(WATCHDOG, || {
         let env = Env::new();
         env.write("key", &random_bytes(32));
@@ -1647,7 +1644,7 @@ fn assert_restores(env: &Env, container: &str, key: &[&str], original: &[u8]) {
 }
 
 #[test]
-fn issue3_passphrase_fd_round_trip() {
+fn passphrase_fd_round_trip() {
     watchdog(WATCHDOG, || {
         let env = Env::new();
         let original = input(120);
@@ -1691,7 +1688,7 @@ fn issue3_passphrase_fd_round_trip() {
 }
 
 #[test]
-fn issue3_passphrase_file_from_the_environment_round_trip() {
+fn passphrase_file_from_the_environment_round_trip() {
     watchdog(WATCHDOG, || {
         let env = Env::new();
         let original = input(130);
@@ -1748,7 +1745,7 @@ fn issue3_passphrase_file_from_the_environment_round_trip() {
 }
 
 #[test]
-fn issue3_key_file_round_trip() {
+fn key_file_round_trip() {
     watchdog(WATCHDOG, || {
         let env = Env::new();
         let original = input(140);
@@ -1784,7 +1781,7 @@ fn issue3_key_file_round_trip() {
 }
 
 #[test]
-fn issue3_no_key_source_and_no_terminal_exits_2() {
+fn no_key_source_and_no_terminal_exits_2() {
     watchdog(WATCHDOG, || {
         let env = Env::new();
         env.write("in.bin", &input(150));
@@ -1814,7 +1811,7 @@ fn issue3_no_key_source_and_no_terminal_exits_2() {
 }
 
 #[test]
-fn issue3_key_flags_without_a_cipher_stage_exit_2() {
+fn key_flags_without_a_cipher_stage_exit_2() {
     watchdog(WATCHDOG, || {
         let env = Env::new();
         env.write("in.bin", &input(160));
@@ -1835,7 +1832,7 @@ fn issue3_key_flags_without_a_cipher_stage_exit_2() {
 }
 
 #[test]
-fn issue3_key_file_of_the_wrong_length_exits_2() {
+fn key_file_of_the_wrong_length_exits_2() {
     watchdog(WATCHDOG, || {
         let env = Env::new();
         env.write("in.bin", &input(170));
@@ -1868,7 +1865,7 @@ fn issue3_key_file_of_the_wrong_length_exits_2() {
 }
 
 #[test]
-fn issue3_two_key_flags_exit_2() {
+fn two_key_flags_exit_2() {
     watchdog(WATCHDOG, || {
         let env = Env::new();
         env.write("in.bin", &input(180));
@@ -1905,7 +1902,7 @@ fn issue3_two_key_flags_exit_2() {
 // ---------------------------------------------------------------------------
 
 #[test]
-fn issue3_same_input_encrypted_twice_gives_different_bytes() {
+fn same_input_encrypted_twice_gives_different_bytes() {
     watchdog(WATCHDOG, || {
         let env = Env::new();
         let original = input(190);
@@ -1938,7 +1935,7 @@ fn issue3_same_input_encrypted_twice_gives_different_bytes() {
 }
 
 #[test]
-fn issue3_info_needs_no_key_and_hides_the_plaintext_digest() {
+fn info_needs_no_key_and_hides_the_plaintext_digest() {
     watchdog(WATCHDOG, || {
         let env = Env::new();
         let original = input(200);
@@ -2024,7 +2021,7 @@ fn run_in_terminal(env: &Env, cmd: &str, typed: &[u8]) -> Option<Run> {
 }
 
 #[test]
-fn issue3_terminal_prompt_asks_twice_when_encrypting() {
+fn terminal_prompt_asks_twice_when_encrypting() {
     watchdog(WATCHDOG, || {
         let env = Env::new();
         let original = input(210);
@@ -2084,7 +2081,7 @@ fn issue3_terminal_prompt_asks_twice_when_encrypting() {
 
 /// An empty input is one empty, final record holding only the AEAD tag.
 #[test]
-fn issue3_empty_input_round_trips_and_its_only_record_is_protected() {
+fn empty_input_round_trips_and_its_only_record_is_protected() {
     watchdog(WATCHDOG, || {
         for spec in SPECS {
             let env = Env::new();
@@ -2130,7 +2127,7 @@ fn issue3_empty_input_round_trips_and_its_only_record_is_protected() {
 /// encrypted one re-framed as v1; neither needs a key). A user who restores
 /// with a key expects authenticated data; the run must not succeed.
 #[test]
-fn issue3_unencrypted_container_substituted_for_an_encrypted_one_is_refused_when_a_key_is_given() {
+fn unencrypted_container_substituted_for_an_encrypted_one_is_refused_when_a_key_is_given() {
     watchdog(WATCHDOG, || {
         let env = Env::new();
         env.write("evil.txt", b"attacker's data\n");

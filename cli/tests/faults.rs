@@ -1,12 +1,9 @@
-//! Resource faults (issue 7): a full disk and write errors, read errors,
+//! Resource faults: a full disk and write errors, read errors,
 //! short and interrupted reads, an input that changes while it is read, a
 //! closed stdout pipe, a terminal as stdout; and a cancel that lands while
 //! every channel is full and every permit taken. Each ends with a clear
 //! error (or a documented quiet exit), no partial file, and every permit
 //! back.
-
-#[path = "../../tests/common/mod.rs"]
-mod common;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -18,7 +15,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, SystemTime};
 
-use common::{mixed_data, watchdog};
+use crate::common::{mixed_data, watchdog};
 use syncpipe::stage::from_fn;
 use syncpipe::stages::StageSpec;
 use syncpipe::{CancelToken, ErrorKind, Governor, Pipeline, ReaderKind, SpawnStyle};

@@ -14,14 +14,11 @@
 //! makes of the files):
 //!
 //! ```text
-//! SYNCPIPE_REGEN_GOLDEN=1 cargo test --test golden_data -- --ignored regenerate
+//! SYNCPIPE_REGEN_GOLDEN=1 cargo test -p syncpipe-cli --test integration -- --ignored golden_data::regenerate
 //! ```
 //!
 //! Only for adding a case: encryption draws a random salt and nonce, so
 //! regenerating rewrites every encrypted file; review the diff.
-
-#[path = "../../tests/common/mod.rs"]
-mod common;
 
 use std::collections::BTreeSet;
 use std::error::Error as StdError;
@@ -29,7 +26,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::mixed_data;
+use crate::common::mixed_data;
 use sha2::{Digest, Sha256};
 use syncpipe::stages::parse_stages;
 use syncpipe::{KdfParams, Pipeline, Secret};
@@ -129,7 +126,7 @@ fn manifest_lists_exactly_the_containers_in_tests_data() -> TestResult {
         .filter(|n| n.ends_with(".spipe"))
         .collect();
     assert_eq!(listed, on_disk, "MANIFEST and tests/data/*.spipe differ");
-    // One per stage combination the issue asks for: guard against a case
+    // One per stage combination the golden set covers: guard against a case
     // silently dropped from the folder and the manifest together.
     assert!(
         listed.len() >= 25,

@@ -5,9 +5,6 @@
 //! work than the reader allows. Every child runs under a deadline and is
 //! killed if it passes it, so a hang fails the test and leaves nothing.
 
-#[path = "../../tests/common/mod.rs"]
-mod common;
-
 use std::fs;
 use std::io::{Read, Write};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
@@ -17,7 +14,7 @@ use std::process::{Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::mixed_data;
+use crate::common::mixed_data;
 
 const BIN: &str = env!("CARGO_BIN_EXE_syncpipe");
 

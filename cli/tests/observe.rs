@@ -1,13 +1,10 @@
-//! Integration tests of the observability flags of the `syncpipe` binary
-//! (issue 4): `--json`, `--prometheus-file`, `--metrics-listen`, the
+//! Integration tests of the observability flags of the `syncpipe` binary:
+//! `--json`, `--prometheus-file`, `--metrics-listen`, the
 //! dashboard (`--progress`), `--metrics-interval`, `completions`, `man`.
 //!
 //! The real executable runs in its own temp directory. Nothing asserts a
 //! time: where a test needs the run to be in progress, it holds the run's
 //! stdin open until it has checked what it wanted.
-
-#[path = "../../tests/common/mod.rs"]
-mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -16,7 +13,7 @@ use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use common::{mixed_data, watchdog};
+use crate::common::{self, mixed_data, watchdog};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_syncpipe");
@@ -130,7 +127,7 @@ fn check_latencies(summary: &Value, chunks: u64) {
 // ---------------------------------------------------------------------------
 
 #[test]
-fn issue4_json_summary_counts_the_real_bytes() {
+fn json_summary_counts_the_real_bytes() {
     let env = Env::new();
     let original = mixed_data(9 * CHUNK + 77, 401);
     env.write("x.bin", &original);
@@ -211,7 +208,7 @@ fn issue4_json_summary_counts_the_real_bytes() {
 }
 
 #[test]
-fn issue4_json_status_lines_appear_while_a_run_waits() {
+fn json_status_lines_appear_while_a_run_waits() {
     watchdog(60, || {
         let env = Env::new();
         let mut child = env
@@ -250,7 +247,7 @@ fn issue4_json_status_lines_appear_while_a_run_waits() {
 }
 
 #[test]
-fn issue4_json_and_data_on_stdout_are_refused() {
+fn json_and_data_on_stdout_are_refused() {
     let env = Env::new();
     env.write("x.bin", b"hello");
     for args in [
@@ -283,7 +280,7 @@ fn issue4_json_and_data_on_stdout_are_refused() {
 }
 
 #[test]
-fn issue4_json_reports_errors_with_their_exit_code() {
+fn json_reports_errors_with_their_exit_code() {
     let env = Env::new();
     env.write("bad.spipe", b"this is not a container at all");
     let out = env.run(&["restore", "bad.spipe", "-o", "y.bin", "--json"]);
@@ -408,7 +405,7 @@ fn parse_prometheus(text: &str) -> BTreeMap<String, f64> {
 }
 
 #[test]
-fn issue4_prometheus_file_passes_the_format_check() {
+fn prometheus_file_passes_the_format_check() {
     let env = Env::new();
     let original = mixed_data(6 * CHUNK + 5, 403);
     env.write("x.bin", &original);
@@ -445,7 +442,7 @@ fn issue4_prometheus_file_passes_the_format_check() {
 }
 
 #[test]
-fn issue4_prometheus_file_is_rewritten_while_the_run_goes_on() {
+fn prometheus_file_is_rewritten_while_the_run_goes_on() {
     watchdog(60, || {
         let env = Env::new();
         let mut child = env
@@ -500,7 +497,7 @@ fn issue4_prometheus_file_is_rewritten_while_the_run_goes_on() {
 }
 
 #[test]
-fn issue4_unwritable_prometheus_file_fails_before_any_work() {
+fn unwritable_prometheus_file_fails_before_any_work() {
     let env = Env::new();
     env.write("x.bin", b"data");
     let out = env.run(&[
@@ -531,7 +528,7 @@ fn http_get(addr: &str, path: &str) -> String {
 }
 
 #[test]
-fn issue4_metrics_listen_serves_the_run_and_stops_with_it() {
+fn metrics_listen_serves_the_run_and_stops_with_it() {
     watchdog(60, || {
         let env = Env::new();
         let mut child = env
@@ -581,7 +578,7 @@ fn issue4_metrics_listen_serves_the_run_and_stops_with_it() {
 }
 
 #[test]
-fn issue4_metrics_listen_port_in_use_fails_at_start_with_exit_1() {
+fn metrics_listen_port_in_use_fails_at_start_with_exit_1() {
     let env = Env::new();
     env.write("x.bin", b"data");
     let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -622,7 +619,7 @@ fn in_pty(dir: &Path, args: &str) -> (Option<i32>, String) {
 }
 
 #[test]
-fn issue4_dashboard_draws_on_a_terminal() {
+fn dashboard_draws_on_a_terminal() {
     let env = Env::new();
     env.write("x.bin", &mixed_data(5 * CHUNK, 405));
     let (code, screen) = in_pty(
@@ -661,7 +658,7 @@ fn issue4_dashboard_draws_on_a_terminal() {
 }
 
 #[test]
-fn issue4_dashboard_is_silent_off_a_terminal() {
+fn dashboard_is_silent_off_a_terminal() {
     let env = Env::new();
     env.write("x.bin", &mixed_data(5 * CHUNK, 406));
     // stderr is a pipe here: no frame, only the one-line final summary.
@@ -711,7 +708,7 @@ fn issue4_dashboard_is_silent_off_a_terminal() {
 }
 
 #[test]
-fn issue4_metrics_interval_is_validated() {
+fn metrics_interval_is_validated() {
     let env = Env::new();
     env.write("x.bin", b"data");
     for bad in ["0", "5ms", "2m", "abc", "61s"] {
@@ -740,7 +737,7 @@ fn issue4_metrics_interval_is_validated() {
 // ---------------------------------------------------------------------------
 
 #[test]
-fn issue4_completions_and_man_page_are_generated() {
+fn completions_and_man_page_are_generated() {
     let env = Env::new();
     for (shell, marker) in [
         ("bash", "_syncpipe()"),

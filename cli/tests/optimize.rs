@@ -1,4 +1,4 @@
-//! `--optimize` presets (issue 6): what each resolves to, through the real
+//! `--optimize` presets: what each resolves to, through the real
 //! binary's JSON summary and through the builder, and that explicit
 //! settings win whichever way they are given.
 
@@ -41,7 +41,7 @@ fn tuning(args: &[&str]) -> (serde_json::Value, String) {
 }
 
 #[test]
-fn issue6_presets_set_the_knobs_and_flags_win() {
+fn presets_set_the_knobs_and_flags_win() {
     let (t, _) = tuning(&["--optimize", "throughput"]);
     assert_eq!(t["chunk_size"], 64 << 10);
     assert_eq!(t["channel_depth"], 8);
@@ -71,7 +71,7 @@ fn issue6_presets_set_the_knobs_and_flags_win() {
 }
 
 #[test]
-fn issue6_v_prints_what_the_preset_resolved_to() {
+fn verbose_prints_what_the_preset_resolved_to() {
     let (_, err) = tuning(&["--optimize", "latency", "-v"]);
     assert!(
         err.lines().any(
@@ -84,7 +84,7 @@ fn issue6_v_prints_what_the_preset_resolved_to() {
 }
 
 #[test]
-fn issue6_a_bad_preset_is_a_usage_error_naming_the_values() {
+fn a_bad_preset_is_a_usage_error_naming_the_values() {
     let out = Command::new(BIN)
         .args(["process", "-", "-c", "--optimize", "speed"])
         .output()
@@ -95,7 +95,7 @@ fn issue6_a_bad_preset_is_a_usage_error_naming_the_values() {
 }
 
 #[test]
-fn issue6_builder_presets_yield_to_explicit_settings_in_any_order() {
+fn builder_presets_yield_to_explicit_settings_in_any_order() {
     let cfg = |b: syncpipe::PipelineBuilder| b.build().expect("valid").config().clone();
     let a = cfg(Pipeline::builder()
         .chunk_size(1 << 20)

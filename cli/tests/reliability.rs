@@ -3,9 +3,6 @@
 //! completing out of order, an output hard-linked to the input, and an
 //! observer that panics during a run.
 
-#[path = "../../tests/common/mod.rs"]
-mod common;
-
 use std::fs;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,7 +10,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use common::{mixed_data, watchdog};
+use crate::common::{mixed_data, watchdog};
 use parking_lot::Mutex;
 use syncpipe::metrics::{Event, Metrics};
 use syncpipe::stage::{ChunkInfo, Stage};

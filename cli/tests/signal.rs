@@ -3,13 +3,12 @@
 //! SIGKILL at any moment leaves either no destination or a complete one,
 //! and the next run removes the killed run's temp file.
 
-#[path = "../../tests/common/mod.rs"]
-mod common;
-
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use crate::common;
 
 fn syncpipe(dir: &Path, args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_syncpipe"));
@@ -107,7 +106,7 @@ fn interrupt(signal: &str, expected: i32) {
 }
 
 #[test]
-fn issue2_sigint_exits_130_and_leaves_nothing() {
+fn sigint_exits_130_and_leaves_nothing() {
     interrupt("-INT", 130);
 }
 

@@ -1,5 +1,5 @@
 //! `--storage-type` and `--io-qdepth` through the real binary, and the
-//! builder's storage type (issue 6's device-aware IO depth; the sysfs
+//! builder's storage type (the device-aware IO depth; the sysfs
 //! detection itself is unit-tested on fake trees in `src/storage.rs`).
 
 use std::process::Command;
@@ -39,7 +39,7 @@ fn run(args: &[&str]) -> (Option<i32>, serde_json::Value, String) {
 }
 
 #[test]
-fn issue6_storage_type_sets_the_io_tokens() {
+fn storage_type_sets_the_io_tokens() {
     for (kind, tokens) in [("nvme", 24), ("ssd", 12), ("hdd", 4)] {
         let (code, tuning, err) = run(&["--storage-type", kind]);
         assert_eq!(code, Some(0), "{err}");
@@ -49,7 +49,7 @@ fn issue6_storage_type_sets_the_io_tokens() {
 }
 
 #[test]
-fn issue6_io_tokens_and_its_alias_override_the_storage_type() {
+fn io_tokens_and_its_alias_override_the_storage_type() {
     for flag in ["--io-tokens", "--io-qdepth"] {
         let (code, tuning, err) = run(&["--storage-type", "hdd", flag, "7"]);
         assert_eq!(code, Some(0), "{err}");
@@ -58,7 +58,7 @@ fn issue6_io_tokens_and_its_alias_override_the_storage_type() {
 }
 
 #[test]
-fn issue6_auto_explains_itself_with_v() {
+fn storage_type_auto_explains_itself_with_v() {
     let (code, tuning, err) = run(&["-v"]);
     assert_eq!(code, Some(0), "{err}");
     let line = err
@@ -80,14 +80,14 @@ fn issue6_auto_explains_itself_with_v() {
 }
 
 #[test]
-fn issue6_a_bad_storage_type_is_a_usage_error_naming_the_values() {
+fn a_bad_storage_type_is_a_usage_error_naming_the_values() {
     let (code, _, err) = run(&["--storage-type", "floppy"]);
     assert_eq!(code, Some(2));
     assert!(err.contains("auto, nvme, ssd, hdd"), "{err}");
 }
 
 #[test]
-fn issue6_builder_storage_type() {
+fn builder_storage_type_sets_the_io_tokens_unless_given() {
     let io = |b: syncpipe::PipelineBuilder| b.build().expect("valid").config().io_tokens;
     assert_eq!(io(Pipeline::builder()), 12);
     assert_eq!(
