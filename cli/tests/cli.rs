@@ -244,7 +244,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 // ---------------------------------------------------------------------------
-// Container layout (docs/format.md, src/format.rs), parsed independently
+// Container layout (docs/format.md, src/format/), parsed independently
 // ---------------------------------------------------------------------------
 
 const MAGIC: &[u8; 8] = b"\x89SPIPE\r\n";

@@ -11,7 +11,7 @@
 //! `out/` empty (no output, no temp file) and the working directory as it
 //! was.
 //!
-//! The containers are parsed here from `docs/format.md` and `src/format.rs`
+//! The containers are parsed here from `docs/format.md` and `src/format/`
 //! independently of the library: header length from bytes 10..14 (+ 18),
 //! records by their length fields. Where the point of a case is to get past
 //! the CRC-32 (anyone can recompute it), the CRC of the part that changed is
@@ -325,7 +325,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 // ---------------------------------------------------------------------------
-// Container layout, parsed independently (docs/format.md, src/format.rs)
+// Container layout, parsed independently (docs/format.md, src/format/)
 // ---------------------------------------------------------------------------
 
 const MAGIC: &[u8; 8] = b"\x89SPIPE\r\n";
@@ -460,7 +460,7 @@ struct Field {
     len: usize,
 }
 
-/// The header's fields, walked from its bytes (src/format.rs,
+/// The header's fields, walked from its bytes (src/format/,
 /// `Header::encode`): the v1 body, then cipher id, kdf id, Argon2 m, t, p
 /// and salt (kdf 1 only), file nonce, key check, MAC, and the CRC.
 fn header_fields(h: &[u8]) -> Vec<Field> {
