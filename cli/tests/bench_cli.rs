@@ -185,8 +185,8 @@ fn the_plot_is_an_svg_with_one_line_per_series() {
     ]);
     assert_eq!(n, 2, "{body}");
     for label in [
-        ">64KiB<",
-        ">256KiB<",
+        ">64 KiB<",
+        ">256 KiB<",
         ">chunk size<",
         "CPU tokens 1",
         "CPU tokens 2",
