@@ -20,7 +20,7 @@ pub const TEMP_MARKER: &str = ".syncpipe-tmp.";
 /// Who wrote a temp file: the machine and the process id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TempOwner {
-    /// The host name, as written into temp names (see [`this_host`]).
+    /// The host name, as written into temp names (the name this machine gives itself).
     pub host: String,
     /// The process id on that host.
     pub pid: u32,
