@@ -731,7 +731,7 @@ fn dest_name(dest: &Dest) -> String {
 }
 
 /// The final summary on stderr: printed on a terminal (after the dashboard)
-/// and off one alike, where it is the only progress output (issue 4); `-q`
+/// and off one alike, where it is the only progress output; `-q`
 /// silences it, `-v` adds the details.
 fn summary(v: Verbosity, verb: &str, input: &Path, dest: &Dest, r: &Report) {
     if v.quiet {
