@@ -1,6 +1,7 @@
 //! Byte sizes: the one parser every size flag uses (`--chunk-size`,
 //! `--max-memory`, `bench --size`) and the one formatter every printed size
-//! uses, so what the tool prints can be pasted back into a flag.
+//! uses. Exact sizes print as whole units (`64 KiB`, `1 MiB`), which the
+//! parser takes back, so a printed chunk size can be pasted into a flag.
 
 /// Binary units, smallest first; a bare number is bytes.
 const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -33,9 +34,9 @@ pub fn parse(text: &str, min: u64, max: u64) -> Result<u64, String> {
         .ok_or_else(|| format!("{text:?} is outside {} ..= {}", format(min), format(max)))
 }
 
-/// `512 B`, `64 KiB`, `1 MiB`, `1.5 KiB`, `3.7 GiB`: a whole number of the
-/// largest unit that divides evenly, else one decimal of the largest unit
-/// not above the value.
+/// `512 B`, `64 KiB`, `1 MiB`, `1.5 KiB`, `3.7 GiB`: in the largest unit
+/// not above the value, a whole number when it divides evenly, else one
+/// decimal (a value that rounds up to 1024.0 of a unit is shown in the next).
 pub fn format(bytes: u64) -> String {
     let mut unit = 0;
     while unit + 1 < UNITS.len() && bytes >= 1 << (10 * (unit + 1)) {
@@ -43,10 +44,14 @@ pub fn format(bytes: u64) -> String {
     }
     let scale = 1u64 << (10 * unit);
     if bytes.is_multiple_of(scale) {
-        format!("{} {}", bytes / scale, UNITS[unit])
-    } else {
-        format!("{:.1} {}", bytes as f64 / scale as f64, UNITS[unit])
+        return format!("{} {}", bytes / scale, UNITS[unit]);
     }
+    let mut v = bytes as f64 / scale as f64;
+    if v >= 1023.95 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
 }
 
 #[cfg(test)]
@@ -84,6 +89,7 @@ mod tests {
         assert_eq!(format(3 << 19), "1.5 MiB");
         assert_eq!(format(1 << 40), "1 TiB");
         assert_eq!(format(5 << 40), "5 TiB");
+        assert_eq!(format((1 << 20) - 1), "1.0 MiB");
     }
 
     #[test]
