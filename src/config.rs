@@ -79,8 +79,8 @@ named_enum!(
     SpawnStyle,
     "spawn style",
     [
-    SpawnStyle::Rayon => "rayon",
-    SpawnStyle::Threads => "threads",
+        SpawnStyle::Rayon => "rayon",
+        SpawnStyle::Threads => "threads",
     ]
 );
 

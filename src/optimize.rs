@@ -85,9 +85,9 @@ named_enum!(
     Optimize,
     "optimisation",
     [
-    Optimize::Throughput => "throughput",
-    Optimize::Latency => "latency",
-    Optimize::Resources => "resources",
+        Optimize::Throughput => "throughput",
+        Optimize::Latency => "latency",
+        Optimize::Resources => "resources",
     ]
 );
 

@@ -41,8 +41,8 @@ named_enum!(
     ReaderKind,
     "reader",
     [
-    ReaderKind::Buffered => "buffered",
-    ReaderKind::Mmap => "mmap",
+        ReaderKind::Buffered => "buffered",
+        ReaderKind::Mmap => "mmap",
     ]
 );
 

@@ -47,9 +47,9 @@ named_enum!(
     StorageType,
     "storage type",
     [
-    StorageType::Nvme => "nvme",
-    StorageType::Ssd => "ssd",
-    StorageType::Hdd => "hdd",
+        StorageType::Nvme => "nvme",
+        StorageType::Ssd => "ssd",
+        StorageType::Hdd => "hdd",
     ]
 );
 

@@ -103,9 +103,9 @@ named_enum!(
     ChunkMethod,
     "chunk method",
     [
-    ChunkMethod::Fixed => "fixed",
-    ChunkMethod::FileSize => "filesize",
-    ChunkMethod::HillClimb => "hillclimb",
+        ChunkMethod::Fixed => "fixed",
+        ChunkMethod::FileSize => "filesize",
+        ChunkMethod::HillClimb => "hillclimb",
     ]
 );
 

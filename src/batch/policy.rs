@@ -36,8 +36,8 @@ named_enum!(
     Policy,
     "scheduler",
     [
-    Policy::Simple => "simple",
-    Policy::Fair => "fair",
+        Policy::Simple => "simple",
+        Policy::Fair => "fair",
     ]
 );
 
