@@ -25,13 +25,14 @@ use crate::telemetry::Telemetry;
 /// scheduled.
 #[derive(ClapArgs, Debug, Default)]
 pub struct InputArgs {
-    /// Walk directories given as inputs (outputs are named by the path
-    /// below the directory); without it a directory is a failed input.
+    /// Walk directories given as inputs, skipping the `*.spipe` found there
+    /// (outputs are named by the path below the directory); without it a
+    /// directory is a failed input.
     #[arg(short = 'r', long)]
     recursive: bool,
     /// Read input paths from FILE (`-` = stdin), one per line. Listed paths
     /// name their outputs, so they must be relative and free of `..`.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
     files_from: Option<PathBuf>,
     /// With --files-from: paths are separated by NUL (`find -print0`).
     #[arg(long, requires = "files_from")]
@@ -57,7 +58,7 @@ pub struct InputArgs {
 pub struct OutDirArgs {
     /// Write outputs under DIR, mirroring the inputs' relative paths
     /// (created as needed). [default: beside each input]
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
     output_dir: Option<PathBuf>,
     /// Skip inputs whose output exists (outputs appear only when complete,
     /// so a rerun after an interruption finishes the batch).

@@ -33,7 +33,7 @@ const MAX_SIZE: u64 = 64 << 30;
 #[derive(ClapArgs, Debug)]
 pub struct BenchArgs {
     /// Measure on this file. Without it, on generated data (--data, --size).
-    #[arg(value_name = "FILE", conflicts_with_all = ["data", "size", "seed"])]
+    #[arg(value_name = "FILE", value_hint = clap::ValueHint::FilePath, conflicts_with_all = ["data", "size", "seed"])]
     input: Option<PathBuf>,
     /// Kind of generated data: `text` (lines of code/log words), `binary`
     /// (structured records), `random` (incompressible), `zeros`. [default: text]
@@ -65,7 +65,9 @@ pub struct BenchArgs {
           value_parser = count(config::MAX_CHANNEL_DEPTH))]
     channel_depth: Vec<usize>,
     /// IO tokens (reads and writes in flight) to sweep, e.g. `1,4,12`;
-    /// each 0-1024, 0 = 12 (no storage detection here). [default: 0]
+    /// each 0-1024, 0 = 12. Without it, one value from the device under
+    /// the input, as for process: nvme 24, ssd 12, hdd 4, 12 when it cannot
+    /// tell (-v says what was found).
     #[arg(
         long,
         visible_alias = "io-qdepth",
@@ -87,16 +89,16 @@ pub struct BenchArgs {
     runs: usize,
     /// Also write the rows as CSV to FILE (a regular file or a new one: a
     /// symlink, FIFO or device there is refused).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
     csv: Option<PathBuf>,
     /// Also draw MB/s as an SVG line chart to FILE: x = the first swept
     /// setting (in the order chunk size, threads, CPU tokens, channel
     /// depth, IO tokens, stages), one line per value of the others.
-    #[arg(long, value_name = "FILE.svg")]
+    #[arg(long, value_name = "FILE.svg", value_hint = clap::ValueHint::FilePath)]
     plot: Option<PathBuf>,
     /// Folder for the generated input and the containers (each removed
     /// after use). [default: the system temp folder]
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
     dir: Option<PathBuf>,
 }
 

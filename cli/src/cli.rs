@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
-use clap::{Args as ClapArgs, Parser, Subcommand};
+use clap::{Args as ClapArgs, Parser, Subcommand, ValueHint};
 use syncpipe::container::{self, ContainerInfo, KeySource};
 use syncpipe::output;
 use syncpipe::stages::parse_stages;
@@ -28,6 +28,19 @@ use crate::telemetry::{Telemetry, TelemetryArgs};
 /// Extension of container files.
 pub(crate) const EXTENSION: &str = "spipe";
 
+/// The headings that group the options in `--help` and the man pages, in
+/// the order the options are defined (clap lists a heading where its first
+/// option comes).
+pub(crate) mod heading {
+    pub const IO: &str = "Input and output";
+    pub const STAGES: &str = "Stages and chunks";
+    pub const KEYS: &str = "Keys";
+    pub const MANY: &str = "Many files";
+    pub const TUNING: &str = "Tuning";
+    pub const LIMITS: &str = "Limits on what a container may demand";
+    pub const OBSERVE: &str = "Observability";
+}
+
 #[derive(Parser, Debug)]
 #[command(
     name = "syncpipe",
@@ -39,15 +52,15 @@ pub struct Args {
     #[command(subcommand)]
     command: Command,
     /// Print nothing but errors.
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    #[arg(short, long, global = true, conflicts_with = "verbose", help_heading = heading::OBSERVE)]
     quiet: bool,
     /// Print a detailed summary after process and restore (chunks, buffer
     /// reuse, memory, permit waits, p50/p95/p99 of CPU time and waits), in a
-    /// batch one line per file; verify adds the p50/p95/p99 lines, info
-    /// prints the same either way.
-    #[arg(short, long, global = true)]
+    /// batch one line per file; verify adds the p50/p95/p99 lines; bench
+    /// prints each row's full settings.
+    #[arg(short, long, global = true, help_heading = heading::OBSERVE)]
     verbose: bool,
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = heading::OBSERVE)]
     telemetry: TelemetryArgs,
 }
 
@@ -60,22 +73,17 @@ enum Command {
         /// The files to process (directories with -r); `-` for stdin.
         #[arg(required_unless_present = "files_from")]
         inputs: Vec<PathBuf>,
-        #[command(flatten)]
+        #[command(flatten, next_help_heading = heading::IO)]
         out: OutputArgs,
-        #[command(flatten)]
-        batch: InputArgs,
-        #[command(flatten)]
-        out_dir: OutDirArgs,
-        #[command(flatten)]
-        small: SmallArgs,
         /// Stage list, e.g. `zstd:3,blake3`, `lz4,sha256`, `gzip:6`,
         /// `brotli:5`, `passthrough`, `zstd:3,aes-256-gcm,sha256`,
         /// `lz4,chacha20-poly1305,blake3`. At most one compressor, one cipher
         /// (after the compressor; needs a passphrase or key) and one checksum.
-        #[arg(short, long, default_value = config::DEFAULT_STAGES)]
+        #[arg(short, long, value_name = "LIST", default_value = config::DEFAULT_STAGES,
+              help_heading = heading::STAGES)]
         stages: String,
         /// Bytes per chunk, e.g. `256KiB`, `4MiB` (4 KiB to 64 MiB). [default: 1MiB]
-        #[arg(long, value_parser = parse_size)]
+        #[arg(long, value_name = "SIZE", value_parser = parse_size, help_heading = heading::STAGES)]
         chunk_size: Option<usize>,
         /// How chunk sizes are chosen: `fixed` (every chunk --chunk-size;
         /// the same input gives the same bytes), `filesize` (one size per
@@ -85,15 +93,21 @@ enum Command {
         /// 128 KiB steps, 128 KiB-4 MiB, taking back a step up that makes
         /// a byte more than 25% dearer;
         /// -v shows the sizes chosen). [default: fixed]
-        #[arg(long, value_name = "METHOD", ignore_case = true)]
+        #[arg(long, value_name = "METHOD", ignore_case = true, help_heading = heading::STAGES)]
         chunk_method: Option<ChunkMethod>,
-        #[command(flatten)]
+        #[command(flatten, next_help_heading = heading::KEYS)]
         keys: KeyArgs,
         /// Argon2id cost for a passphrase: `m=KiB,t=PASSES,p=LANES`, any
         /// subset (caps: m <= 1 GiB, t <= 64, p <= 16). [default: m=65536,t=3,p=4]
-        #[arg(long, value_name = "PARAMS")]
+        #[arg(long, value_name = "PARAMS", help_heading = heading::KEYS)]
         argon2: Option<String>,
-        #[command(flatten)]
+        #[command(flatten, next_help_heading = heading::MANY)]
+        batch: InputArgs,
+        #[command(flatten, next_help_heading = heading::MANY)]
+        out_dir: OutDirArgs,
+        #[command(flatten, next_help_heading = heading::MANY)]
+        small: SmallArgs,
+        #[command(flatten, next_help_heading = heading::TUNING)]
         tuning: Tuning,
     },
     /// Restore the original from a container (many with several inputs,
@@ -103,18 +117,18 @@ enum Command {
         /// The containers (directories with -r: their `*.spipe`); `-` for stdin.
         #[arg(required_unless_present = "files_from")]
         inputs: Vec<PathBuf>,
-        #[command(flatten)]
+        #[command(flatten, next_help_heading = heading::IO)]
         out: OutputArgs,
-        #[command(flatten)]
-        batch: InputArgs,
-        #[command(flatten)]
-        out_dir: OutDirArgs,
-        #[command(flatten)]
+        #[command(flatten, next_help_heading = heading::KEYS)]
         keys: KeyArgs,
-        #[command(flatten)]
-        limits: Limits,
-        #[command(flatten)]
+        #[command(flatten, next_help_heading = heading::MANY)]
+        batch: InputArgs,
+        #[command(flatten, next_help_heading = heading::MANY)]
+        out_dir: OutDirArgs,
+        #[command(flatten, next_help_heading = heading::TUNING)]
         tuning: Tuning,
+        #[command(flatten, next_help_heading = heading::LIMITS)]
+        limits: Limits,
     },
     /// Check a container end to end (every chunk and the whole-file digest)
     /// without writing anything.
@@ -123,20 +137,24 @@ enum Command {
         /// The containers (directories with -r: their `*.spipe`); `-` for stdin.
         #[arg(required_unless_present = "files_from")]
         inputs: Vec<PathBuf>,
-        #[command(flatten)]
-        batch: InputArgs,
-        #[command(flatten)]
+        #[command(flatten, next_help_heading = heading::KEYS)]
         keys: KeyArgs,
-        #[command(flatten)]
-        limits: Limits,
-        #[command(flatten)]
+        #[command(flatten, next_help_heading = heading::MANY)]
+        batch: InputArgs,
+        #[command(flatten, next_help_heading = heading::TUNING)]
         tuning: Tuning,
+        #[command(flatten, next_help_heading = heading::LIMITS)]
+        limits: Limits,
     },
     /// Show a container's header and statistics (framing checked, nothing decoded).
     #[command(after_help = exit_code::table())]
     Info {
         /// The container; `-` for stdin.
         input: PathBuf,
+        /// Print the header and statistics as one JSON object on stdout
+        /// (fields: docs/json.md, "syncpipe info --json").
+        #[arg(long, help_heading = heading::IO)]
+        json: bool,
     },
     /// Measure the pipeline over a sweep of settings, on a file or on
     /// generated data.
@@ -153,8 +171,19 @@ enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff) to stdout: `syncpipe man > syncpipe.1`.
-    Man,
+    /// Print a man page (roff) to stdout, or write them all to a folder:
+    /// `syncpipe man --dir /usr/local/share/man/man1`.
+    Man {
+        /// Whose page: a subcommand's (`syncpipe man process` prints
+        /// syncpipe-process(1)); without it, syncpipe(1).
+        #[arg(value_name = "SUBCOMMAND", conflicts_with = "dir",
+              value_parser = PossibleValuesParser::new(crate::manual::SUBCOMMANDS))]
+        page: Option<String>,
+        /// Write every page into DIR instead (syncpipe.1, syncpipe-process.1,
+        /// ...), replacing pages of those names.
+        #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
+        dir: Option<PathBuf>,
+    },
 }
 
 impl Command {
@@ -168,18 +197,19 @@ impl Command {
             // Reports through its own rows (bench_cli), not the telemetry.
             Command::Bench(_) => ("bench", false),
             Command::Completions { .. } => ("completions", false),
-            Command::Man => ("man", false),
+            Command::Man { .. } => ("man", false),
         }
     }
 }
 
 #[derive(ClapArgs, Debug)]
 pub(crate) struct OutputArgs {
-    /// Output file; `-` for stdout. [default: INPUT.spipe for process,
-    /// INPUT without .spipe for restore, stdout when INPUT is `-`]
-    #[arg(short, long, conflicts_with = "stdout")]
+    /// The container to write; `-` for stdout. [default: INPUT.spipe;
+    /// stdout when INPUT is `-`]
+    #[arg(short, long, value_name = "FILE", conflicts_with = "stdout",
+          value_hint = ValueHint::FilePath)]
     pub(crate) output: Option<PathBuf>,
-    /// Write to stdout.
+    /// Write the container to stdout.
     #[arg(short = 'c', long)]
     pub(crate) stdout: bool,
     /// Overwrite an existing output; with -c, write a container even to a
@@ -202,14 +232,14 @@ impl OutputArgs {
 #[derive(ClapArgs, Debug)]
 struct Tuning {
     /// Threads in the CPU pool, 0-1024; 0 = one per core.
-    #[arg(short = 'T', long, default_value_t = 0, value_parser = count(config::MAX_THREADS))]
+    #[arg(short = 'T', long, value_name = "N", default_value_t = 0, value_parser = count(config::MAX_THREADS))]
     threads: usize,
     /// Chunk jobs allowed to run at once, 0-1024; 0 = the thread count.
-    #[arg(long, default_value_t = 0, value_parser = count(config::MAX_TOKENS))]
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = count(config::MAX_TOKENS))]
     cpu_tokens: usize,
     /// Reads and writes allowed in flight at once, 0-1024; 0 = from
     /// --storage-type.
-    #[arg(long, visible_alias = "io-qdepth", default_value_t = 0,
+    #[arg(long, value_name = "N", visible_alias = "io-qdepth", default_value_t = 0,
           value_parser = count(config::MAX_TOKENS))]
     io_tokens: usize,
     /// The device the input (in a batch, the first input) lives on, which
@@ -238,7 +268,7 @@ struct Tuning {
     #[arg(long, value_name = "GOAL")]
     optimize: Option<Optimize>,
     /// Depth of the bounded channels between threads, 0-256; 0 = 4.
-    #[arg(long, default_value_t = 0, value_parser = count(config::MAX_CHANNEL_DEPTH))]
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = count(config::MAX_CHANNEL_DEPTH))]
     channel_depth: usize,
 }
 
@@ -248,7 +278,7 @@ struct Tuning {
 struct Limits {
     /// The most memory a container may make this run spend, 16 MiB to
     /// 1 TiB: an Argon2id over it is refused before any work, and large
-    /// chunks are restored with fewer in flight to stay within it (chunks
+    /// chunks are decoded with fewer in flight to stay within it (chunks
     /// too large for that are refused, exit 1). [default: 512MiB]
     #[arg(long, value_name = "SIZE", value_parser = parse_memory)]
     max_memory: Option<usize>,
@@ -273,6 +303,16 @@ impl Limits {
 /// `--max-memory`: 16 MiB ..= 1 TiB.
 pub fn parse_memory(text: &str) -> Result<usize, String> {
     sized(text, config::MIN_MAX_MEMORY, 1 << 40)
+}
+
+/// Parses the process's arguments against `help::command()` (the
+/// derive's definition with its per-subcommand wording and scoping); a bad
+/// command line exits 2 with clap's message, as `Parser::parse` does.
+pub fn parse() -> Args {
+    use clap::FromArgMatches;
+    let mut cmd = crate::help::command();
+    let mut matches = cmd.get_matches_mut();
+    Args::from_arg_matches_mut(&mut matches).unwrap_or_else(|e| e.format(&mut cmd).exit())
 }
 
 /// Where an output goes.
@@ -300,8 +340,12 @@ pub fn run(args: Args) -> ExitCode {
         Command::Bench(bench) => {
             crate::bench_cli::run(&bench, &args.telemetry, cancel, verbosity, &terminated)
         }
-        command => Telemetry::start(&args.telemetry, args.quiet, args.verbose, name, runs)
-            .and_then(|tel| {
+        command => {
+            // info's --json is its own output (one object), not the JSON
+            // lines of a run.
+            let mut telemetry = args.telemetry.clone();
+            telemetry.json &= !matches!(command, Command::Info { .. });
+            Telemetry::start(&telemetry, args.quiet, args.verbose, name, runs).and_then(|tel| {
                 let result = dispatch(command, cancel, verbosity, &tel);
                 let code = match &result {
                     Ok(code) => *code as i32,
@@ -309,7 +353,8 @@ pub fn run(args: Args) -> ExitCode {
                 };
                 let finished = tel.finish(result.as_ref().err(), code);
                 result.and_then(|code| finished.map(|()| code))
-            }),
+            })
+        }
     };
     match result {
         Ok(code) => code,
@@ -513,11 +558,13 @@ fn dispatch(
             tel.file_done(&input, "", &report);
             Ok(ExitCode::Success)
         }
-        Command::Info { input } => info(&input).map(|()| ExitCode::Success),
+        Command::Info { input, json } => info(&input, json).map(|()| ExitCode::Success),
         Command::Completions { shell } => {
             crate::manual::completions(shell).map(|()| ExitCode::Success)
         }
-        Command::Man => crate::manual::man().map(|()| ExitCode::Success),
+        Command::Man { page, dir } => {
+            crate::manual::man(page.as_deref(), dir.as_deref()).map(|()| ExitCode::Success)
+        }
         // Handled in `run`, before the telemetry starts.
         Command::Bench(_) => Err(Error::usage("bench is not dispatched here")),
     }
@@ -772,7 +819,7 @@ fn summary(v: Verbosity, verb: &str, input: &Path, dest: &Dest, r: &Report) {
     }
 }
 
-fn info(input: &Path) -> Result<(), Error> {
+fn info(input: &Path, json: bool) -> Result<(), Error> {
     let src = open_input(input)?;
     let i = syncpipe::inspect(io::BufReader::new(src)).map_err(|e| e.with_path(input))?;
     let h = &i.header;
@@ -786,6 +833,11 @@ fn info(input: &Path) -> Result<(), Error> {
     // on a closed stdout (`syncpipe info x | head -n 1`); a broken pipe
     // becomes the quiet end in `run`.
     let mut out = io::stdout().lock();
+    if json {
+        writeln!(out, "{}", info_json(input, &i, ratio))?;
+        out.flush()?;
+        return Ok(());
+    }
     writeln!(out, "file:           {}", input.display())?;
     writeln!(out, "format:         syncpipe container v{}", h.version)?;
     let stages = if h.stages.is_empty() {
@@ -836,6 +888,40 @@ fn info(input: &Path) -> Result<(), Error> {
     }
     out.flush()?;
     Ok(())
+}
+
+/// `info --json`: the same facts as the text, one object (docs/json.md).
+fn info_json(input: &Path, i: &syncpipe::container::Inspection, ratio: f64) -> serde_json::Value {
+    let h = &i.header;
+    let encryption = h.encryption.map(|c| {
+        let (key, argon2) = match c.key {
+            KeySource::RawKey => ("key_file", None),
+            KeySource::Passphrase(p) => (
+                "passphrase",
+                Some(serde_json::json!({ "m_kib": p.m_kib, "t": p.t, "p": p.p })),
+            ),
+        };
+        serde_json::json!({ "cipher": c.cipher.name(), "key": key, "argon2": argon2 })
+    });
+    serde_json::json!({
+        "message_type": "info",
+        "file": input.display().to_string(),
+        "format_version": h.version,
+        "stages": h.stages,
+        "checksum": h.checksum.map(|c| c.name()),
+        "chunk_size": h.chunk_size,
+        "variable_chunks": h.variable_chunks,
+        "original_bytes": i.original_len,
+        "chunks": i.chunks,
+        "stored_raw": i.stored_raw,
+        "payload_bytes": i.payload_bytes,
+        "ratio": ratio,
+        "mode": (h.mode != 0).then_some(h.mode),
+        "encryption": encryption,
+        // An encrypted container's digest is keyed: meaningless without
+        // the key (verify with the key prints it).
+        "digest": if h.is_encrypted() { None } else { i.digest_hex() },
+    })
 }
 
 /// `--chunk-size`: 4 KiB ..= 64 MiB.

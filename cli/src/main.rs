@@ -7,6 +7,7 @@ mod cli;
 mod dashboard;
 mod exit_code;
 mod exporter;
+mod help;
 mod json_lines;
 mod key_source;
 mod manual;
@@ -21,10 +22,8 @@ mod telemetry;
 mod textfile;
 mod walk;
 
-use clap::Parser;
-
 fn main() {
-    let args = cli::Args::parse();
+    let args = cli::parse();
     let code = cli::run(args);
     std::process::exit(code as i32);
 }

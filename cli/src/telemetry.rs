@@ -59,7 +59,7 @@ pub struct TelemetryArgs {
     /// Write metrics in the Prometheus text format to PATH (atomically:
     /// temp file + rename) every interval and at the end. PATH must be a
     /// regular file or new: a symlink, FIFO or device there is refused.
-    #[arg(long, value_name = "PATH", global = true)]
+    #[arg(long, value_name = "PATH", global = true, value_hint = clap::ValueHint::FilePath)]
     pub prometheus_file: Option<PathBuf>,
     /// Serve metrics at http://ADDR/metrics while the command runs, e.g.
     /// `127.0.0.1:9184`. A port in use fails at start with exit code 1.

@@ -1647,3 +1647,277 @@ fn sigint_exits_130_and_removes_the_temp_output() {
     );
     assert!(env.listing().is_empty(), "left behind: {:?}", env.listing());
 }
+
+// ---------------------------------------------------------------------------
+// Help, man pages, info --json
+// ---------------------------------------------------------------------------
+
+/// Runs `program args` with a deadline (a renderer that hangs fails the
+/// test instead of holding it up); `None` when the program is not
+/// installed.
+fn run_tool(program: &str, args: &[&str], env: &[(&str, &str)]) -> Option<String> {
+    let mut child = match Command::new(program)
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => panic!("{program}: {e}"),
+    };
+    let start = Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        if start.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("{program} did not finish in 30 s");
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    let out = child.wait_with_output().expect("output");
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn man_writes_a_page_per_subcommand_and_prints_each() {
+    let env = TestEnv::new();
+    env.run(&["man", "--dir", "pages"]).ok();
+    let mut names: Vec<String> = fs::read_dir(env.path("pages"))
+        .expect("pages")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let subs = [
+        "bench",
+        "completions",
+        "info",
+        "man",
+        "process",
+        "restore",
+        "verify",
+    ];
+    let mut want: Vec<String> = subs.iter().map(|s| format!("syncpipe-{s}.1")).collect();
+    want.push("syncpipe.1".to_owned());
+    assert_eq!(names, want);
+    assert_eq!(env.run(&["man"]).ok().stdout, env.read("pages/syncpipe.1"));
+    for sub in subs {
+        let page = env.run(&["man", sub]).ok().stdout;
+        assert_eq!(page, env.read(&format!("pages/syncpipe-{sub}.1")), "{sub}");
+        let page = String::from_utf8(page).expect("UTF-8");
+        assert!(page.contains(&format!(".TH syncpipe-{sub} 1")), "{sub}");
+    }
+    let process = String::from_utf8(env.read("pages/syncpipe-process.1")).expect("UTF-8");
+    for flag in [
+        "shard",
+        "skip\\-existing",
+        "batch\\-small",
+        "chunk\\-method",
+        "stages",
+    ] {
+        assert!(
+            process.contains(&format!("\\-\\-{flag}")),
+            "process page lacks --{flag}"
+        );
+    }
+    // A page that does not exist, and a page with --dir, are usage errors.
+    env.run(&["man", "nosuch"]).code(2);
+    env.run(&["man", "process", "--dir", "pages"]).code(2);
+}
+
+/// Renders a page as man shows it and checks that each exit code starts a
+/// line of its own with its meaning beside it.
+#[test]
+fn man_renders_the_exit_codes_one_per_line() {
+    let env = TestEnv::new();
+    env.run(&["man", "--dir", "."]).ok();
+    for page in ["syncpipe.1", "syncpipe-verify.1"] {
+        let path = env.path(page);
+        let path = path.to_str().expect("UTF-8 path");
+        let width = [("MANWIDTH", "80"), ("MAN_KEEP_FORMATTING", "0")];
+        let Some(text) = run_tool("groff", &["-man", "-Tutf8", "-P-cbou", path], &[])
+            .or_else(|| run_tool("mandoc", &["-Tutf8", path], &[]))
+            .or_else(|| run_tool("man", &["-l", path], &width))
+        else {
+            eprintln!("note: no groff, mandoc or man here; rendering not checked");
+            return;
+        };
+        // Overstrike bold (`c\bc`), in case the renderer used it.
+        let text: String = {
+            let mut out = String::new();
+            for c in text.chars() {
+                if c == '\u{8}' {
+                    out.pop();
+                } else {
+                    out.push(c);
+                }
+            }
+            out
+        };
+        let rows: Vec<&str> = text
+            .lines()
+            .skip_while(|l| l.trim() != "EXIT STATUS")
+            .collect();
+        assert!(!rows.is_empty(), "{page}: no EXIT STATUS:\n{text}");
+        for (code, word) in [
+            (0, "success"),
+            (1, "runtime"),
+            (2, "usage"),
+            (3, "integrity"),
+            (4, "wrong"),
+            (5, "some"),
+            (130, "interrupted"),
+            (143, "terminated"),
+        ] {
+            let row = rows.iter().find(|l| {
+                let mut words = l.split_whitespace();
+                words.next() == Some(&code.to_string()) && words.next() == Some(word)
+            });
+            assert!(
+                row.is_some(),
+                "{page}: no row `{code} {word}`:\n{}",
+                rows.join("\n")
+            );
+        }
+    }
+}
+
+#[test]
+fn each_subcommand_help_speaks_of_that_subcommand() {
+    let env = TestEnv::new();
+    let help = |sub: &str| env.run(&[sub, "--help"]).ok().stdout_text();
+    let process = help("process");
+    let restore = help("restore");
+    let verify = help("verify");
+    for heading in [
+        "Input and output:",
+        "Stages and chunks:",
+        "Keys:",
+        "Many files:",
+        "Tuning:",
+        "Observability:",
+    ] {
+        assert!(process.contains(heading), "process --help lacks {heading}");
+    }
+    // In that order.
+    let at = |h: &str| process.find(h).expect("heading");
+    assert!(at("Input and output:") < at("Stages and chunks:"));
+    assert!(at("Stages and chunks:") < at("Keys:"));
+    assert!(at("Keys:") < at("Many files:"));
+    assert!(at("Many files:") < at("Tuning:"));
+    assert!(at("Tuning:") < at("Observability:"));
+    assert!(process.contains("The container to write"));
+    for (name, text) in [("restore", &restore), ("verify", &verify)] {
+        for foreign in [
+            "The container to write",
+            "INPUT.spipe",
+            "Write outputs under",
+        ] {
+            assert!(!text.contains(foreign), "{name} --help says {foreign:?}");
+        }
+        assert!(
+            !text.contains("--chunk-size"),
+            "{name} --help mentions --chunk-size"
+        );
+    }
+    assert!(restore.contains("The file to restore into"));
+    assert!(restore.contains("Write the restored files under DIR"));
+    assert!(verify.contains("check their `*.spipe` files"));
+    assert!(!verify.contains("--output") && !verify.contains("-o -"));
+    // A subcommand lists only the global flags it acts on.
+    let run_flags = [
+        "--progress",
+        "--metrics-interval",
+        "--prometheus-file",
+        "--metrics-listen",
+    ];
+    // (A flag's own line; the exit-code table names some flags too.)
+    let lists = |text: &str, flag: &str| {
+        text.lines().any(|l| {
+            let l = l.trim_start();
+            l.starts_with(flag) || (l.starts_with('-') && l.contains(&format!(", {flag}")))
+        })
+    };
+    assert!(lists(&process, "--prometheus-file") && lists(&process, "--verbose"));
+    for sub in ["info", "completions", "man", "bench"] {
+        let text = help(sub);
+        for flag in run_flags {
+            assert!(!lists(&text, flag), "{sub} --help lists {flag}");
+        }
+    }
+    assert!(lists(&help("info"), "--json") && lists(&help("bench"), "--json"));
+    assert!(help("bench").contains("bench_row"));
+    assert!(!lists(&help("man"), "--json") && !lists(&help("completions"), "--json"));
+    // bench detects the storage; its help says so.
+    assert!(help("bench").contains("device under"));
+    assert!(!help("bench").contains("no storage detection"));
+}
+
+#[test]
+fn info_json_prints_the_header_as_one_object() {
+    let env = TestEnv::new();
+    env.write("x.bin", &data(3 * CHUNK + 5, 7));
+    env.set_mode("x.bin", 0o640);
+    env.run(&[
+        "process",
+        "x.bin",
+        "--chunk-size",
+        CHUNK_ARG,
+        "-s",
+        "lz4,sha256",
+    ])
+    .ok();
+    for args in [
+        &["info", "x.bin.spipe", "--json"][..],
+        &["--json", "info", "x.bin.spipe"],
+    ] {
+        let out = env.run(args).ok().stdout_text();
+        assert_eq!(out.lines().count(), 1, "{out}");
+        let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+        assert_eq!(v["message_type"], "info");
+        assert_eq!(v["file"], "x.bin.spipe");
+        assert_eq!(v["format_version"], 1);
+        assert_eq!(v["stages"], serde_json::json!(["lz4"]));
+        assert_eq!(v["checksum"], "sha256");
+        assert_eq!(v["chunk_size"], CHUNK);
+        assert_eq!(v["variable_chunks"], false);
+        assert_eq!(v["original_bytes"], 3 * CHUNK + 5);
+        assert_eq!(v["chunks"], 4);
+        assert_eq!(v["mode"], 0o640);
+        assert_eq!(v["encryption"], serde_json::Value::Null);
+        let restored = env.run(&["verify", "x.bin.spipe"]).ok().stdout_text();
+        let digest = v["digest"].as_str().expect("digest");
+        assert!(restored.contains(digest), "{restored} / {digest}");
+        let payload = v["payload_bytes"].as_u64().expect("payload");
+        let ratio = v["ratio"].as_f64().expect("ratio");
+        assert!((ratio - (3 * CHUNK + 5) as f64 / payload as f64).abs() < 1e-9);
+    }
+    // Encrypted: the cipher and key kind, no (keyed) digest.
+    env.write("key", &[7u8; 32]);
+    env.run(&[
+        "process",
+        "x.bin",
+        "-o",
+        "e.spipe",
+        "-s",
+        "zstd:1,chacha20-poly1305,blake3",
+        "--key-file",
+        "key",
+    ])
+    .ok();
+    let out = env.run(&["info", "e.spipe", "--json"]).ok().stdout_text();
+    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(v["format_version"], 2);
+    assert_eq!(v["encryption"]["cipher"], "chacha20-poly1305");
+    assert_eq!(v["encryption"]["key"], "key_file");
+    assert_eq!(v["encryption"]["argon2"], serde_json::Value::Null);
+    assert_eq!(v["digest"], serde_json::Value::Null);
+    // Not a container: exit 3, nothing on stdout.
+    env.write("bad.spipe", b"not a container");
+    let out = env.run(&["info", "bad.spipe", "--json"]);
+    out.code(3);
+    assert!(out.stdout.is_empty());
+}

@@ -272,10 +272,14 @@ fn json_and_data_on_stdout_are_refused() {
     env.run(&["process", "x.bin"]);
     let out = env.run(&["restore", "x.bin.spipe", "-c", "--json"]);
     code(&out, 2);
-    // Flags that report on a run are refused where there is none.
-    let out = env.run(&["info", "x.bin.spipe", "--json"]);
+    // Flags that report on a run are refused where there is none; info's
+    // --json is its own (one object).
+    let out = env.run(&["man", "--json"]);
     code(&out, 2);
     assert!(out.stdout.is_empty());
+    let out = env.run(&["info", "x.bin.spipe", "--json"]);
+    code(&out, 0);
+    assert_eq!(json_lines(&out)[0]["message_type"], "info");
     assert_eq!(env.listing(), ["x.bin", "x.bin.spipe"]);
 }
 

@@ -1,0 +1,212 @@
+//! The command line as `--help`, the man pages and the completions show
+//! it: the derived [`Args`] plus what a derive cannot say per subcommand.
+//!
+//! - Flags shared through one struct (the output, many-files and tuning
+//!   flags) are worded for process; restore, verify and bench get their
+//!   own wording here, so each page describes its own command.
+//! - The observability flags are global (they may stand anywhere on the
+//!   line) but act only where a pipeline runs. Where they do not, a hidden
+//!   copy stands in: help, man pages and completions leave them out, and a
+//!   use of one still reaches the error that names it.
+//! - A value that is not a path completes to nothing rather than to file
+//!   names (clap's guess for a value it knows nothing about).
+
+use clap::{Arg, Command, CommandFactory, ValueHint};
+
+use crate::cli::Args;
+
+/// The command every parse and man page is made from.
+pub fn command() -> Command {
+    shaped(Absent::Hidden)
+}
+
+/// The command the completion scripts are made from. clap_complete offers
+/// hidden flags too, so here a global flag that a subcommand does not act
+/// on is not part of that subcommand at all (nothing parses with this
+/// command: a flag left out of it is still refused by the real parse).
+pub fn completion_command() -> Command {
+    shaped(Absent::Omitted)
+}
+
+/// How a subcommand leaves out the global flags it does not act on.
+#[derive(Clone, Copy)]
+enum Absent {
+    /// A hidden local copy shadows the global one.
+    Hidden,
+    /// No global flag propagates; those it acts on are copied in.
+    Omitted,
+}
+
+fn shaped(absent: Absent) -> Command {
+    let top = complete_no_files(Args::command());
+    let globals: Vec<Arg> = top
+        .get_arguments()
+        .filter(|a| a.is_global_set())
+        .cloned()
+        .collect();
+    let top = match absent {
+        Absent::Hidden => top,
+        Absent::Omitted => top.mut_args(|a| a.global(false)),
+    };
+    top.mut_subcommands(|sub| complete_no_files(scope(reword(sub, &globals), &globals, absent)))
+}
+
+/// The global flags a subcommand acts on; `None`: all of them.
+fn globals_taken(subcommand: &str) -> Option<&'static [&'static str]> {
+    match subcommand {
+        "process" | "restore" | "verify" => None,
+        // Its rows are short runs of their own: no dashboard, no metrics
+        // outputs (bench_cli refuses them), but JSON lines.
+        "bench" => Some(&["quiet", "verbose", "json"]),
+        // info has a `--json` of its own; it prints the same with -q or -v.
+        // completions and man print a script or a page, nothing else.
+        _ => Some(&[]),
+    }
+}
+
+fn scope(sub: Command, globals: &[Arg], absent: Absent) -> Command {
+    let taken = globals_taken(sub.get_name());
+    let takes = |a: &Arg| taken.is_none_or(|t| t.contains(&a.get_id().as_str()));
+    globals.iter().fold(sub, |sub, a| {
+        // A local flag of the same name (info's --json, a reworded one) wins.
+        if has(&sub, a.get_id().as_str()) {
+            return sub;
+        }
+        match absent {
+            Absent::Hidden if !takes(a) => sub.arg(a.clone().global(false).hide(true)),
+            Absent::Hidden => sub,
+            Absent::Omitted if takes(a) => sub.arg(a.clone().global(false)),
+            Absent::Omitted => sub,
+        }
+    })
+}
+
+/// Help texts of shared flags, per subcommand: (flag id, text).
+fn wording(subcommand: &str) -> &'static [(&'static str, &'static str)] {
+    const OPTIMIZE_READ: &str = "A preset over -T, --cpu-tokens, --io-tokens, --channel-depth, \
+        --scheduler and --files-in-flight (the chunk size is the container's): `throughput` \
+        (depth 8, FIFO), `latency` (depth 2, fair), `resources` (1 thread, 1 CPU token, \
+        2 IO tokens, depth 1, 2 files in flight). Flags given explicitly win; -v prints the \
+        result";
+    match subcommand {
+        "process" => &[(
+            "verbose",
+            "Print a detailed summary after processing (chunks, buffer reuse, memory, \
+             permit waits, p50/p95/p99 of CPU time and waits); in a batch, one line per file",
+        )],
+        "restore" => &[
+            (
+                "output",
+                "The file to restore into; `-` for stdout. [default: INPUT without its \
+                 .spipe suffix; stdout when INPUT is `-`]",
+            ),
+            ("stdout", "Write the restored data to stdout"),
+            ("force", "Overwrite an existing output"),
+            (
+                "recursive",
+                "Walk directories given as inputs and restore their `*.spipe` files \
+                 (each named by its path below the directory, less .spipe); without it \
+                 a directory is a failed input",
+            ),
+            (
+                "files_from",
+                "Read the containers' paths from FILE (`-` = stdin), one per line. \
+                 Listed paths name the restored files, so they must be relative and free \
+                 of `..`",
+            ),
+            (
+                "output_dir",
+                "Write the restored files under DIR, mirroring the containers' relative \
+                 paths less .spipe (created as needed). [default: beside each container]",
+            ),
+            (
+                "skip_existing",
+                "Skip containers whose restored file exists (outputs appear only when \
+                 complete, so a rerun after an interruption finishes the batch)",
+            ),
+            ("optimize", OPTIMIZE_READ),
+            (
+                "verbose",
+                "Print a detailed summary after restoring (chunks, buffer reuse, memory, \
+                 permit waits, p50/p95/p99 of CPU time and waits); in a batch, one line \
+                 per file",
+            ),
+        ],
+        "verify" => &[
+            (
+                "recursive",
+                "Walk directories given as inputs and check their `*.spipe` files; \
+                 without it a directory is a failed input",
+            ),
+            (
+                "files_from",
+                "Read the containers' paths from FILE (`-` = stdin), one per line; \
+                 relative paths free of `..`",
+            ),
+            ("optimize", OPTIMIZE_READ),
+            (
+                "json",
+                "Print JSON lines on stdout (status, file_done, error, summary; see \
+                 docs/json.md) instead of the `ok` lines (`-q` does not silence them)",
+            ),
+            (
+                "verbose",
+                "Also print the p50/p95/p99 of chunk CPU time, stage \
+                 time and permit and queue waits",
+            ),
+        ],
+        "bench" => &[
+            (
+                "json",
+                "Print JSON lines on stdout: one `bench_row` per row and a `summary` \
+                 (docs/json.md); the table then goes to stderr",
+            ),
+            (
+                "verbose",
+                "Print the storage found under the input, and each row's full settings \
+                 and where its time went",
+            ),
+        ],
+        _ => &[],
+    }
+}
+
+fn reword(sub: Command, globals: &[Arg]) -> Command {
+    let texts = wording(sub.get_name());
+    let text_of = |id: &str| texts.iter().find(|(i, _)| *i == id).map(|&(_, t)| t);
+    // In place (not `mut_arg`, which moves the flag to the end and so
+    // under the wrong heading).
+    let sub = sub.mut_args(|a| match text_of(a.get_id().as_str()) {
+        Some(text) => a.help(text),
+        None => a,
+    });
+    // A global flag: a local copy of it (the same name, so its value
+    // reaches the command as the global's does) carries the text.
+    globals
+        .iter()
+        .fold(sub, |sub, a| match text_of(a.get_id().as_str()) {
+            Some(text) if !has(&sub, a.get_id().as_str()) => {
+                sub.arg(a.clone().global(false).help(text))
+            }
+            _ => sub,
+        })
+}
+
+fn has(cmd: &Command, id: &str) -> bool {
+    cmd.get_arguments().any(|a| a.get_id() == id)
+}
+
+/// Flags whose value is neither one of a fixed set nor a path (sizes,
+/// counts, durations, addresses, stage lists) complete to nothing.
+fn complete_no_files(cmd: Command) -> Command {
+    cmd.mut_args(|a| {
+        if a.get_action().takes_values()
+            && a.get_possible_values().is_empty()
+            && a.get_value_hint() == ValueHint::Unknown
+        {
+            a.value_hint(ValueHint::Other)
+        } else {
+            a
+        }
+    })
+}
