@@ -37,7 +37,9 @@ const MIN_INTERVAL: Duration = Duration::from_millis(10);
 /// slower than that).
 const MAX_INTERVAL: Duration = Duration::from_secs(60);
 
-/// Observability flags, shared by every command.
+/// Observability flags: global (they may stand anywhere on the line), acted
+/// on by process, restore and verify; bench takes `--json` only, and the
+/// other commands list none of them (`help::command`).
 #[derive(ClapArgs, Debug, Clone)]
 pub struct TelemetryArgs {
     /// Live dashboard on stderr (progress bar with ETA, throughput,
