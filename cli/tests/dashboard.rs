@@ -434,27 +434,6 @@ fn a_batch_is_one_frame_redrawn_in_place() {
 }
 
 #[test]
-fn an_instant_run_draws_no_frame() {
-    watchdog(60, || {
-        let dir = tempfile::tempdir().expect("temp dir");
-        fs::write(dir.path().join("x.bin"), mixed_data(80 << 10, 3)).expect("write");
-        let (pty, slave) = open_pty(80);
-        // Over well before the first interval.
-        let args = ["process", "x.bin", "--metrics-interval", "60s"];
-        let mut child = spawn(dir.path(), &args, Stdio::from(slave), Some("xterm"));
-        let status = child.wait().expect("wait");
-        let out = pty.finish();
-        let text = String::from_utf8_lossy(&out);
-        assert!(status.success(), "{text}");
-        assert!(!out.contains(&0x1b), "{text:?}");
-        assert!(
-            text.contains("x.bin: processed") && !text.contains("throughput"),
-            "{text}"
-        );
-    });
-}
-
-#[test]
 fn a_dumb_terminal_and_a_pipe_get_plain_lines_without_escapes() {
     watchdog(90, || {
         let dir = tempfile::tempdir().expect("temp dir");
