@@ -27,7 +27,7 @@
 # batch workers, which read, encode (files under 256 KiB, under a CPU
 # token) and write; the per-file reader, dispatcher and writer threads of
 # larger files; the rest), chunk P50/P95/P99 ms (the
-# summary's latency_ns.chunk_cpu: wall time of one chunk's job, files of
+# summary's latency_ns.chunk_time: wall time of one chunk's job, files of
 # 256 KiB and more), file P95 ms (file_done elapsed_s, every file).
 # Medians of RUNS runs, each column on its own.
 #
@@ -117,8 +117,8 @@ for t in tokens:
                         pool=r.threads_mean('pool'), pool_max=r.threads_max('pool'),
                         batch=r.threads_mean('batch'), perfile=r.threads_mean('per-file'),
                         other_thr=r.threads_mean('other'),
-                        p50=sl.latency_ms(s, 'chunk_cpu', 'p50'), p95=sl.latency_ms(s, 'chunk_cpu', 'p95'),
-                        p99=sl.latency_ms(s, 'chunk_cpu', 'p99'), file95=sl.pct(done, 95), other=r.other))
+                        p50=sl.latency_ms(s, 'chunk_time', 'p50'), p95=sl.latency_ms(s, 'chunk_time', 'p95'),
+                        p99=sl.latency_ms(s, 'chunk_time', 'p99'), file95=sl.pct(done, 95), other=r.other))
     med = lambda k: (statistics.median([x[k] for x in res if x[k] is not None])
                      if any(x[k] is not None for x in res) else None)
     wall = med('wall')

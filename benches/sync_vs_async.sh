@@ -25,8 +25,9 @@
 #
 # Both engines get the same settings explicitly: -T THREADS, --cpu-tokens,
 # --io-tokens, --channel-depth, --chunk-size, and --json (the P50/P95/P99
-# chunk latency columns come from the summary line's latency_ns.chunk_cpu of
-# the median run; both pay for the histograms). Both write through a temp
+# chunk columns come from the summary line's latency_ns.chunk_cpu of the
+# median run: the worker thread's CPU time per chunk in both engines; both
+# pay for the histograms). Both write through a temp
 # file, fsync and rename (`-o`); the peers write through the page cache
 # without fsync.
 #

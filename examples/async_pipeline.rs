@@ -487,9 +487,11 @@ async fn dispatch(
             .map_err(|_| Error::cancelled())?;
         let (encoder, tx) = (Arc::clone(&encoder), tx.clone());
         tokio::task::spawn_blocking(move || {
-            let started = Instant::now();
+            // The blocking thread's own CPU time, as the sync engine's
+            // `chunk_cpu` is: comparable, and never more than the process's.
+            let started = thread_cpu();
             let record = encoder.encode(chunk.index, chunk.last, chunk.data);
-            let cpu = started.elapsed();
+            let cpu = thread_cpu().saturating_sub(started);
             // The CPU token goes back before the hand-over, as a lease does
             // when the job ends.
             drop(token);
@@ -504,6 +506,20 @@ async fn dispatch(
         });
     }
     Ok(())
+}
+
+/// CPU time the calling thread has used (`CLOCK_THREAD_CPUTIME_ID`); zero
+/// if the clock cannot be read.
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the call.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(ts.tv_sec.max(0) as u64, ts.tv_nsec.max(0) as u32)
 }
 
 /// The writer: header, records in index order (a reorder buffer keyed by

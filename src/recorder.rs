@@ -2,6 +2,12 @@
 //! thread-locals while a thread works on a chunk), the [`Trace`] that
 //! travels with each chunk, and the writer thread's [`Recorder`], which
 //! alone turns them into histograms. See `metrics.rs` for the overview.
+//!
+//! Stage and job CPU figures are the worker thread's own CPU time as the
+//! OS accounts it ([`thread_cpu_ns`]), not wall time: a job that is
+//! preempted, or waits on a page fault, does not count the time it did not
+//! run. A chunk's job runs on one pool thread from start to end, so the
+//! difference of two readings on that thread is the job's CPU time.
 
 use std::cell::Cell;
 use std::sync::Arc;
@@ -21,7 +27,25 @@ pub(crate) enum Permit {
     Io = 1,
 }
 
-/// Time one chunk's job spent in each stage and in the checksum.
+/// The CPU time (user + system) the calling thread has used, in
+/// nanoseconds, from `clock_gettime(CLOCK_THREAD_CPUTIME_ID)`; 0 if the
+/// clock cannot be read (then every CPU figure reads 0, never a guess).
+pub(crate) fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the duration of the
+    // call; CLOCK_THREAD_CPUTIME_ID is a clock every supported OS has.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } != 0 {
+        return 0;
+    }
+    (ts.tv_sec.max(0) as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(ts.tv_nsec.max(0) as u64)
+}
+
+/// CPU time one chunk's job spent in each stage and in the checksum.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Laps {
     /// Transform stages, then one slot for the cipher (timed as a stage).
@@ -86,18 +110,19 @@ pub(crate) fn end_laps() -> Laps {
     LAPS.with(Cell::get)
 }
 
-/// A stopwatch for one stage of one chunk; inert unless the job is timed.
-pub(crate) struct Lap(Option<Instant>);
+/// A CPU stopwatch for one stage of one chunk (this thread's CPU time,
+/// see [`thread_cpu_ns`]); inert unless the job is timed.
+pub(crate) struct Lap(Option<u64>);
 
 impl Lap {
     pub fn start() -> Lap {
-        Lap(TIMING.with(Cell::get).then(Instant::now))
+        Lap(TIMING.with(Cell::get).then(thread_cpu_ns))
     }
 
-    /// Adds the elapsed time to stage `i`.
+    /// Adds the CPU time since the start to stage `i`.
     pub fn stage(self, i: usize) {
         if let Some(t) = self.0 {
-            let ns = t.elapsed().as_nanos() as u64;
+            let ns = thread_cpu_ns().saturating_sub(t);
             LAPS.with(|l| {
                 let mut v = l.get();
                 if let Some(s) = v.stages.get_mut(i) {
@@ -108,10 +133,10 @@ impl Lap {
         }
     }
 
-    /// Adds the elapsed time to the checksum.
+    /// Adds the CPU time since the start to the checksum.
     pub fn checksum(self) {
         if let Some(t) = self.0 {
-            let ns = t.elapsed().as_nanos() as u64;
+            let ns = thread_cpu_ns().saturating_sub(t);
             LAPS.with(|l| {
                 let mut v = l.get();
                 v.checksum += ns;
@@ -129,7 +154,10 @@ pub(crate) struct Trace {
     pub read_wait: u64,
     pub dispatched: Instant,
     pub cpu_wait: u64,
+    /// CPU time of the job on its worker thread (ns).
     pub cpu: u64,
+    /// Wall time of the job, from its start on the worker to its end (ns).
+    pub time: u64,
     pub laps: Laps,
     pub done: Instant,
 }
@@ -144,8 +172,9 @@ pub(crate) struct Recorder {
     /// Number of stage histograms (transforms, then the checksum if any).
     stages: usize,
     has_checksum: bool,
-    /// In a fixed order: chunk CPU, one per stage, CPU permit, IO permit,
-    /// jobs queue, results queue (indexed, not searched, per chunk).
+    /// In a fixed order: chunk CPU, chunk time, one per stage, CPU permit,
+    /// IO permit, jobs queue, results queue (indexed, not searched, per
+    /// chunk).
     lat: Latencies,
     next_publish: Instant,
     /// Samples recorded since the last publication.
@@ -159,6 +188,7 @@ impl Recorder {
         let run = metrics.next_run_id();
         let mut lat = Latencies::default();
         lat.slot(Family::ChunkCpu, "");
+        lat.slot(Family::ChunkTime, "");
         for name in &stages {
             lat.slot(Family::StageCpu, name);
         }
@@ -191,18 +221,19 @@ impl Recorder {
         let transforms = n - usize::from(self.has_checksum);
         let e = &mut self.lat.entries;
         e[0].record(t.cpu);
+        e[1].record(t.time);
         for i in 0..n {
-            e[1 + i].record(if i < transforms {
+            e[2 + i].record(if i < transforms {
                 t.laps.stages[i]
             } else {
                 t.laps.checksum
             });
         }
-        e[n + 1].record(t.cpu_wait);
-        e[n + 2].record(t.read_wait);
-        e[n + 2].record(write_wait);
-        e[n + 3].record(ns(t.dispatched.saturating_duration_since(t.queued)));
-        e[n + 4].record(ns(received.saturating_duration_since(t.done)));
+        e[n + 2].record(t.cpu_wait);
+        e[n + 3].record(t.read_wait);
+        e[n + 3].record(write_wait);
+        e[n + 4].record(ns(t.dispatched.saturating_duration_since(t.queued)));
+        e[n + 5].record(ns(received.saturating_duration_since(t.done)));
         self.dirty = true;
         if received >= self.next_publish {
             // Twice per interval: a tick then shows data at most about half

@@ -20,10 +20,19 @@ const SIGFIG: u8 = 2;
 #[non_exhaustive]
 pub enum Family {
     /// CPU time of one chunk's whole job on the pool (all stages and the
-    /// checksum), no label.
+    /// checksum), no label: the worker thread's CPU time as the OS counts
+    /// it (`CLOCK_THREAD_CPUTIME_ID`), so time the thread was not running
+    /// (preempted, waiting for a page) is not in it, and the sum over all
+    /// chunks never exceeds the process's CPU time.
     ChunkCpu,
-    /// CPU time of one stage (or the checksum) on one chunk; label: the
-    /// stage name, e.g. `zstd:3`, `blake3`.
+    /// Wall time of one chunk's whole job, from its start on a pool thread
+    /// to its end, no label: [`Family::ChunkCpu`] plus any time the thread
+    /// was preempted or blocked (on a loaded machine, much more).
+    ChunkTime,
+    /// CPU time of one stage (or the checksum) on one chunk, measured as
+    /// [`Family::ChunkCpu`] is (on the worker thread: work a stage hands
+    /// to threads of its own is not counted); label: the stage name, e.g.
+    /// `zstd:3`, `blake3`.
     StageCpu,
     /// Time one chunk waited for a permit; label `cpu` (dispatcher, one
     /// sample per chunk) or `io` (reader and writer, one sample each per
@@ -41,16 +50,18 @@ impl Family {
     pub fn name(self) -> &'static str {
         match self {
             Family::ChunkCpu => "chunk_cpu",
+            Family::ChunkTime => "chunk_time",
             Family::StageCpu => "stage_cpu",
             Family::PermitWait => "permit_wait",
             Family::QueueWait => "queue_wait",
         }
     }
 
-    /// The Prometheus label key of this family (`None` for [`Family::ChunkCpu`]).
+    /// The Prometheus label key of this family (`None` for
+    /// [`Family::ChunkCpu`] and [`Family::ChunkTime`]).
     pub fn label_key(self) -> Option<&'static str> {
         match self {
-            Family::ChunkCpu => None,
+            Family::ChunkCpu | Family::ChunkTime => None,
             Family::StageCpu => Some("stage"),
             Family::PermitWait => Some("permit"),
             Family::QueueWait => Some("queue"),
@@ -63,7 +74,8 @@ impl Family {
 pub struct Latency {
     /// What it measures.
     pub family: Family,
-    /// The stage, permit or queue; empty for [`Family::ChunkCpu`].
+    /// The stage, permit or queue; empty for [`Family::ChunkCpu`] and
+    /// [`Family::ChunkTime`].
     pub label: String,
     /// The samples, in nanoseconds, 2 significant digits.
     pub histogram: Histogram<u64>,

@@ -108,6 +108,7 @@ fn counters_equal_the_real_byte_counts() {
         // One sample per chunk in each histogram (two for IO: read + write).
         for (family, label, per_chunk) in [
             (Family::ChunkCpu, "", 1),
+            (Family::ChunkTime, "", 1),
             (Family::StageCpu, "zstd", 1),
             (Family::StageCpu, "blake3", 1),
             (Family::PermitWait, "cpu", 1),
@@ -123,6 +124,7 @@ fn counters_equal_the_real_byte_counts() {
         // CPU time is never zero for a real chunk of work.
         for (family, label) in [
             (Family::ChunkCpu, ""),
+            (Family::ChunkTime, ""),
             (Family::StageCpu, "zstd"),
             (Family::StageCpu, "blake3"),
         ] {
@@ -156,6 +158,63 @@ fn counters_equal_the_real_byte_counts() {
             22
         );
         assert_ordered(&snap);
+    });
+}
+
+/// User + system CPU time of this process so far (all its threads).
+fn process_cpu_ns() -> u64 {
+    // SAFETY: `rusage` is plain data (integers), valid when zeroed.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes only into the struct passed, which lives for
+    // the call; RUSAGE_SELF is always a valid `who`.
+    assert_eq!(unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) }, 0);
+    let ns = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1_000;
+    ns(usage.ru_utime) + ns(usage.ru_stime)
+}
+
+#[test]
+fn chunk_cpu_is_thread_cpu_time_bounded_by_the_process_cpu_time() {
+    watchdog(120, || {
+        // Many more pool threads than cores: jobs are preempted, so their
+        // wall time exceeds their CPU time, which a wall clock would count.
+        let threads = 4 * std::thread::available_parallelism().map_or(2, |n| n.get());
+        let data = mixed_data(64 * CHUNK, 43);
+        let metrics = Arc::new(Metrics::new());
+        let pipeline = Pipeline::builder()
+            .stages(parse_stages("zstd:6,blake3").expect("stages"))
+            .chunk_size(CHUNK)
+            .threads(threads)
+            .cpu_tokens(threads)
+            .metrics(Arc::clone(&metrics))
+            .build()
+            .expect("pipeline");
+        let before = process_cpu_ns();
+        let mut container = Vec::new();
+        pipeline.run(&data[..], &mut container).expect("process");
+        let spent = process_cpu_ns() - before;
+        let snap = metrics.snapshot();
+        let cpu = snap.latency(Family::ChunkCpu, "").expect("chunk cpu");
+        let time = snap.latency(Family::ChunkTime, "").expect("chunk time");
+        assert_eq!(cpu.count(), 64);
+        assert!(cpu.sum_ns > 0);
+        // Every job ran between the two readings, on threads of this
+        // process: their CPU time is part of what the process spent (other
+        // tests running beside only add to `spent`).
+        assert!(
+            cpu.sum_ns <= spent,
+            "chunk_cpu {} ns > process CPU {spent} ns",
+            cpu.sum_ns
+        );
+        // The stages are part of the job, measured on the same clock.
+        let stages: u64 = snap
+            .latencies
+            .iter()
+            .filter(|l| l.family == Family::StageCpu)
+            .map(|l| l.sum_ns)
+            .sum();
+        assert!(stages <= cpu.sum_ns, "stages {stages} > job {}", cpu.sum_ns);
+        // A job's CPU time is taken inside its wall-time window.
+        assert!(time.sum_ns >= cpu.sum_ns, "{time:?} < {cpu:?}");
     });
 }
 

@@ -407,6 +407,7 @@ fn finish(
     v: Verbosity,
     tel: &Telemetry,
 ) -> Result<ExitCode, Error> {
+    tel.batch_ran(report.files.len() == report.done());
     let mut cancelled = 0usize;
     let mut ok = 0usize;
     let mut skipped = 0usize;

@@ -19,7 +19,7 @@ use serde_json::Value;
 use syncpipe::metrics::{Event, Family, Metrics, Snapshot};
 use syncpipe::{Error, Pipeline, PipelineBuilder, Report};
 
-use crate::dashboard::{self, Context, Dashboard, Progress};
+use crate::dashboard::{self, Context, Dashboard, Moment, Progress, Screen, Style};
 use crate::exporter::Exporter;
 use crate::json_lines::{self, Tuning};
 use crate::prometheus::{self, Labels};
@@ -43,8 +43,10 @@ const MAX_INTERVAL: Duration = Duration::from_secs(60);
 #[derive(ClapArgs, Debug, Clone)]
 pub struct TelemetryArgs {
     /// Live dashboard on stderr (progress bar with ETA, throughput,
-    /// permits, queues, chunk CPU time, memory): `auto` draws it only when
-    /// stderr is a terminal; `-q` turns it off.
+    /// permits, queues, chunk CPU time, memory), from the first interval
+    /// on: `auto` draws it only when stderr is a terminal; `always` also
+    /// elsewhere; a dumb terminal (`TERM=dumb` or unset) or a non-terminal
+    /// gets a plain line every 5 s instead; `-q` turns it off.
     #[arg(long, value_enum, default_value_t = Progress::Auto, global = true)]
     pub progress: Progress,
     /// How often the dashboard, `--json` status lines and
@@ -149,7 +151,9 @@ impl Telemetry {
                 "--json, --prometheus-file and --metrics-listen report on process, restore and verify, not on {command}"
             )));
         }
-        let draw = runs && dashboard::wanted(args.progress, quiet, io::stderr().is_terminal());
+        let on_terminal = io::stderr().is_terminal();
+        let draw = runs && dashboard::wanted(args.progress, quiet, on_terminal);
+        let style = Style::detect(on_terminal, std::env::var_os("TERM").as_deref());
         let enabled = runs
             && (draw
                 || verbose
@@ -172,7 +176,9 @@ impl Telemetry {
                     title: command.to_string(),
                     ..Context::default()
                 },
-                dashboard: draw.then(|| Dashboard::new(io::stderr())),
+                dashboard: draw.then(|| {
+                    Dashboard::new(io::stderr(), style, Screen::Stderr, args.metrics_interval)
+                }),
                 tuning: Tuning::default(),
                 labels: Labels {
                     command: command.to_string(),
@@ -253,13 +259,41 @@ impl Telemetry {
         let total = (input.as_os_str() != "-")
             .then(|| fs::metadata(input).ok().map(|m| m.len()))
             .flatten();
-        self.begin_as(pipeline, &input.display().to_string(), total, stages);
+        self.begin_as(pipeline, &input.display().to_string(), total, None, stages);
     }
 
     /// As [`Telemetry::begin`] for a batch of `files` inputs found by the
     /// walk, of `total_bytes` in all (the progress, percent and ETA).
     pub fn begin_batch(&self, pipeline: &Pipeline, files: usize, total_bytes: u64) {
-        self.begin_as(pipeline, &format!("{files} files"), Some(total_bytes), None);
+        self.begin_as(
+            pipeline,
+            &format!("{files} files"),
+            Some(total_bytes),
+            Some(files as u64),
+            None,
+        );
+    }
+
+    /// A batch's files have all been tried (before its outcomes are
+    /// printed): its last frame, kept on screen; 100% when `all_done`.
+    pub fn batch_ran(&self, all_done: bool) {
+        let Some(m) = &self.metrics else {
+            return;
+        };
+        let snap = m.snapshot();
+        let mut st = self.shared.state.lock();
+        let ctx = Context {
+            done: true,
+            complete: all_done,
+            ..st.ctx.clone()
+        };
+        if let Some(d) = st.dashboard.as_mut() {
+            if d.update(&snap, &ctx, rss().map(|r| r.0), Moment::End)
+                .is_err()
+            {
+                st.dashboard = None;
+            }
+        }
     }
 
     fn begin_as(
@@ -267,6 +301,7 @@ impl Telemetry {
         pipeline: &Pipeline,
         what: &str,
         total: Option<u64>,
+        files: Option<u64>,
         stages: Option<String>,
     ) {
         let cfg = pipeline.config();
@@ -274,7 +309,8 @@ impl Telemetry {
         st.ctx = Context {
             title: format!("{} {what}", st.command),
             total,
-            done: false,
+            files,
+            ..Context::default()
         };
         st.tuning = Tuning {
             threads: cfg.threads,
@@ -427,16 +463,23 @@ impl Shared {
             _ => return,
         };
         let mut st = self.state.lock();
-        st.ctx.done = done;
+        // A batch's files each end a run: its frame goes on until the
+        // batch ends (`Telemetry::batch_ran`).
+        let batch = st.ctx.files.is_some();
+        let last = done && !batch;
+        st.ctx.done = last;
+        st.ctx.complete = last;
         let ctx = st.ctx.clone();
         let command = st.command;
+        let moment = match (done, batch) {
+            (false, _) => Moment::Tick,
+            (true, true) => Moment::FileDone,
+            (true, false) => Moment::End,
+        };
         if let Some(d) = st.dashboard.as_mut() {
             // A failed redraw (stderr gone) only stops the dashboard.
-            let drawn = d.draw(snap, &ctx, rss().map(|r| r.0));
-            if drawn.is_err() {
+            if d.update(snap, &ctx, rss().map(|r| r.0), moment).is_err() {
                 st.dashboard = None;
-            } else if done {
-                d.keep();
             }
         }
         if self.json && !done {

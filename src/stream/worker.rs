@@ -64,10 +64,12 @@ pub(crate) fn run_task<J, O>(
             m.worker_started();
         }
         recorder::begin_laps();
-        (t, Instant::now())
+        (t, Instant::now(), recorder::thread_cpu_ns())
     });
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| work(index, job)));
-    let trace = timed.map(|(t, start)| {
+    let trace = timed.map(|(t, start, cpu_start)| {
+        // Still on the thread the job ran on: the difference is its CPU.
+        let cpu = recorder::thread_cpu_ns().saturating_sub(cpu_start);
         let done = Instant::now();
         let laps = recorder::end_laps();
         if let Some(m) = metrics {
@@ -78,7 +80,8 @@ pub(crate) fn run_task<J, O>(
             read_wait: t.read_wait,
             dispatched: t.dispatched,
             cpu_wait: t.cpu_wait,
-            cpu: done.saturating_duration_since(start).as_nanos() as u64,
+            cpu,
+            time: done.saturating_duration_since(start).as_nanos() as u64,
             laps,
             done,
         }
