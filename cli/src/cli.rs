@@ -171,6 +171,16 @@ impl Command {
             Command::Man => ("man", false),
         }
     }
+
+    /// The `--shard` of a batch (a label of its Prometheus samples).
+    fn shard(&self) -> Option<crate::shard::Shard> {
+        match self {
+            Command::Process { batch, .. }
+            | Command::Restore { batch, .. }
+            | Command::Verify { batch, .. } => batch.shard(),
+            _ => None,
+        }
+    }
 }
 
 #[derive(ClapArgs, Debug)]
@@ -300,16 +310,23 @@ pub fn run(args: Args) -> ExitCode {
         Command::Bench(bench) => {
             crate::bench_cli::run(&bench, &args.telemetry, cancel, verbosity, &terminated)
         }
-        command => Telemetry::start(&args.telemetry, args.quiet, args.verbose, name, runs)
-            .and_then(|tel| {
-                let result = dispatch(command, cancel, verbosity, &tel);
-                let code = match &result {
-                    Ok(code) => *code as i32,
-                    Err(e) => code_of(e, &terminated) as i32,
-                };
-                let finished = tel.finish(result.as_ref().err(), code);
-                result.and_then(|code| finished.map(|()| code))
-            }),
+        command => Telemetry::start(
+            &args.telemetry,
+            verbosity,
+            name,
+            runs,
+            command.shard(),
+            &cancel,
+        )
+        .and_then(|tel| {
+            let result = dispatch(command, cancel, verbosity, &tel);
+            let code = match &result {
+                Ok(code) => *code as i32,
+                Err(e) => code_of(e, &terminated) as i32,
+            };
+            let finished = tel.finish(result.as_ref().err(), code);
+            result.and_then(|code| finished.map(|()| code))
+        }),
     };
     match result {
         Ok(code) => code,
