@@ -115,8 +115,8 @@ pub fn parse_interval(text: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
-/// Parses a `--metrics-linger`: `500ms`, `30s`, `2m` or a bare number of
-/// seconds, 0 ..= 1 h.
+/// Parses a `--metrics-linger`: `500ms`, `30s`, `2m`, `1h` or a bare
+/// number of seconds, 0 ..= 1 h.
 pub fn parse_linger(text: &str) -> Result<Duration, String> {
     let t = text.trim();
     let (num, scale) = if let Some(n) = t.strip_suffix("ms") {
@@ -125,6 +125,8 @@ pub fn parse_linger(text: &str) -> Result<Duration, String> {
         (n, 1.0)
     } else if let Some(n) = t.strip_suffix('m') {
         (n, 60.0)
+    } else if let Some(n) = t.strip_suffix('h') {
+        (n, 3600.0)
     } else {
         (t, 1.0)
     };
@@ -715,7 +717,8 @@ mod tests {
         assert_eq!(parse_linger("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_linger("15"), Ok(Duration::from_secs(15)));
         assert_eq!(parse_linger("0"), Ok(Duration::ZERO));
-        for bad in ["61m", "abc", "-1s", "NaNs", "1h"] {
+        assert_eq!(parse_linger("1h"), Ok(Duration::from_secs(3600)));
+        for bad in ["61m", "1.5h", "abc", "-1s", "NaNs", "1d"] {
             assert!(parse_linger(bad).is_err(), "{bad}");
         }
     }
