@@ -19,6 +19,7 @@ mod bench_cli;
 mod chunk_method;
 mod cli;
 mod crypto_cli;
+mod exposition;
 mod faults;
 mod golden_data;
 mod hostile;
