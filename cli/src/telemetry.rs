@@ -60,8 +60,10 @@ pub struct TelemetryArgs {
     #[arg(long, global = true)]
     pub json: bool,
     /// Write metrics in the Prometheus text format to PATH (atomically:
-    /// temp file + rename) every interval and at the end. PATH must be a
-    /// regular file or new: a symlink, FIFO or device there is refused.
+    /// temp file + rename) every interval and at the very end, with the
+    /// exit code and the last success's time (see docs/metrics.md). PATH
+    /// must be a regular file or new: a symlink, FIFO or device there is
+    /// refused.
     #[arg(long, value_name = "PATH", global = true)]
     pub prometheus_file: Option<PathBuf>,
     /// Serve metrics at http://ADDR/metrics while the command runs, e.g.

@@ -6,7 +6,9 @@
 //! node with a regular file, and a symlink at the path was followed (or
 //! replaced). So a path that exists and is not a regular file (by `lstat`:
 //! a symlink counts as not regular, whatever it points to) is refused at
-//! start, and checked again right before each write.
+//! start, and checked again right before each write. What an earlier
+//! command left at the textfile's path is read back ([`read_small`]) only
+//! from a regular file, too.
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
