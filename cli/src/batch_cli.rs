@@ -76,6 +76,13 @@ pub struct SmallArgs {
     batch_small: bool,
 }
 
+impl InputArgs {
+    /// The `--shard` given, if any.
+    pub fn shard(&self) -> Option<Shard> {
+        self.shard
+    }
+}
+
 fn parse_shard(s: &str) -> Result<Shard, String> {
     s.parse().map_err(|e: Error| e.to_string())
 }

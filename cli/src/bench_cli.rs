@@ -183,10 +183,14 @@ fn measure(
     v: Verbosity,
     sweep: &mut Sweep,
 ) -> Result<ExitCode, Error> {
-    if telemetry.prometheus_file.is_some() || telemetry.metrics_listen.is_some() {
+    if telemetry.prometheus_file.is_some()
+        || telemetry.metrics_listen.is_some()
+        || !telemetry.metrics_labels.is_empty()
+        || telemetry.metrics_linger.is_some()
+    {
         return Err(Error::usage(
-            "--prometheus-file and --metrics-listen report on process, restore and verify, \
-             not on bench (use --json or --csv)",
+            "--prometheus-file, --metrics-listen, --metrics-label and --metrics-linger report \
+             on process, restore and verify, not on bench (use --json or --csv)",
         ));
     }
     // bench draws no dashboard and sends no status lines (each row is a

@@ -200,6 +200,16 @@ impl Command {
             Command::Man { .. } => ("man", false),
         }
     }
+
+    /// The `--shard` of a batch (a label of its Prometheus samples).
+    fn shard(&self) -> Option<crate::shard::Shard> {
+        match self {
+            Command::Process { batch, .. }
+            | Command::Restore { batch, .. }
+            | Command::Verify { batch, .. } => batch.shard(),
+            _ => None,
+        }
+    }
 }
 
 #[derive(ClapArgs, Debug)]
@@ -345,15 +355,17 @@ pub fn run(args: Args) -> ExitCode {
             // lines of a run.
             let mut telemetry = args.telemetry.clone();
             telemetry.json &= !matches!(command, Command::Info { .. });
-            Telemetry::start(&telemetry, args.quiet, args.verbose, name, runs).and_then(|tel| {
-                let result = dispatch(command, cancel, verbosity, &tel);
-                let code = match &result {
-                    Ok(code) => *code as i32,
-                    Err(e) => code_of(e, &terminated) as i32,
-                };
-                let finished = tel.finish(result.as_ref().err(), code);
-                result.and_then(|code| finished.map(|()| code))
-            })
+            Telemetry::start(&telemetry, verbosity, name, runs, command.shard(), &cancel).and_then(
+                |tel| {
+                    let result = dispatch(command, cancel, verbosity, &tel);
+                    let code = match &result {
+                        Ok(code) => *code as i32,
+                        Err(e) => code_of(e, &terminated) as i32,
+                    };
+                    let finished = tel.finish(result.as_ref().err(), code);
+                    result.and_then(|code| finished.map(|()| code))
+                },
+            )
         }
     };
     match result {

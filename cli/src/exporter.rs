@@ -1,5 +1,6 @@
 //! The `--metrics-listen` endpoint: a plain thread that answers
-//! `GET /metrics` with the Prometheus text for as long as the command runs.
+//! `GET /metrics` with the Prometheus text for as long as the command runs
+//! (and its `--metrics-linger` after the work: the telemetry stops it).
 //!
 //! No async runtime. The listener thread only accepts (non-blocking, polled
 //! every 25 ms, so that `stop` ends it promptly without any trick to wake a

@@ -10,19 +10,22 @@ use std::fs;
 use std::io::{self, IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Args as ClapArgs;
 use parking_lot::Mutex;
 use serde_json::Value;
 use syncpipe::metrics::{Event, Family, Metrics, Snapshot};
-use syncpipe::{Error, Pipeline, PipelineBuilder, Report};
+use syncpipe::{CancelToken, Error, Pipeline, PipelineBuilder, Report};
 
+use crate::cli::Verbosity;
 use crate::dashboard::{self, Context, Dashboard, Moment, Progress, Screen, Style};
 use crate::exporter::Exporter;
 use crate::json_lines::{self, Tuning};
-use crate::prometheus::{self, Labels};
+use crate::prometheus::{self, RunInfo};
+use crate::shard::Shard;
 use crate::size;
 use crate::textfile::{self, NotRegular};
 
@@ -61,15 +64,37 @@ pub struct TelemetryArgs {
     #[arg(long, global = true)]
     pub json: bool,
     /// Write metrics in the Prometheus text format to PATH (atomically:
-    /// temp file + rename) every interval and at the end. PATH must be a
-    /// regular file or new: a symlink, FIFO or device there is refused.
+    /// temp file + rename) every interval and at the very end, with the
+    /// exit code and the last success's time (see docs/metrics.md). PATH
+    /// must be a regular file or new: a symlink, FIFO or device there is
+    /// refused.
     #[arg(long, value_name = "PATH", global = true, value_hint = clap::ValueHint::FilePath)]
     pub prometheus_file: Option<PathBuf>,
     /// Serve metrics at http://ADDR/metrics while the command runs, e.g.
     /// `127.0.0.1:9184`. A port in use fails at start with exit code 1.
     #[arg(long, value_name = "ADDR", global = true)]
     pub metrics_listen: Option<SocketAddr>,
+    /// Add the label KEY="VALUE" to every Prometheus sample (textfile and
+    /// endpoint); repeatable, e.g. `--metrics-label job=nightly`. KEY is a
+    /// Prometheus label name not used by syncpipe itself (`--shard I/N`
+    /// adds `shard="I/N"` by itself).
+    #[arg(long = "metrics-label", value_name = "KEY=VALUE",
+          value_parser = prometheus::parse_label, global = true)]
+    pub metrics_labels: Vec<(String, String)>,
+    /// With --metrics-listen: keep serving the final metrics (exit code
+    /// included) for DURATION after the work ends, so that a server
+    /// scraping every 15 s or 1 min sees the end of a short run: e.g.
+    /// `30s`, `2m`, `500ms` (at most 1h). A SIGINT or SIGTERM ends the
+    /// wait at once; the exit code stays the run's.
+    #[arg(long, value_name = "DURATION", value_parser = parse_linger, global = true)]
+    pub metrics_linger: Option<Duration>,
 }
+
+/// Longest `--metrics-linger`: an hour, far beyond any scrape interval.
+const MAX_LINGER: Duration = Duration::from_secs(3600);
+/// How often a lingering endpoint looks at the cancel flag: a signal ends
+/// the linger well within the signal handling's grace period.
+const LINGER_POLL: Duration = Duration::from_millis(10);
 
 /// Parses `200ms`, `1s`, `1.5s` or a bare number of milliseconds, within
 /// 10 ms ..= 60 s.
@@ -96,6 +121,33 @@ pub fn parse_interval(text: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// Parses a `--metrics-linger`: `500ms`, `30s`, `2m`, `1h` or a bare
+/// number of seconds, 0 ..= 1 h.
+pub fn parse_linger(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let (num, scale) = if let Some(n) = t.strip_suffix("ms") {
+        (n, 1e-3)
+    } else if let Some(n) = t.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = t.strip_suffix('m') {
+        (n, 60.0)
+    } else if let Some(n) = t.strip_suffix('h') {
+        (n, 3600.0)
+    } else {
+        (t, 1.0)
+    };
+    let bad = || format!("{text:?} is not a duration (try 30s or 2m)");
+    let v: f64 = num.trim().parse().map_err(|_| bad())?;
+    if !v.is_finite() || v < 0.0 {
+        return Err(bad());
+    }
+    let d = Duration::from_secs_f64(v * scale);
+    if d > MAX_LINGER {
+        return Err(format!("{text:?} is longer than 1h"));
+    }
+    Ok(d)
+}
+
 /// The observability of one command: created before the pipeline, asked
 /// to attach its metrics to the builder, told about each finished file,
 /// finished last.
@@ -103,6 +155,11 @@ pub struct Telemetry {
     shared: Arc<Shared>,
     metrics: Option<Arc<Metrics>>,
     exporter: Option<Exporter>,
+    /// `--metrics-linger`, and the run's cancel flag (set by SIGINT and
+    /// SIGTERM), which ends the linger early.
+    linger: Duration,
+    cancel: Arc<AtomicBool>,
+    quiet: bool,
 }
 
 /// What the observer (on a thread of the run) and the command share.
@@ -122,7 +179,7 @@ struct State {
     ctx: Context,
     dashboard: Option<Dashboard<io::Stderr>>,
     tuning: Tuning,
-    labels: Labels,
+    prom: RunInfo,
     original_bytes: u64,
     /// A batch's failed files, reported by `finish` once the exit code is
     /// known, and its (failed, skipped) counts; `None` for a single file.
@@ -132,25 +189,32 @@ struct State {
 
 impl Telemetry {
     /// Sets up what the flags ask for. `runs` is false for commands that
-    /// run no pipeline (`info`, `completions`, `man`).
+    /// run no pipeline (`info`, `completions`, `man`); `shard` is a batch's
+    /// `--shard` (a label on every Prometheus sample); `cancel` is the
+    /// token the signals set (it ends `--metrics-linger`).
     ///
     /// # Errors
     ///
-    /// Usage: an output flag given to a command without a run. Runtime
-    /// (exit 1): `--metrics-listen` cannot bind (e.g. the port is in use),
-    /// or `--prometheus-file` cannot be written.
+    /// Usage: an output flag given to a command without a run, a label
+    /// given twice, `--metrics-label` without a Prometheus output,
+    /// `--metrics-linger` without `--metrics-listen`. Runtime (exit 1):
+    /// `--metrics-listen` cannot bind (e.g. the port is in use), or
+    /// `--prometheus-file` cannot be written.
     pub fn start(
         args: &TelemetryArgs,
-        quiet: bool,
-        verbose: bool,
+        v: Verbosity,
         command: &'static str,
         runs: bool,
+        shard: Option<Shard>,
+        cancel: &CancelToken,
     ) -> Result<Telemetry, Error> {
+        let Verbosity { quiet, verbose } = v;
         if !runs && (args.json || args.prometheus_file.is_some() || args.metrics_listen.is_some()) {
             return Err(Error::usage(format!(
                 "--json, --prometheus-file and --metrics-listen report on process, restore and verify, not on {command}"
             )));
         }
+        let prom_labels = prometheus_labels(args, shard)?;
         let on_terminal = io::stderr().is_terminal();
         let draw = runs && dashboard::wanted(args.progress, quiet, on_terminal);
         let style = Style::detect(on_terminal, std::env::var_os("TERM").as_deref());
@@ -165,6 +229,18 @@ impl Telemetry {
         if let Some(path) = &args.prometheus_file {
             textfile::check_target("--prometheus-file", path)?;
         }
+        // What the textfile this command replaces says about the commands
+        // before it: a failure keeps the last success's time (0 if none is
+        // known), so "no success for a day" alerts measure from it.
+        let previous = match &args.prometheus_file {
+            Some(path) if enabled => {
+                let (code, success) = textfile::read_small(path)
+                    .map(|t| prometheus::previous_outcome(&t))
+                    .unwrap_or((None, None));
+                (code, Some(success.unwrap_or(0.0)))
+            }
+            _ => (None, None),
+        };
         let shared = Arc::new(Shared {
             json: args.json,
             verbose: verbose && !quiet,
@@ -180,9 +256,12 @@ impl Telemetry {
                     Dashboard::new(io::stderr(), style, Screen::Stderr, args.metrics_interval)
                 }),
                 tuning: Tuning::default(),
-                labels: Labels {
+                prom: RunInfo {
                     command: command.to_string(),
-                    ..Labels::default()
+                    labels: prom_labels,
+                    exit_code: previous.0,
+                    last_success: previous.1,
+                    ..RunInfo::default()
                 },
                 original_bytes: 0,
                 failures: Vec::new(),
@@ -206,8 +285,8 @@ impl Telemetry {
             (Some(addr), Some(m)) => {
                 let (m, s) = (Arc::clone(m), Arc::clone(&shared));
                 let render = move || {
-                    let labels = s.state.lock().labels.clone();
-                    prometheus::render(&m.snapshot(), &labels)
+                    let run = s.state.lock().prom.clone();
+                    prometheus::render(&m.snapshot(), &run)
                 };
                 let ex = Exporter::start(addr, render)
                     .map_err(|e| Error::io(e).with_stage(format!("--metrics-listen {addr}")))?;
@@ -223,6 +302,9 @@ impl Telemetry {
             shared,
             metrics,
             exporter,
+            linger: args.metrics_linger.unwrap_or(Duration::ZERO),
+            cancel: cancel.flag(),
+            quiet,
         })
     }
 
@@ -321,12 +403,12 @@ impl Telemetry {
             stages,
             storage_type: cfg.storage_type.map_or("unknown", |k| k.name()),
         };
-        st.labels.tuning = Some([
-            cfg.cpu_tokens as u64,
-            cfg.io_tokens as u64,
-            cfg.channel_depth as u64,
-            cfg.chunk_size as u64,
-        ]);
+        st.prom.tuning = Some(prometheus::Tuning {
+            cpu_tokens: cfg.cpu_tokens as u64,
+            io_tokens: cfg.io_tokens as u64,
+            channel_depth: cfg.channel_depth as u64,
+            chunk_size: cfg.chunk_size as u64,
+        });
     }
 
     /// A file finished: a `file_done` line with `--json`, the latency
@@ -337,8 +419,8 @@ impl Telemetry {
             st.original_bytes += report.original_bytes;
             if report.chunk_size > 0 {
                 st.tuning.chunk_size = report.chunk_size;
-                if let Some(t) = st.labels.tuning.as_mut() {
-                    t[3] = report.chunk_size as u64;
+                if let Some(t) = st.prom.tuning.as_mut() {
+                    t.chunk_size = report.chunk_size as u64;
                 }
             }
             st.command
@@ -400,7 +482,9 @@ impl Telemetry {
 
     /// Ends the command: an `error` line per failed file and for the
     /// command's failure and the `summary` with `--json`, the last
-    /// Prometheus textfile, the endpoint stopped.
+    /// Prometheus textfile (with `exit_code`, and the time of this success
+    /// if it is 0), then `--metrics-linger` (unless a signal ended the
+    /// run), the endpoint stopped.
     ///
     /// # Errors
     ///
@@ -414,8 +498,13 @@ impl Telemetry {
             .unwrap_or_default();
         let mut st = self.shared.state.lock();
         let (failed, skipped) = st.batch.unwrap_or((u64::from(error.is_some()), 0));
-        st.labels.files_failed = failed;
-        st.labels.files_skipped = skipped;
+        st.prom.files_failed = failed;
+        st.prom.files_skipped = skipped;
+        st.prom.exit_code = Some(exit_code);
+        if exit_code == 0 {
+            let now = SystemTime::now().duration_since(UNIX_EPOCH);
+            st.prom.last_success = Some(now.map_or(0.0, |d| d.as_secs_f64()));
+        }
         if self.shared.json {
             for e in &st.failures {
                 emit(&json_lines::error(st.command, e, exit_code));
@@ -436,10 +525,8 @@ impl Telemetry {
             }
         }
         drop(st);
-        if let Some(ex) = self.exporter.take() {
-            ex.stop();
-        }
-        match (&self.shared.prometheus_file, &self.metrics) {
+        // The textfile first: its last state does not wait for the linger.
+        let written = match (&self.shared.prometheus_file, &self.metrics) {
             (Some(path), Some(_)) => {
                 let refused = *self.shared.prometheus_refused.lock();
                 match refused {
@@ -449,8 +536,78 @@ impl Telemetry {
                 .map_err(|e| prom_error(path, e))
             }
             _ => Ok(()),
+        };
+        if let Some(ex) = self.exporter.take() {
+            self.linger(&ex);
+            ex.stop();
+        }
+        written
+    }
+
+    /// Serves the final state for `--metrics-linger`, until it has passed
+    /// or a signal sets the cancel flag. A run that a signal ended does not
+    /// linger at all: the signal asked the command to stop.
+    fn linger(&self, ex: &Exporter) {
+        // Relaxed: the flag carries no data here, only "stop now".
+        if self.linger.is_zero() || self.cancel.load(Ordering::Relaxed) {
+            return;
+        }
+        if !self.quiet {
+            eprintln!(
+                "syncpipe: serving the final metrics at http://{}/metrics for {:.3}s \
+                 (--metrics-linger; SIGINT or SIGTERM ends it)",
+                ex.addr(),
+                self.linger.as_secs_f64()
+            );
+        }
+        let until = Instant::now() + self.linger;
+        while !self.cancel.load(Ordering::Relaxed) {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            std::thread::sleep(left.min(LINGER_POLL));
         }
     }
+}
+
+/// The labels of every Prometheus sample: the `--metrics-label`s (each key
+/// once), then `shard` for a `--shard` run.
+///
+/// # Errors
+///
+/// Usage: a key given twice, labels or `--metrics-linger` without the
+/// output they apply to.
+fn prometheus_labels(
+    args: &TelemetryArgs,
+    shard: Option<Shard>,
+) -> Result<Vec<(String, String)>, Error> {
+    if !args.metrics_labels.is_empty()
+        && args.prometheus_file.is_none()
+        && args.metrics_listen.is_none()
+    {
+        return Err(Error::usage(
+            "--metrics-label labels the Prometheus output: give --prometheus-file or --metrics-listen too",
+        ));
+    }
+    if args.metrics_linger.is_some() && args.metrics_listen.is_none() {
+        return Err(Error::usage(
+            "--metrics-linger keeps the --metrics-listen endpoint serving after the work: give --metrics-listen too",
+        ));
+    }
+    let mut labels: Vec<(String, String)> = Vec::new();
+    for (k, v) in &args.metrics_labels {
+        if labels.iter().any(|(seen, _)| seen == k) {
+            return Err(Error::usage(format!(
+                "--metrics-label {k} is given twice; each label takes one value"
+            )));
+        }
+        labels.push((k.clone(), v.clone()));
+    }
+    if let Some(s) = shard {
+        labels.push(("shard".to_string(), s.to_string()));
+    }
+    Ok(labels)
 }
 
 impl Shared {
@@ -485,7 +642,7 @@ impl Shared {
         if self.json && !done {
             emit(&json_lines::status(command, snap, ctx.total));
         }
-        let labels = st.labels.clone();
+        let run = st.prom.clone();
         drop(st);
         if let Some(path) = &self.prometheus_file {
             let mut refused = self.prometheus_refused.lock();
@@ -493,7 +650,7 @@ impl Shared {
                 // Retried at the next tick; the final write in `finish`
                 // reports. Not so a path taken by something else than a
                 // regular file: a later rename would replace it.
-                if let Err(e) = self.write_prometheus_with(path, snap, &labels) {
+                if let Err(e) = self.write_prometheus_with(path, snap, &run) {
                     *refused = NotRegular::of(&e);
                 }
             }
@@ -501,17 +658,12 @@ impl Shared {
     }
 
     fn write_prometheus(&self, path: &Path, snap: &Snapshot) -> io::Result<()> {
-        let labels = self.state.lock().labels.clone();
-        self.write_prometheus_with(path, snap, &labels)
+        let run = self.state.lock().prom.clone();
+        self.write_prometheus_with(path, snap, &run)
     }
 
-    fn write_prometheus_with(
-        &self,
-        path: &Path,
-        snap: &Snapshot,
-        labels: &Labels,
-    ) -> io::Result<()> {
-        prometheus::write_atomic(path, &prometheus::render(snap, labels))
+    fn write_prometheus_with(&self, path: &Path, snap: &Snapshot, run: &RunInfo) -> io::Result<()> {
+        prometheus::write_atomic(path, &prometheus::render(snap, run))
     }
 }
 
@@ -602,6 +754,19 @@ mod tests {
         assert_eq!(parse_interval("50"), Ok(Duration::from_millis(50)));
         for bad in ["0", "5ms", "61s", "abc", "-1s", "NaNs"] {
             assert!(parse_interval(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn lingers_parse_and_are_bounded() {
+        assert_eq!(parse_linger("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_linger("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_linger("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_linger("15"), Ok(Duration::from_secs(15)));
+        assert_eq!(parse_linger("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_linger("1h"), Ok(Duration::from_secs(3600)));
+        for bad in ["61m", "1.5h", "abc", "-1s", "NaNs", "1d"] {
+            assert!(parse_linger(bad).is_err(), "{bad}");
         }
     }
 

@@ -6,7 +6,9 @@
 //! node with a regular file, and a symlink at the path was followed (or
 //! replaced). So a path that exists and is not a regular file (by `lstat`:
 //! a symlink counts as not regular, whatever it points to) is refused at
-//! start, and checked again right before each write.
+//! start, and checked again right before each write. What an earlier
+//! command left at the textfile's path is read back ([`read_small`]) only
+//! from a regular file, too.
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
@@ -111,6 +113,29 @@ pub fn open_regular(path: &Path) -> io::Result<File> {
     Ok(file)
 }
 
+/// The most of an earlier report [`read_small`] reads: a textfile is a few
+/// tens of kilobytes; anything larger is not one of ours.
+const MAX_READ: u64 = 1 << 20;
+
+/// The text of the regular file at `path` (what an earlier command wrote
+/// there), or `None`: nothing there, not a regular file, not UTF-8, larger
+/// than 1 MiB, unreadable. Never follows a symlink nor blocks on a FIFO.
+pub fn read_small(path: &Path) -> Option<String> {
+    use std::io::Read;
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .ok()?;
+    let meta = file.metadata().ok()?;
+    if !meta.is_file() || meta.len() > MAX_READ {
+        return None;
+    }
+    let mut text = String::new();
+    file.take(MAX_READ).read_to_string(&mut text).ok()?;
+    Some(text)
+}
+
 fn clear_nonblock(file: &File) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     let fd = file.as_raw_fd();
@@ -145,6 +170,29 @@ mod tests {
         assert_eq!(not_regular(dir.path()), Some(NotRegular("a directory")));
         assert!(check_target("--csv", &link).is_err());
         assert!(check_target("--csv", &file).is_ok());
+    }
+
+    #[test]
+    fn read_small_reads_a_regular_file_only() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("f");
+        fs::write(&file, "a 1\n").expect("write");
+        assert_eq!(read_small(&file).as_deref(), Some("a 1\n"));
+        assert_eq!(read_small(&dir.path().join("new")), None);
+        let link = dir.path().join("l");
+        std::os::unix::fs::symlink(&file, &link).expect("symlink");
+        assert_eq!(read_small(&link), None, "not through a symlink");
+        let fifo = dir.path().join("p");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).expect("path");
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        assert_eq!(
+            read_small(&fifo),
+            None,
+            "a FIFO is not read (nor waited on)"
+        );
+        fs::write(&file, vec![b'x'; MAX_READ as usize + 1]).expect("write");
+        assert_eq!(read_small(&file), None, "too large to be a report");
     }
 
     #[test]

@@ -311,9 +311,10 @@ fn json_reports_errors_with_their_exit_code() {
 /// A small checker of the Prometheus text exposition format (0.0.4): HELP
 /// and TYPE once per family, before its samples; metric and label names
 /// valid; label values quoted with the format's escapes; values numbers;
-/// summaries with quantiles, `_sum` and `_count`. Returns name{labels} →
-/// value.
-fn parse_prometheus(text: &str) -> BTreeMap<String, f64> {
+/// histograms with `le` buckets, cumulative, ending in `+Inf` = `_count`,
+/// and `_sum`. Returns name{labels} → value. (`exposition.rs` feeds the
+/// same text to the real parsers.)
+pub(crate) fn parse_prometheus(text: &str) -> BTreeMap<String, f64> {
     fn valid_name(n: &str) -> bool {
         let mut c = n.chars();
         matches!(c.next(), Some(ch) if ch.is_ascii_alphabetic() || ch == '_' || ch == ':')
@@ -394,17 +395,71 @@ fn parse_prometheus(text: &str) -> BTreeMap<String, f64> {
             .keys()
             .find(|f| {
                 name == f.as_str()
-                    || (types[*f] == "summary"
-                        && (name == format!("{f}_sum") || name == format!("{f}_count")))
+                    || (types[*f] == "histogram"
+                        && [
+                            format!("{f}_bucket"),
+                            format!("{f}_sum"),
+                            format!("{f}_count"),
+                        ]
+                        .iter()
+                        .any(|n| n == name))
             })
             .unwrap_or_else(|| panic!("sample before its TYPE: {line}"));
-        if types[family] == "summary" && name == family {
-            assert!(series.contains("quantile=\""), "{line}");
+        if types[family] == "histogram" {
+            assert_ne!(name, family, "a histogram's sample has a suffix: {line}");
+            assert_eq!(
+                name.ends_with("_bucket"),
+                series.contains("le=\""),
+                "{line}"
+            );
         }
         assert!(
             samples.insert(series.to_string(), v).is_none(),
             "duplicate {series}"
         );
+    }
+    // Each histogram series: buckets cumulative, the last `+Inf`, equal to
+    // its `_count`.
+    for (series, v) in &samples {
+        let Some((base, rest)) = series.split_once("_bucket{") else {
+            continue;
+        };
+        if !rest.ends_with("le=\"+Inf\"}") {
+            continue;
+        }
+        let own = &rest[..rest.len() - "le=\"+Inf\"}".len()];
+        let mut of_series: Vec<(f64, f64)> = samples
+            .iter()
+            .filter(|(s, _)| {
+                s.strip_prefix(&format!("{base}_bucket{{{own}le=\""))
+                    .is_some()
+            })
+            .map(|(s, v)| {
+                let le = s
+                    .rsplit_once("le=\"")
+                    .expect("le")
+                    .1
+                    .trim_end_matches("\"}");
+                let bound = if le == "+Inf" {
+                    f64::INFINITY
+                } else {
+                    le.parse().expect("le is a number")
+                };
+                (bound, *v)
+            })
+            .collect();
+        of_series.sort_by(|a, b| a.0.total_cmp(&b.0));
+        assert!(
+            of_series.windows(2).all(|w| w[0].1 <= w[1].1),
+            "{series}: not cumulative"
+        );
+        let own = own.trim_end_matches(',');
+        let count = if own.is_empty() {
+            format!("{base}_count")
+        } else {
+            format!("{base}_count{{{own}}}")
+        };
+        assert_eq!(samples.get(&count), Some(v), "{series} against {count}");
     }
     samples
 }
@@ -434,13 +489,19 @@ fn prometheus_file_passes_the_format_check() {
         m["syncpipe_output_bytes_total"],
         env.len("x.bin.spipe") as f64
     );
-    assert_eq!(m["syncpipe_tuning{setting=\"chunk_size\"}"], CHUNK as f64);
+    assert_eq!(m["syncpipe_tuning_chunk_size_bytes"], CHUNK as f64);
     assert_eq!(m["syncpipe_chunk_cpu_seconds_count"], 7.0);
-    let q = |q: &str| m[&format!("syncpipe_chunk_cpu_seconds{{quantile=\"{q}\"}}")];
-    assert!(q("0.5") > 0.0 && q("0.5") <= q("0.95") && q("0.95") <= q("0.99"));
-    assert!(m.contains_key("syncpipe_stage_cpu_seconds{stage=\"zstd\",quantile=\"0.99\"}"));
+    assert_eq!(m["syncpipe_chunk_cpu_seconds_bucket{le=\"+Inf\"}"], 7.0);
+    assert!(m["syncpipe_chunk_cpu_seconds_sum"] > 0.0);
+    assert!(m.contains_key("syncpipe_stage_cpu_seconds_bucket{stage=\"zstd\",le=\"0.001\"}"));
     assert!(m.contains_key("syncpipe_permit_wait_seconds_sum{permit=\"io\"}"));
-    assert!(m.contains_key("syncpipe_queue_depth_max{queue=\"jobs\"}"));
+    assert!(m.contains_key("syncpipe_queue_max_depth_chunks{queue=\"jobs\"}"));
+    assert_eq!(m["syncpipe_last_exit_code"], 0.0);
+    assert!(m["syncpipe_last_success_timestamp_seconds"] > 1e9);
+    assert!(
+        !m.keys().any(|k| k.contains("shard=")),
+        "no --shard, no label"
+    );
     assert!(text.contains("syncpipe_build_info{version=\"") && text.contains("backend=\"sync\""));
     // Written atomically: no temp file is left beside it.
     assert_eq!(env.listing(), ["m.prom", "x.bin", "x.bin.spipe"]);
@@ -520,6 +581,130 @@ fn unwritable_prometheus_file_fails_before_any_work() {
     assert_eq!(env.listing(), ["x.bin"], "no output was written");
 }
 
+#[test]
+fn a_failed_run_keeps_the_last_success_time_in_the_textfile() {
+    let env = Env::new();
+    env.write("x.bin", &mixed_data(3 * CHUNK, 410));
+    let prom =
+        |env: &Env| parse_prometheus(&fs::read_to_string(env.path("m.prom")).expect("textfile"));
+    let flags = [
+        "--prometheus-file",
+        "m.prom",
+        "--metrics-label",
+        "job=nightly",
+    ];
+    let run = |args: &[&str]| env.run(&[args, &flags[..]].concat());
+    code(&run(&["process", "x.bin", "-o", "a.spipe"]), 0);
+    let first = prom(&env);
+    let success = first["syncpipe_last_success_timestamp_seconds{job=\"nightly\"}"];
+    assert!(success > 1e9, "a unix time: {success}");
+    assert_eq!(first["syncpipe_last_exit_code{job=\"nightly\"}"], 0.0);
+    // A failure (a missing input): its own code, the success before it kept.
+    code(&run(&["process", "missing.bin", "-o", "b.spipe"]), 1);
+    let failed = prom(&env);
+    assert_eq!(failed["syncpipe_last_exit_code{job=\"nightly\"}"], 1.0);
+    assert_eq!(
+        failed["syncpipe_last_success_timestamp_seconds{job=\"nightly\"}"],
+        success
+    );
+    assert_eq!(failed["syncpipe_files_failed_total{job=\"nightly\"}"], 1.0);
+    // A usage error after the start (the output exists): the same.
+    code(&run(&["process", "x.bin", "-o", "a.spipe"]), 2);
+    let refused = prom(&env);
+    assert_eq!(refused["syncpipe_last_exit_code{job=\"nightly\"}"], 2.0);
+    assert_eq!(
+        refused["syncpipe_last_success_timestamp_seconds{job=\"nightly\"}"],
+        success
+    );
+    // The next success moves it on.
+    code(&run(&["process", "x.bin", "-o", "a.spipe", "-f"]), 0);
+    let again = prom(&env);
+    assert_eq!(again["syncpipe_last_exit_code{job=\"nightly\"}"], 0.0);
+    assert!(again["syncpipe_last_success_timestamp_seconds{job=\"nightly\"}"] >= success);
+}
+
+#[test]
+fn metrics_labels_and_linger_are_refused_where_they_cannot_apply() {
+    let env = Env::new();
+    env.write("x.bin", b"data");
+    for (args, says) in [
+        (
+            &["process", "x.bin", "--metrics-label", "job=x"][..],
+            "--prometheus-file or --metrics-listen",
+        ),
+        (
+            &["process", "x.bin", "--metrics-linger", "1s"][..],
+            "give --metrics-listen",
+        ),
+        (
+            &[
+                "process",
+                "x.bin",
+                "--prometheus-file",
+                "m.prom",
+                "--metrics-label",
+                "job=a",
+                "--metrics-label",
+                "job=b",
+            ][..],
+            "given twice",
+        ),
+        (
+            &[
+                "process",
+                "x.bin",
+                "--prometheus-file",
+                "m.prom",
+                "--metrics-label",
+                "shard=1",
+            ][..],
+            "sets itself",
+        ),
+        (
+            &[
+                "process",
+                "x.bin",
+                "--prometheus-file",
+                "m.prom",
+                "--metrics-label",
+                "1x=a",
+            ][..],
+            "not a Prometheus label name",
+        ),
+        (
+            &[
+                "process",
+                "x.bin",
+                "--prometheus-file",
+                "m.prom",
+                "--metrics-label",
+                "job",
+            ][..],
+            "KEY=VALUE",
+        ),
+        (
+            &[
+                "process",
+                "x.bin",
+                "--metrics-listen",
+                "127.0.0.1:0",
+                "--metrics-linger",
+                "2h",
+            ][..],
+            "longer than 1h",
+        ),
+        (
+            &["bench", "x.bin", "--metrics-label", "job=x"][..],
+            "not on bench",
+        ),
+    ] {
+        let out = env.run(args);
+        code(&out, 2);
+        assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
+    }
+    assert_eq!(env.listing(), ["x.bin"], "nothing ran, no textfile");
+}
+
 fn http_get(addr: &str, path: &str) -> String {
     let mut s = TcpStream::connect(addr).expect("connect to /metrics");
     write!(
@@ -579,6 +764,144 @@ fn metrics_listen_serves_the_run_and_stops_with_it() {
         assert!(status.success(), "{rest}");
         // Shut down with the run: the port is free again.
         TcpListener::bind(&addr).expect("the port was released");
+    });
+}
+
+/// The address a `--metrics-listen 127.0.0.1:0` child prints first.
+fn listen_address(err: &mut impl BufRead) -> String {
+    let mut line = String::new();
+    err.read_line(&mut line).expect("the address line");
+    line.trim()
+        .strip_prefix("syncpipe: serving metrics at http://")
+        .and_then(|l| l.strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string()
+}
+
+/// Reads stderr lines up to the one that says the linger began; returns
+/// the lines before it.
+fn until_linger(err: &mut impl BufRead) -> String {
+    let mut before = String::new();
+    loop {
+        let mut line = String::new();
+        let n = err.read_line(&mut line).expect("stderr");
+        assert!(n > 0, "stderr ended before the linger began:\n{before}");
+        if line.starts_with("syncpipe: serving the final metrics at http://") {
+            return before;
+        }
+        before.push_str(&line);
+    }
+}
+
+fn send(child: &std::process::Child, signal: libc::c_int) {
+    let pid = libc::pid_t::try_from(child.id()).expect("pid fits");
+    // SAFETY: sends a signal to our own child; no memory is involved.
+    assert_eq!(unsafe { libc::kill(pid, signal) }, 0, "kill {signal}");
+}
+
+/// Waits for the child's exit; kills it and fails after 15 s (a watchdog:
+/// a linger that a signal should end would otherwise last its minutes).
+fn exit_of(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            return s;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(15) {
+            let _ = child.kill();
+            panic!("the command did not end");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn metrics_linger_serves_the_final_state_and_a_signal_ends_it_with_the_runs_code() {
+    watchdog(60, || {
+        let env = Env::new();
+        fs::create_dir(env.path("in")).expect("mkdir");
+        // Streamed files, 17 and 18 chunks (the small-file path, under
+        // 256 KiB, counts no chunks).
+        for i in 0..2 {
+            env.write(
+                &format!("in/f{i}.bin"),
+                &mixed_data(17 * CHUNK + i, 411 + i as u64),
+            );
+        }
+        std::os::unix::fs::symlink("nowhere", env.path("in/dangling")).expect("symlink");
+        for (signal, name) in [(libc::SIGINT, "SIGINT"), (libc::SIGTERM, "SIGTERM")] {
+            let _ = fs::remove_dir_all(env.path("out"));
+            let mut child = env
+                .command(&[
+                    "process",
+                    "-r",
+                    "in",
+                    "--output-dir",
+                    "out",
+                    "--chunk-size",
+                    CHUNK_ARG,
+                    "--shard",
+                    "0/1",
+                    "--metrics-label",
+                    "job=nightly",
+                    "--metrics-listen",
+                    "127.0.0.1:0",
+                    "--metrics-linger",
+                    "10m",
+                ])
+                .spawn()
+                .expect("spawn");
+            let mut err = BufReader::new(child.stderr.take().expect("stderr"));
+            let addr = listen_address(&mut err);
+            let before = until_linger(&mut err);
+            assert!(before.contains("in/dangling"), "{before}");
+            // The work is over: the scrape sees its end, exit code included.
+            let resp = http_get(&addr, "/metrics");
+            let (head, body) = resp.split_once("\r\n\r\n").expect("head and body");
+            assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+            let m = parse_prometheus(body);
+            let l = "{job=\"nightly\",shard=\"0/1\"}";
+            assert_eq!(m[&format!("syncpipe_files_total{l}")], 2.0, "{body}");
+            assert_eq!(m[&format!("syncpipe_files_failed_total{l}")], 1.0);
+            assert_eq!(m[&format!("syncpipe_chunks_total{l}")], 35.0);
+            assert_eq!(m[&format!("syncpipe_last_exit_code{l}")], 5.0);
+            assert!(!body.contains("syncpipe_last_success_timestamp_seconds{"));
+            // A signal ends the linger with the run's code, not 130/143.
+            send(&child, signal);
+            let status = exit_of(&mut child);
+            let mut rest = String::new();
+            err.read_to_string(&mut rest).expect("stderr");
+            assert_eq!(status.code(), Some(5), "{name}: {rest}");
+            TcpListener::bind(&addr).expect("the port was released");
+        }
+    });
+}
+
+#[test]
+fn metrics_linger_ends_by_itself() {
+    watchdog(60, || {
+        let env = Env::new();
+        env.write("x.bin", &mixed_data(2 * CHUNK, 412));
+        let mut child = env
+            .command(&[
+                "process",
+                "x.bin",
+                "--chunk-size",
+                CHUNK_ARG,
+                "--metrics-listen",
+                "127.0.0.1:0",
+                "--metrics-linger",
+                "300ms",
+            ])
+            .spawn()
+            .expect("spawn");
+        let mut err = BufReader::new(child.stderr.take().expect("stderr"));
+        let addr = listen_address(&mut err);
+        until_linger(&mut err);
+        let status = exit_of(&mut child);
+        assert_eq!(status.code(), Some(0));
+        TcpListener::bind(&addr).expect("the port was released");
+        assert!(env.path("x.bin.spipe").exists());
     });
 }
 
@@ -999,10 +1322,14 @@ fn at_rest(summary: &Value, prom: &Path, cpu: u64) {
     assert_eq!(g["buffer_bytes"], 0, "{g}");
     let m = parse_prometheus(&fs::read_to_string(prom).expect("textfile"));
     assert_eq!(m["syncpipe_cpu_permits"], cpu as f64);
-    assert_eq!(m["syncpipe_cpu_permits_available"], cpu as f64);
-    assert_eq!(m["syncpipe_io_permits_available"], m["syncpipe_io_permits"]);
+    assert_eq!(m["syncpipe_cpu_available_permits"], cpu as f64);
+    assert_eq!(m["syncpipe_io_available_permits"], m["syncpipe_io_permits"]);
     assert_eq!(m["syncpipe_active_workers"], 0.0);
     assert_eq!(m["syncpipe_buffer_bytes"], 0.0);
+    // The run's own code; no run into this textfile ever succeeded.
+    let exit_code = summary["exit_code"].as_f64().expect("exit code");
+    assert_eq!(m["syncpipe_last_exit_code"], exit_code);
+    assert_eq!(m["syncpipe_last_success_timestamp_seconds"], 0.0);
 }
 
 #[test]

@@ -20,6 +20,7 @@ mod chunk_method;
 mod cli;
 mod crypto_cli;
 mod dashboard;
+mod exposition;
 mod faults;
 mod golden_data;
 mod hostile;
