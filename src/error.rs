@@ -45,6 +45,8 @@ pub struct Error {
     chunk: Option<u64>,
     stage: Option<String>,
     source: Option<io::Error>,
+    /// Made by [`Error::already_exists`].
+    existing_output: bool,
 }
 
 /// `Result` with [`Error`] as the error type.
@@ -60,6 +62,7 @@ impl Error {
             chunk: None,
             stage: None,
             source: None,
+            existing_output: false,
         }
     }
 
@@ -112,7 +115,9 @@ impl Error {
         } else {
             format!("already exists ({what}); use -f to replace it with the output")
         };
-        Error::usage(text).with_path(path)
+        let mut e = Error::usage(text).with_path(path);
+        e.existing_output = true;
+        e
     }
 
     /// Adds the path the error is about (kept if one is already set).
@@ -157,6 +162,13 @@ impl Error {
     /// The stage the error is about, if known.
     pub fn stage_name(&self) -> Option<&str> {
         self.stage.as_deref()
+    }
+
+    /// True for an output that exists and that only `force` may replace
+    /// ([`Error::already_exists`]): a batch rerun over finished outputs
+    /// counts these rather than naming each.
+    pub fn is_existing_output(&self) -> bool {
+        self.existing_output
     }
 
     /// True for a broken pipe on the output (a reader like `head` went away):

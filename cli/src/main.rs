@@ -24,7 +24,7 @@ mod walk;
 use clap::Parser;
 
 fn main() {
-    let args = cli::Args::parse();
+    let args = cli::Args::try_parse().unwrap_or_else(|e| cli::parse_failed(e));
     let code = cli::run(args);
     std::process::exit(code as i32);
 }
