@@ -325,6 +325,11 @@ pub fn run(args: Args) -> ExitCode {
             }),
     };
     match result {
+        // A reader of the `--json` lines went away: as below, unless the
+        // run failed on its own.
+        Ok(ExitCode::Success) if crate::signals::stdout_broken() => {
+            crate::signals::end_by_sigpipe()
+        }
         Ok(code) => code,
         // A reader such as `head` went away: no message, and the end
         // zstd and gzip have, by SIGPIPE (everything is cleaned up by now).

@@ -176,6 +176,20 @@ fn restore_terminal() -> bool {
     unsafe { libc::tcsetattr(tty.as_raw_fd(), libc::TCSANOW, t) == 0 }
 }
 
+/// Set when a write to stdout met a closed pipe somewhere that carries on
+/// (the `--json` lines): the run ends by SIGPIPE once it is over.
+static STDOUT_BROKEN: AtomicBool = AtomicBool::new(false);
+
+/// Records that stdout's reader went away.
+pub fn note_broken_stdout() {
+    STDOUT_BROKEN.store(true, Ordering::Relaxed);
+}
+
+/// Whether a write to stdout met a closed pipe.
+pub fn stdout_broken() -> bool {
+    STDOUT_BROKEN.load(Ordering::Relaxed)
+}
+
 /// Ends the process by SIGPIPE, as zstd and gzip end when the reader of
 /// their stdout goes away (`restore -c | head`): the shell then sees 141
 /// (128 + 13), which `set -o pipefail` scripts rely on. Rust starts every
