@@ -110,13 +110,14 @@ impl Error {
     /// regular file.
     pub fn already_exists(path: impl AsRef<Path>, what: &str) -> Error {
         // `kind_name`'s word for a regular file (a test below keeps the two in step).
-        let text = if what == "a regular file" {
+        let regular = what == "a regular file";
+        let text = if regular {
             "already exists; use -f to overwrite".to_string()
         } else {
             format!("already exists ({what}); use -f to replace it with the output")
         };
         let mut e = Error::usage(text).with_path(path);
-        e.existing_output = true;
+        e.existing_output = regular;
         e
     }
 
@@ -164,9 +165,10 @@ impl Error {
         self.stage.as_deref()
     }
 
-    /// True for an output that exists and that only `force` may replace
-    /// ([`Error::already_exists`]): a batch rerun over finished outputs
-    /// counts these rather than naming each.
+    /// True for an output that exists as a regular file, which only
+    /// `force` may replace ([`Error::already_exists`]): a batch rerun over
+    /// finished outputs counts these rather than naming each (a link, FIFO
+    /// or device at an output name is named).
     pub fn is_existing_output(&self) -> bool {
         self.existing_output
     }
