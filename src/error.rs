@@ -45,6 +45,8 @@ pub struct Error {
     chunk: Option<u64>,
     stage: Option<String>,
     source: Option<io::Error>,
+    /// Made by [`Error::already_exists`].
+    existing_output: bool,
 }
 
 /// `Result` with [`Error`] as the error type.
@@ -60,6 +62,7 @@ impl Error {
             chunk: None,
             stage: None,
             source: None,
+            existing_output: false,
         }
     }
 
@@ -107,12 +110,15 @@ impl Error {
     /// regular file.
     pub fn already_exists(path: impl AsRef<Path>, what: &str) -> Error {
         // `kind_name`'s word for a regular file (a test below keeps the two in step).
-        let text = if what == "a regular file" {
+        let regular = what == "a regular file";
+        let text = if regular {
             "already exists; use -f to overwrite".to_string()
         } else {
             format!("already exists ({what}); use -f to replace it with the output")
         };
-        Error::usage(text).with_path(path)
+        let mut e = Error::usage(text).with_path(path);
+        e.existing_output = regular;
+        e
     }
 
     /// Adds the path the error is about (kept if one is already set).
@@ -157,6 +163,14 @@ impl Error {
     /// The stage the error is about, if known.
     pub fn stage_name(&self) -> Option<&str> {
         self.stage.as_deref()
+    }
+
+    /// True for an output that exists as a regular file, which only
+    /// `force` may replace ([`Error::already_exists`]): a batch rerun over
+    /// finished outputs counts these rather than naming each (a link, FIFO
+    /// or device at an output name is named).
+    pub fn is_existing_output(&self) -> bool {
+        self.existing_output
     }
 
     /// True for a broken pipe on the output (a reader like `head` went away):

@@ -215,7 +215,9 @@ impl Pipeline {
     /// Processes the file `input` into `output`: written to a temp file in
     /// the output's folder, fsynced and renamed only on success, so a failed
     /// or cancelled run leaves nothing. The container gets the input's
-    /// permission bits.
+    /// permission bits and its access and modification times (the format
+    /// has no field for them: the container file carries them, as a `.zst`
+    /// does; [`Pipeline::restore_path`] gives them back).
     ///
     /// # Errors
     ///
@@ -278,6 +280,8 @@ impl Pipeline {
             if !stream {
                 output::check_unchanged(&watch, &meta, report.bytes_in)
                     .map_err(|e| e.with_path(input))?;
+                // Its times, taken before the read moved the access time.
+                out.set_times(&meta);
             }
             out.commit(Some(mode).filter(|&m| m != 0))?;
             Ok(report)
@@ -287,7 +291,9 @@ impl Pipeline {
 
     /// Restores the container file `input` into `output`, through a temp
     /// file renamed only once every check (whole-file digest included) has
-    /// passed. The original's permission bits are restored.
+    /// passed. The original's permission bits are restored, and its access
+    /// and modification times are the container's (which
+    /// [`Pipeline::process_path`] gave the original's).
     ///
     /// # Errors
     ///
@@ -311,7 +317,7 @@ impl Pipeline {
         derived: bool,
     ) -> Result<Report> {
         let run = || -> Result<Report> {
-            let (file, _) = output::open_input(input)?;
+            let (file, meta) = output::open_input(input)?;
             let mut source = Source::new(file, self.inner.config.reader);
             // Header and key first: a wrong key or a foreign file creates
             // nothing, not even a temp file.
@@ -319,7 +325,8 @@ impl Pipeline {
                 .open_header(&mut source)
                 .map_err(|e| e.with_path(input))?;
             let out = create_output(input, output, force, derived)?;
-            self.restore_into(opened, source, out)
+            let times = meta.is_file().then_some(&meta);
+            self.restore_into(opened, source, out, times)
                 .map_err(|e| e.with_path(input))
         };
         run().inspect_err(|_| self.failed())
@@ -368,7 +375,7 @@ impl Pipeline {
         let run = || {
             let opened = self.open_header(&mut input)?;
             let out = OutputFile::create_for(output, overwrite.allowed())?;
-            self.restore_into(opened, input, out)
+            self.restore_into(opened, input, out, None)
         };
         run().inspect_err(|_| self.failed())
     }
@@ -378,14 +385,38 @@ impl Pipeline {
         opened: Opened,
         input: R,
         out: OutputFile,
+        times: Option<&std::fs::Metadata>,
     ) -> Result<Report> {
         let (_, report) = self.restore_body(opened, input, out.file())?;
+        if let Some(meta) = times {
+            out.set_times(meta);
+        }
         // 0 = not recorded (stdin was processed): a new file's default.
         let mode = match report.mode.filter(|&m| m != 0) {
             Some(m) => Some(output::restored_mode(m, out.dest())?),
             None => None,
         };
         out.commit(mode)?;
+        Ok(report)
+    }
+
+    /// Reads back the container file `container` that a run of this
+    /// pipeline wrote (`written` is that run's report) and checks it end to
+    /// end with this pipeline's key, as [`Pipeline::verify`] does, and that
+    /// it holds what was written: the same number of original bytes and,
+    /// with a checksum stage, the same whole-file digest. What to call
+    /// before removing the input ([`output::remove_input`], `process --rm`):
+    /// a container that does not restore never replaces its original.
+    ///
+    /// # Errors
+    ///
+    /// As [`Pipeline::verify`]; [`crate::ErrorKind::Integrity`] if the
+    /// container verifies but holds something else.
+    pub fn verify_written(&self, container: &Path, written: &Report) -> Result<Report> {
+        let (file, _) = output::open_input(container)?;
+        let source = Source::new(file, self.inner.config.reader);
+        let report = self.verify(source).map_err(|e| e.with_path(container))?;
+        check_same(&report, written).map_err(|e| e.with_path(container))?;
         Ok(report)
     }
 
@@ -425,6 +456,28 @@ impl std::fmt::Debug for Pipeline {
             .field("governor", &self.inner.governor)
             .finish()
     }
+}
+
+/// Whether a verify's report `read` shows the container holding what the
+/// process run `written` put in it: its bytes, and the original's length
+/// and digest.
+fn check_same(read: &Report, written: &Report) -> Result<()> {
+    let (got, want) = (
+        (read.bytes_in, read.original_bytes),
+        (written.bytes_out, written.original_bytes),
+    );
+    if got != want {
+        return Err(Error::integrity(format!(
+            "read back, it is {} bytes holding {}; {} bytes holding {} were written",
+            got.0, got.1, want.0, want.1
+        )));
+    }
+    if read.digest != written.digest {
+        return Err(Error::integrity(
+            "read back, its digest is not the one written",
+        ));
+    }
+    Ok(())
 }
 
 /// The output of a file-to-file run: typed by the user, or derived (a

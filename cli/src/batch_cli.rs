@@ -4,9 +4,9 @@
 //! (`walk`, `Pipeline::process_batch`), prints one line per
 //! failed file and maps the per-file outcomes to one exit code.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
-use std::io::{self, IsTerminal, Read, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use crate::shard::Shard;
@@ -16,7 +16,7 @@ use syncpipe::batch::Policy;
 use syncpipe::batch::{BatchJob, BatchOptions, BatchReport, Outcome};
 use syncpipe::{Error, ErrorKind, Optimize, Pipeline, PipelineBuilder};
 
-use crate::cli::{OutputArgs, Verbosity, EXTENSION};
+use crate::cli::{shows_summary, OutputArgs, Removal, Verbosity, EXTENSION};
 use crate::exit_code::ExitCode;
 use crate::key_source::{KeyArgs, Purpose};
 use crate::telemetry::Telemetry;
@@ -126,7 +126,7 @@ pub fn process(
     refuse_single_output(out)?;
     // A walked tree already holding containers: they are outputs, not
     // inputs (as `zstd -r` skips `.zst`). Named files are always taken.
-    let (jobs, mut failures) = find(inputs, i, |p| !has_extension(p))?;
+    let (jobs, mut failures) = find(inputs, i, v, |p| !has_extension(p))?;
     let jobs = name_outputs(jobs, &mut failures, |e| {
         let mut name = match &o.output_dir {
             Some(d) => d.join(&e.rel).into_os_string(),
@@ -137,7 +137,12 @@ pub fn process(
         Ok(PathBuf::from(name))
     });
     begin(tel, pipeline, &jobs);
-    let report = pipeline.process_batch(jobs, &options(pipeline, i, Some(o), Some(s), out.force));
+    let removals = out.rm.then(|| Removals::before(&jobs));
+    let mut report =
+        pipeline.process_batch(jobs, &options(pipeline, i, Some(o), Some(s), out.force));
+    if let Some(r) = removals {
+        r.remove(&mut report, Some(pipeline), v);
+    }
     finish("processed", report, failures, v, tel)
 }
 
@@ -152,7 +157,7 @@ pub fn restore(
     (v, tel): (Verbosity, &Telemetry),
 ) -> Result<ExitCode, Error> {
     refuse_single_output(out)?;
-    let (jobs, mut failures) = find(inputs, i, has_extension)?;
+    let (jobs, mut failures) = find(inputs, i, v, has_extension)?;
     let pipeline = with_secret(builder, keys, &jobs, "restoring")?.build()?;
     crate::cli::preset_note(v, pipeline.config());
     let jobs = name_outputs(jobs, &mut failures, |e| {
@@ -172,7 +177,12 @@ pub fn restore(
         }
     });
     begin(tel, &pipeline, &jobs);
-    let report = pipeline.restore_batch(jobs, &options(&pipeline, i, Some(o), None, out.force));
+    let removals = out.rm.then(|| Removals::before(&jobs));
+    let mut report = pipeline.restore_batch(jobs, &options(&pipeline, i, Some(o), None, out.force));
+    if let Some(r) = removals {
+        // Restore checked every chunk and the digest before each commit.
+        r.remove(&mut report, None, v);
+    }
     finish("restored", report, failures, v, tel)
 }
 
@@ -185,7 +195,7 @@ pub fn verify(
     v: Verbosity,
     tel: &Telemetry,
 ) -> Result<ExitCode, Error> {
-    let (jobs, failures) = find(inputs, i, has_extension)?;
+    let (jobs, failures) = find(inputs, i, v, has_extension)?;
     let pipeline = with_secret(builder, keys, &jobs, "verifying")?.build()?;
     crate::cli::preset_note(v, pipeline.config());
     let jobs: Vec<BatchJob> = jobs
@@ -226,9 +236,64 @@ pub fn verify(
     }
     let code = finish("verified", report, failures, v, tel)?;
     match write_error {
-        // A reader that went away (`| head`) is the quiet end.
-        Some(e) if code == ExitCode::Success && !e.is_broken_pipe() => Err(e),
+        // Failed files keep their code; otherwise the listing's error
+        // ends the run (a reader that went away: by SIGPIPE, in `run`).
+        Some(e) if code == ExitCode::Success => Err(e),
         _ => Ok(code),
+    }
+}
+
+/// `--rm` in a batch: every input as it was before the batch, removed
+/// after the batch (when every folder holding an output has been fsynced)
+/// for each file whose own output was committed and, for process, reads
+/// back whole with the same key.
+struct Removals(HashMap<PathBuf, Removal>);
+
+impl Removals {
+    fn before(jobs: &[BatchJob]) -> Removals {
+        Removals(
+            jobs.iter()
+                .filter_map(|j| Some((j.input.clone(), Removal::of(&j.input).ok()?)))
+                .collect(),
+        )
+    }
+
+    /// Removes the inputs of the files done; a file whose output does not
+    /// verify, or whose input changed, keeps its input and becomes a
+    /// failure. A cancelled batch removes nothing.
+    fn remove(mut self, report: &mut BatchReport, verify: Option<&Pipeline>, v: Verbosity) {
+        let cancelled =
+            |o: &Outcome| matches!(o, Outcome::Failed(e) if e.kind() == ErrorKind::Cancelled);
+        if report.files.iter().any(|f| cancelled(&f.outcome)) {
+            return;
+        }
+        for f in &mut report.files {
+            let (Outcome::Done(r), Some(out)) = (&f.outcome, &f.output) else {
+                continue;
+            };
+            let Some(removal) = self.0.remove(&f.input) else {
+                continue;
+            };
+            // The output's own error names the output: said to be why the
+            // input stays.
+            let checked = match verify {
+                Some(p) => p.verify_written(out, r).map(|_| ()).map_err(|e| {
+                    let kind = e.kind();
+                    Error::new(
+                        kind,
+                        format!("kept (--rm): its output does not verify: {e}"),
+                    )
+                    .with_path(&f.input)
+                }),
+                None => Ok(()),
+            };
+            match checked.and_then(|()| removal.remove(&f.input, v)) {
+                Ok(()) => {}
+                // Stopped meanwhile: the output stands, the input stays.
+                Err(e) if e.kind() == ErrorKind::Cancelled => return,
+                Err(e) => f.outcome = Outcome::Failed(e),
+            }
+        }
     }
 }
 
@@ -251,6 +316,7 @@ fn has_extension(p: &Path) -> bool {
 fn find(
     inputs: &[PathBuf],
     i: &InputArgs,
+    v: Verbosity,
     keep: impl Fn(&Path) -> bool,
 ) -> Result<(Vec<walk::Entry>, Vec<Error>), Error> {
     let mut sources: Vec<Source> = Vec::new();
@@ -281,6 +347,11 @@ fn find(
         },
         keep,
     );
+    if v.verbose {
+        for (path, what) in &found.skipped {
+            eprintln!("syncpipe: {}: skipped ({what})", path.display());
+        }
+    }
     let mut entries = found.entries;
     if let Some(shard) = i.shard {
         entries.retain(|e| shard.contains(&e.rel));
@@ -353,7 +424,7 @@ fn with_secret(
     verb: &str,
 ) -> Result<PipelineBuilder, Error> {
     let first_encrypted = jobs.first().and_then(|e| {
-        let mut f = std::fs::File::open(&e.path).ok()?;
+        let mut f = crate::cli::open_unseen(&e.path).ok()?;
         syncpipe::container::peek(&mut f)
             .ok()
             .map(|(info, _)| info.is_encrypted())
@@ -418,10 +489,13 @@ fn finish(
     let mut cancelled = 0usize;
     let mut ok = 0usize;
     let mut skipped = 0usize;
+    let (mut bytes_in, mut bytes_out) = (0u64, 0u64);
     for f in report.files {
         match f.outcome {
             Outcome::Done(r) => {
                 ok += 1;
+                bytes_in += r.bytes_in;
+                bytes_out += r.bytes_out;
                 let output = f.output.as_ref().map(|p| p.display().to_string());
                 tel.file_done(&f.input, output.as_deref().unwrap_or(""), &r);
                 if v.verbose {
@@ -449,15 +523,39 @@ fn finish(
             Outcome::Failed(e) => failures.push(e),
         }
     }
+    // A rerun over finished outputs: one line for all of them, not one
+    // per file (-v names each).
+    let existing = failures.iter().filter(|e| e.is_existing_output()).count();
     for e in &failures {
-        eprintln!("syncpipe: {e}");
+        if !e.is_existing_output() || v.verbose {
+            eprintln!("syncpipe: {e}");
+        }
     }
-    if !v.quiet && (v.verbose || io::stderr().is_terminal()) {
+    if existing > 0 {
+        let (n, exist) = if existing == 1 {
+            ("1 output", "exists")
+        } else {
+            ("outputs", "exist")
+        };
+        let n = if existing == 1 {
+            n.to_string()
+        } else {
+            format!("{existing} {n}")
+        };
+        eprintln!(
+            "syncpipe: {n} already {exist}, not overwritten; \
+             --skip-existing skips them (finishing the batch), -f overwrites them"
+        );
+    }
+    if shows_summary(v) {
         let secs = report.elapsed.as_secs_f64();
         let rate = if secs > 0.0 { ok as f64 / secs } else { 0.0 };
         eprintln!(
-            "syncpipe: {ok} files {verb}, {skipped} skipped, {} failed in {secs:.2}s ({rate:.0} files/s)",
-            failures.len() + cancelled
+            "syncpipe: {ok} files {verb}, {skipped} skipped, {} failed: {} => {} in {secs:.2}s \
+             ({rate:.0} files/s)",
+            failures.len() + cancelled,
+            crate::size::format(bytes_in),
+            crate::size::format(bytes_out),
         );
     }
     let code = exit_code(ok + skipped, &failures);

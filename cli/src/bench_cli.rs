@@ -540,11 +540,14 @@ pub fn bench_summary(
     })
 }
 
-/// One JSON line on stdout; a closed stdout is not an error of the run.
+/// One JSON line on stdout; a closed stdout does not stop the sweep's
+/// cleanup: the run ends by SIGPIPE once it is over (`cli::run`).
 fn emit(v: &serde_json::Value) {
     let mut out = io::stdout().lock();
-    let _ = writeln!(out, "{v}");
-    let _ = out.flush();
+    let written = writeln!(out, "{v}").and_then(|()| out.flush());
+    if written.is_err_and(|e| e.kind() == io::ErrorKind::BrokenPipe) {
+        crate::signals::note_broken_stdout();
+    }
 }
 
 #[cfg(test)]

@@ -82,6 +82,14 @@ enum Command {
         #[arg(short, long, value_name = "LIST", default_value = config::DEFAULT_STAGES,
               help_heading = heading::STAGES)]
         stages: String,
+        /// The compressor's level in the stage list (zstd 1-19, gzip 1-9,
+        /// brotli 0-11), the rest of the list kept: `-l 19` is
+        /// `zstd:19,blake3` (where `-s zstd:19` drops the checksum).
+        /// Refused (exit 2) for a list without one (lz4, passthrough, a
+        /// checksum alone) or a level out of its range.
+        #[arg(short, long, value_name = "N", allow_negative_numbers = true,
+              help_heading = heading::STAGES)]
+        level: Option<i64>,
         /// Bytes per chunk, e.g. `256KiB`, `4MiB` (4 KiB to 64 MiB). [default: 1MiB]
         #[arg(long, value_name = "SIZE", value_parser = parse_size, help_heading = heading::STAGES)]
         chunk_size: Option<usize>,
@@ -226,6 +234,12 @@ pub(crate) struct OutputArgs {
     /// terminal.
     #[arg(short, long)]
     pub(crate) force: bool,
+    /// Remove the input once its output is durable (fsynced, renamed, its
+    /// folder fsynced) and, for process, read back and verified with the
+    /// same key; never after a failure, nor with -c, stdout or stdin. In a
+    /// batch, each input once its own output is.
+    #[arg(long)]
+    pub(crate) rm: bool,
 }
 
 impl OutputArgs {
@@ -321,8 +335,10 @@ pub fn parse_memory(text: &str) -> Result<usize, String> {
 pub fn parse() -> Args {
     use clap::FromArgMatches;
     let mut cmd = crate::help::command();
-    let mut matches = cmd.get_matches_mut();
-    Args::from_arg_matches_mut(&mut matches).unwrap_or_else(|e| e.format(&mut cmd).exit())
+    let mut matches = cmd
+        .try_get_matches_from_mut(std::env::args_os())
+        .unwrap_or_else(|e| parse_failed(e));
+    Args::from_arg_matches_mut(&mut matches).unwrap_or_else(|e| parse_failed(e.format(&mut cmd)))
 }
 
 /// Where an output goes.
@@ -360,7 +376,7 @@ pub fn run(args: Args) -> ExitCode {
                     let result = dispatch(command, cancel, verbosity, &tel);
                     let code = match &result {
                         Ok(code) => *code as i32,
-                        Err(e) => code_of(e, &terminated) as i32,
+                        Err(e) => status_of(e, &terminated),
                     };
                     let finished = tel.finish(result.as_ref().err(), code);
                     result.and_then(|code| finished.map(|()| code))
@@ -369,11 +385,17 @@ pub fn run(args: Args) -> ExitCode {
         }
     };
     match result {
+        // A reader of the `--json` lines went away: as below, unless the
+        // run failed on its own.
+        Ok(ExitCode::Success) if crate::signals::stdout_broken() => {
+            crate::signals::end_by_sigpipe()
+        }
         Ok(code) => code,
-        // A reader such as `head` went away: a quiet end, not a crash.
-        Err(e) if e.is_broken_pipe() => ExitCode::Success,
+        // A reader such as `head` went away: no message, and the end
+        // zstd and gzip have, by SIGPIPE (everything is cleaned up by now).
+        Err(e) if e.is_broken_pipe() => crate::signals::end_by_sigpipe(),
         Err(e) => {
-            let code = code_of(&e, &terminated);
+            let code = ExitCode::of(&e, terminated.load(Ordering::Relaxed));
             if !matches!(code, ExitCode::Interrupted | ExitCode::Terminated) || !args.quiet {
                 eprintln!("syncpipe: {e}");
             }
@@ -382,11 +404,26 @@ pub fn run(args: Args) -> ExitCode {
     }
 }
 
-fn code_of(e: &Error, terminated: &AtomicBool) -> ExitCode {
+/// The exit status a failed run ends with: its code, or the shell's
+/// status for SIGPIPE (141) after a broken pipe.
+fn status_of(e: &Error, terminated: &AtomicBool) -> i32 {
     if e.is_broken_pipe() {
-        ExitCode::Success
+        128 + libc::SIGPIPE
     } else {
-        ExitCode::of(e, terminated.load(Ordering::Relaxed))
+        ExitCode::of(e, terminated.load(Ordering::Relaxed)) as i32
+    }
+}
+
+/// Ends a run whose command line did not parse: clap's message (exit 2),
+/// or the help or version asked for (exit 0, or SIGPIPE if stdout is a
+/// closed pipe, as for every command).
+pub fn parse_failed(e: clap::Error) -> ! {
+    if e.use_stderr() {
+        e.exit()
+    }
+    match e.print() {
+        Err(io) if io.kind() == io::ErrorKind::BrokenPipe => crate::signals::end_by_sigpipe(),
+        _ => std::process::exit(0),
     }
 }
 
@@ -410,13 +447,21 @@ fn dispatch(
             out_dir,
             small,
             stages,
+            level,
             chunk_size,
             chunk_method,
             keys,
             argon2,
             tuning,
         } => {
-            let parsed = parse_stages(&stages)?;
+            let mut parsed = parse_stages(&stages)?;
+            let stages = match level {
+                Some(l) => {
+                    parsed = parsed.with_level(l)?;
+                    parsed.to_string()
+                }
+                None => stages,
+            };
             let mut builder = tel
                 .attach(tuning.builder(cancel, first(&inputs), v))
                 .chunk_size(chunk_size.unwrap_or(0));
@@ -461,6 +506,7 @@ fn dispatch(
             }
             let input = batch_cli::single(inputs)?;
             let dest = process_dest(&input, &out)?;
+            let removal = Removal::check(&out, &input, &dest)?;
             tel.claim_stdout(matches!(dest, Dest::Stdout))?;
             tel.begin(&pipeline, &input, Some(stages));
             // Binary on a terminal garbles it (and may send it control
@@ -484,6 +530,10 @@ fn dispatch(
                     .map_err(|e| e.with_path(&input))?
                 }
             };
+            if let (Some(removal), Dest::Path(p)) = (removal, &dest) {
+                pipeline.verify_written(p, &report)?;
+                removal.remove(&input, v)?;
+            }
             summary(v, "processed", &input, &dest, &report);
             tel.file_done(&input, &dest_name(&dest), &report);
             Ok(ExitCode::Success)
@@ -511,6 +561,7 @@ fn dispatch(
             }
             let input = batch_cli::single(inputs)?;
             let dest = restore_dest(&input, &out)?;
+            let removal = Removal::check(&out, &input, &dest)?;
             tel.claim_stdout(matches!(dest, Dest::Stdout))?;
             let (src, header) = peek_header(&input, tuning.reader)?;
             let builder = tel.attach(limits.apply(tuning.builder(cancel, &input, v)));
@@ -528,6 +579,11 @@ fn dispatch(
                     .restore(src, stdout()?)
                     .map_err(|e| e.with_path(&input))?,
             };
+            // Every chunk and the whole-file digest were checked before the
+            // commit: the restored file is the original.
+            if let Some(removal) = removal {
+                removal.remove(&input, v)?;
+            }
             summary(v, "restored", &input, &dest, &report);
             tel.file_done(&input, &dest_name(&dest), &report);
             Ok(ExitCode::Success)
@@ -668,7 +724,7 @@ fn peek_header(
     input: &Path,
     reader: ReaderKind,
 ) -> Result<(Box<dyn Read + Send>, ContainerInfo), Error> {
-    let src = Source::new(open_input(input)?, reader);
+    let src = Source::new(open_unseen(input)?, reader);
     let (info, again) = container::peek(src).map_err(|e| e.with_path(input))?;
     Ok((Box::new(again), info))
 }
@@ -707,6 +763,46 @@ fn first(inputs: &[PathBuf]) -> &Path {
 
 fn is_stdio(p: &Path) -> bool {
     p.as_os_str() == "-"
+}
+
+/// `--rm` of a single file: the input as it was before the run, to remove
+/// once the output is committed (and, for process, verified).
+pub(crate) struct Removal(std::fs::Metadata);
+
+impl Removal {
+    /// `None` without `--rm`; refuses it (exit 2) where there is nothing
+    /// the removal could safely follow: stdout as the output, stdin or
+    /// anything but a regular file as the input.
+    fn check(out: &OutputArgs, input: &Path, dest: &Dest) -> Result<Option<Removal>, Error> {
+        if !out.rm {
+            return Ok(None);
+        }
+        if is_stdio(input) || matches!(dest, Dest::Stdout) {
+            return Err(Error::usage(
+                "--rm removes an input file once its output file is written; \
+                 it does not go with stdin, stdout or -c",
+            ));
+        }
+        Removal::of(input).map(Some)
+    }
+
+    /// The input's metadata now (links followed), if it is a regular file.
+    pub(crate) fn of(input: &Path) -> Result<Removal, Error> {
+        let meta = std::fs::metadata(input).map_err(|e| Error::io(e).with_path(input))?;
+        if !meta.is_file() {
+            return Err(Error::usage("--rm removes regular files only").with_path(input));
+        }
+        Ok(Removal(meta))
+    }
+
+    /// Removes the input if it is still the file that was read.
+    pub(crate) fn remove(self, input: &Path, v: Verbosity) -> Result<(), Error> {
+        output::remove_input(input, &self.0)?;
+        if v.verbose {
+            eprintln!("syncpipe: {}: removed", input.display());
+        }
+        Ok(())
+    }
 }
 
 fn process_dest(input: &Path, out: &OutputArgs) -> Result<Dest, Error> {
@@ -761,6 +857,28 @@ fn sweep_stale_temps(dest: &Dest) {
     let _ = output::remove_stale_temps(dir);
 }
 
+/// Opens a container to peek at its header without moving its access time
+/// (`O_NOATIME`, where the file is ours): restore gives the restored file
+/// the container's times, and the look before the run must not make that
+/// time now. Anything else opens as [`open_input`] does.
+pub(crate) fn open_unseen(p: &Path) -> Result<File, Error> {
+    #[cfg(target_os = "linux")]
+    if !is_stdio(p) {
+        use std::os::unix::fs::OpenOptionsExt;
+        let opened = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOATIME)
+            .open(p);
+        if let Ok(f) = opened {
+            // A directory gets open_input's error.
+            if f.metadata().is_ok_and(|m| !m.is_dir()) {
+                return Ok(f);
+            }
+        }
+    }
+    open_input(p)
+}
+
 /// Opens a named input, or stdin for `-`.
 fn open_input(p: &Path) -> Result<File, Error> {
     if is_stdio(p) {
@@ -789,11 +907,12 @@ fn dest_name(dest: &Dest) -> String {
     }
 }
 
-/// The final summary on stderr: printed on a terminal (after the dashboard)
-/// and off one alike, where it is the only progress output; `-q`
-/// silences it, `-v` adds the details.
+/// The final summary on stderr, as zstd's rule has it: shown when stderr
+/// is a terminal (after the dashboard) or with `-v`, which adds the
+/// details; off a terminal a pipeline's stages stay quiet. `-q` silences
+/// it.
 fn summary(v: Verbosity, verb: &str, input: &Path, dest: &Dest, r: &Report) {
-    if v.quiet {
+    if !shows_summary(v) {
         return;
     }
     let to = dest_name(dest);
@@ -829,6 +948,12 @@ fn summary(v: Verbosity, verb: &str, input: &Path, dest: &Dest, r: &Report) {
             let _ = writeln!(err, "  {} {d}", k.name());
         }
     }
+}
+
+/// Whether the final summary (of a file, of a batch) is printed: not with
+/// `-q`; with `-v`; otherwise only on a terminal.
+pub(crate) fn shows_summary(v: Verbosity) -> bool {
+    !v.quiet && (v.verbose || io::stderr().is_terminal())
 }
 
 fn info(input: &Path, json: bool) -> Result<(), Error> {

@@ -26,8 +26,9 @@ pub enum ExitCode {
 }
 
 /// What follows the table in `--help` and the README.
-pub const FOOTNOTE: &str = "A closed stdout pipe (e.g. `| head`) ends the run quietly with 0 \
-(any command; a batch `verify` keeps its code when files failed).";
+pub const FOOTNOTE: &str = "A closed stdout pipe (e.g. `| head`) ends the run through SIGPIPE, \
+as zstd and gzip end: the shell sees 141 (128 + 13), which `set -o pipefail` scripts rely on \
+(any command that writes to stdout; a batch `verify` keeps its code when files failed).";
 
 impl ExitCode {
     /// Every code, in the order the table lists them.

@@ -175,3 +175,40 @@ fn restore_terminal() -> bool {
     // SAFETY: a valid descriptor and settings read from it.
     unsafe { libc::tcsetattr(tty.as_raw_fd(), libc::TCSANOW, t) == 0 }
 }
+
+/// Set when a write to stdout met a closed pipe somewhere that carries on
+/// (the `--json` lines): the run ends by SIGPIPE once it is over.
+static STDOUT_BROKEN: AtomicBool = AtomicBool::new(false);
+
+/// Records that stdout's reader went away.
+pub fn note_broken_stdout() {
+    STDOUT_BROKEN.store(true, Ordering::Relaxed);
+}
+
+/// Whether a write to stdout met a closed pipe.
+pub fn stdout_broken() -> bool {
+    STDOUT_BROKEN.load(Ordering::Relaxed)
+}
+
+/// Ends the process by SIGPIPE, as zstd and gzip end when the reader of
+/// their stdout goes away (`restore -c | head`): the shell then sees 141
+/// (128 + 13), which `set -o pipefail` scripts rely on. Rust starts every
+/// program with SIGPIPE ignored, so the write failed with EPIPE instead and
+/// the run was wound down like any failure (temp files removed, final
+/// reports written); only then is the default action put back and the
+/// signal raised.
+pub fn end_by_sigpipe() -> ! {
+    // SAFETY: puts back SIGPIPE's default action, unblocks it and raises
+    // it; nothing of Rust's runs after the signal ends the process.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGPIPE);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        libc::raise(libc::SIGPIPE);
+        // Not reached unless the signal could not end the process: the
+        // status a shell would show for it.
+        libc::_exit(128 + libc::SIGPIPE)
+    }
+}

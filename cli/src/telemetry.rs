@@ -675,8 +675,11 @@ fn prom_error(path: &Path, e: io::Error) -> Error {
 /// not an error of the run.
 fn emit(v: &Value) {
     let mut out = io::stdout().lock();
-    let _ = writeln!(out, "{v}");
-    let _ = out.flush();
+    let written = writeln!(out, "{v}").and_then(|()| out.flush());
+    // The run goes on (and cleans up); it ends by SIGPIPE after (`cli::run`).
+    if written.is_err_and(|e| e.kind() == io::ErrorKind::BrokenPipe) {
+        crate::signals::note_broken_stdout();
+    }
 }
 
 /// The percentile lines of `-v`.

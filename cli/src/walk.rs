@@ -30,24 +30,49 @@ pub struct Found {
     /// entries sorted by name, so a walk is reproducible).
     pub entries: Vec<Entry>,
     /// Inputs that failed: missing, unreadable, a directory without `-r`,
-    /// a dangling link or a link loop, not a regular file.
+    /// a link loop; a named input that is a dangling link or not a regular
+    /// file.
     pub failures: Vec<Error>,
+    /// What a walk passed over, as `zstd -r` does: special files (FIFO,
+    /// socket, device) and dangling links found inside a directory, each
+    /// with why (`-v` prints them). Named inputs are never skipped.
+    pub skipped: Vec<(PathBuf, &'static str)>,
 }
 
 impl Found {
-    /// Takes a non-directory: a regular file is an entry, anything else
-    /// (a device, a socket, a FIFO) that input's failure.
-    fn file(&mut self, path: PathBuf, rel: PathBuf, meta: &fs::Metadata) {
+    /// Takes a non-directory: a regular file is an entry; anything else (a
+    /// device, a socket, a FIFO) is that input's failure when it was named,
+    /// and passed over when a walk found it.
+    fn file(&mut self, path: PathBuf, rel: PathBuf, meta: &fs::Metadata, walked: bool) {
         if meta.is_file() {
             self.entries.push(Entry {
                 path,
                 rel,
                 size: meta.len(),
             });
+        } else if walked {
+            self.skipped.push((path, special_kind(meta)));
         } else {
             self.failures
                 .push(Error::usage("not a regular file").with_path(&path));
         }
+    }
+}
+
+/// What a file that is neither a regular file nor a directory is, in words.
+fn special_kind(meta: &fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_char_device() {
+        "a character device"
+    } else {
+        "not a regular file"
     }
 }
 
@@ -145,7 +170,7 @@ pub fn discover(sources: &[Source], options: WalkOptions, keep: impl Fn(&Path) -
             };
             walk_dir(&path, &base, &keep, &mut found);
         } else {
-            found.file(path, rel, &meta);
+            found.file(path, rel, &meta, false);
         }
     }
     found
@@ -181,7 +206,14 @@ fn walk_dir(dir: &Path, base: &Path, keep: &impl Fn(&Path) -> bool, found: &mut 
                 match fs::metadata(&path) {
                     Ok(m) if m.is_dir() => continue,
                     Ok(m) => m,
-                    // Dangling, or a loop (ELOOP): named as a failure.
+                    // Dangling: nothing to read, nothing lost, as for a
+                    // file that vanished (`zstd -r` passes over it too).
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                        found.skipped.push((path, "a dangling symbolic link"));
+                        continue;
+                    }
+                    // A loop (ELOOP) or a target that cannot be looked at:
+                    // named as a failure.
                     Err(e) => {
                         found.failures.push(Error::io(e).with_path(&path));
                         continue;
@@ -197,7 +229,7 @@ fn walk_dir(dir: &Path, base: &Path, keep: &impl Fn(&Path) -> bool, found: &mut 
                 // one that was killed) is never an input.
                 continue;
             } else {
-                found.file(path, rel, &meta);
+                found.file(path, rel, &meta, true);
             }
         }
         // Reversed onto the stack so that they are walked in name order.
@@ -272,7 +304,52 @@ mod tests {
             vec![PathBuf::from("a.txt"), PathBuf::from("b/c/d.txt")]
         );
         assert!(found.failures.is_empty());
+        assert!(found.skipped.is_empty());
         let flat = discover(&[Source::Arg(root)], WalkOptions::default(), |_| true);
         assert_eq!(flat.failures.len(), 1);
+    }
+
+    #[test]
+    fn a_walk_passes_over_special_files_and_dangling_links_but_not_named_ones() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("tree");
+        fs::create_dir(&root).expect("mkdir");
+        fs::write(root.join("a.txt"), b"a").expect("write");
+        std::os::unix::fs::symlink("nowhere", root.join("dangling")).expect("symlink");
+        let fifo = root.join("fifo");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).expect("path");
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+        let sock = std::os::unix::net::UnixListener::bind(root.join("sock")).expect("bind");
+        let found = discover(
+            &[Source::Arg(root.clone())],
+            WalkOptions { recursive: true },
+            |_| true,
+        );
+        let rels: Vec<_> = found.entries.iter().map(|e| e.rel.clone()).collect();
+        assert_eq!(rels, vec![PathBuf::from("a.txt")]);
+        assert!(found.failures.is_empty(), "{:?}", found.failures);
+        let skipped: Vec<(String, &str)> = found
+            .skipped
+            .iter()
+            .map(|(p, why)| (p.file_name().unwrap().to_string_lossy().into_owned(), *why))
+            .collect();
+        assert_eq!(
+            skipped,
+            [
+                ("dangling".to_string(), "a dangling symbolic link"),
+                ("fifo".to_string(), "a FIFO"),
+                ("sock".to_string(), "a socket"),
+            ]
+        );
+        // Named, each is still that input's failure.
+        let named: Vec<Source> = ["dangling", "fifo", "sock"]
+            .iter()
+            .map(|n| Source::Arg(root.join(n)))
+            .collect();
+        let found = discover(&named, WalkOptions { recursive: true }, |_| true);
+        assert!(found.entries.is_empty() && found.skipped.is_empty());
+        assert_eq!(found.failures.len(), 3, "{:?}", found.failures);
+        drop(sock);
     }
 }

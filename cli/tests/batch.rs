@@ -859,11 +859,12 @@ fn json_names_each_failed_file_of_a_batch_and_counts_failed_and_skipped() {
     for i in 0..3 {
         fs::write(d.join(format!("in/ok{i}.txt")), format!("{i}\n").repeat(99)).expect("w");
     }
-    symlink("nowhere", d.join("in/dangling")).expect("symlink");
+    // A link loop: nobody can open it (a dangling link is passed over).
+    symlink("loop", d.join("in/loop")).expect("symlink");
     fs::write(d.join("outside.txt"), b"outside").expect("w");
     let prom = |d: &Path| -> String { fs::read_to_string(d.join("m.prom")).expect("textfile") };
 
-    // A dangling link found by the walk.
+    // A link loop found by the walk.
     let out = run(
         d,
         &[
@@ -879,7 +880,7 @@ fn json_names_each_failed_file_of_a_batch_and_counts_failed_and_skipped() {
     );
     code(&out, 5);
     let (errors, s) = errors_and_summary(&out, 5);
-    assert_eq!(errors, [("in/dangling".to_string(), "io".to_string())]);
+    assert_eq!(errors, [("in/loop".to_string(), "io".to_string())]);
     assert_eq!(s["files_done"], 3);
     assert_eq!(s["files_failed"], 1);
     assert_eq!(s["files_skipped"], 0);
@@ -1007,4 +1008,232 @@ fn json_status_lines_of_a_batch_know_its_total() {
         status.iter().any(|s| s["eta_s"].as_f64().is_some()),
         "an ETA once bytes were read: {status:?}"
     );
+}
+
+// ---------------------------------------------------------------------------
+// Habits of zstd -r: quiet off a terminal, one line for a rerun, special
+// files passed over, --rm, times
+// ---------------------------------------------------------------------------
+
+#[test]
+fn a_batch_is_quiet_off_a_terminal_and_sums_up_with_v() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    make_tree(&d.join("t"), 12, 1);
+    let out = run(d, &["process", "-r", "t", "--output-dir", "o"]);
+    code(&out, 0);
+    assert_eq!(stderr(&out), "", "quiet, as a single file is");
+    let out = run(d, &["restore", "-r", "o", "--output-dir", "r", "-v"]);
+    code(&out, 0);
+    let err = stderr(&out);
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("syncpipe: 13 files restored, 0 skipped, 0 failed: "))
+        .unwrap_or_else(|| panic!("summary: {err}"));
+    // Bytes (containers => originals) and time.
+    assert!(
+        line.contains(" => ") && line.contains("MiB in ") && line.contains("s ("),
+        "{line}"
+    );
+    assert!(snapshot(&d.join("r")) == snapshot(&d.join("t")));
+}
+
+#[test]
+fn a_rerun_without_force_gives_one_line_for_the_existing_outputs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    make_tree(&d.join("t"), 30, 0);
+    code(&run(d, &["process", "-r", "t", "--output-dir", "o"]), 0);
+    // Every output exists: one line, the usage code (an output that
+    // exists without -f), nothing written.
+    let before = snapshot(&d.join("o"));
+    let out = run(d, &["process", "-r", "t", "--output-dir", "o"]);
+    code(&out, 2);
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("30 outputs already exist"), "{err}");
+    assert!(
+        err.contains("--skip-existing") && err.contains("-f"),
+        "{err}"
+    );
+    assert!(snapshot(&d.join("o")) == before);
+    // Some new, some existing: the new ones are done, exit 5, still one
+    // line for the rest; -v names each.
+    fs::write(d.join("t/new.txt"), b"new file\n").expect("w");
+    let out = run(d, &["process", "-r", "t", "--output-dir", "o"]);
+    code(&out, 5);
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("30 outputs already exist"), "{err}");
+    assert!(d.join("o/new.txt.spipe").exists());
+    let out = run(d, &["process", "-r", "t", "--output-dir", "o", "-v"]);
+    code(&out, 2);
+    let err = stderr(&out);
+    assert_eq!(err.matches("already exists; use -f").count(), 31, "{err}");
+    assert!(err.contains("31 outputs already exist"), "{err}");
+    // One is said as one.
+    let out = run(
+        d,
+        &[
+            "process",
+            "t/new.txt",
+            "t/d0/e0/f0.txt",
+            "--output-dir",
+            "o1",
+        ],
+    );
+    code(&out, 0);
+    fs::remove_file(d.join("o1/f0.txt.spipe")).expect("rm");
+    let out = run(
+        d,
+        &[
+            "process",
+            "t/new.txt",
+            "t/d0/e0/f0.txt",
+            "--output-dir",
+            "o1",
+        ],
+    );
+    code(&out, 5);
+    assert!(
+        stderr(&out).contains("1 output already exists"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_walk_passes_over_fifos_sockets_and_dangling_links() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    make_tree(&d.join("t"), 5, 0);
+    let status = Command::new("mkfifo")
+        .arg(d.join("t/fifo"))
+        .status()
+        .expect("mkfifo");
+    assert!(status.success());
+    let _sock = std::os::unix::net::UnixListener::bind(d.join("t/sock")).expect("bind");
+    symlink("nowhere", d.join("t/dangling")).expect("symlink");
+    let out = run(d, &["process", "-r", "t", "--output-dir", "o"]);
+    code(&out, 0);
+    assert_eq!(stderr(&out), "");
+    assert_eq!(names(&d.join("o")).len(), 5);
+    // -v says what was passed over, and why.
+    let out = run(d, &["process", "-r", "t", "--output-dir", "o2", "-v"]);
+    code(&out, 0);
+    let err = stderr(&out);
+    assert!(err.contains("t/fifo: skipped (a FIFO)"), "{err}");
+    assert!(err.contains("t/sock: skipped (a socket)"), "{err}");
+    assert!(
+        err.contains("t/dangling: skipped (a dangling symbolic link)"),
+        "{err}"
+    );
+    // Named, each is still a failed input.
+    let out = run(
+        d,
+        &[
+            "process",
+            "t/fifo",
+            "t/dangling",
+            "t/d0/e0/f0.txt",
+            "--output-dir",
+            "o3",
+        ],
+    );
+    code(&out, 5);
+    let err = stderr(&out);
+    assert!(err.contains("t/fifo: not a regular file"), "{err}");
+    assert!(err.contains("t/dangling: "), "{err}");
+}
+
+#[test]
+fn rm_in_a_batch_removes_each_input_once_its_output_is_committed() {
+    common::watchdog(300, || {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        // Small files (the inline path, with and without --batch-small)
+        // and a large one (streamed).
+        make_tree(&d.join("t"), 40, 1);
+        let original = snapshot(&d.join("t"));
+        for extra in [&[][..], &["--batch-small"][..]] {
+            let mut args = vec!["process", "-r", "t", "--output-dir", "o", "--rm"];
+            args.extend_from_slice(extra);
+            code(&run(d, &args), 0);
+            assert!(names(&d.join("t")).is_empty(), "{extra:?}: inputs removed");
+            code(&run(d, &["verify", "-r", "o", "-q"]), 0);
+            code(
+                &run(d, &["restore", "-r", "o", "--output-dir", "t", "--rm"]),
+                0,
+            );
+            assert!(
+                names(&d.join("o")).is_empty(),
+                "{extra:?}: containers removed"
+            );
+            assert!(snapshot(&d.join("t")) == original, "{extra:?}");
+        }
+        // A file whose output cannot be written keeps its input; the rest
+        // go (exit 5). Restore of a damaged container keeps it.
+        fs::create_dir_all(d.join("o/d0/e0")).expect("mkdir");
+        fs::write(d.join("o/d0/e0/f0.txt.spipe"), b"in the way").expect("w");
+        let out = run(d, &["process", "-r", "t", "--output-dir", "o", "--rm"]);
+        code(&out, 5);
+        assert_eq!(
+            names(&d.join("t")),
+            BTreeSet::from([PathBuf::from("d0/e0/f0.txt")])
+        );
+        let out = run(d, &["restore", "-r", "o", "--output-dir", "r", "--rm"]);
+        code(&out, 5);
+        assert_eq!(
+            names(&d.join("o")),
+            BTreeSet::from([PathBuf::from("d0/e0/f0.txt.spipe")]),
+            "{}",
+            stderr(&out)
+        );
+        // Never with -c or stdin.
+        let out = run(d, &["process", "-r", "t", "-c", "--rm"]);
+        code(&out, 2);
+    });
+}
+
+#[test]
+fn a_batch_keeps_the_times_of_its_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    make_tree(&d.join("t"), 6, 1);
+    let at = |secs: i64| std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(secs as u64);
+    let files: Vec<PathBuf> = snapshot(&d.join("t")).into_iter().map(|(p, _)| p).collect();
+    // Explicit past times, each file its own; the access time older than
+    // the modification time, so any read of a file would move it.
+    let want = |i: usize| (1_000_000_000 + i as i64 * 86_400, 1_100_000_000 + i as i64);
+    let stamp = |p: &Path| {
+        use std::os::unix::fs::MetadataExt;
+        let m = fs::metadata(p).expect("metadata");
+        (m.atime(), m.mtime())
+    };
+    for extra in [&[][..], &["--batch-small"][..]] {
+        let _ = fs::remove_dir_all(d.join("o"));
+        let _ = fs::remove_dir_all(d.join("r"));
+        for (i, f) in files.iter().enumerate() {
+            let (a, m) = want(i);
+            fs::File::options()
+                .write(true)
+                .open(d.join("t").join(f))
+                .expect("open")
+                .set_times(fs::FileTimes::new().set_accessed(at(a)).set_modified(at(m)))
+                .expect("set_times");
+        }
+        let mut args = vec!["process", "-r", "t", "--output-dir", "o"];
+        args.extend_from_slice(extra);
+        code(&run(d, &args), 0);
+        // Each looked at before the next run reads it (relatime).
+        for (i, f) in files.iter().enumerate() {
+            let mut c = f.clone().into_os_string();
+            c.push(".spipe");
+            assert_eq!(stamp(&d.join("o").join(&c)), want(i), "{extra:?} {c:?}");
+        }
+        code(&run(d, &["restore", "-r", "o", "--output-dir", "r"]), 0);
+        for (i, f) in files.iter().enumerate() {
+            assert_eq!(stamp(&d.join("r").join(f)), want(i), "{extra:?} {f:?}");
+        }
+    }
 }

@@ -1235,7 +1235,7 @@ fn corrupt_container_on_stdin_exits_3() {
 }
 
 #[test]
-fn a_reader_that_goes_away_is_not_an_error() {
+fn a_reader_that_goes_away_ends_the_run_by_sigpipe() {
     let env = TestEnv::new();
     // Larger than a pipe buffer, so the writer meets the closed pipe.
     env.write("x.bin", &random(1 << 20, 145));
@@ -1265,7 +1265,14 @@ fn a_reader_that_goes_away_is_not_an_error() {
         drop(stdout);
         let out = child.wait_with_output().expect("wait");
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        // As zstd and gzip end: killed by SIGPIPE (the shell's 141), no
+        // message, nothing left behind.
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(
+            out.status.signal(),
+            Some(libc::SIGPIPE),
+            "{args:?}: {stderr}"
+        );
         assert_eq!(stderr, "", "{args:?}");
     }
     assert_eq!(env.listing(), ["x.bin", "x.spipe"]);
@@ -1525,12 +1532,23 @@ fn verbose_prints_a_summary_and_quiet_prints_nothing() {
     }
     assert!(env.read("q.bin") == original);
 
-    // Off a terminal, with neither flag, a successful run prints only its
-    // one-line final summary, on stderr (stdout stays clean for pipes).
-    let out = env.run(&["process", "x.bin", "-o", "plain.spipe"]).ok();
-    assert!(out.stdout.is_empty());
-    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
-    assert!(out.stderr.contains("x.bin: processed"), "{}", out.stderr);
+    // Off a terminal, with neither flag, a successful run prints nothing,
+    // as zstd and gzip (each stage of a shell pipe would add a line);
+    // the one-line summary is for a terminal or -v.
+    for args in [
+        &["process", "x.bin", "-o", "plain.spipe"][..],
+        &["restore", "plain.spipe", "-o", "plain.bin"][..],
+        &["process", "-", "-o", "stdin.spipe"][..],
+    ] {
+        let out = env.run_stdin(args, &original).ok();
+        assert!(out.stdout.is_empty(), "{args:?}");
+        assert_eq!(out.stderr, "", "{args:?}");
+    }
+    let out = env
+        .run_stdin(&["restore", "-"], &env.read("plain.spipe"))
+        .ok();
+    assert!(out.stdout == original);
+    assert_eq!(out.stderr, "");
 
     // Errors are still printed under -q.
     env.run(&["-q", "process", "x.bin", "-o", "q.spipe"])
@@ -1920,4 +1938,208 @@ fn info_json_prints_the_header_as_one_object() {
     let out = env.run(&["info", "bad.spipe", "--json"]);
     out.code(3);
     assert!(out.stdout.is_empty());
+}
+
+// ---------------------------------------------------------------------------
+// Habits of zstd and gzip: --rm, times, -l
+// ---------------------------------------------------------------------------
+
+/// A file's (access, modification) times, to the second.
+fn times(env: &TestEnv, name: &str) -> (i64, i64) {
+    let m = fs::metadata(env.path(name)).expect("metadata");
+    (m.atime(), m.mtime())
+}
+
+/// Gives a file explicit past times: atime 2001-09-09, mtime 2004-01-10.
+fn set_past_times(env: &TestEnv, name: &str) -> (i64, i64) {
+    let (a, m) = (1_000_000_000, 1_073_741_824);
+    let at = |s: i64| SystemTime::UNIX_EPOCH + Duration::from_secs(s as u64);
+    let f = File::options()
+        .write(true)
+        .open(env.path(name))
+        .expect("open");
+    f.set_times(fs::FileTimes::new().set_accessed(at(a)).set_modified(at(m)))
+        .expect("set_times");
+    (a, m)
+}
+
+#[test]
+fn times_go_from_the_input_to_the_container_and_back() {
+    let env = TestEnv::new();
+    let original = data(3 * CHUNK + 5, 301);
+    env.write("x.bin", &original);
+    let past = set_past_times(&env, "x.bin");
+    env.run(&["process", "x.bin", "--chunk-size", CHUNK_ARG])
+        .ok();
+    assert_eq!(times(&env, "x.bin.spipe"), past, "the container's times");
+    // Restore reads the container's header before the run: that look must
+    // not make its access time now.
+    env.run(&["restore", "x.bin.spipe", "-o", "y.bin"]).ok();
+    // Looked at before it is read: reading a file whose access time is
+    // older than its modification time moves it (relatime).
+    assert_eq!(times(&env, "y.bin"), past, "the restored file's times");
+    assert!(env.read("y.bin") == original);
+    // The default name, with -f over an existing file, keeps them too.
+    fs::remove_file(env.path("x.bin")).expect("rm");
+    set_past_times(&env, "x.bin.spipe");
+    env.run(&["restore", "x.bin.spipe"]).ok();
+    assert_eq!(times(&env, "x.bin"), past);
+    // Streams have no times: a container of stdin, a file restored from
+    // stdin, are as new as any file.
+    let before = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64
+        - 60;
+    env.run_stdin(&["process", "-", "-o", "s.spipe"], &original)
+        .ok();
+    assert!(times(&env, "s.spipe").1 >= before);
+    env.run_stdin(&["restore", "-", "-o", "s.bin"], &env.read("x.bin.spipe"))
+        .ok();
+    assert!(times(&env, "s.bin").1 >= before);
+    assert!(env.read("s.bin") == original);
+}
+
+#[test]
+fn rm_removes_the_input_only_after_its_output_is_committed() {
+    let env = TestEnv::new();
+    let original = data(4 * CHUNK + 9, 302);
+    env.write("x.bin", &original);
+    env.run(&["process", "--rm", "x.bin", "--chunk-size", CHUNK_ARG])
+        .ok();
+    assert_eq!(env.listing(), ["x.bin.spipe"]);
+    env.run(&["restore", "--rm", "x.bin.spipe"]).ok();
+    assert_eq!(env.listing(), ["x.bin"]);
+    assert!(env.read("x.bin") == original);
+
+    // Encrypted: verified with the same key before the input goes.
+    env.write("key", &[7u8; 32]);
+    env.run(&[
+        "process",
+        "--rm",
+        "x.bin",
+        "-s",
+        "zstd:3,aes-256-gcm,blake3",
+        "--key-file",
+        "key",
+    ])
+    .ok();
+    assert_eq!(env.listing(), ["key", "x.bin.spipe"]);
+    env.run(&["restore", "--rm", "x.bin.spipe", "--key-file", "key"])
+        .ok();
+    assert_eq!(env.listing(), ["key", "x.bin"]);
+    assert!(env.read("x.bin") == original);
+
+    // Never with stdout or stdin: a usage error, nothing removed.
+    for args in [
+        &["process", "--rm", "x.bin", "-c"][..],
+        &["process", "--rm", "x.bin", "-o", "-"][..],
+        &["process", "--rm", "-", "-o", "s.spipe"][..],
+    ] {
+        env.run_stdin(args, &original).code(2).stderr_has("--rm");
+    }
+    assert_eq!(env.listing(), ["key", "x.bin"]);
+
+    // Never after a failure: an existing output (no -f), a container that
+    // does not restore, the wrong key.
+    env.write("x.bin.spipe", b"in the way");
+    env.run(&["process", "--rm", "x.bin"])
+        .code(2)
+        .stderr_has("already exists");
+    assert!(env.read("x.bin") == original);
+    assert!(env.read("x.bin.spipe") == b"in the way");
+    env.run(&["process", "x.bin", "-f", "-o", "good.spipe"])
+        .ok();
+    let mut bad = env.read("good.spipe");
+    let at = bad.len() / 2;
+    bad[at] ^= 0x40;
+    env.write("bad.spipe", &bad);
+    env.run(&["restore", "--rm", "bad.spipe", "-o", "bad.bin"])
+        .code(3);
+    assert!(env.exists("bad.spipe") && !env.exists("bad.bin"));
+    env.run(&[
+        "process",
+        "x.bin",
+        "-o",
+        "enc.spipe",
+        "-s",
+        "lz4,aes-256-gcm",
+        "--key-file",
+        "key",
+    ])
+    .ok();
+    env.write("other", &[8u8; 32]);
+    env.run(&[
+        "restore",
+        "--rm",
+        "enc.spipe",
+        "-o",
+        "enc.bin",
+        "--key-file",
+        "other",
+    ])
+    .code(4);
+    assert!(env.exists("enc.spipe") && !env.exists("enc.bin"));
+    // Not a regular file: refused before anything is written.
+    env.run(&["process", "--rm", "/dev/null", "-o", "null.spipe"])
+        .code(2)
+        .stderr_has("regular files only");
+    assert!(!env.exists("null.spipe"));
+}
+
+#[test]
+fn level_sets_the_compressor_and_keeps_the_rest_of_the_list() {
+    let env = TestEnv::new();
+    let original = data(2 * CHUNK, 303);
+    env.write("x.bin", &original);
+    let info = |name: &str| String::from_utf8(env.run(&["info", name]).ok().stdout).expect("utf-8");
+    env.run(&["process", "x.bin", "-l", "19", "-o", "l19.spipe"])
+        .ok();
+    let text = info("l19.spipe");
+    assert!(text.contains("stages:         zstd:19\n"), "{text}");
+    assert!(text.contains("checksum:       blake3"), "{text}");
+    // Where `-s zstd:19` has no checksum.
+    let text = info(&{
+        env.run(&["process", "x.bin", "-s", "zstd:19", "-o", "s19.spipe"])
+            .ok();
+        "s19.spipe".to_string()
+    });
+    assert!(text.contains("checksum:       none"), "{text}");
+    env.run(&[
+        "process",
+        "x.bin",
+        "-s",
+        "gzip,sha256",
+        "--level",
+        "1",
+        "-o",
+        "g1.spipe",
+    ])
+    .ok();
+    let text = info("g1.spipe");
+    assert!(
+        text.contains("stages:         gzip:1\n") && text.contains("sha256"),
+        "{text}"
+    );
+    env.run(&["restore", "g1.spipe", "-o", "g1.bin"]).ok();
+    assert!(env.read("g1.bin") == original);
+    for (args, why) in [
+        (&["-l", "20"][..], "zstd level 20 is out of range 1..=19"),
+        (&["-l", "0"][..], "zstd level 0 is out of range"),
+        (
+            &["-l", "-1", "-s", "gzip"][..],
+            "gzip level -1 is out of range 1..=9",
+        ),
+        (
+            &["-l", "12", "-s", "brotli"][..],
+            "brotli quality 12 is out of range 0..=11",
+        ),
+        (&["-l", "3", "-s", "lz4,blake3"][..], "lz4, has none"),
+        (&["-l", "3", "-s", "sha256"][..], "no compressor"),
+    ] {
+        let mut all = vec!["process", "x.bin", "-o", "refused.spipe"];
+        all.extend_from_slice(args);
+        env.run(&all).code(2).stderr_has(why);
+    }
+    assert!(!env.exists("refused.spipe"));
 }

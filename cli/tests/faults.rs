@@ -383,22 +383,50 @@ fn input_that_grows_shrinks_or_is_rewritten_while_read_is_an_error() {
 // ---------------------------------------------------------------------------
 
 #[test]
-fn closed_stdout_pipe_is_a_quiet_exit_0() {
+fn closed_stdout_pipe_ends_by_sigpipe_as_zstd_does() {
     let (dir, _) = input_dir();
     // A real shell pipeline: `head` exits after 10 bytes, the writer meets
-    // EPIPE (Rust ignores SIGPIPE), and syncpipe ends quietly with 0.
-    let script = format!(
-        "'{BIN}' process in.bin -c -s passthrough --chunk-size 64KiB | head -c 10 >/dev/null; \
-         echo \"status=${{PIPESTATUS[0]}}\""
-    );
-    let out = Command::new("bash")
-        .args(["-c", &script])
+    // EPIPE (Rust ignores SIGPIPE), cleans up, and ends by SIGPIPE: the
+    // shell sees 141 and `set -o pipefail` fails the pipeline, as with
+    // `zstd -dc | head`.
+    fs::copy(dir.path().join("in.bin"), dir.path().join("copy.bin")).expect("copy");
+    let out = Command::new(BIN)
+        .args([
+            "process",
+            "copy.bin",
+            "-o",
+            "c.spipe",
+            "-s",
+            "passthrough",
+            "--chunk-size",
+            "64KiB",
+        ])
         .current_dir(dir.path())
         .output()
-        .expect("run bash");
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "status=0");
-    assert_eq!(stderr(&out), "", "no message, no panic");
-    assert_eq!(listing(dir.path()), ["in.bin"]);
+        .expect("run");
+    assert!(out.status.success(), "{}", stderr(&out));
+    fs::remove_file(dir.path().join("copy.bin")).expect("rm");
+    for cmd in [
+        "process in.bin -c -s passthrough --chunk-size 64KiB",
+        "restore c.spipe -c",
+        "restore - < c.spipe",
+        "process - -c -s passthrough < in.bin",
+    ] {
+        let script = format!(
+            "set -o pipefail; '{BIN}' {cmd} | head -c 10 >/dev/null; \
+             echo \"status=${{PIPESTATUS[0]}} pipeline=$?\""
+        );
+        let mut c = Command::new("bash");
+        c.args(["-c", &script]).current_dir(dir.path());
+        let out = watchdog(120, move || c.output().expect("run bash"));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "status=141 pipeline=141",
+            "{cmd}"
+        );
+        assert_eq!(stderr(&out), "", "{cmd}: no message, no panic");
+        assert_eq!(listing(dir.path()), ["c.spipe", "in.bin"], "{cmd}");
+    }
 }
 
 /// Runs `cmd` with a pseudo-terminal as stdout (`script`); `None` if
@@ -656,7 +684,8 @@ fn a_terminal_as_stdin_is_refused_even_with_force() {
 // ---------------------------------------------------------------------------
 
 /// Runs `syncpipe ARGS` with stdout a pipe whose read end is already
-/// closed: every write to it fails with EPIPE (SIGPIPE is ignored by Rust).
+/// closed: every write to it fails with EPIPE (SIGPIPE is ignored by Rust
+/// until syncpipe, having cleaned up, raises it).
 fn with_stdout_closed(dir: &Path, args: &[&str]) -> Output {
     let (reader, writer) = io::pipe().expect("pipe");
     drop(reader);
@@ -670,7 +699,7 @@ fn with_stdout_closed(dir: &Path, args: &[&str]) -> Output {
 }
 
 #[test]
-fn every_printing_command_ends_quietly_on_a_closed_stdout() {
+fn every_printing_command_ends_by_sigpipe_on_a_closed_stdout() {
     let (dir, _) = input_dir();
     let many = dir.path().join("many");
     fs::create_dir(&many).expect("mkdir");
@@ -690,23 +719,24 @@ fn every_printing_command_ends_quietly_on_a_closed_stdout() {
     for f in listing(&many).iter().filter(|n| !n.ends_with(".spipe")) {
         fs::remove_file(many.join(f)).expect("rm");
     }
-    let cases: &[(&[&str], i32)] = &[
-        (&["info", "c.spipe"], 0),
-        (&["verify", "c.spipe"], 0),
-        (&["verify", "-r", "many"], 0),
-        (&["verify", "c.spipe", "--json"], 0),
-        (&["process", "in.bin", "-o", "j.spipe", "--json"], 0),
-        (&["completions", "bash"], 0),
-        (&["man"], 0),
-        (&["--help"], 0),
-        (&["--version"], 0),
-        (&["bench", "--size", "64KiB", "-s", "lz4"], 0),
-        (&["bench", "--size", "64KiB", "-s", "lz4", "--json"], 0),
+    let cases: &[&[&str]] = &[
+        &["info", "c.spipe"],
+        &["verify", "c.spipe"],
+        &["verify", "-r", "many"],
+        &["verify", "c.spipe", "--json"],
+        &["process", "in.bin", "-o", "j.spipe", "--json"],
+        &["completions", "bash"],
+        &["man"],
+        &["--help"],
+        &["--version"],
+        &["bench", "--size", "64KiB", "-s", "lz4"],
+        &["bench", "--size", "64KiB", "-s", "lz4", "--json"],
     ];
-    for (args, code) in cases {
+    for args in cases {
         let out = with_stdout_closed(dir.path(), args);
         let msg = stderr(&out);
-        assert_eq!(out.status.code(), Some(*code), "{args:?}: {msg}");
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{args:?}: {msg}");
         assert!(!msg.contains("panicked"), "{args:?}: {msg}");
         assert!(!msg.contains("Broken pipe"), "{args:?}: {msg}");
     }

@@ -323,3 +323,62 @@ fn a_run_counts_as_active_until_its_final_flush_is_done() {
         assert!(pipeline.governor().all_returned());
     });
 }
+
+/// `--rm`'s checks, through the library: a container is verified against
+/// the run that wrote it (another file's container, or a damaged one, is
+/// refused), and an input is removed only while it is still the file that
+/// was read.
+#[test]
+fn verify_written_and_remove_input_refuse_what_does_not_match() {
+    use std::os::unix::fs::FileExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let p = Pipeline::builder()
+        .stages(parse_stages("zstd:3,blake3").expect("spec"))
+        .chunk_size(CHUNK)
+        .build()
+        .expect("pipeline");
+    fs::write(d.join("a"), mixed_data(5 * CHUNK, 11)).expect("a");
+    fs::write(d.join("b"), mixed_data(5 * CHUNK, 12)).expect("b");
+    let before = fs::metadata(d.join("a")).expect("meta");
+    let ra = p
+        .process_path(&d.join("a"), &d.join("a.spipe"), Overwrite::Refuse)
+        .expect("a");
+    let rb = p
+        .process_path(&d.join("b"), &d.join("b.spipe"), Overwrite::Refuse)
+        .expect("b");
+    p.verify_written(&d.join("a.spipe"), &ra)
+        .expect("a verifies");
+    // Sound, but not what this run wrote.
+    let e = p
+        .verify_written(&d.join("b.spipe"), &ra)
+        .expect_err("b is not a");
+    assert_eq!(e.kind(), ErrorKind::Integrity, "{e}");
+    // Damaged after the commit.
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .open(d.join("b.spipe"))
+        .expect("open");
+    f.write_all_at(b"\xff\xff", 200).expect("damage");
+    let e = p
+        .verify_written(&d.join("b.spipe"), &rb)
+        .expect_err("damaged");
+    assert_eq!(e.kind(), ErrorKind::Integrity, "{e}");
+    // Written to since it was read: kept.
+    let g = fs::OpenOptions::new()
+        .append(true)
+        .open(d.join("a"))
+        .expect("open");
+    g.write_all_at(b"more", 5 * CHUNK as u64).expect("append");
+    let e = syncpipe::output::remove_input(&d.join("a"), &before).expect_err("changed");
+    assert!(e.to_string().contains("changed after it was read"), "{e}");
+    assert!(d.join("a").exists());
+    // Another file in its place: kept.
+    fs::write(d.join("a2"), mixed_data(5 * CHUNK, 11)).expect("a2");
+    fs::rename(d.join("a2"), d.join("a")).expect("swap");
+    assert!(syncpipe::output::remove_input(&d.join("a"), &before).is_err());
+    // Unchanged: removed.
+    let now = fs::metadata(d.join("a")).expect("meta");
+    syncpipe::output::remove_input(&d.join("a"), &now).expect("removed");
+    assert!(!d.join("a").exists());
+}

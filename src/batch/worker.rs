@@ -26,10 +26,10 @@ use crate::report::Report;
 type Written = Result<Option<(OutputFile, Box<Report>)>>;
 
 enum Small {
-    /// Read: its bytes and mode.
-    Read(Vec<u8>, u32),
-    /// Encoded: the container, the mode, the report.
-    Encoded(Vec<u8>, u32, Box<Report>),
+    /// Read: its bytes, and its metadata from before the read (mode, times).
+    Read(Vec<u8>, Box<fs::Metadata>),
+    /// Encoded: the container, the input's metadata, the report.
+    Encoded(Vec<u8>, Box<fs::Metadata>, Box<Report>),
     /// Skipped or failed.
     Ended(Outcome),
 }
@@ -140,7 +140,7 @@ impl Worker<'_, '_> {
             .into_iter()
             .map(|job| {
                 let state = match caught_value(&job.input, || self.read_small(&job)) {
-                    Ok(Some((data, mode))) => Small::Read(data, mode),
+                    Ok(Some((data, meta))) => Small::Read(data, Box::new(meta)),
                     Ok(None) => Small::Ended(Outcome::Skipped),
                     Err(e) => Small::Ended(Outcome::Failed(e)),
                 };
@@ -161,16 +161,20 @@ impl Worker<'_, '_> {
         if files.iter().any(|(_, s)| matches!(s, Small::Read(..))) {
             let lease = p.governor().cpu.acquire(cancel);
             for (job, state) in &mut files {
-                let Small::Read(data, mode) = state else {
+                if !matches!(state, Small::Read(..)) {
+                    continue;
+                }
+                let taken = std::mem::replace(state, Small::Ended(Outcome::Skipped));
+                let Small::Read(data, meta) = taken else {
                     continue;
                 };
-                let mode = *mode;
+                let mode = output::mode_of(&meta);
                 let encoded = match &lease {
-                    Ok(_) => caught_value(&job.input, || p.encode_whole(data, mode)),
+                    Ok(_) => caught_value(&job.input, || p.encode_whole(&data, mode)),
                     Err(_) => Err(Error::cancelled().with_path(&job.input)),
                 };
                 *state = match encoded {
-                    Ok((bytes, report)) => Small::Encoded(bytes, mode, Box::new(report)),
+                    Ok((bytes, report)) => Small::Encoded(bytes, meta, Box::new(report)),
                     Err(e) => Small::Ended(Outcome::Failed(e)),
                 };
             }
@@ -181,8 +185,8 @@ impl Worker<'_, '_> {
             .into_iter()
             .map(|(job, state)| {
                 let r = match state {
-                    Small::Encoded(bytes, mode, report) => {
-                        caught_value(&job.input, || self.write_small(&job, &bytes, mode))
+                    Small::Encoded(bytes, meta, report) => {
+                        caught_value(&job.input, || self.write_small(&job, &bytes, &meta))
                             .map(|out| Some((out, report)))
                     }
                     Small::Ended(Outcome::Failed(e)) => Err(e),
@@ -242,7 +246,7 @@ impl Worker<'_, '_> {
 
     /// Reads a small input whole (under an IO lease), or `None` to skip it;
     /// refuses one that changed size since it was opened.
-    fn read_small(&self, job: &BatchJob) -> Result<Option<(Vec<u8>, u32)>> {
+    fn read_small(&self, job: &BatchJob) -> Result<Option<(Vec<u8>, fs::Metadata)>> {
         let path = &job.input;
         let out = job
             .output
@@ -273,12 +277,13 @@ impl Worker<'_, '_> {
             output::check_unchanged(&file, &meta, data.len() as u64)
                 .map_err(|e| e.with_path(path))?;
         }
-        Ok(Some((data, output::mode_of(&meta))))
+        Ok(Some((data, meta)))
     }
 
-    /// Writes one small container into its temp file and gives it its
-    /// mode; `commit_group` makes it durable and renames it.
-    fn write_small(&self, job: &BatchJob, bytes: &[u8], mode: u32) -> Result<OutputFile> {
+    /// Writes one small container into its temp file and gives it the
+    /// input's mode and times; `commit_group` makes it durable and renames
+    /// it.
+    fn write_small(&self, job: &BatchJob, bytes: &[u8], meta: &fs::Metadata) -> Result<OutputFile> {
         let dest = job
             .output
             .as_deref()
@@ -296,7 +301,8 @@ impl Worker<'_, '_> {
             w.write_all(bytes)
                 .map_err(|e| Error::io(e).with_path(dest))?;
         }
-        out.prepare(Some(mode))?;
+        out.set_times(meta);
+        out.prepare(Some(output::mode_of(meta)))?;
         Ok(out)
     }
 }

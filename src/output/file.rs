@@ -2,7 +2,7 @@
 //! temp file, an unnamed `O_TMPFILE` file, a special file written in
 //! place), that becomes its destination only on commit.
 
-use std::fs::{File, Permissions};
+use std::fs::{File, FileTimes, Metadata, Permissions};
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -237,6 +237,34 @@ impl OutputFile {
     pub fn commit_prepared(self) -> Result<Option<PathBuf>> {
         self.sync()?;
         self.rename()
+    }
+
+    /// Gives the written file the access and modification times of the
+    /// file `from` describes (the input, as zstd and gzip give a
+    /// compressed file its original's times and the restored file its
+    /// container's), once every byte is written: a later write would move
+    /// them again. Called before the commit, the commit's fsync makes them
+    /// durable and the rename keeps them. Best effort, as those tools
+    /// treat times: where the file system refuses the access time, the
+    /// modification time alone is set; where it refuses both, the file
+    /// keeps the time it was written. A device or FIFO written in place
+    /// keeps its own times.
+    pub fn set_times(&self, from: &Metadata) {
+        if matches!(self.target, Target::Special(_)) {
+            return;
+        }
+        let Ok(modified) = from.modified() else {
+            return;
+        };
+        let mtime = FileTimes::new().set_modified(modified);
+        let both = match from.accessed() {
+            Ok(a) => mtime.set_accessed(a),
+            Err(_) => mtime,
+        };
+        let file = self.target.file();
+        if file.set_times(both).is_err() {
+            let _ = file.set_times(mtime);
+        }
     }
 
     /// The destination's path.

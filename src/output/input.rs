@@ -111,3 +111,29 @@ pub fn same_file(a: &Path, b: &Path) -> bool {
     };
     fs::metadata(a).is_ok_and(|x| x.dev() == y.dev() && x.ino() == y.ino())
 }
+
+/// Removes an input whose output is committed (and, for a container,
+/// verified: [`crate::Pipeline::verify_written`]), as `zstd --rm` and
+/// `gzip` do; `before` is the input's metadata from before it was read
+/// (links followed). Refused, with the input left in place, if the file at
+/// `input` is no longer that one: another file (device and inode), or the
+/// same one with another size or modification time (written to since: the
+/// output does not hold those bytes). The name is what is removed: for a
+/// symbolic link, the link, not what it points to.
+///
+/// # Errors
+///
+/// [`crate::ErrorKind::Io`] naming the path if it changed or cannot be
+/// removed.
+pub fn remove_input(input: &Path, before: &Metadata) -> Result<()> {
+    let now = fs::metadata(input).map_err(|e| Error::io(e).with_path(input))?;
+    let stamp = |m: &Metadata| (m.dev(), m.ino(), m.len(), m.mtime(), m.mtime_nsec());
+    if stamp(&now) != stamp(before) {
+        return Err(Error::new(
+            crate::error::ErrorKind::Io,
+            "not removed: it changed after it was read (the output does not hold it)",
+        )
+        .with_path(input));
+    }
+    fs::remove_file(input).map_err(|e| Error::io(e).with_path(input))
+}

@@ -32,7 +32,7 @@ pub use existing::kind_name;
 pub use file::OutputFile;
 pub use folder::folder_below;
 pub(crate) use input::{check_unchanged, mode_of};
-pub use input::{open_input, probe_stream, same_file};
+pub use input::{open_input, probe_stream, remove_input, same_file};
 pub use mode::restored_mode;
 pub use sweep::remove_stale_temps;
 pub use temp::{remove_live_temps, temp_file, temp_owner, TempOwner};

@@ -40,6 +40,61 @@ impl fmt::Display for Stages {
     }
 }
 
+impl Stages {
+    /// The same list with its compressor at `level` (the CLI's `-l`): the
+    /// other stages, checksum and cipher included, stay as they are, so
+    /// `-l 19` on the default list is `zstd:19,blake3`, not `zstd:19`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::usage`] if the list has no stage with a level (none, `lz4`,
+    /// `passthrough`), or if `level` is out of that stage's range.
+    pub fn with_level(mut self, level: i64) -> Result<Stages> {
+        let leveled = |s: &StageSpec| {
+            matches!(
+                s,
+                StageSpec::Zstd(_) | StageSpec::Gzip(_) | StageSpec::Brotli(_)
+            )
+        };
+        let Some(at) = self.transforms.iter().position(leveled) else {
+            let what = match self.transforms.first() {
+                Some(s) => format!("its only transform, {}, has none", s.name()),
+                None => "it has no compressor".to_string(),
+            };
+            return Err(Error::usage(format!(
+                "--level sets the compressor's level, but the stage list '{self}' has none: \
+                 {what}; name zstd, gzip or brotli in -s"
+            )));
+        };
+        let out_of_range = |what: &str, range: &dyn fmt::Debug| {
+            Error::usage(format!("{what} {level} is out of range {range:?}"))
+        };
+        let spec = &mut self.transforms[at];
+        *spec = match spec {
+            StageSpec::Zstd(_) => StageSpec::Zstd(
+                i32::try_from(level)
+                    .ok()
+                    .filter(|l| Zstd::LEVELS.contains(l))
+                    .ok_or_else(|| out_of_range("zstd level", &Zstd::LEVELS))?,
+            ),
+            StageSpec::Gzip(_) => StageSpec::Gzip(
+                u32::try_from(level)
+                    .ok()
+                    .filter(|l| Gzip::LEVELS.contains(l))
+                    .ok_or_else(|| out_of_range("gzip level", &Gzip::LEVELS))?,
+            ),
+            StageSpec::Brotli(_) => StageSpec::Brotli(
+                u32::try_from(level)
+                    .ok()
+                    .filter(|l| Brotli::QUALITIES.contains(l))
+                    .ok_or_else(|| out_of_range("brotli quality", &Brotli::QUALITIES))?,
+            ),
+            StageSpec::Lz4 | StageSpec::Passthrough => return Ok(self),
+        };
+        Ok(self)
+    }
+}
+
 /// Parses a comma-separated stage spec such as `zstd:3,sha256`.
 ///
 /// Names are case-insensitive and whitespace around items is ignored.
@@ -234,6 +289,39 @@ mod tests {
         let parsed = parse_stages("zstd:5,blake3").unwrap();
         assert_eq!(parsed.transforms, [StageSpec::Zstd(5)]);
         assert_eq!(parsed.checksum, Some(ChecksumKind::Blake3));
+    }
+
+    #[test]
+    fn a_level_changes_the_compressor_and_keeps_the_rest() {
+        let table = [
+            ("zstd:3,blake3", 19, "zstd:19,blake3"),
+            ("gzip,sha256", 1, "gzip:1,sha256"),
+            (
+                "brotli:5,aes-256-gcm,blake3",
+                0,
+                "brotli:0,aes-256-gcm,blake3",
+            ),
+        ];
+        for (text, level, want) in table {
+            let got = parse_stages(text).unwrap().with_level(level).unwrap();
+            assert_eq!(got.to_string(), want, "{text} -l {level}");
+        }
+        let refused = [
+            ("lz4,blake3", 3, "its only transform, lz4, has none"),
+            ("passthrough", 3, "passthrough, has none"),
+            ("sha256", 3, "it has no compressor"),
+            ("zstd", 20, "zstd level 20 is out of range 1..=19"),
+            ("zstd", 0, "zstd level 0 is out of range"),
+            ("gzip", 10, "gzip level 10 is out of range 1..=9"),
+            ("gzip", -1, "gzip level -1 is out of range"),
+            ("brotli", 12, "brotli quality 12 is out of range 0..=11"),
+            ("zstd", i64::MAX, "out of range"),
+        ];
+        for (text, level, want) in refused {
+            let e = parse_stages(text).unwrap().with_level(level).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Usage, "{text} -l {level}");
+            assert!(e.to_string().contains(want), "{text} -l {level}: {e}");
+        }
     }
 
     #[test]
