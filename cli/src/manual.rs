@@ -371,12 +371,13 @@ mod tests {
     fn zsh_completes_values_not_file_names() {
         let script = text(Shell::Zsh);
         for (long, want) in value_flags() {
-            // `'--flag=[` or, after its conflicts, `...)--flag=[`.
+            // `'--flag=[`, `'*--flag=[` (repeatable) or, after its
+            // conflicts, `...)--flag=[`.
             let head = format!("--{long}=[");
             let mut found = false;
             for (at, _) in script
                 .match_indices(&head)
-                .filter(|(at, _)| script[..*at].ends_with(['\'', ')']))
+                .filter(|(at, _)| script[..*at].ends_with(['\'', ')', '*']))
             {
                 let rest = &script[at + head.len()..];
                 // The help ends at the first `]:` not escaped.

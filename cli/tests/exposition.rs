@@ -155,7 +155,8 @@ fn capture() -> (String, String) {
     fs::write(d.join("in/a.bin"), mixed_data(17 * CHUNK, 601)).expect("write");
     fs::write(d.join("in/b.bin"), mixed_data(20 * CHUNK + 3, 602)).expect("write");
     fs::write(d.join("in/c.txt"), b"small\n".repeat(100)).expect("write");
-    std::os::unix::fs::symlink("nowhere", d.join("in/dangling")).expect("symlink");
+    // A link loop: nobody can open it (a walk passes over a dangling link).
+    std::os::unix::fs::symlink("loop", d.join("in/loop")).expect("symlink");
     let note = format!("note={NOTE}");
     let mut child = Command::new(BIN)
         .args([

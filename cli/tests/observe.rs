@@ -828,7 +828,8 @@ fn metrics_linger_serves_the_final_state_and_a_signal_ends_it_with_the_runs_code
                 &mixed_data(17 * CHUNK + i, 411 + i as u64),
             );
         }
-        std::os::unix::fs::symlink("nowhere", env.path("in/dangling")).expect("symlink");
+        // A link loop: nobody can open it (a walk passes over a dangling link).
+        std::os::unix::fs::symlink("loop", env.path("in/loop")).expect("symlink");
         for (signal, name) in [(libc::SIGINT, "SIGINT"), (libc::SIGTERM, "SIGTERM")] {
             let _ = fs::remove_dir_all(env.path("out"));
             let mut child = env
@@ -854,7 +855,7 @@ fn metrics_linger_serves_the_final_state_and_a_signal_ends_it_with_the_runs_code
             let mut err = BufReader::new(child.stderr.take().expect("stderr"));
             let addr = listen_address(&mut err);
             let before = until_linger(&mut err);
-            assert!(before.contains("in/dangling"), "{before}");
+            assert!(before.contains("in/loop"), "{before}");
             // The work is over: the scrape sees its end, exit code included.
             let resp = http_get(&addr, "/metrics");
             let (head, body) = resp.split_once("\r\n\r\n").expect("head and body");
@@ -1004,9 +1005,21 @@ fn dashboard_is_silent_off_a_terminal() {
         "{err}"
     );
     // --progress always also into a pipe, but as plain lines every 5 s
-    // (cli/tests/dashboard.rs): none for a short run, and no escape ever;
-    // -q still wins.
+    // (cli/tests/dashboard.rs): none for a short run, no escape ever, and
+    // the summary only with -v, as without it; -q still wins.
     let out = env.run(&["process", "x.bin", "-o", "a.spipe", "--progress", "always"]);
+    code(&out, 0);
+    assert_eq!(stderr(&out), "");
+    let out = env.run(&[
+        "process",
+        "x.bin",
+        "-o",
+        "a.spipe",
+        "-f",
+        "--progress",
+        "always",
+        "-v",
+    ]);
     code(&out, 0);
     let err = stderr(&out);
     assert!(
