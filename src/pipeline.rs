@@ -8,6 +8,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use zeroize::Zeroizing;
 
+use crate::batch::SMALL_FILE_MAX;
 use crate::cancel::CancelToken;
 use crate::chunk::ChainStage;
 use crate::config::{Config, PipelineBuilder, SpawnStyle, StageEntry};
@@ -248,11 +249,6 @@ impl Pipeline {
         // after it (the commit).
         let run = || -> Result<Report> {
             let (file, meta) = output::open_input(input)?;
-            // A second descriptor of the same open file, to look at it again
-            // once the reader (which owns `file`) is done.
-            let watch = file
-                .try_clone()
-                .map_err(|e| Error::io(e).with_path(input))?;
             let out = create_output(input, output, force, derived)?;
             // A pipe, a device or a pseudo-file that reports size 0 but has
             // content (`/proc/cpuinfo`) is read as a stream, as stdin is: its
@@ -260,6 +256,16 @@ impl Pipeline {
             // can hold. A pipe's mode is not the data's: none is recorded.
             let (stream, first) =
                 output::probe_stream(&file, &meta).map_err(|e| e.with_path(input))?;
+            // A regular file known to be small takes the batch's small-file
+            // path: no per-file threads (see `small_file.rs`).
+            if !stream && meta.len() < SMALL_FILE_MAX {
+                return self.process_small(input, &file, &meta, out);
+            }
+            // A second descriptor of the same open file, to look at it again
+            // once the reader (which owns `file`) is done.
+            let watch = file
+                .try_clone()
+                .map_err(|e| Error::io(e).with_path(input))?;
             let mode = if meta.is_file() {
                 output::mode_of(&meta)
             } else {
