@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::format::{Trailer, DIGEST_LEN};
 use crate::pipeline::Pipeline;
 use crate::pool::BufferPool;
+use crate::recorder::{self, Recorder, Trace};
 use crate::report::Report;
 use crate::stages::{ChecksumKind, Hasher};
 use crate::tuner::ChunkMethod;
@@ -173,6 +174,17 @@ impl Encoder {
     ///
     /// As [`Encoder::encode`].
     pub fn encode_all(&self, data: &[u8]) -> Result<(Vec<u8>, u64, Option<[u8; DIGEST_LEN]>)> {
+        self.encode_all_recorded(data, None)
+    }
+
+    /// [`Encoder::encode_all`], recording each chunk into `recorder` (when
+    /// given) as the streamed engine's writer does: its CPU time on this
+    /// thread, its wall time, its stage laps, its bytes in and out.
+    pub(crate) fn encode_all_recorded(
+        &self,
+        data: &[u8],
+        mut recorder: Option<&mut Recorder>,
+    ) -> Result<(Vec<u8>, u64, Option<[u8; DIGEST_LEN]>)> {
         let mut out = self.header.clone();
         let mut hasher = self.hasher();
         let pieces: Vec<&[u8]> = if data.is_empty() {
@@ -185,7 +197,37 @@ impl Encoder {
             if let Some(h) = hasher.as_mut() {
                 h.update(piece);
             }
-            self.encode_into(index, index + 1 == chunks, piece.to_vec(), &mut out)?;
+            let last = index + 1 == chunks;
+            match recorder.as_deref_mut() {
+                None => self.encode_into(index, last, piece.to_vec(), &mut out)?,
+                Some(rec) => {
+                    let at = out.len();
+                    let started = Instant::now();
+                    rec.metrics().worker_started();
+                    recorder::begin_laps();
+                    let cpu_start = recorder::thread_cpu_ns();
+                    let encoded = self.encode_into(index, last, piece.to_vec(), &mut out);
+                    // The whole job ran on this thread: the difference is its CPU.
+                    let cpu = recorder::thread_cpu_ns().saturating_sub(cpu_start);
+                    let laps = recorder::end_laps();
+                    rec.metrics().worker_finished();
+                    encoded?;
+                    let done = Instant::now();
+                    let trace = Trace {
+                        queued: started,
+                        read_wait: 0,
+                        dispatched: started,
+                        cpu_wait: 0,
+                        cpu,
+                        time: done.saturating_duration_since(started).as_nanos() as u64,
+                        laps,
+                        done,
+                    };
+                    rec.record(&trace, done, 0);
+                    rec.metrics().note_read(piece.len() as u64, 0);
+                    rec.metrics().note_written((out.len() - at) as u64);
+                }
+            }
         }
         let digest = hasher.map(Hasher::finalize);
         out.extend_from_slice(&self.trailer(chunks, data.len() as u64, digest));
@@ -245,7 +287,10 @@ impl Pipeline {
         let plan = self.chunk_plan(Some(len));
         let buffers = BufferPool::new(4, data.len().min(plan.start));
         let enc = self.encoder_for(&plan, Some(len), mode, buffers)?;
-        let (out, chunks, digest) = enc.encode_all(data)?;
+        // Recorded as a streamed run records its chunks, so that a file is
+        // counted alike whichever path it took.
+        let mut recorder = self.recorder();
+        let (out, chunks, digest) = enc.encode_all_recorded(data, recorder.as_mut())?;
         let report = Report {
             elapsed: start.elapsed(),
             bytes_in: len,
@@ -253,6 +298,9 @@ impl Pipeline {
             bytes_out: out.len() as u64,
             chunks,
             chunk_size: plan.start,
+            chunk_sizes: plan.history(),
+            peak_chunk_bytes: len,
+            cpu_waits: self.inner.governor.cpu.wait_stats(),
             chunk_method: cfg.chunk_method,
             checksum: cfg.checksum,
             digest,

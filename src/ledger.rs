@@ -3,6 +3,7 @@
 //! permit is back), the memory gauge settled after a run, and the report.
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::chunk::ChainStage;
@@ -10,6 +11,7 @@ use crate::cipher::CipherKind;
 use crate::error::{Error, Result};
 use crate::pipeline::Pipeline;
 use crate::pool::BufferPool;
+use crate::recorder::Recorder;
 use crate::report::Report;
 use crate::stages::ChecksumKind;
 use crate::stream::RunState;
@@ -46,6 +48,27 @@ impl Pipeline {
                 .chain(cipher.map(|c| c.name().to_string())),
             checksum.map(|c| c.name()),
         )
+    }
+
+    /// A recorder for a run that encodes its chunks on the calling thread
+    /// (the small-file path), with the stage labels a streamed run's
+    /// writer uses; `None` without metrics.
+    pub(crate) fn recorder(&self) -> Option<Recorder> {
+        let metrics = self.inner.metrics.as_ref()?;
+        let cfg = &self.inner.config;
+        let labels = self
+            .inner
+            .chain
+            .iter()
+            .map(|s| s.desc.name.clone())
+            .chain(cfg.cipher.map(|c| c.name().to_string()))
+            .chain(cfg.checksum.map(|c| c.name().to_string()))
+            .collect();
+        Some(Recorder::new(
+            Arc::clone(metrics),
+            labels,
+            cfg.checksum.is_some(),
+        ))
     }
 
     /// Tells the metrics (if any) that a run succeeded. An observer that

@@ -74,6 +74,7 @@ mod recorder;
 mod relay;
 mod report;
 mod secret;
+mod small_file;
 mod snapshot;
 mod source;
 pub mod stage;

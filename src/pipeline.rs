@@ -3,11 +3,12 @@
 use std::io::{self, Read, Write};
 use std::path::Path;
 use std::sync::atomic::AtomicUsize;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 use zeroize::Zeroizing;
 
+use crate::batch::SMALL_FILE_MAX;
 use crate::cancel::CancelToken;
 use crate::chunk::ChainStage;
 use crate::config::{Config, PipelineBuilder, SpawnStyle, StageEntry};
@@ -52,10 +53,12 @@ pub struct Pipeline {
 pub(crate) struct Inner {
     pub(crate) config: Config,
     pub(crate) chain: Vec<ChainStage>,
-    /// The rayon pool, for `SpawnStyle::Rayon` (none for dedicated
+    /// The rayon pool, for `SpawnStyle::Rayon` (never set for dedicated
     /// threads): shared with the process's other pipelines of the same
-    /// thread count unless the builder was given one.
-    pub(crate) pool: Option<Arc<rayon::ThreadPool>>,
+    /// thread count unless the builder was given one. Started by the first
+    /// streamed run, not by the builder: a run that takes the small-file
+    /// path (a `find -exec` of small files) never starts its threads.
+    pub(crate) pool: OnceLock<Arc<rayon::ThreadPool>>,
     pub(crate) governor: Arc<Governor>,
     pub(crate) shared_governor: bool,
     /// Runs (and batches) of this pipeline in progress: its permits can
@@ -125,11 +128,11 @@ impl Pipeline {
                 }
             });
         }
-        let pool = match (config.spawn_style, pool) {
-            (SpawnStyle::Rayon, Some(pool)) => Some(pool),
-            (SpawnStyle::Rayon, None) => Some(cpu_pool::shared(config.threads)?),
-            (SpawnStyle::Threads, _) => None,
-        };
+        let given = OnceLock::new();
+        if let (SpawnStyle::Rayon, Some(pool)) = (config.spawn_style, pool) {
+            let _ = given.set(pool);
+        }
+        let pool = given;
         let shared_governor = governor.is_some();
         let governor = governor
             .unwrap_or_else(|| Arc::new(Governor::new(config.cpu_tokens, config.io_tokens)));
@@ -248,11 +251,6 @@ impl Pipeline {
         // after it (the commit).
         let run = || -> Result<Report> {
             let (file, meta) = output::open_input(input)?;
-            // A second descriptor of the same open file, to look at it again
-            // once the reader (which owns `file`) is done.
-            let watch = file
-                .try_clone()
-                .map_err(|e| Error::io(e).with_path(input))?;
             let out = create_output(input, output, force, derived)?;
             // A pipe, a device or a pseudo-file that reports size 0 but has
             // content (`/proc/cpuinfo`) is read as a stream, as stdin is: its
@@ -260,6 +258,16 @@ impl Pipeline {
             // can hold. A pipe's mode is not the data's: none is recorded.
             let (stream, first) =
                 output::probe_stream(&file, &meta).map_err(|e| e.with_path(input))?;
+            // A regular file known to be small takes the batch's small-file
+            // path: no per-file threads (see `small_file.rs`).
+            if !stream && meta.len() < SMALL_FILE_MAX {
+                return self.process_small(input, &file, &meta, out);
+            }
+            // A second descriptor of the same open file, to look at it again
+            // once the reader (which owns `file`) is done.
+            let watch = file
+                .try_clone()
+                .map_err(|e| Error::io(e).with_path(input))?;
             let mode = if meta.is_file() {
                 output::mode_of(&meta)
             } else {
@@ -435,10 +443,24 @@ impl Pipeline {
     }
 
     /// Where this pipeline's chunk jobs run.
-    pub(crate) fn cpu(&self) -> Cpu<'_> {
-        match &self.inner.pool {
-            Some(pool) => Cpu::Rayon(pool),
-            None => Cpu::Threads(self.inner.config.threads),
+    ///
+    /// # Errors
+    ///
+    /// [`crate::ErrorKind::Io`] if the rayon pool, started here on first
+    /// use, cannot start its threads.
+    pub(crate) fn cpu(&self) -> Result<Cpu<'_>> {
+        let cfg = &self.inner.config;
+        match cfg.spawn_style {
+            SpawnStyle::Threads => Ok(Cpu::Threads(cfg.threads)),
+            SpawnStyle::Rayon => {
+                if let Some(pool) = self.inner.pool.get() {
+                    return Ok(Cpu::Rayon(pool));
+                }
+                // Two runs racing here get the same shared pool (or one of
+                // two equal ones, the other then dropped).
+                let pool = cpu_pool::shared(cfg.threads)?;
+                Ok(Cpu::Rayon(self.inner.pool.get_or_init(|| pool)))
+            }
         }
     }
 

@@ -348,3 +348,98 @@ fn after_a_failed_run_the_snapshot_shows_every_permit_back() {
         assert_eq!(snap.buffer_bytes, 0);
     });
 }
+
+/// A pipeline that reports to its own fresh metrics.
+fn observed_pipeline() -> (Pipeline, Arc<Metrics>) {
+    let metrics = Arc::new(Metrics::new());
+    let pipeline = Pipeline::builder()
+        .stages(parse_stages("zstd:3,blake3").expect("stages"))
+        .chunk_size(CHUNK)
+        .threads(2)
+        .metrics(Arc::clone(&metrics))
+        .build()
+        .expect("pipeline");
+    (pipeline, metrics)
+}
+
+/// The counters and histogram sample counts a file's chunks leave, and
+/// whether its CPU histograms hold time.
+fn chunk_figures(snap: &Snapshot) -> (u64, u64, u64, Vec<(String, u64)>) {
+    for (family, label) in [
+        (Family::ChunkCpu, ""),
+        (Family::ChunkTime, ""),
+        (Family::StageCpu, "zstd"),
+        (Family::StageCpu, "blake3"),
+    ] {
+        let l = snap
+            .latency(family, label)
+            .unwrap_or_else(|| panic!("no {family:?} {label}: {:?}", snap.latencies));
+        assert!(l.count() > 0 && l.sum_ns > 0, "{} is empty", l.key());
+    }
+    assert_ordered(snap);
+    let counts = snap
+        .latencies
+        .iter()
+        .map(|l| (l.key(), l.count()))
+        .collect();
+    (snap.chunks, snap.bytes_read, snap.bytes_written, counts)
+}
+
+#[test]
+fn the_small_file_path_records_what_a_streamed_run_records() {
+    watchdog(60, || {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // Below the small-file limit: two chunks, one chunk, one empty chunk.
+        let sizes = [2 * CHUNK - 77, 10_000, 0];
+        let inputs: Vec<_> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &len)| {
+                let path = dir.path().join(format!("in{i}"));
+                std::fs::write(&path, mixed_data(len, i as u64)).expect("write input");
+                path
+            })
+            .collect();
+        let streamed = |paths: &[std::path::PathBuf]| {
+            let (pipeline, metrics) = observed_pipeline();
+            for path in paths {
+                let file = std::fs::File::open(path).expect("open");
+                pipeline.run(file, std::io::sink()).expect("streamed run");
+            }
+            metrics.snapshot()
+        };
+
+        // A batch of small files against the same files streamed.
+        let (pipeline, metrics) = observed_pipeline();
+        let jobs = inputs
+            .iter()
+            .map(|p| syncpipe::batch::BatchJob {
+                input: p.clone(),
+                output: Some(p.with_extension("batch")),
+                size: std::fs::metadata(p).expect("stat").len(),
+            })
+            .collect();
+        let report = pipeline.process_batch(jobs, &Default::default());
+        assert_eq!(report.done(), 3, "{report:?}");
+        let batch = metrics.snapshot();
+        assert_eq!(batch.files, 3);
+        assert_eq!(batch.chunks, 4);
+        assert_eq!(chunk_figures(&batch), chunk_figures(&streamed(&inputs)));
+
+        // One small file through process_path against the same file streamed.
+        let (pipeline, metrics) = observed_pipeline();
+        pipeline
+            .process_path(
+                &inputs[0],
+                &inputs[0].with_extension("one"),
+                syncpipe::Overwrite::Refuse,
+            )
+            .expect("process_path");
+        let one = metrics.snapshot();
+        assert_eq!(one.files, 1);
+        assert_eq!(one.chunks, 2);
+        assert_eq!(one.active_workers, 0);
+        assert_eq!(one.buffer_bytes, 0);
+        assert_eq!(chunk_figures(&one), chunk_figures(&streamed(&inputs[..1])));
+    });
+}

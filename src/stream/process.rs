@@ -44,6 +44,7 @@ impl Pipeline {
         let codec = self.codec(keys.as_ref(), &plan);
         let mut sink = Sink::new(output);
         sink.write_all(&header.encode())?;
+        let cpu = self.cpu()?;
         let _active = self.begin_run();
         let window = (cfg.channel_depth, cfg.cpu_tokens);
         let state = self.new_state(plan.start, window, chain, cfg.cipher, cfg.checksum);
@@ -54,7 +55,7 @@ impl Pipeline {
             let next_size = || tuner.map_or(plan.start, Tuner::next_size);
             super::run(
                 state,
-                self.cpu(),
+                cpu,
                 cfg.channel_depth,
                 |tx| reader::read_chunks(state, input, next_size, cfg.checksum, tx),
                 |index, c| match tuner {

@@ -67,6 +67,7 @@ impl Pipeline {
                 ))
                 },
             )?;
+        let cpu = self.cpu()?;
         let _active = self.begin_run();
         let window = (depth, in_flight);
         let mut state = self.new_state(header.chunk_size, window, &chain, cipher, header.checksum);
@@ -80,7 +81,7 @@ impl Pipeline {
             let (codec, chunks) = (&codec, &mut chunks);
             super::run(
                 state,
-                self.cpu(),
+                cpu,
                 depth,
                 |tx| {
                     let mut counted = super::Counting {
