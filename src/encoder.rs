@@ -202,25 +202,20 @@ impl Encoder {
                 None => self.encode_into(index, last, piece.to_vec(), &mut out)?,
                 Some(rec) => {
                     let at = out.len();
-                    let started = Instant::now();
-                    rec.metrics().worker_started();
-                    recorder::begin_laps();
-                    let cpu_start = recorder::thread_cpu_ns();
-                    let encoded = self.encode_into(index, last, piece.to_vec(), &mut out);
-                    // The whole job ran on this thread: the difference is its CPU.
-                    let cpu = recorder::thread_cpu_ns().saturating_sub(cpu_start);
-                    let laps = recorder::end_laps();
-                    rec.metrics().worker_finished();
+                    let (encoded, cost) = recorder::timed_job(Some(rec.metrics()), || {
+                        self.encode_into(index, last, piece.to_vec(), &mut out)
+                    });
                     encoded?;
-                    let done = Instant::now();
+                    let done = cost.done;
+                    // Read, dispatched and run at once: no queue, no wait.
                     let trace = Trace {
-                        queued: started,
+                        queued: cost.start,
                         read_wait: 0,
-                        dispatched: started,
+                        dispatched: cost.start,
                         cpu_wait: 0,
-                        cpu,
-                        time: done.saturating_duration_since(started).as_nanos() as u64,
-                        laps,
+                        cpu: cost.cpu,
+                        time: cost.time,
+                        laps: cost.laps,
                         done,
                     };
                     rec.record(&trace, done, 0);

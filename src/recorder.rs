@@ -110,6 +110,51 @@ pub(crate) fn end_laps() -> Laps {
     LAPS.with(Cell::get)
 }
 
+/// What one chunk's job cost on the thread that ran it ([`timed_job`]).
+pub(crate) struct JobCost {
+    /// Thread CPU time, nanoseconds.
+    pub cpu: u64,
+    /// Wall time, nanoseconds.
+    pub time: u64,
+    /// CPU time per stage and in the checksum.
+    pub laps: Laps,
+    /// When the job started and ended.
+    pub start: Instant,
+    pub done: Instant,
+}
+
+/// Runs one chunk's `job` on this thread, timed: a chunk's job runs on one
+/// thread from start to end, so the difference of two readings of this
+/// thread's CPU clock is the job's CPU time. `metrics` counts a busy
+/// worker meanwhile. The one place both engines (the streamed worker and
+/// the small-file encoder) time a job, so their figures mean the same.
+pub(crate) fn timed_job<R>(metrics: Option<&Metrics>, job: impl FnOnce() -> R) -> (R, JobCost) {
+    if let Some(m) = metrics {
+        m.worker_started();
+    }
+    begin_laps();
+    let start = Instant::now();
+    let cpu_start = thread_cpu_ns();
+    let out = job();
+    let cpu = thread_cpu_ns().saturating_sub(cpu_start);
+    let done = Instant::now();
+    let laps = end_laps();
+    if let Some(m) = metrics {
+        m.worker_finished();
+    }
+    let time = done.saturating_duration_since(start).as_nanos() as u64;
+    (
+        out,
+        JobCost {
+            cpu,
+            time,
+            laps,
+            start,
+            done,
+        },
+    )
+}
+
 /// A CPU stopwatch for one stage of one chunk (this thread's CPU time,
 /// see [`thread_cpu_ns`]); inert unless the job is timed.
 pub(crate) struct Lap(Option<u64>);

@@ -59,33 +59,24 @@ pub(crate) fn run_task<J, O>(
         result,
     } = task;
     let metrics = state.metrics();
-    let timed = timing.map(|t| {
-        if let Some(m) = metrics {
-            m.worker_started();
+    let run = || panic::catch_unwind(AssertUnwindSafe(|| work(index, job)));
+    let (outcome, trace) = match timing {
+        None => (run(), None),
+        Some(t) => {
+            let (outcome, cost) = recorder::timed_job(metrics, run);
+            let trace = Trace {
+                queued: t.queued,
+                read_wait: t.read_wait,
+                dispatched: t.dispatched,
+                cpu_wait: t.cpu_wait,
+                cpu: cost.cpu,
+                time: cost.time,
+                laps: cost.laps,
+                done: cost.done,
+            };
+            (outcome, Some(trace))
         }
-        recorder::begin_laps();
-        (t, Instant::now(), recorder::thread_cpu_ns())
-    });
-    let outcome = panic::catch_unwind(AssertUnwindSafe(|| work(index, job)));
-    let trace = timed.map(|(t, start, cpu_start)| {
-        // Still on the thread the job ran on: the difference is its CPU.
-        let cpu = recorder::thread_cpu_ns().saturating_sub(cpu_start);
-        let done = Instant::now();
-        let laps = recorder::end_laps();
-        if let Some(m) = metrics {
-            m.worker_finished();
-        }
-        Trace {
-            queued: t.queued,
-            read_wait: t.read_wait,
-            dispatched: t.dispatched,
-            cpu_wait: t.cpu_wait,
-            cpu,
-            time: done.saturating_duration_since(start).as_nanos() as u64,
-            laps,
-            done,
-        }
-    });
+    };
     // Give the CPU permit back before the hand-off: the work is done even
     // if the writer is slow to take the result.
     drop(lease);
