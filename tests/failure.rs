@@ -212,6 +212,36 @@ fn write_error_is_the_root_cause() {
     assert!(e.to_string().contains("disk on fire"), "{e}");
 }
 
+/// A failing writer drops its channel ends as it returns, a moment before
+/// its error is recorded; a neighbour that meets the closed channel in that
+/// moment must not make the run end "cancelled" (the binary would exit 130
+/// for `restore -c | head`, not 141). The window is narrow, so many runs.
+#[test]
+fn write_error_beats_the_disconnection_it_causes_every_time() {
+    watchdog(120, || {
+        let p = Pipeline::builder()
+            .chunk_size(64 * 1024)
+            .threads(2)
+            .stage(StageSpec::Passthrough)
+            .build()
+            .expect("valid");
+        let data = mixed_data(48 * 64 * 1024, 11);
+        let mut container = Vec::new();
+        p.run(&data[..], &mut container).expect("process");
+        for round in 0..200 {
+            let e = p
+                .restore(&container[..], BrokenWriter { ok: 10 })
+                .expect_err("must fail");
+            assert_eq!(e.kind(), ErrorKind::Io, "restore, round {round}: {e}");
+            let e = p
+                .run(&data[..], BrokenWriter { ok: 10 })
+                .expect_err("must fail");
+            assert_eq!(e.kind(), ErrorKind::Io, "process, round {round}: {e}");
+        }
+        assert!(p.governor().all_returned());
+    });
+}
+
 #[test]
 fn read_error_is_the_root_cause() {
     let e = watchdog(30, || {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use crate::cancel::CancelToken;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::governor::{Governor, Lease, MemoryGauge};
 use crate::metrics::Metrics;
 use crate::pool::BufferPool;
@@ -21,7 +21,7 @@ pub(crate) struct RunState<'a> {
     pub buffers: BufferPool,
     /// Chunk bytes alive in this run (the governor's gauge covers all runs).
     pub memory: MemoryGauge,
-    error: Mutex<Option<Error>>,
+    error: Mutex<FirstError>,
     /// Where this run reports (none: nothing is timed or counted).
     metrics: Option<Arc<Metrics>>,
     /// Histogram labels of the stages, the checksum's last.
@@ -39,7 +39,7 @@ impl<'a> RunState<'a> {
             cancel,
             buffers,
             memory: MemoryGauge::default(),
-            error: Mutex::new(None),
+            error: Mutex::new(FirstError::default()),
             metrics: None,
             labels: Vec::new(),
             has_checksum: false,
@@ -102,11 +102,24 @@ impl<'a> RunState<'a> {
     /// Records `err` if it is the first, then cancels the run. The store
     /// happens before the cancel, so a thread that stops because it saw the
     /// cancel can never have its consequential error recorded first.
+    ///
+    /// One race is left to settle here: a thread that fails drops its
+    /// channel ends as its body returns, just before its error reaches this
+    /// call, so a neighbour can meet the disconnection and record
+    /// "cancelled" first (a writer's broken pipe would then exit 130). A
+    /// "cancelled" recorded while the token was still clear came from such
+    /// a disconnection, not from a cancel, and the real error replaces it.
     pub fn fail(&self, err: Error) {
         {
-            let mut slot = self.error.lock();
-            if slot.is_none() {
-                *slot = Some(err);
+            let mut first = self.error.lock();
+            let cancelled = err.kind() == ErrorKind::Cancelled;
+            let replace = match &first.error {
+                None => true,
+                Some(_) => first.from_disconnection && !cancelled,
+            };
+            if replace {
+                first.from_disconnection = cancelled && !self.cancel.is_cancelled();
+                first.error = Some(err);
             }
         }
         self.cancel.cancel();
@@ -114,7 +127,7 @@ impl<'a> RunState<'a> {
 
     /// The first error of the run, if any.
     pub fn take_error(&self) -> Option<Error> {
-        self.error.lock().take()
+        self.error.lock().error.take()
     }
 
     /// `Err(Cancelled)` once the run is cancelled.
@@ -125,4 +138,12 @@ impl<'a> RunState<'a> {
             Ok(())
         }
     }
+}
+
+/// The error a run ends with.
+#[derive(Default)]
+struct FirstError {
+    error: Option<Error>,
+    /// `error` is a "cancelled" met at a closed channel before any cancel.
+    from_disconnection: bool,
 }
