@@ -30,7 +30,7 @@ impl Pieces {
     /// last), or `None` when such chunks do not start on subtree boundaries
     /// (not a multiple of 1 KiB): that run hashes serially.
     pub fn for_chunks(chunk_size: usize) -> Option<Pieces> {
-        (chunk_size >= LEAF && chunk_size % LEAF == 0).then(|| Pieces {
+        (chunk_size >= LEAF && chunk_size.is_multiple_of(LEAF)).then(|| Pieces {
             chunk: chunk_size,
             piece: 1 << chunk_size.trailing_zeros(),
         })
