@@ -13,7 +13,9 @@ use crate::format::{self, RecordHead, StageDesc, DIGEST_LEN, FLAG_LAST};
 use crate::pool::BufferPool;
 use crate::recorder::Lap;
 use crate::stage::{ChunkInfo, Stage};
+use crate::stages::tree::Pieces;
 use crate::stages::ChecksumKind;
+use blake3::hazmat::ChainingValue;
 
 /// A stage as the engine holds it: the transform and its header description.
 #[derive(Clone)]
@@ -34,6 +36,9 @@ pub(crate) struct Encoded {
     pub payload: Vec<u8>,
     pub crc: u32,
     pub original_len: usize,
+    /// The chunk's BLAKE3 subtree values for the whole-file digest, when
+    /// the run assembles it from the workers' pieces ([`Codec::pieces`]).
+    pub pieces: Vec<ChainingValue>,
 }
 
 impl Encoded {
@@ -62,6 +67,9 @@ pub(crate) struct Codec<'a> {
     pub checksum: Option<ChecksumKind>,
     pub chunk_size: usize,
     pub keys: Option<&'a FileKeys>,
+    /// Set when the whole-file BLAKE3 is hashed here, piece by piece, on
+    /// the workers (`stages/tree.rs`), instead of serially.
+    pub pieces: Option<Pieces>,
 }
 
 impl Codec<'_> {
@@ -97,6 +105,10 @@ pub(crate) fn encode(
     };
     let lap = Lap::start();
     let digest = codec.record_digest(&chunk.data);
+    let pieces = codec
+        .pieces
+        .map(|p| p.hash(index, chunk.last, &chunk.data))
+        .unwrap_or_default();
     lap.checksum();
     let mut cur = chunk.data;
     let mut skip_mask = 0u8;
@@ -151,6 +163,7 @@ pub(crate) fn encode(
         payload: cur,
         crc: crc.finalize(),
         original_len,
+        pieces,
     })
 }
 

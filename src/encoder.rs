@@ -148,6 +148,7 @@ impl Encoder {
             checksum: self.checksum,
             chunk_size: self.bound,
             keys: self.keys.as_ref(),
+            pieces: None,
         };
         let rec = chunk::encode(
             &codec,

@@ -371,3 +371,52 @@ fn every_chunk_method_restores_byte_identical() {
         }
     });
 }
+
+/// The whole-file digest, however it is computed (merged from the workers'
+/// BLAKE3 subtrees, or on the hasher thread), is the one-shot digest of the
+/// input: chunk sizes that are whole subtrees, multiples of an odd number
+/// of them, not aligned at all, and the hill climber's varying sizes.
+#[test]
+fn whole_file_digest_is_the_one_shot_digest() {
+    use syncpipe::ChunkMethod;
+    watchdog(300, || {
+        let data = mixed_data(3_000_000, 99);
+        for stages in ["lz4,blake3", "lz4,sha256"] {
+            let kind = parse_stages(stages)
+                .expect("valid")
+                .checksum
+                .expect("a checksum");
+            for (chunk, method) in [
+                (1 << 20, ChunkMethod::Fixed),
+                (64 << 10, ChunkMethod::Fixed),
+                (192 << 10, ChunkMethod::Fixed),
+                (3 << 10, ChunkMethod::Fixed),
+                (100_000, ChunkMethod::Fixed),
+                (1000, ChunkMethod::Fixed),
+                (128 << 10, ChunkMethod::HillClimb),
+            ] {
+                for len in [0, 1, chunk, 2 * chunk + 1, data.len()] {
+                    let input = &data[..len.min(data.len())];
+                    let p = Pipeline::builder()
+                        .stages(parse_stages(stages).expect("valid"))
+                        .chunk_size(chunk)
+                        .chunk_method(method)
+                        .threads(4)
+                        .build()
+                        .expect("valid settings");
+                    let mut out = Vec::new();
+                    let report = p.run(input, &mut out).expect("process");
+                    let want = Some(kind.digest(input));
+                    assert_eq!(
+                        report.digest, want,
+                        "{stages}, chunk {chunk} {method:?}, {len}"
+                    );
+                    let mut restored = Vec::new();
+                    p.restore(&out[..], &mut restored).expect("restore");
+                    assert!(restored == input, "{stages}, chunk {chunk}, {len}");
+                    assert!(p.governor().all_returned(), "permits leaked");
+                }
+            }
+        }
+    });
+}

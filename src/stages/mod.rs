@@ -19,6 +19,7 @@ pub mod lz4;
 mod parse;
 pub mod passthrough;
 pub mod spec;
+pub(crate) mod tree;
 pub mod zstd;
 
 // `self::` because the extern crates of the same names are also in scope.

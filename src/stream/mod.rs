@@ -22,6 +22,7 @@
 //! from the `Pipeline` call to the trailer.
 
 mod dispatcher;
+mod hasher;
 mod process;
 mod reader;
 mod restore;

@@ -15,6 +15,8 @@ use crate::error::Result;
 use crate::format::Header;
 use crate::pipeline::Pipeline;
 use crate::report::Report;
+use crate::stages::tree::{Pieces, Tree};
+use crate::stages::ChecksumKind;
 use crate::tuner::Tuner;
 
 impl Pipeline {
@@ -41,7 +43,19 @@ impl Pipeline {
         let chain = &self.inner.chain;
         let plan = self.chunk_plan(original_len);
         let (header, keys) = self.new_header(original_len, mode, &plan)?;
-        let codec = self.codec(keys.as_ref(), &plan);
+        // BLAKE3 over fixed chunks that are whole subtrees is hashed on the
+        // workers and merged here in order; anything else on the hasher
+        // thread.
+        let pieces = match (cfg.checksum, &plan.tuner) {
+            (Some(ChecksumKind::Blake3), None) => Pieces::for_chunks(plan.start),
+            _ => None,
+        };
+        let serial_digest = cfg.checksum.filter(|_| pieces.is_none());
+        let mut tree = pieces.map(|_| Tree::default());
+        let codec = Codec {
+            pieces,
+            ..self.codec(keys.as_ref(), &plan)
+        };
         let mut sink = Sink::new(output);
         sink.write_all(&header.encode())?;
         let cpu = self.cpu()?;
@@ -51,13 +65,14 @@ impl Pipeline {
         let result = {
             let sink = &mut sink;
             let state = &state;
+            let tree = &mut tree;
             let tuner = plan.tuner.as_ref();
             let next_size = || tuner.map_or(plan.start, Tuner::next_size);
             super::run(
                 state,
                 cpu,
                 cfg.channel_depth,
-                |tx| reader::read_chunks(state, input, next_size, cfg.checksum, tx),
+                |tx| reader::read_chunks(state, input, next_size, serial_digest, tx),
                 |index, c| match tuner {
                     None => chunk::encode(&codec, &state.buffers, &state.cancel, index, c),
                     // The chunk's whole encoding (stages, cipher, checksum)
@@ -70,6 +85,9 @@ impl Pipeline {
                     }
                 },
                 |rec| {
+                    if let Some(t) = tree.as_mut() {
+                        rec.pieces.iter().for_each(|cv| t.push(*cv));
+                    }
                     let len = rec.original_len;
                     let took = sink.write_record(state, rec)?;
                     if let Some(t) = tuner {
@@ -80,7 +98,10 @@ impl Pipeline {
             )
         };
         self.settle(&state);
-        let summary = result?;
+        let mut summary = result?;
+        if let Some(t) = tree {
+            summary.digest = Some(t.finalize());
+        }
         let trailer =
             encoder::trailer(keys.as_ref(), summary.chunks, summary.bytes, summary.digest);
         sink.write_all(&trailer.encode())?;
@@ -135,6 +156,7 @@ impl Pipeline {
             checksum: cfg.checksum,
             chunk_size: plan.largest,
             keys,
+            pieces: None,
         }
     }
 }

@@ -5,16 +5,20 @@
 //!
 //! Processing reads with one chunk of look-ahead, so the final chunk is
 //! known to be final when it is sent (STREAM-style encryption binds that
-//! into its output), and hashes the whole original in order as it goes.
+//! into its output). It does not hash: a serial whole-file digest is the
+//! hasher thread's (`hasher.rs`), which the reader then feeds instead of
+//! the dispatcher.
 //! Restoring splits the container into records by their length prefixes
 //! without decoding them, checks the framing (order, CRC, trailer, nothing
 //! appended) and leaves the decoding to the CPU workers.
 
 use std::io::Read;
+use std::thread;
 use std::time::Instant;
 
-use crossbeam_channel::Sender;
+use crossbeam_channel::{bounded, Sender};
 
+use super::hasher;
 use super::state::RunState;
 use super::Weight;
 use crate::chunk::{Chunk, Sealed};
@@ -52,13 +56,23 @@ impl<J: Weight> Feed<'_, J> {
     ///
     /// `Err(())` if the dispatcher is gone (the run is stopping).
     pub fn send(&self, item: J) -> std::result::Result<(), ()> {
+        let read_wait = match self.metrics {
+            Some(_) => recorder::take_wait(Permit::Io),
+            None => 0,
+        };
+        self.send_waited(item, read_wait)
+    }
+
+    /// [`Feed::send`] from a thread other than the one that read `item`:
+    /// `read_wait` is that read's IO wait, taken on the reading thread.
+    pub fn send_waited(&self, item: J, read_wait: u64) -> std::result::Result<(), ()> {
         let Some(m) = self.metrics else {
             return self.tx.send(Job { item, stamp: None }).map_err(|_| ());
         };
         let bytes = item.weight();
         let stamp = Stamp {
             queued: Instant::now(),
-            read_wait: recorder::take_wait(Permit::Io),
+            read_wait,
         };
         let job = Job {
             item,
@@ -79,16 +93,64 @@ pub(crate) struct ReadSummary {
 
 /// Reads `input` in chunks of the sizes `next_size` gives (asked once per
 /// chunk, in order: fixed, or what the hill climber decided) and sends them
-/// in order. An empty input yields one empty, final chunk, so every
-/// container has a last chunk.
+/// in order: through a hasher thread that computes the `serial_digest`, if
+/// any, else straight to the dispatcher. An empty input yields one empty,
+/// final chunk, so every container has a last chunk.
 pub(crate) fn read_chunks(
+    state: &RunState<'_>,
+    input: impl Read,
+    next_size: impl FnMut() -> usize,
+    serial_digest: Option<ChecksumKind>,
+    tx: &Feed<'_, Chunk>,
+) -> Result<ReadSummary> {
+    let Some(kind) = serial_digest else {
+        let (chunks, bytes) = read_loop(state, input, next_size, |chunk| tx.send(chunk))?;
+        return Ok(ReadSummary {
+            chunks,
+            bytes,
+            digest: None,
+        });
+    };
+    let (hash_tx, hash_rx) = bounded::<hasher::Read>(hasher::DEPTH);
+    thread::scope(|s| {
+        let hashing = thread::Builder::new()
+            .name("syncpipe-hasher".into())
+            .spawn_scoped(s, move || hasher::run(state, kind, hash_rx, tx))
+            .map_err(|e| Error::io(e).with_stage("spawning a thread"))?;
+        let read = read_loop(state, input, next_size, |chunk| {
+            let read_wait = match tx.metrics {
+                Some(_) => recorder::take_wait(Permit::Io),
+                None => 0,
+            };
+            hash_tx
+                .send(hasher::Read { chunk, read_wait })
+                .map_err(|_| ())
+        });
+        // Closing the channel ends the hasher after the chunks already
+        // queued.
+        drop(hash_tx);
+        let digest = hashing.join().unwrap_or_else(|payload| {
+            Err(super::panic_error(payload.as_ref()).with_stage("hasher"))
+        });
+        // The reader's own error is the root cause of a hasher that then
+        // stopped; a hasher's error alone (its send failed) is the run's.
+        let (chunks, bytes) = read?;
+        Ok(ReadSummary {
+            chunks,
+            bytes,
+            digest: Some(digest?),
+        })
+    })
+}
+
+/// The read loop of [`read_chunks`]: `send` takes each chunk, in order.
+/// Returns (chunks, bytes) read.
+fn read_loop(
     state: &RunState<'_>,
     mut input: impl Read,
     mut next_size: impl FnMut() -> usize,
-    checksum: Option<ChecksumKind>,
-    tx: &Feed<'_, Chunk>,
-) -> Result<ReadSummary> {
-    let mut hasher = checksum.map(|c| c.hasher());
+    mut send: impl FnMut(Chunk) -> std::result::Result<(), ()>,
+) -> Result<(u64, u64)> {
     let mut chunks = 0u64;
     let mut bytes = 0u64;
     // The size asked for the chunk in `cur`.
@@ -104,9 +166,6 @@ pub(crate) fn read_chunks(
             want = next_size();
             Some(read_one(state, &mut input, want)?).filter(|n| !n.is_empty())
         };
-        if let Some(h) = hasher.as_mut() {
-            h.update(&cur);
-        }
         // Unreachable in practice (2^64 chunks), but a wrapped counter would
         // reuse a STREAM nonce, so it is an error, not a wrap.
         chunks = chunks
@@ -115,19 +174,15 @@ pub(crate) fn read_chunks(
         bytes += cur.len() as u64;
         let last = next.is_none();
         let chunk = Chunk { last, data: cur };
-        // A failed send means the dispatcher is gone: the run is stopping
+        // A failed send means the next thread is gone: the run is stopping
         // and the root cause is already recorded.
-        tx.send(chunk).map_err(|_| Error::cancelled())?;
+        send(chunk).map_err(|_| Error::cancelled())?;
         match next {
             Some(n) => cur = n,
             None => break,
         }
     }
-    Ok(ReadSummary {
-        chunks,
-        bytes,
-        digest: hasher.map(|h| h.finalize()),
-    })
+    Ok((chunks, bytes))
 }
 
 fn read_one(state: &RunState<'_>, input: &mut impl Read, chunk_size: usize) -> Result<Vec<u8>> {

@@ -52,6 +52,7 @@ impl Pipeline {
             checksum: header.checksum,
             chunk_size: header.chunk_size,
             keys: keys.as_ref(),
+            pieces: None,
         };
         let cipher = header.crypto.as_ref().map(|c| c.cipher);
         // The header's chunk size sets the memory a run may need: within
