@@ -16,15 +16,15 @@
 # / median wall seconds), speedup over the same command at -T 1, and
 # efficiency (speedup / threads).
 #
-# Roles: every run is sampled every 10 ms through /proc/PID/task/*/stat
-# (utime + stime of each thread, by thread name); the table under the rows
-# gives, per stage list at the highest thread count, each role's CPU time
-# per input byte: reader (syncpipe-reader), hasher (syncpipe-hasher),
-# dispatcher (syncpipe-dispatch, "syncpipe-dispat" in /proc), writer (syncpipe-writer), main (the CLI's
-# own thread), and workers (syncpipe-cpu-*, the parallel part). A thread's
-# last 10 ms before it exits can be missed: the serial roles are floors.
+# Roles: every syncpipe run is given -v, whose summary has the CPU time of
+# each serial thread as the OS accounts it (CLOCK_THREAD_CPUTIME_ID, read
+# by each thread as it ends; `thread_cpu` in the library's Report). The
+# table under the rows gives, per stage list at the highest thread count,
+# each role's CPU time per input byte: reader, hasher, dispatcher, writer,
+# and rest = the process's CPU time (wait4's rusage) minus those four: the
+# CPU workers, the parallel part, plus the main thread's set-up.
 # From them, the model of docs/performance.md ("Scaling"):
-#   ceiling(N) = 1000 / max(busiest serial role ns/B, workers ns/B / N) MB/s
+#   ceiling(N) = 1000 / max(busiest serial role ns/B, rest ns/B / N) MB/s
 # printed for N = the thread counts run and MODEL_N (default 16).
 #
 # Env: SIZE_MB=256 RUNS=3 TLIST= LISTS= MODEL_N=16 SYNCPIPE_BIN= (use this
@@ -60,49 +60,33 @@ binary, path, tlist, lists, runs, model_n = sys.argv[1:]
 threads = [int(t) for t in tlist.split(',')]
 runs, model_n = int(runs), int(model_n)
 size = os.path.getsize(path)
-tick = os.sysconf('SC_CLK_TCK')
 
-def role(name):
-    for prefix, r in (('syncpipe-reader', 'reader'), ('syncpipe-hasher', 'hasher'),
-                      ('syncpipe-dispat', 'dispatcher'), ('syncpipe-writer', 'writer'),
-                      ('syncpipe-cpu', 'workers'), ('syncpipe-worker', 'workers')):
-        if name.startswith(prefix):
-            return r
-    return 'main' if name == 'syncpipe' else 'other'
+ROLE = re.compile(r'thread cpu: reader ([0-9.]+)s, hasher ([0-9.]+)s, '
+                  r'dispatcher ([0-9.]+)s, writer ([0-9.]+)s')
 
-def sampled(cmd):
+def timed(cmd):
     """Runs cmd (stdout to /dev/null); returns (wall s, {role: cpu s})."""
-    seen = {}
     with open(os.devnull, 'wb') as null:
         start = time.perf_counter()
-        p = subprocess.Popen(cmd, stdout=null)
-        while p.poll() is None:
-            task = f'/proc/{p.pid}/task'
-            try:
-                tids = os.listdir(task)
-            except OSError:
-                tids = []
-            for tid in tids:
-                try:
-                    with open(f'{task}/{tid}/stat') as f:
-                        st = f.read()
-                except OSError:
-                    continue
-                name = st[st.index('(') + 1:st.rindex(')')]
-                fields = st[st.rindex(')') + 2:].split()
-                seen[tid] = (name, (int(fields[11]) + int(fields[12])) / tick)
-            time.sleep(0.01)
+        p = subprocess.Popen(cmd, stdout=null, stderr=subprocess.PIPE)
+        err = p.stderr.read().decode(errors='replace')
+        _, status, usage = os.wait4(p.pid, 0)
         wall = time.perf_counter() - start
+    p.returncode = os.waitstatus_to_exitcode(status)
     if p.returncode != 0:
-        sys.exit(f'{cmd} exited {p.returncode}')
+        sys.exit(f'{cmd} exited {p.returncode}: {err}')
     roles = {}
-    for name, cpu in seen.values():
-        roles[role(name)] = roles.get(role(name), 0) + cpu
+    m = ROLE.search(err)
+    if m:
+        roles = dict(zip(('reader', 'hasher', 'dispatcher', 'writer'), map(float, m.groups())))
+    # The rest of the process's CPU time: the CPU workers, and the main
+    # thread's start-up and clean-up.
+    roles['rest'] = usage.ru_utime + usage.ru_stime - sum(roles.values())
     return wall, roles
 
 def measure(cmd):
-    sampled(cmd)  # warm-up
-    results = [sampled(cmd) for _ in range(runs)]
+    timed(cmd)  # warm-up
+    results = [timed(cmd) for _ in range(runs)]
     results.sort(key=lambda r: r[0])
     return results[len(results) // 2]
 
@@ -113,9 +97,9 @@ for stages in lists.split() + ['zstd -3']:
         if stages == 'zstd -3':
             cmd = ['zstd', '-q', '-3', f'-T{t}', '-c', path]
         else:
-            cmd = [binary, 'process', '-T', str(t), '-c', path]
+            cmd = [binary, 'process', '-v', '-T', str(t), '-c', path]
             if stages != 'default':
-                cmd[2:2] = ['-s', stages]
+                cmd[3:3] = ['-s', stages]
         wall, roles = measure(cmd)
         mbs = size / 1e6 / wall
         base = base or mbs
@@ -127,15 +111,15 @@ for stages, t, mbs, sp, eff in rows:
     name = stages if stages == 'zstd -3' else f'syncpipe {stages}'
     print(f'{name:<22} {t:>3} {mbs:>8.0f} {sp:>8.2f} {eff:>7.2f}')
 
-cols = ['reader', 'hasher', 'dispatcher', 'writer', 'main', 'workers']
+cols = ['reader', 'hasher', 'dispatcher', 'writer', 'rest']
 print(f"\nCPU ns per input byte by role, at the highest -T ({size} bytes):")
 print(f"{'stages':<10} {'-T':>3} " + ' '.join(f'{c:>10}' for c in cols)
       + f" {'ceiling MB/s at N = ' + ', '.join(map(str, sorted(set(threads + [model_n])))):>}")
 for stages in lists.split():
     t, roles = roles_at[stages]
     ns = {c: roles.get(c, 0) * 1e9 / size for c in cols}
-    serial = max(ns[c] for c in cols if c != 'workers')
-    ceil = [1000 / max(serial, ns['workers'] / k) for k in sorted(set(threads + [model_n]))]
+    serial = max(ns[c] for c in cols if c != 'rest')
+    ceil = [1000 / max(serial, ns['rest'] / k) for k in sorted(set(threads + [model_n]))]
     print(f'{stages:<10} {t:>3} ' + ' '.join(f'{ns[c]:>10.3f}' for c in cols)
           + '  ' + ', '.join(f'{c:.0f}' for c in ceil))
 PY

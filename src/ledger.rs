@@ -145,6 +145,7 @@ impl Pipeline {
             buffers_allocated: fresh,
             peak_chunk_bytes: state.memory.peak(),
             cpu_waits: self.inner.governor.cpu.wait_stats(),
+            thread_cpu: state.thread_cpu(),
             ..Report::default()
         }
     }

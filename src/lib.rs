@@ -110,7 +110,7 @@ pub use overwrite::Overwrite;
 pub use par_reader::ParReader;
 pub use par_writer::ParWriter;
 pub use pipeline::Pipeline;
-pub use report::Report;
+pub use report::{Report, ThreadCpu};
 pub use secret::Secret;
 pub use source::{ReaderKind, Source};
 pub use stage::{ChunkInfo, Stage};

@@ -44,6 +44,35 @@ pub struct Report {
     /// CPU-permit acquires that had to wait, and their total wait, over the
     /// governor's lifetime (shared governors add up every run).
     pub cpu_waits: (u64, Duration),
+    /// CPU time of each serial thread of the run, as the OS accounts it
+    /// (`CLOCK_THREAD_CPUTIME_ID`, read as each thread ends). The parallel
+    /// part (the CPU workers) is what is left of the process's CPU time.
+    /// All zero for a small file, which runs on the caller's thread.
+    pub thread_cpu: ThreadCpu,
+}
+
+/// CPU time of the serial thread roles of one streamed run: the numbers
+/// the scaling model of `docs/performance.md` ("Scaling") is built from,
+/// since each of these runs on one thread and caps the run at
+/// 1 / (its CPU time per byte) whatever the core count.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ThreadCpu {
+    /// The reader: reading the input (and the container's records, on restore).
+    pub reader: Duration,
+    /// The hasher: a whole-file digest that cannot be merged from the
+    /// workers' pieces (SHA-256; BLAKE3 over unaligned chunks).
+    pub hasher: Duration,
+    /// The dispatcher: CPU permits and handing out the jobs.
+    pub dispatcher: Duration,
+    /// The writer: ordering, writing, and the restore side's digest.
+    pub writer: Duration,
+}
+
+impl ThreadCpu {
+    /// The four roles' sum.
+    pub fn total(&self) -> Duration {
+        self.reader + self.hasher + self.dispatcher + self.writer
+    }
 }
 
 impl Report {

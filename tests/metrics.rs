@@ -218,6 +218,62 @@ fn chunk_cpu_is_thread_cpu_time_bounded_by_the_process_cpu_time() {
     });
 }
 
+/// The report's per-role CPU times are each serial thread's own clock: a
+/// role that runs has some, a role that does not (no hasher when BLAKE3 is
+/// merged from the workers' pieces) has none, and together they are part
+/// of what the process spent.
+#[test]
+fn thread_cpu_is_each_serial_roles_own_cpu_time() {
+    watchdog(120, || {
+        let data = mixed_data(256 * CHUNK, 47);
+        let run = |stages: &str| {
+            let pipeline = Pipeline::builder()
+                .stages(parse_stages(stages).expect("stages"))
+                .chunk_size(CHUNK)
+                .threads(2)
+                .build()
+                .expect("pipeline");
+            let before = process_cpu_ns();
+            let mut container = Vec::new();
+            let processed = pipeline.run(&data[..], &mut container).expect("process");
+            let mut back = Vec::new();
+            let restored = pipeline
+                .restore(&container[..], &mut back)
+                .expect("restore");
+            assert!(back == data);
+            let spent = Duration::from_nanos(process_cpu_ns() - before);
+            let both = processed.thread_cpu.total() + restored.thread_cpu.total();
+            assert!(
+                both <= spent,
+                "{stages}: roles {both:?} > process CPU {spent:?}"
+            );
+            (processed.thread_cpu, restored.thread_cpu)
+        };
+        let zero = Duration::ZERO;
+        let (p, r) = run("lz4,sha256");
+        for (role, t) in [
+            ("reader", p.reader),
+            ("hasher", p.hasher),
+            ("dispatcher", p.dispatcher),
+            ("writer", p.writer),
+        ] {
+            assert!(t > zero, "process lz4,sha256: {role} {p:?}");
+        }
+        // Restore checks the digest on the writer: no hasher thread.
+        assert!(
+            r.reader > zero && r.dispatcher > zero && r.writer > zero,
+            "{r:?}"
+        );
+        assert_eq!(r.hasher, zero, "{r:?}");
+        let (p, _) = run("lz4,blake3");
+        assert_eq!(
+            p.hasher, zero,
+            "BLAKE3 over whole subtrees needs no hasher: {p:?}"
+        );
+        assert!(p.reader > zero && p.writer > zero, "{p:?}");
+    });
+}
+
 #[test]
 fn observer_gets_ticks_during_a_run_and_run_done_at_the_end() {
     watchdog(60, || {

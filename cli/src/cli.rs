@@ -944,6 +944,17 @@ fn summary(v: Verbosity, verb: &str, input: &Path, dest: &Dest, r: &Report) {
             r.cpu_waits.0,
             r.cpu_waits.1.as_secs_f64(),
         );
+        let t = r.thread_cpu;
+        if t.total() > std::time::Duration::ZERO {
+            let _ = writeln!(
+                err,
+                "  thread cpu: reader {:.3}s, hasher {:.3}s, dispatcher {:.3}s, writer {:.3}s",
+                t.reader.as_secs_f64(),
+                t.hasher.as_secs_f64(),
+                t.dispatcher.as_secs_f64(),
+                t.writer.as_secs_f64(),
+            );
+        }
         if let (Some(k), Some(d)) = (r.checksum, r.digest_hex()) {
             let _ = writeln!(err, "  {} {d}", k.name());
         }

@@ -84,6 +84,12 @@ pub fn file_done(command: &str, input: &Path, output: &str, r: &Report) -> Value
             "size": c.size,
             "mean_cost_ns": c.mean_cost.as_nanos() as u64,
         })).collect::<Vec<_>>(),
+        "thread_cpu_s": {
+            "reader": r.thread_cpu.reader.as_secs_f64(),
+            "hasher": r.thread_cpu.hasher.as_secs_f64(),
+            "dispatcher": r.thread_cpu.dispatcher.as_secs_f64(),
+            "writer": r.thread_cpu.writer.as_secs_f64(),
+        },
     })
 }
 

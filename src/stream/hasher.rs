@@ -12,7 +12,7 @@
 use crossbeam_channel::Receiver;
 
 use super::reader::Feed;
-use super::state::RunState;
+use super::state::{Role, RunState};
 use crate::chunk::Chunk;
 use crate::error::{Error, Result};
 use crate::format::DIGEST_LEN;
@@ -43,11 +43,12 @@ pub(crate) fn run(
     feed: &Feed<'_, Chunk>,
 ) -> Result<[u8; DIGEST_LEN]> {
     let mut hasher = kind.hasher();
-    for Read { chunk, read_wait } in chunks.iter() {
+    let hashed = chunks.iter().try_for_each(|Read { chunk, read_wait }| {
         state.check()?;
         hasher.update(&chunk.data);
         feed.send_waited(chunk, read_wait)
-            .map_err(|_| Error::cancelled())?;
-    }
-    Ok(hasher.finalize())
+            .map_err(|_| Error::cancelled())
+    });
+    state.note_thread_cpu(Role::Hasher);
+    hashed.map(|()| hasher.finalize())
 }

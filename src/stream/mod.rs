@@ -44,7 +44,7 @@ pub(crate) use dispatcher::Cpu;
 use dispatcher::{Dispatcher, Slot};
 use reader::{Feed, Job};
 pub(crate) use restore::Opened;
-pub(crate) use state::RunState;
+pub(crate) use state::{Role, RunState};
 use ticker::Ticker;
 pub(crate) use writer::Counting;
 use writer::Writer;
@@ -133,20 +133,22 @@ where
         let work = &work;
         let reader = thread::Builder::new()
             .name("syncpipe-reader".into())
-            .spawn_scoped(s, move || guarded(state, "reader", || produce(&feed)));
+            .spawn_scoped(s, move || guarded(state, Role::Reader, || produce(&feed)));
         let dispatcher = thread::Builder::new()
             .name("syncpipe-dispatch".into())
             .spawn_scoped(s, move || {
-                guarded(state, "dispatcher", || dispatcher.run(work))
+                guarded(state, Role::Dispatcher, || dispatcher.run(work))
             });
         let writer = thread::Builder::new()
             .name("syncpipe-writer".into())
-            .spawn_scoped(s, move || guarded(state, "writer", || writer.run(consume)));
+            .spawn_scoped(s, move || {
+                guarded(state, Role::Writer, || writer.run(consume))
+            });
         let ticker = ticker.map(|t| {
             thread::Builder::new()
                 .name("syncpipe-metrics".into())
                 .spawn_scoped(s, move || {
-                    guarded(state, "metrics", || {
+                    guarded(state, Role::Ticker, || {
                         t.run();
                         Ok(())
                     })
@@ -187,16 +189,19 @@ fn joined<'s, T>(
     }
 }
 
-/// Runs a thread body, turning an error or a panic into the run's failure.
-fn guarded<T>(state: &RunState<'_>, role: &str, body: impl FnOnce() -> Result<T>) -> Option<T> {
-    match panic::catch_unwind(AssertUnwindSafe(body)) {
+/// Runs a thread body, turning an error or a panic into the run's failure,
+/// and adds the thread's CPU time to its role's.
+fn guarded<T>(state: &RunState<'_>, role: Role, body: impl FnOnce() -> Result<T>) -> Option<T> {
+    let outcome = panic::catch_unwind(AssertUnwindSafe(body));
+    state.note_thread_cpu(role);
+    match outcome {
         Ok(Ok(v)) => Some(v),
         Ok(Err(e)) => {
             state.fail(e);
             None
         }
         Err(payload) => {
-            state.fail(panic_error(payload.as_ref()).with_stage(role));
+            state.fail(panic_error(payload.as_ref()).with_stage(role.name()));
             None
         }
     }

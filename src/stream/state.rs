@@ -4,6 +4,7 @@
 //! so nothing in it needs an `Arc`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use parking_lot::Mutex;
 
@@ -13,6 +14,7 @@ use crate::governor::{Governor, Lease, MemoryGauge};
 use crate::metrics::Metrics;
 use crate::pool::BufferPool;
 use crate::recorder::{self, Permit, Recorder};
+use crate::report::ThreadCpu;
 
 /// State shared by the threads of one run.
 pub(crate) struct RunState<'a> {
@@ -30,6 +32,31 @@ pub(crate) struct RunState<'a> {
     /// Chunk jobs in flight at most, besides the CPU tokens (a restore of
     /// large chunks takes fewer, to stay within its memory limit).
     pub in_flight: usize,
+    /// CPU time of the serial threads, each added as its thread ends.
+    thread_cpu: Mutex<ThreadCpu>,
+}
+
+/// A serial thread of a run, for [`RunState::note_thread_cpu`].
+#[derive(Clone, Copy)]
+pub(crate) enum Role {
+    Reader,
+    Hasher,
+    Dispatcher,
+    Writer,
+    Ticker,
+}
+
+impl Role {
+    /// The name an error or panic of the thread is reported under.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Reader => "reader",
+            Role::Hasher => "hasher",
+            Role::Dispatcher => "dispatcher",
+            Role::Writer => "writer",
+            Role::Ticker => "metrics",
+        }
+    }
 }
 
 impl<'a> RunState<'a> {
@@ -44,6 +71,7 @@ impl<'a> RunState<'a> {
             labels: Vec::new(),
             has_checksum: false,
             in_flight: usize::MAX,
+            thread_cpu: Mutex::new(ThreadCpu::default()),
         }
     }
 
@@ -123,6 +151,27 @@ impl<'a> RunState<'a> {
             }
         }
         self.cancel.cancel();
+    }
+
+    /// Adds the calling thread's CPU time so far to `role`'s; called by the
+    /// thread as it ends (a thread's clock cannot be read from another).
+    pub fn note_thread_cpu(&self, role: Role) {
+        let cpu = Duration::from_nanos(recorder::thread_cpu_ns());
+        let mut t = self.thread_cpu.lock();
+        match role {
+            Role::Reader => t.reader += cpu,
+            Role::Hasher => t.hasher += cpu,
+            Role::Dispatcher => t.dispatcher += cpu,
+            Role::Writer => t.writer += cpu,
+            // Not part of the data path: reading counters and copying
+            // histograms is not a serial cost of the run's bytes.
+            Role::Ticker => {}
+        }
+    }
+
+    /// The serial threads' CPU time, once they have all ended.
+    pub fn thread_cpu(&self) -> ThreadCpu {
+        *self.thread_cpu.lock()
     }
 
     /// The first error of the run, if any.
