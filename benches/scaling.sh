@@ -90,7 +90,7 @@ def measure(cmd):
     results.sort(key=lambda r: r[0])
     return results[len(results) // 2]
 
-rows, roles_at = [], {}
+rows, roles_at, model_eff = [], {}, {}
 for stages in lists.split() + ['zstd -3']:
     base = None
     for t in threads:
@@ -122,4 +122,30 @@ for stages in lists.split():
     ceil = [1000 / max(serial, ns['rest'] / k) for k in sorted(set(threads + [model_n]))]
     print(f'{stages:<10} {t:>3} ' + ' '.join(f'{ns[c]:>10.3f}' for c in cols)
           + '  ' + ', '.join(f'{c:.0f}' for c in ceil))
+    model_eff[stages] = 1000 / max(serial, ns['rest'] / model_n) / model_n / (1000 / max(serial, ns['rest']))
+
+# Amdahl's law fitted to the measured speedup S at the highest -T (T): the
+# serial share s = (T/S - 1)/(T - 1), then efficiency(N) = 1/(N s + 1 - s).
+# The same extrapolation for every command, zstd's included, as a cross-check
+# of the role model (two points on a shared machine: a rough one).
+def amdahl(t, sp, n):
+    if t < 2:
+        return float('nan')
+    s = min(max((t / sp - 1) / (t - 1), 0.0), 1.0)
+    return 1 / (n * s + 1 - s)
+
+print(f"\nPredicted efficiency at {model_n} threads:")
+print(f"{'command':<22} {'role model':>10} {'Amdahl':>8}")
+top = {}
+for stages, t, mbs, sp, eff in rows:
+    top[stages] = (t, sp)
+for stages, (t, sp) in top.items():
+    name = stages if stages == 'zstd -3' else f'syncpipe {stages}'
+    m = model_eff.get(stages)
+    print(f"{name:<22} {('%.2f' % m) if m is not None else '-':>10} {amdahl(t, sp, model_n):>8.2f}")
+if 'zstd:3' in model_eff:
+    ours, theirs = model_eff['zstd:3'], amdahl(*top['zstd -3'], model_n)
+    ok = ours >= 0.85 and not ours < theirs
+    print(f"goal: syncpipe zstd:3 at {model_n} threads >= 0.85 and >= zstd -3's: "
+          f"{ours:.2f} against zstd's {theirs:.2f} (Amdahl): {'met' if ok else 'not met'}")
 PY
