@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::cancel::CancelToken;
 use crate::cipher::CipherKind;
 use crate::error::{Error, Result};
+use crate::file_format::Format;
 use crate::format::{MAX_CHUNK_SIZE, MAX_STAGES};
 use crate::governor::Governor;
 use crate::kdf::KdfParams;
@@ -124,6 +125,8 @@ pub struct Config {
     pub max_memory: usize,
     /// The most Argon2id passes a container read may ask for.
     pub max_kdf_passes: u32,
+    /// What processing writes (restore and verify detect the format).
+    pub format: Format,
 }
 
 /// The channel depth and the jobs in flight of a restore whose chunks are
@@ -174,6 +177,7 @@ pub struct PipelineBuilder {
     pub(crate) optimize: Option<Optimize>,
     pub(crate) metrics: Option<Arc<Metrics>>,
     pub(crate) pool: Option<Arc<rayon::ThreadPool>>,
+    pub(crate) format: Format,
 }
 
 impl Default for PipelineBuilder {
@@ -197,6 +201,7 @@ impl Default for PipelineBuilder {
             storage_type: None,
             spawn_style: SpawnStyle::Rayon,
             reader: ReaderKind::Buffered,
+            format: Format::Spipe,
             optimize: None,
             metrics: None,
             pool: None,
@@ -297,6 +302,14 @@ impl PipelineBuilder {
     /// By default, [`DEFAULT_MAX_KDF_PASSES`] (16).
     pub fn max_kdf_passes(mut self, t: u32) -> Self {
         self.max_kdf_passes = t;
+        self
+    }
+
+    /// What processing writes: syncpipe's container (the default) or a
+    /// standard format (see [`Format`]). Restore and verify read every
+    /// format, told by its magic, whatever this is set to.
+    pub fn format(mut self, format: Format) -> Self {
+        self.format = format;
         self
     }
 
@@ -496,6 +509,31 @@ impl PipelineBuilder {
             )));
         }
         let cipher = self.cipher.flatten();
+        let checksum = match (self.format, self.checksum) {
+            (Format::Spipe, c) => c.unwrap_or(Some(ChecksumKind::Blake3)),
+            (Format::Zst, None | Some(None)) => None,
+            (Format::Zst, Some(Some(c))) => {
+                return Err(Error::usage(format!(
+                    "the zst format cannot carry a whole-file {} digest (each frame has zstd's \
+                     own checksum); leave the checksum out, or use the spipe format",
+                    c.name()
+                )))
+            }
+        };
+        if self.format == Format::Zst {
+            let one_zstd = matches!(stages.as_slice(), [StageEntry::Builtin(StageSpec::Zstd(_))]);
+            if !one_zstd {
+                return Err(Error::usage(
+                    "the zst format needs exactly one stage, zstd (e.g. `-s zstd:19`); \
+                     other stage lists need the spipe format",
+                ));
+            }
+            if let Some(c) = cipher {
+                return Err(Error::usage(format!(
+                    "the zst format cannot be encrypted ({c} was asked for); use the spipe format"
+                )));
+            }
+        }
         if let (Some(c), None) = (cipher, &self.secret) {
             return Err(Error::usage(format!(
                 "the cipher {c} needs a passphrase or key (PipelineBuilder::secret)"
@@ -545,11 +583,12 @@ impl PipelineBuilder {
             chunk_size,
             chunk_method: self.chunk_method.unwrap_or_default(),
             chunk_size_given,
-            checksum: self.checksum.unwrap_or(Some(ChecksumKind::Blake3)),
+            checksum,
             cipher,
             kdf: self.kdf,
             max_memory: self.max_memory,
             max_kdf_passes: self.max_kdf_passes,
+            format: self.format,
         };
         Pipeline::from_parts(
             config,

@@ -318,12 +318,20 @@ impl Pipeline {
     ///
     /// # Errors
     ///
-    /// [`crate::ErrorKind::Usage`] for [`ChunkMethod::HillClimb`] (its
+    /// [`crate::ErrorKind::Usage`] for a pipeline that writes another
+    /// format than [`crate::Format::Spipe`], for [`ChunkMethod::HillClimb`] (its
     /// sizes follow the engine's own timings) or for a cipher without a
     /// secret; [`crate::ErrorKind::WrongKey`] or a KDF failure while
     /// deriving the key.
     pub fn encoder(&self, original_len: Option<u64>, mode: u32) -> Result<Encoder> {
         let cfg = &self.inner.config;
+        if cfg.format != crate::Format::Spipe {
+            return Err(Error::usage(format!(
+                "an Encoder writes syncpipe containers; the {} format is written by the \
+                 pipeline's own runs (Pipeline::run, Pipeline::process_path)",
+                cfg.format
+            )));
+        }
         if cfg.chunk_method == ChunkMethod::HillClimb {
             return Err(Error::usage(
                 "an Encoder writes fixed-size chunks: use the fixed or filesize chunk method, not hillclimb",

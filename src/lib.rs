@@ -50,6 +50,7 @@ pub mod container;
 mod cpu_pool;
 mod encoder;
 mod error;
+mod file_format;
 // The wire format: private; the project's own tests and fuzz targets reach
 // it through the undocumented `internals` feature.
 #[cfg(feature = "internals")]
@@ -94,6 +95,13 @@ mod sync;
 pub mod tuner;
 #[cfg(not(feature = "internals"))]
 mod tuner;
+// The `.zst` format's parsers: private; `internals` opens them to the
+// fuzz targets.
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub mod zst;
+#[cfg(not(feature = "internals"))]
+mod zst;
 
 pub use batch::{BatchJob, BatchOptions, BatchReport, FileResult, Outcome};
 pub use cancel::CancelToken;
@@ -102,6 +110,7 @@ pub use config::{Config, PipelineBuilder, SpawnStyle};
 pub use container::{inspect, ContainerInfo, Inspection};
 pub use encoder::Encoder;
 pub use error::{Error, ErrorKind, Result};
+pub use file_format::Format;
 pub use governor::{Governor, Lease, Semaphore};
 pub use kdf::KdfParams;
 pub use metrics::{Metrics, Observer, Snapshot};

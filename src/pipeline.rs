@@ -14,6 +14,7 @@ use crate::chunk::ChainStage;
 use crate::config::{Config, PipelineBuilder, SpawnStyle, StageEntry};
 use crate::cpu_pool;
 use crate::error::{Error, Result};
+use crate::file_format::{sniff, sniff_file, Format};
 use crate::format::{Kdf, StageDesc, CUSTOM_STAGE_ID};
 use crate::governor::Governor;
 use crate::metrics::Metrics;
@@ -215,6 +216,29 @@ impl Pipeline {
         self.restore(input, io::sink())
     }
 
+    /// Checks the file `input` end to end without writing anything, as
+    /// [`Pipeline::verify`] does; a `.zst` file is laid out first, so its
+    /// frames are checked in parallel where the layout allows it.
+    ///
+    /// # Errors
+    ///
+    /// As [`Pipeline::verify`], with the path in the message.
+    pub fn verify_path(&self, input: &Path) -> Result<Report> {
+        let run = || -> Result<Report> {
+            let (file, meta) = output::open_input(input)?;
+            if meta.is_file() && sniff_file(&file)? == Some(Format::Zst) {
+                return self
+                    .zst_layout(&file, meta.len())
+                    .and_then(|layout| self.restore_zst_file(&layout, file, io::sink()))
+                    .map(|(_, r)| r)
+                    .inspect_err(|_| self.failed());
+            }
+            // `verify` counts its own failure.
+            self.verify(Source::new(file, self.inner.config.reader))
+        };
+        run().map_err(|e| e.with_path(input))
+    }
+
     /// Processes the file `input` into `output`: written to a temp file in
     /// the output's folder, fsynced and renamed only on success, so a failed
     /// or cancelled run leaves nothing. The container gets the input's
@@ -260,7 +284,7 @@ impl Pipeline {
                 output::probe_stream(&file, &meta).map_err(|e| e.with_path(input))?;
             // A regular file known to be small takes the batch's small-file
             // path: no per-file threads (see `small_file.rs`).
-            if !stream && meta.len() < SMALL_FILE_MAX {
+            if !stream && meta.len() < SMALL_FILE_MAX && self.inner.config.format == Format::Spipe {
                 return self.process_small(input, &file, &meta, out);
             }
             // A second descriptor of the same open file, to look at it again
@@ -326,6 +350,9 @@ impl Pipeline {
     ) -> Result<Report> {
         let run = || -> Result<Report> {
             let (file, meta) = output::open_input(input)?;
+            if meta.is_file() && sniff_file(&file)? == Some(Format::Zst) {
+                return self.restore_zst_path(input, file, &meta, output, force, derived);
+            }
             let mut source = Source::new(file, self.inner.config.reader);
             // Header and key first: a wrong key or a foreign file creates
             // nothing, not even a temp file.
@@ -376,16 +403,50 @@ impl Pipeline {
     /// output: a reader has no path).
     pub fn restore_to_path<R: Read + Send>(
         &self,
-        mut input: R,
+        input: R,
         output: &Path,
         overwrite: Overwrite,
     ) -> Result<Report> {
         let run = || {
+            let (format, mut input) = sniff(input)?;
+            if format == Some(Format::Zst) {
+                let out = OutputFile::create_for(output, overwrite.allowed())?;
+                let (_, report) = self.restore_zst_sequential(input, out.file())?;
+                out.commit(None)?;
+                return Ok(report);
+            }
             let opened = self.open_header(&mut input)?;
             let out = OutputFile::create_for(output, overwrite.allowed())?;
             self.restore_into(opened, input, out, None)
         };
         run().inspect_err(|_| self.failed())
+    }
+
+    /// [`Pipeline::restore_file`] of a regular `.zst` file: as `zstd -d`
+    /// does, the output gets the `.zst` file's mode bits and times (the
+    /// format has no field for them).
+    fn restore_zst_path(
+        &self,
+        input: &Path,
+        file: std::fs::File,
+        meta: &std::fs::Metadata,
+        output: &Path,
+        force: bool,
+        derived: bool,
+    ) -> Result<Report> {
+        // Laid out (and a forged seek table refused) before the output
+        // exists, as a container's header is read first.
+        let layout = self
+            .zst_layout(&file, meta.len())
+            .map_err(|e| e.with_path(input))?;
+        let out = create_output(input, output, force, derived)?;
+        let (_, report) = self
+            .restore_zst_file(&layout, file, out.file())
+            .map_err(|e| e.with_path(input))?;
+        out.set_times(meta);
+        let mode = output::restored_mode(output::mode_of(meta), out.dest())?;
+        out.commit(Some(mode))?;
+        Ok(report)
     }
 
     fn restore_into<R: Read + Send>(
@@ -421,9 +482,7 @@ impl Pipeline {
     /// As [`Pipeline::verify`]; [`crate::ErrorKind::Integrity`] if the
     /// container verifies but holds something else.
     pub fn verify_written(&self, container: &Path, written: &Report) -> Result<Report> {
-        let (file, _) = output::open_input(container)?;
-        let source = Source::new(file, self.inner.config.reader);
-        let report = self.verify(source).map_err(|e| e.with_path(container))?;
+        let report = self.verify_path(container)?;
         check_same(&report, written).map_err(|e| e.with_path(container))?;
         Ok(report)
     }

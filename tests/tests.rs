@@ -21,3 +21,4 @@ mod io_tokens;
 mod metrics;
 mod prop;
 mod stale_temps;
+mod zst;

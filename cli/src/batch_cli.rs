@@ -16,7 +16,10 @@ use syncpipe::batch::Policy;
 use syncpipe::batch::{BatchJob, BatchOptions, BatchReport, Outcome};
 use syncpipe::{Error, ErrorKind, Optimize, Pipeline, PipelineBuilder};
 
-use crate::cli::{shows_summary, OutputArgs, Removal, Verbosity, EXTENSION};
+use crate::cli::{
+    has_known_extension, shows_summary, with_extension, OutputArgs, Removal, Verbosity,
+    KNOWN_SUFFIXES,
+};
 use crate::exit_code::ExitCode;
 use crate::key_source::{KeyArgs, Purpose};
 use crate::telemetry::Telemetry;
@@ -127,14 +130,12 @@ pub fn process(
     // A walked tree already holding containers: they are outputs, not
     // inputs (as `zstd -r` skips `.zst`). Named files are always taken.
     let (jobs, mut failures) = find(inputs, i, v, |p| !has_extension(p))?;
+    let format = pipeline.config().format;
     let jobs = name_outputs(jobs, &mut failures, |e| {
-        let mut name = match &o.output_dir {
-            Some(d) => d.join(&e.rel).into_os_string(),
-            None => e.path.clone().into_os_string(),
-        };
-        name.push(".");
-        name.push(EXTENSION);
-        Ok(PathBuf::from(name))
+        Ok(match &o.output_dir {
+            Some(d) => with_extension(&d.join(&e.rel), format),
+            None => with_extension(&e.path, format),
+        })
     });
     begin(tel, pipeline, &jobs);
     let removals = out.rm.then(|| Removals::before(&jobs));
@@ -166,7 +167,7 @@ pub fn restore(
                 Ok(p.with_extension(""))
             } else {
                 Err(Error::usage(format!(
-                    "cannot infer the output name (no .{EXTENSION} suffix)"
+                    "cannot infer the output name (no .{KNOWN_SUFFIXES} suffix)"
                 ))
                 .with_path(&e.path))
             }
@@ -308,7 +309,7 @@ fn refuse_single_output(out: &OutputArgs) -> Result<(), Error> {
 }
 
 fn has_extension(p: &Path) -> bool {
-    p.extension().is_some_and(|e| e == EXTENSION)
+    has_known_extension(p)
 }
 
 /// Finds the inputs (arguments, then the `--files-from` list) and applies

@@ -17,16 +17,15 @@ use syncpipe::output;
 use syncpipe::stages::parse_stages;
 use syncpipe::storage::{self, StorageType};
 use syncpipe::{limits as config, Optimize, Overwrite, ReaderKind, Source, SpawnStyle};
-use syncpipe::{CancelToken, ChunkMethod, Error, KdfParams, Pipeline, PipelineBuilder, Report};
+use syncpipe::{
+    CancelToken, ChunkMethod, Error, Format, KdfParams, Pipeline, PipelineBuilder, Report,
+};
 
 use crate::batch_cli::{self, InputArgs, OutDirArgs, SmallArgs};
 use crate::exit_code::{self, ExitCode};
 use crate::key_source::{KeyArgs, Purpose};
 use crate::size;
 use crate::telemetry::{Telemetry, TelemetryArgs};
-
-/// Extension of container files.
-pub(crate) const EXTENSION: &str = "spipe";
 
 /// The headings that group the options in `--help` and the man pages, in
 /// the order the options are defined (clap lists a heading where its first
@@ -79,9 +78,18 @@ enum Command {
         /// `brotli:5`, `passthrough`, `zstd:3,aes-256-gcm,sha256`,
         /// `lz4,chacha20-poly1305,blake3`. At most one compressor, one cipher
         /// (after the compressor; needs a passphrase or key) and one checksum.
-        #[arg(short, long, value_name = "LIST", default_value = config::DEFAULT_STAGES,
-              help_heading = heading::STAGES)]
-        stages: String,
+        /// [default: zstd:3,blake3; with --format zst: zstd:3]
+        #[arg(short, long, value_name = "LIST", help_heading = heading::STAGES)]
+        stages: Option<String>,
+        /// What to write: `spipe`, syncpipe's container (any stage list, a
+        /// cipher, a whole-file digest, the mode bits, every parameter
+        /// authenticated), or `zst`, a standard `.zst` that `zstd -d` reads
+        /// (one frame per chunk with zstd's checksum, and a seek table; the
+        /// stage list is one zstd stage). The default output name follows
+        /// (`INPUT.spipe`, `INPUT.zst`); restore and verify read both,
+        /// whatever this is. See docs/format.md. [default: spipe]
+        #[arg(long, value_name = "FORMAT", ignore_case = true, help_heading = heading::STAGES)]
+        format: Option<Format>,
         /// The compressor's level in the stage list (zstd 1-19, gzip 1-9,
         /// brotli 0-11), the rest of the list kept: `-l 19` is
         /// `zstd:19,blake3` (where `-s zstd:19` drops the checksum).
@@ -447,6 +455,7 @@ fn dispatch(
             out_dir,
             small,
             stages,
+            format,
             level,
             chunk_size,
             chunk_method,
@@ -454,6 +463,13 @@ fn dispatch(
             argon2,
             tuning,
         } => {
+            let format = format.unwrap_or_default();
+            let stages = stages.unwrap_or_else(|| match format {
+                Format::Spipe => config::DEFAULT_STAGES.to_string(),
+                // zstd's own default level, and no digest: the format has
+                // no place for one (each frame carries zstd's checksum).
+                Format::Zst => "zstd:3".to_string(),
+            });
             let mut parsed = parse_stages(&stages)?;
             let stages = match level {
                 Some(l) => {
@@ -491,7 +507,7 @@ fn dispatch(
                 }
                 None => {}
             }
-            let pipeline = builder.stages(parsed).build()?;
+            let pipeline = builder.stages(parsed).format(format).build()?;
             preset_note(v, pipeline.config());
             if batch_cli::is_batch(&inputs, &batch, Some(&out_dir), Some(&small)) {
                 return batch_cli::process(
@@ -505,7 +521,7 @@ fn dispatch(
                 );
             }
             let input = batch_cli::single(inputs)?;
-            let dest = process_dest(&input, &out)?;
+            let dest = process_dest(&input, &out, format)?;
             let removal = Removal::check(&out, &input, &dest)?;
             tel.claim_stdout(matches!(dest, Dest::Stdout))?;
             tel.begin(&pipeline, &input, Some(stages));
@@ -605,7 +621,13 @@ fn dispatch(
             let pipeline = with_secret(builder, &keys, &header, &input)?.build()?;
             preset_note(v, pipeline.config());
             tel.begin(&pipeline, &input, None);
-            let report = pipeline.verify(src).map_err(|e| e.with_path(&input))?;
+            let report = if is_stdio(&input) {
+                pipeline.verify(src).map_err(|e| e.with_path(&input))?
+            } else {
+                // A file: a `.zst` is laid out and checked in parallel.
+                drop(src);
+                pipeline.verify_path(&input)?
+            };
             if !v.quiet && !tel.json() {
                 let digest = match (report.checksum, report.digest_hex()) {
                     (Some(k), Some(d)) => format!(", {} {d}", k.name()),
@@ -723,20 +745,32 @@ fn storage_note(v: Verbosity, io_tokens: usize, kind: Option<StorageType>, reaso
 fn peek_header(
     input: &Path,
     reader: ReaderKind,
-) -> Result<(Box<dyn Read + Send>, ContainerInfo), Error> {
-    let src = Source::new(open_unseen(input)?, reader);
-    let (info, again) = container::peek(src).map_err(|e| e.with_path(input))?;
-    Ok((Box::new(again), info))
+) -> Result<(Box<dyn Read + Send>, Option<ContainerInfo>), Error> {
+    let mut src = Source::new(open_unseen(input)?, reader);
+    // Enough to tell the formats apart, put back in front of the rest.
+    let mut first = Vec::with_capacity(8);
+    (&mut src)
+        .take(8)
+        .read_to_end(&mut first)
+        .map_err(|e| Error::io(e).with_path(input))?;
+    let is_zst = Format::detect(&first) == Some(Format::Zst);
+    let again = io::Cursor::new(first).chain(src);
+    if is_zst {
+        // A `.zst` has no header to show and is never encrypted.
+        return Ok((Box::new(again), None));
+    }
+    let (info, again) = container::peek(again).map_err(|e| e.with_path(input))?;
+    Ok((Box::new(again), Some(info)))
 }
 
 /// Adds the secret to `builder` when the container is encrypted.
 fn with_secret(
     builder: PipelineBuilder,
     keys: &KeyArgs,
-    header: &ContainerInfo,
+    header: &Option<ContainerInfo>,
     input: &Path,
 ) -> Result<PipelineBuilder, Error> {
-    match &header.encryption {
+    match header.as_ref().and_then(|h| h.encryption.as_ref()) {
         Some(c) => {
             let why = format!("{} (encrypted with {})", input.display(), c.cipher);
             Ok(builder.secret(keys.resolve(Purpose::Decrypt, &why)?))
@@ -805,24 +839,41 @@ impl Removal {
     }
 }
 
-fn process_dest(input: &Path, out: &OutputArgs) -> Result<Dest, Error> {
-    pick_dest(input, out, || {
-        let mut name = input.as_os_str().to_owned();
-        name.push(".");
-        name.push(EXTENSION);
-        Ok(PathBuf::from(name))
-    })
+fn process_dest(input: &Path, out: &OutputArgs, format: Format) -> Result<Dest, Error> {
+    pick_dest(input, out, || Ok(with_extension(input, format)))
+}
+
+/// `INPUT.EXT` for an output of `format`.
+pub(crate) fn with_extension(input: &Path, format: Format) -> PathBuf {
+    let mut name = input.as_os_str().to_owned();
+    name.push(".");
+    name.push(format.extension());
+    PathBuf::from(name)
+}
+
+/// Whether `p` ends in the extension of a format syncpipe writes (what a
+/// walk for restore takes, and a walk for process skips).
+pub(crate) fn has_known_extension(p: &Path) -> bool {
+    p.extension()
+        .is_some_and(|e| Format::ALL.iter().any(|f| e == f.extension()))
 }
 
 fn restore_dest(input: &Path, out: &OutputArgs) -> Result<Dest, Error> {
-    pick_dest(input, out, || match input.extension() {
-        Some(ext) if ext == EXTENSION => Ok(input.with_extension("")),
-        _ => Err(Error::usage(format!(
-            "{}: cannot infer the output name (no .{EXTENSION} suffix); use -o FILE or -c",
-            input.display()
-        ))),
+    pick_dest(input, out, || {
+        if has_known_extension(input) {
+            Ok(input.with_extension(""))
+        } else {
+            Err(Error::usage(format!(
+                "{}: cannot infer the output name (no .{} suffix); use -o FILE or -c",
+                input.display(),
+                KNOWN_SUFFIXES
+            )))
+        }
     })
 }
+
+/// The suffixes restore strips, for messages.
+pub(crate) const KNOWN_SUFFIXES: &str = "spipe or .zst";
 
 fn pick_dest(
     input: &Path,

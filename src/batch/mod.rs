@@ -243,7 +243,9 @@ impl Pipeline {
             n => n,
         }
         .max(1);
-        let queue = units(op, jobs, options);
+        // The small-file path writes containers: other formats stream.
+        let small_path = op == Op::Process && cfg.format == crate::Format::Spipe;
+        let queue = units(small_path, jobs, options);
         let ctx = Ctx {
             op,
             options,
@@ -380,12 +382,12 @@ fn caught_value<T>(input: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
 }
 
 /// Groups the jobs into units and queues them.
-fn units(op: Op, jobs: Vec<BatchJob>, options: &BatchOptions) -> Queue<Unit> {
+fn units(small_path: bool, jobs: Vec<BatchJob>, options: &BatchOptions) -> Queue<Unit> {
     let mut queue = Queue::new(options.scheduler);
     let mut group: Vec<BatchJob> = Vec::new();
     let mut group_bytes = 0u64;
     for job in jobs {
-        let small = op == Op::Process && job.size < SMALL_FILE_MAX;
+        let small = small_path && job.size < SMALL_FILE_MAX;
         if !small {
             queue.push(job.size, Unit::Stream(job));
         } else if !options.batch_small {

@@ -113,10 +113,7 @@ impl Worker<'_, '_> {
             Ok(Some(match (op, output) {
                 (Op::Process, Some(o)) => p.process_file(&job.input, o, options.force, true)?,
                 (Op::Restore, Some(o)) => p.restore_file(&job.input, o, options.force, true)?,
-                _ => {
-                    let (file, _) = output::open_input(&job.input)?;
-                    p.verify(file).map_err(|e| e.with_path(&job.input))?
-                }
+                _ => p.verify_path(&job.input)?,
             }))
         };
         let outcome = caught(&job.input, run);

@@ -30,6 +30,7 @@ mod state;
 mod ticker;
 mod worker;
 mod writer;
+mod zst;
 
 use std::any::Any;
 use std::panic::{self, AssertUnwindSafe};

@@ -12,6 +12,7 @@ use crate::chunk_plan::ChunkPlan;
 use crate::cipher::FileKeys;
 use crate::encoder;
 use crate::error::Result;
+use crate::file_format::Format;
 use crate::format::Header;
 use crate::pipeline::Pipeline;
 use crate::report::Report;
@@ -27,8 +28,11 @@ impl Pipeline {
         original_len: Option<u64>,
         mode: u32,
     ) -> Result<(W, Report)> {
-        self.process_body(input, output, original_len, mode)
-            .inspect_err(|_| self.failed())
+        match self.inner.config.format {
+            Format::Spipe => self.process_body(input, output, original_len, mode),
+            Format::Zst => self.process_zst(input, output, original_len),
+        }
+        .inspect_err(|_| self.failed())
     }
 
     fn process_body<R: Read + Send, W: Write + Send>(

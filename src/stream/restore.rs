@@ -10,6 +10,7 @@ use super::writer::Sink;
 use crate::chunk::{self, ChainStage, Codec};
 use crate::cipher::FileKeys;
 use crate::error::{Error, Result};
+use crate::file_format::{sniff, Format};
 use crate::format::{Header, Kdf, CUSTOM_STAGE_ID};
 use crate::pipeline::Pipeline;
 use crate::report::Report;
@@ -25,11 +26,16 @@ pub(crate) struct Opened {
 impl Pipeline {
     pub(crate) fn restore_stream<R: Read + Send, W: Write + Send>(
         &self,
-        mut input: R,
+        input: R,
         output: W,
     ) -> Result<(W, Report)> {
-        self.open_header(&mut input)
-            .and_then(|opened| self.restore_body(opened, input, output))
+        sniff(input)
+            .and_then(|(format, mut input)| match format {
+                Some(Format::Zst) => self.restore_zst_sequential(input, output),
+                _ => self
+                    .open_header(&mut input)
+                    .and_then(|opened| self.restore_body(opened, input, output)),
+            })
             .inspect_err(|_| self.failed())
     }
 
@@ -135,14 +141,10 @@ impl Pipeline {
             // A secret means "this should be encrypted": an unencrypted
             // container where an encrypted one was expected is refused, or
             // an attacker could substitute plaintext of their choosing.
-            None if self.inner.secret.is_some() => {
-                return Err(Error::integrity(
-                    "the container is not encrypted, but a passphrase or key was given \
-                     (an unencrypted file may have been substituted); \
-                     restore it without a key if that is expected",
-                ))
+            None => {
+                self.expect_unencrypted("the container")?;
+                None
             }
-            None => None,
             Some(c) => {
                 self.check_kdf_cost(&c.kdf)?;
                 let master = self.master(&c.kdf)?;
@@ -161,6 +163,20 @@ impl Pipeline {
             header_len: raw.len() as u64,
             keys,
         })
+    }
+
+    /// A secret means "this should be encrypted": an unencrypted input
+    /// (`what`) where an encrypted one was expected is refused, or an
+    /// attacker could substitute plaintext of their choosing.
+    pub(crate) fn expect_unencrypted(&self, what: &str) -> Result<()> {
+        if self.inner.secret.is_some() {
+            return Err(Error::integrity(format!(
+                "{what} is not encrypted, but a passphrase or key was given \
+                 (an unencrypted file may have been substituted); \
+                 restore it without a key if that is expected"
+            )));
+        }
+        Ok(())
     }
 
     /// Refuses an Argon2id cost over the reader's limits before any of the

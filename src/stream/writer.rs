@@ -73,6 +73,13 @@ impl<W: Write> Sink<W> {
         self.out.write_all(bytes).map_err(write_failed)
     }
 
+    /// Writes bytes that are a whole unit of the output (a `.zst` frame)
+    /// under an IO permit.
+    pub fn write_raw(&mut self, state: &RunState<'_>, bytes: &[u8]) -> Result<()> {
+        let _io = state.io()?;
+        self.out.write_all(bytes).map_err(write_failed)
+    }
+
     /// Writes one chunk record and recycles its payload buffer.
     /// Returns the time the writes took (after the IO permit was granted:
     /// the writer's own cost for this record, which the hill climber adds

@@ -1,0 +1,73 @@
+//! The formats a pipeline writes, and how an input's format is told from
+//! its first bytes.
+
+/// What [`crate::Pipeline`] writes when it processes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    /// syncpipe's own container (`docs/format.md`): any stage list, a
+    /// cipher, a whole-file digest, the mode bits, every parameter
+    /// authenticated.
+    #[default]
+    Spipe,
+    /// A standard `.zst` that `zstd -d` reads: one zstd frame per chunk
+    /// (with its content size and zstd's checksum) and a seek table (the
+    /// zstd seekable format). The stage list must be one zstd stage; no
+    /// cipher, no whole-file digest.
+    Zst,
+}
+
+named_enum!(Format, "format", [Format::Spipe => "spipe", Format::Zst => "zst"]);
+
+impl Format {
+    /// The extension an output of this format gets (without the dot).
+    pub fn extension(self) -> &'static str {
+        self.name()
+    }
+
+    /// The format whose magic starts `first` (at least 8 bytes unless the
+    /// input is shorter), if any.
+    pub fn detect(first: &[u8]) -> Option<Format> {
+        if first.starts_with(&crate::format::MAGIC) {
+            Some(Format::Spipe)
+        } else if crate::zst::is_zst(first) {
+            Some(Format::Zst)
+        } else {
+            None
+        }
+    }
+}
+
+/// Bytes enough to tell every format apart.
+const SNIFF_LEN: usize = 8;
+
+/// Reads the first bytes of `input` and tells its format, handing back a
+/// reader that still yields every byte (the ones read put back in front).
+pub(crate) fn sniff<R: std::io::Read>(
+    mut input: R,
+) -> crate::Result<(Option<Format>, std::io::Chain<std::io::Cursor<Vec<u8>>, R>)> {
+    let mut first = vec![0u8; SNIFF_LEN];
+    let n = crate::format::read_full(&mut input, &mut first)?;
+    first.truncate(n);
+    let format = Format::detect(&first);
+    Ok((
+        format,
+        std::io::Read::chain(std::io::Cursor::new(first), input),
+    ))
+}
+
+/// The format of the regular file `file`, from its first bytes read in
+/// place (the file's position does not move).
+pub(crate) fn sniff_file(file: &std::fs::File) -> crate::Result<Option<Format>> {
+    use std::os::unix::fs::FileExt;
+    let mut first = [0u8; SNIFF_LEN];
+    let mut n = 0;
+    while n < SNIFF_LEN {
+        match file.read_at(&mut first[n..], n as u64) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(crate::Error::io(e)),
+        }
+    }
+    Ok(Format::detect(&first[..n]))
+}

@@ -1,0 +1,109 @@
+//! The `.zst` format: what `zstd` reads, written and read in parallel.
+//!
+//! Writing: each chunk is one zstd frame with its content size and zstd's
+//! content checksum, and a seek table (the zstd seekable format) follows
+//! the last frame, so the output is one valid `.zst` that every zstd
+//! decoder reads (concatenated frames are one stream, RFC 8878 section 3.1,
+//! and the table is a skippable frame) and seekable readers can index.
+//!
+//! Reading: a regular file is laid out first, without decoding: from its
+//! seek table if it has one ([`seek_table`]), else by walking the frame
+//! and block headers ([`frame::walk`]). If every frame declares its size
+//! and each fits the memory limit, the frames are decoded in parallel as
+//! the chunks of a container are; otherwise (a single large frame, as
+//! `zstd` writes for a file; a frame without a declared size; a pipe) the
+//! input is decoded in one sequential stream, whose memory zstd bounds by
+//! its window. See `docs/format.md`, "Standard formats".
+
+pub(crate) mod frame;
+pub(crate) mod seek_table;
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+
+use crate::error::Result;
+use seek_table::{SeekTable, FOOTER_LEN};
+
+/// Whether the first four bytes of an input are those of a `.zst`: a zstd
+/// frame or a skippable frame.
+pub fn is_zst(first: &[u8]) -> bool {
+    first.len() >= 4 && {
+        let magic = u32::from_le_bytes([first[0], first[1], first[2], first[3]]);
+        magic == frame::FRAME_MAGIC || frame::is_skippable(magic)
+    }
+}
+
+/// One frame to decode in parallel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Span {
+    /// Bytes of the frame in the file.
+    pub len: u64,
+    /// Bytes it decodes to.
+    pub content: u64,
+    /// A skippable frame (the seek table's included): no data.
+    pub skippable: bool,
+}
+
+/// How a `.zst` file is read.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Layout {
+    /// Frames that can be decoded each on its own, in file order.
+    Frames(Vec<Span>),
+    /// One sequential decode of the whole input.
+    Sequential,
+}
+
+/// Lays out the `.zst` file `file` of `file_len` bytes. Frames larger
+/// than `limit` (or of unknown size) make the layout sequential; the seek
+/// table, when present, must describe the file exactly.
+pub(crate) fn layout(file: &File, file_len: u64, limit: u64) -> Result<Layout> {
+    let mut read_at = |offset: u64, buf: &mut [u8]| file.read_exact_at(buf, offset);
+    if file_len >= (8 + FOOTER_LEN) as u64 {
+        let mut footer = [0u8; FOOTER_LEN];
+        read_at(file_len - FOOTER_LEN as u64, &mut footer).map_err(crate::Error::io)?;
+        if let Some((frames, entry_len)) = SeekTable::footer(&footer, file_len)? {
+            let table_len = SeekTable::frame_len(frames, entry_len);
+            let mut raw = vec![0u8; table_len as usize];
+            read_at(file_len - table_len, &mut raw).map_err(crate::Error::io)?;
+            let table = SeekTable::parse(&raw, frames, entry_len, file_len)?;
+            let spans: Vec<Span> = table
+                .entries
+                .iter()
+                .map(|e| Span {
+                    len: u64::from(e.compressed),
+                    content: u64::from(e.decompressed),
+                    // The table cannot say; a frame that decodes to
+                    // nothing counts as data either way.
+                    skippable: false,
+                })
+                .collect();
+            if spans.iter().any(|s| s.content > limit) {
+                return Ok(Layout::Sequential);
+            }
+            let mut spans = spans;
+            // The table's own frame is skipped like any skippable frame.
+            spans.push(Span {
+                len: table_len,
+                content: 0,
+                skippable: true,
+            });
+            return Ok(Layout::Frames(spans));
+        }
+    }
+    let mut spans = Vec::new();
+    let mut offset = 0u64;
+    while offset < file_len {
+        let e = frame::walk(&mut read_at, offset, file_len)?;
+        match e.content_size {
+            Some(content) if content <= limit => spans.push(Span {
+                len: e.len,
+                content,
+                skippable: e.skippable,
+            }),
+            // No need to walk further: one such frame decides.
+            _ => return Ok(Layout::Sequential),
+        }
+        offset += e.len;
+    }
+    Ok(Layout::Frames(spans))
+}
