@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 data=../tests/data
-for target in container header encrypted_container; do
+for target in container header encrypted_container zst; do
     mkdir -p "corpus/$target"
 done
 for f in "$data"/*.spipe; do
@@ -17,4 +17,9 @@ for f in "$data"/*.spipe; do
         *v2-*) cp "$f" "corpus/encrypted_container/$name" ;;
     esac
 done
-echo "seeded from $(ls "$data"/*.spipe | wc -l) golden containers"
+# The .zst golden files: syncpipe's own (seek table) and zstd's (one
+# frame, a stream of unknown size, frames concatenated).
+for f in "$data"/*.zst; do
+    cp "$f" "corpus/zst/$(basename "$f")"
+done
+echo "seeded from $(ls "$data"/*.spipe | wc -l) golden containers and $(ls "$data"/*.zst | wc -l) .zst files"

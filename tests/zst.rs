@@ -219,3 +219,59 @@ fn a_key_for_a_zst_file_is_refused_before_any_output() {
     assert_eq!(e.kind(), ErrorKind::Integrity, "{e}");
     assert_eq!(fs::read_dir(dir.path()).expect("list").count(), 1);
 }
+
+/// The original of the `.zst` golden files (`tests/data/README.md`).
+fn golden_original() -> Vec<u8> {
+    (0..20000)
+        .flat_map(|i| format!("line {i}: syncpipe golden zst\n").into_bytes())
+        .collect()
+}
+
+fn golden(name: &str) -> Vec<u8> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/");
+    fs::read(format!("{path}{name}")).expect("golden file")
+}
+
+/// The writer's bytes are frozen: the same input, level and chunk size
+/// give the golden file (zstd's output is deterministic for one library
+/// version, which `Cargo.lock` pins).
+#[test]
+fn the_writer_writes_the_golden_bytes() {
+    let p = Pipeline::builder()
+        .format(Format::Zst)
+        .stage(StageSpec::Zstd(3))
+        .chunk_size(64 << 10)
+        .threads(2)
+        .build()
+        .expect("zst");
+    let mut out = Vec::new();
+    p.run(&golden_original()[..], &mut out).expect("run");
+    assert!(
+        out == golden("syncpipe-zst3-64k.zst"),
+        "the zst writer's bytes changed"
+    );
+}
+
+/// zstd's own files: one frame (decoded as one job), a frame of unknown
+/// size (sequential), two frames (walked from their block headers).
+#[test]
+fn files_written_by_zstd_restore_through_the_right_path() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = zst(2);
+    let want = golden_original();
+    for (name, chunks) in [
+        ("zstd-1.5.4-19.zst", 1),
+        ("zstd-1.5.4-stream.zst", 0),
+        ("zstd-1.5.4-two-frames.zst", 2),
+        ("syncpipe-zst3-64k.zst", 10),
+    ] {
+        let input = dir.path().join(name);
+        fs::write(&input, golden(name)).expect("write");
+        let back = dir.path().join("back");
+        let r = p
+            .restore_path(&input, &back, Overwrite::Replace)
+            .expect(name);
+        assert!(fs::read(&back).expect("read") == want, "{name}");
+        assert_eq!(r.chunks, chunks, "{name}: frames decoded in parallel");
+    }
+}

@@ -148,7 +148,7 @@ mod tests {
     use clap::{Arg, ValueHint};
     use syncpipe::batch::Policy;
     use syncpipe::storage::StorageType;
-    use syncpipe::{ChunkMethod, Optimize, ReaderKind, SpawnStyle};
+    use syncpipe::{ChunkMethod, Format, Optimize, ReaderKind, SpawnStyle};
 
     /// The words bash completes after `flag`, from the generated script.
     fn bash_values(script: &str, flag: &str) -> Vec<String> {
@@ -175,6 +175,7 @@ mod tests {
         for (flag, want) in [
             ("--scheduler", names(Policy::ALL)),
             ("--chunk-method", names(ChunkMethod::ALL)),
+            ("--format", names(Format::ALL)),
             ("--optimize", names(Optimize::ALL)),
             ("--reader", names(ReaderKind::ALL)),
             ("--spawn-style", names(SpawnStyle::ALL)),

@@ -123,9 +123,12 @@ fn manifest_lists_exactly_the_containers_in_tests_data() -> TestResult {
         .collect::<Result<_, _>>()?;
     let on_disk: BTreeSet<String> = on_disk
         .into_iter()
-        .filter(|n| n.ends_with(".spipe"))
+        .filter(|n| n.ends_with(".spipe") || n.ends_with(".zst"))
         .collect();
-    assert_eq!(listed, on_disk, "MANIFEST and tests/data/*.spipe differ");
+    assert_eq!(
+        listed, on_disk,
+        "MANIFEST and tests/data/*.{{spipe,zst}} differ"
+    );
     // One per stage combination the golden set covers: guard against a case
     // silently dropped from the folder and the manifest together.
     assert!(

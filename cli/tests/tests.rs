@@ -30,3 +30,4 @@ mod optimize;
 mod reliability;
 mod signal;
 mod storage_cli;
+mod zst;

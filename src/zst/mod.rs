@@ -15,8 +15,8 @@
 //! input is decoded in one sequential stream, whose memory zstd bounds by
 //! its window. See `docs/format.md`, "Standard formats".
 
-pub(crate) mod frame;
-pub(crate) mod seek_table;
+pub mod frame;
+pub mod seek_table;
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -35,7 +35,7 @@ pub fn is_zst(first: &[u8]) -> bool {
 
 /// One frame to decode in parallel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Span {
+pub struct Span {
     /// Bytes of the frame in the file.
     pub len: u64,
     /// Bytes it decodes to.
@@ -46,7 +46,7 @@ pub(crate) struct Span {
 
 /// How a `.zst` file is read.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Layout {
+pub enum Layout {
     /// Frames that can be decoded each on its own, in file order.
     Frames(Vec<Span>),
     /// One sequential decode of the whole input.
@@ -57,7 +57,20 @@ pub(crate) enum Layout {
 /// than `limit` (or of unknown size) make the layout sequential; the seek
 /// table, when present, must describe the file exactly.
 pub(crate) fn layout(file: &File, file_len: u64, limit: u64) -> Result<Layout> {
-    let mut read_at = |offset: u64, buf: &mut [u8]| file.read_exact_at(buf, offset);
+    layout_at(
+        &mut |offset, buf| file.read_exact_at(buf, offset),
+        file_len,
+        limit,
+    )
+}
+
+/// [`layout`] over any positional reader: `read_at(offset, buf)` fills
+/// `buf` from `offset` (the fuzz target lays out bytes in memory).
+pub fn layout_at(
+    read_at: &mut impl FnMut(u64, &mut [u8]) -> std::io::Result<()>,
+    file_len: u64,
+    limit: u64,
+) -> Result<Layout> {
     if file_len >= (8 + FOOTER_LEN) as u64 {
         let mut footer = [0u8; FOOTER_LEN];
         read_at(file_len - FOOTER_LEN as u64, &mut footer).map_err(crate::Error::io)?;
@@ -93,7 +106,7 @@ pub(crate) fn layout(file: &File, file_len: u64, limit: u64) -> Result<Layout> {
     let mut spans = Vec::new();
     let mut offset = 0u64;
     while offset < file_len {
-        let e = frame::walk(&mut read_at, offset, file_len)?;
+        let e = frame::walk(read_at, offset, file_len)?;
         match e.content_size {
             Some(content) if content <= limit => spans.push(Span {
                 len: e.len,
