@@ -40,11 +40,13 @@ impl Format {
 /// Bytes enough to tell every format apart.
 const SNIFF_LEN: usize = 8;
 
+/// An input whose first bytes were read to tell its format, put back in
+/// front of the rest.
+pub(crate) type Sniffed<R> = std::io::Chain<std::io::Cursor<Vec<u8>>, R>;
+
 /// Reads the first bytes of `input` and tells its format, handing back a
-/// reader that still yields every byte (the ones read put back in front).
-pub(crate) fn sniff<R: std::io::Read>(
-    mut input: R,
-) -> crate::Result<(Option<Format>, std::io::Chain<std::io::Cursor<Vec<u8>>, R>)> {
+/// reader that still yields every byte.
+pub(crate) fn sniff<R: std::io::Read>(mut input: R) -> crate::Result<(Option<Format>, Sniffed<R>)> {
     let mut first = vec![0u8; SNIFF_LEN];
     let n = crate::format::read_full(&mut input, &mut first)?;
     first.truncate(n);

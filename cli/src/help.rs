@@ -98,15 +98,15 @@ fn wording(subcommand: &str) -> &'static [(&'static str, &'static str)] {
             (
                 "output",
                 "The file to restore into; `-` for stdout. [default: INPUT without its \
-                 .spipe suffix; stdout when INPUT is `-`]",
+                 .spipe or .zst suffix; stdout when INPUT is `-`]",
             ),
             ("stdout", "Write the restored data to stdout"),
             ("force", "Overwrite an existing output"),
             (
                 "recursive",
-                "Walk directories given as inputs and restore their `*.spipe` files \
-                 (each named by its path below the directory, less .spipe); without it \
-                 a directory is a failed input",
+                "Walk directories given as inputs and restore their `*.spipe` and `*.zst` \
+                 files (each named by its path below the directory, less the suffix); \
+                 without it a directory is a failed input",
             ),
             (
                 "files_from",
@@ -117,7 +117,8 @@ fn wording(subcommand: &str) -> &'static [(&'static str, &'static str)] {
             (
                 "output_dir",
                 "Write the restored files under DIR, mirroring the containers' relative \
-                 paths less .spipe (created as needed). [default: beside each container]",
+                 paths less .spipe or .zst (created as needed). [default: beside each \
+                 container]",
             ),
             (
                 "skip_existing",
@@ -135,8 +136,8 @@ fn wording(subcommand: &str) -> &'static [(&'static str, &'static str)] {
         "verify" => &[
             (
                 "recursive",
-                "Walk directories given as inputs and check their `*.spipe` files; \
-                 without it a directory is a failed input",
+                "Walk directories given as inputs and check their `*.spipe` and `*.zst` \
+                 files; without it a directory is a failed input",
             ),
             (
                 "files_from",

@@ -139,13 +139,23 @@ fn syncpipe_restores_what_zstd_writes() {
     fs::write(d.join("b"), &data[1 << 20..]).expect("write");
     ok(d, "zstd", &["-q", "a", "b"]);
     ok(d, "bash", &["-c", "cat a.zst b.zst > joined.zst"]);
-    for f in [
+    let mut files = vec![
         "one.zst",
         "t2.zst",
         "nocheck.zst",
         "piped.zst",
         "joined.zst",
-    ] {
+    ];
+    // pzstd (in the same package): a skippable frame before each frame.
+    if Command::new("pzstd")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        ok(d, "pzstd", &["-q", "-p", "2", "orig", "-o", "pz.zst"]);
+        files.push("pz.zst");
+    }
+    for f in files {
         let out = d.join(format!("{f}.out"));
         let out = out.to_str().expect("utf-8");
         ok(d, BIN, &["-q", "restore", f, "-o", out, "-f"]);
