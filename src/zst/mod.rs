@@ -53,6 +53,19 @@ pub enum Layout {
     Sequential,
 }
 
+/// Largest seek table read (its whole skippable frame).
+const MAX_TABLE_LEN: u64 = 64 << 20;
+
+/// Whether a frame can be one job: it decodes to at most `limit` bytes and
+/// is no larger than a frame of that content can be (raw blocks add 3
+/// bytes per 128 KiB, the header at most 18, the checksum 4), so that
+/// neither side of a job is larger than the content a window allows. A
+/// skippable frame of any real size (pzstd's are 12 bytes) is read in a
+/// stream instead.
+fn fits(s: &Span, limit: u64) -> bool {
+    s.content <= limit && s.len <= s.content + s.content / 1024 + 1024
+}
+
 /// Lays out the `.zst` file `file` of `file_len` bytes. Frames larger
 /// than `limit` (or of unknown size) make the layout sequential; the seek
 /// table, when present, must describe the file exactly.
@@ -76,6 +89,12 @@ pub fn layout_at(
         read_at(file_len - FOOTER_LEN as u64, &mut footer).map_err(crate::Error::io)?;
         if let Some((frames, entry_len)) = SeekTable::footer(&footer, file_len)? {
             let table_len = SeekTable::frame_len(frames, entry_len);
+            // A table is read whole: past this (8 million frames, a 16 TiB
+            // file of 2 MiB chunks) it is skipped as a stream decode skips
+            // it, rather than allocated on a footer's word.
+            if table_len > MAX_TABLE_LEN {
+                return Ok(Layout::Sequential);
+            }
             let mut raw = vec![0u8; table_len as usize];
             read_at(file_len - table_len, &mut raw).map_err(crate::Error::io)?;
             let table = SeekTable::parse(&raw, frames, entry_len, file_len)?;
@@ -90,7 +109,7 @@ pub fn layout_at(
                     skippable: false,
                 })
                 .collect();
-            if spans.iter().any(|s| s.content > limit) {
+            if spans.iter().any(|s| !fits(s, limit)) {
                 return Ok(Layout::Sequential);
             }
             let mut spans = spans;
@@ -107,16 +126,57 @@ pub fn layout_at(
     let mut offset = 0u64;
     while offset < file_len {
         let e = frame::walk(read_at, offset, file_len)?;
-        match e.content_size {
-            Some(content) if content <= limit => spans.push(Span {
-                len: e.len,
-                content,
-                skippable: e.skippable,
-            }),
+        let span = e.content_size.map(|content| Span {
+            len: e.len,
+            content,
+            skippable: e.skippable,
+        });
+        match span {
+            Some(s) if fits(&s, limit) => spans.push(s),
             // No need to walk further: one such frame decides.
             _ => return Ok(Layout::Sequential),
         }
         offset += e.len;
     }
     Ok(Layout::Frames(spans))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn laid_out(file: &[u8]) -> Layout {
+        let mut read_at = |off: u64, buf: &mut [u8]| {
+            let off = off as usize;
+            buf.copy_from_slice(&file[off..off + buf.len()]);
+            Ok(())
+        };
+        layout_at(&mut read_at, file.len() as u64, 1 << 20).expect("layout")
+    }
+
+    fn skippable(len: u32) -> Vec<u8> {
+        let mut f = vec![0x50, 0x2a, 0x4d, 0x18];
+        f.extend_from_slice(&len.to_le_bytes());
+        f.resize(8 + len as usize, 0);
+        f
+    }
+
+    #[test]
+    fn only_bounded_frames_become_jobs() {
+        let a = frame::compress(&[1u8; 5000], 3).expect("frame");
+        // Frames of known size and a small skippable frame: jobs.
+        let file = [a.clone(), skippable(4), a.clone()].concat();
+        let Layout::Frames(spans) = laid_out(&file) else {
+            panic!("frames expected")
+        };
+        assert_eq!(spans.len(), 3);
+        assert!(spans[1].skippable && !spans[0].skippable);
+        // A large skippable frame (user data, up to 4 GiB in the format)
+        // is skipped by a stream decode instead of read whole.
+        let file = [a.clone(), skippable(100_000), a.clone()].concat();
+        assert_eq!(laid_out(&file), Layout::Sequential);
+        // A frame whose size is over the limit.
+        let big = frame::compress(&vec![0u8; 2 << 20], 3).expect("frame");
+        assert_eq!(laid_out(&big), Layout::Sequential);
+    }
 }
