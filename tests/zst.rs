@@ -275,3 +275,30 @@ fn files_written_by_zstd_restore_through_the_right_path() {
         assert_eq!(r.chunks, chunks, "{name}: frames decoded in parallel");
     }
 }
+
+/// The `std::io` adapters speak the format too: a `ParWriter` of a zst
+/// pipeline writes what `Pipeline::run` writes, and a `ParReader` of any
+/// pipeline reads it back.
+#[test]
+fn the_io_adapters_write_and_read_zst() {
+    use std::io::{Read, Write};
+    watchdog(60, || {
+        let p = zst(2);
+        let data = mixed_data(5 * CHUNK + 3, 17);
+        let mut w = p.par_writer(Vec::new());
+        for piece in data.chunks(10_000) {
+            w.write_all(piece).expect("write");
+        }
+        let written = w.finish().expect("finish");
+        let mut direct = Vec::new();
+        p.run(&data[..], &mut direct).expect("run");
+        assert!(written == direct);
+        let reader = Pipeline::builder().threads(2).build().expect("default");
+        let mut back = Vec::new();
+        reader
+            .par_reader(&written[..])
+            .read_to_end(&mut back)
+            .expect("read");
+        assert!(back == data);
+    });
+}
