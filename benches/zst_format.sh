@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# zst_format.sh: `syncpipe process --format zst` against `zstd -T2` at the
+# same level on the same file, and restoring against `zstd -d`, in
+# interleaved rounds (each round runs every row once, so a slow moment of
+# the machine falls on every row alike). Page cache warm; outputs go to
+# DIR (a real file: the seek table and the durable commit are paid).
+#
+# Usage:  benches/zst_format.sh [DIR]      (DIR default /tmp/syncpipe-bench)
+#
+# Rows per input and level:
+#   syncpipe    syncpipe process IN --format zst -l L -T T -o OUT
+#   zstd        zstd -q -L -T T IN -o OUT
+# and per input, at the first level:
+#   restore own    syncpipe restore of syncpipe's .zst (parallel: seek table)
+#   zstd -d own    zstd -d of the same file
+#   restore zstd's syncpipe restore of zstd's .zst (one frame per 2^N: the
+#                  frames zstd -T writes are one; sequential)
+# Columns: median MB/s (input bytes / 1e6 / seconds), output bytes, ratio,
+# and the goal lines: size within 1% of zstd's and >= 1.1x its MB/s;
+# restore of syncpipe's own .zst >= 1.5x zstd -d.
+#
+# Env:
+#   INPUTS="mixed.bin linux-6.1-512MiB.tar"  under DIR (see compare.sh and
+#          chunk_goal.sh for how they are made), cut to SIZE_MB when larger
+#   SIZE_MB=256   prefix of each input used (level 19 is slow)
+#   LEVELS="3 19" ROUNDS=3 T=$(nproc)
+#   SYNCPIPE_BIN= use this binary instead of building with cargo
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+DIR=${1:-/tmp/syncpipe-bench}
+command -v zstd >/dev/null || { echo "zst_format.sh: zstd is required" >&2; exit 2; }
+. "$ROOT/benches/binary.sh"
+mkdir -p "$DIR/zst"
+SIZE_MB=${SIZE_MB:-256}
+echo "# $(date -u +%F) $(uname -m), $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+echo "# $BIN ($(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')), $(zstd --version)"
+inputs=()
+for f in ${INPUTS:-mixed.bin linux-6.1-512MiB.tar}; do
+    [ -f "$DIR/$f" ] || { echo "zst_format.sh: $DIR/$f is missing" >&2; exit 2; }
+    cut="$DIR/zst/$f.${SIZE_MB}M"
+    [ -f "$cut" ] || head -c $((SIZE_MB << 20)) "$DIR/$f" >"$cut"
+    echo "# input $cut: $(stat -c %s "$cut") bytes, sha256 $(sha256sum "$cut" | cut -c1-16)…"
+    inputs+=("$cut")
+done
+exec python3 - "$BIN" "${LEVELS:-3 19}" "${ROUNDS:-3}" "${T:-$(nproc)}" "$DIR/zst" "${inputs[@]}" <<'PY'
+import os, statistics, subprocess, sys, time
+
+binary, levels, rounds, threads, out, *inputs = sys.argv[1:]
+levels, rounds = levels.split(), int(rounds)
+
+def timed(cmd):
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+rows = {}
+for path in inputs:
+    size = os.path.getsize(path)
+    name = os.path.basename(path)
+    ours, theirs = f'{out}/ours.zst', f'{out}/theirs.zst'
+    cmds = {}
+    for lv in levels:
+        cmds[(name, lv, 'syncpipe')] = ([binary, '-q', 'process', path, '--format', 'zst', '-l', lv,
+                                         '-T', threads, '-o', f'{ours}.{lv}', '-f'], f'{ours}.{lv}')
+        cmds[(name, lv, 'zstd')] = (['zstd', '-q', f'-{lv}', f'-T{threads}', path, '-o',
+                                     f'{theirs}.{lv}', '-f'], f'{theirs}.{lv}')
+    first = levels[0]
+    restores = {
+        (name, first, 'restore own'): [binary, '-q', 'restore', f'{ours}.{first}', '-T', threads,
+                                       '-o', f'{out}/back', '-f'],
+        (name, first, 'zstd -d own'): ['zstd', '-q', '-d', f'{ours}.{first}', '-o', f'{out}/back', '-f'],
+        (name, first, "restore zstd's"): [binary, '-q', 'restore', f'{theirs}.{first}', '-T', threads,
+                                          '-o', f'{out}/back', '-f'],
+        (name, first, "zstd -d zstd's"): ['zstd', '-q', '-d', f'{theirs}.{first}', '-o', f'{out}/back', '-f'],
+    }
+    for cmd, _ in cmds.values():
+        subprocess.run(cmd, check=True)  # warm-up, and the files to restore
+    times = {k: [] for k in list(cmds) + list(restores)}
+    for _ in range(rounds):
+        for k, (cmd, _) in cmds.items():
+            times[k].append(timed(cmd))
+        for k, cmd in restores.items():
+            times[k].append(timed(cmd))
+    for k in times:
+        out_bytes = os.path.getsize(cmds[k][1]) if k in cmds else None
+        rows[k] = (size / 1e6 / statistics.median(times[k]), out_bytes, size)
+
+print(f"\n{'input':<28} {'level':>5} {'command':<15} {'MB/s':>8} {'bytes out':>12} {'ratio':>7}")
+for (name, lv, what), (mbs, out_bytes, size) in rows.items():
+    ob = f'{out_bytes:>12}' if out_bytes else f"{'':>12}"
+    ratio = f'{size / out_bytes:>7.3f}' if out_bytes else f"{'':>7}"
+    print(f'{name:<28} {lv:>5} {what:<15} {mbs:>8.0f} {ob} {ratio}')
+print()
+for path in inputs:
+    name = os.path.basename(path)
+    for lv in levels:
+        s, z = rows[(name, lv, 'syncpipe')], rows[(name, lv, 'zstd')]
+        larger = (s[1] / z[1] - 1) * 100
+        speed = s[0] / z[0]
+        ok = larger <= 1 and speed >= 1.1
+        print(f'goal {name} zstd:{lv}: size {larger:+.2f}% of zstd -T{threads}\'s (<= +1%), '
+              f'{speed:.2f}x its MB/s (>= 1.1x): {"met" if ok else "not met"}')
+    r, d = rows[(name, levels[0], 'restore own')], rows[(name, levels[0], 'zstd -d own')]
+    print(f'goal {name} restore of its own .zst: {r[0] / d[0]:.2f}x zstd -d (>= 1.5x): '
+          f'{"met" if r[0] / d[0] >= 1.5 else "not met"}')
+PY
