@@ -5,7 +5,8 @@
 use std::io::{Read, Write};
 use std::time::Instant;
 
-use super::reader;
+use super::reader::{self, ReadSummary};
+use super::state::RunState;
 use super::writer::Sink;
 use crate::chunk::{self, Codec};
 use crate::chunk_plan::ChunkPlan;
@@ -110,15 +111,30 @@ impl Pipeline {
             encoder::trailer(keys.as_ref(), summary.chunks, summary.bytes, summary.digest);
         sink.write_all(&trailer.encode())?;
         let (output, bytes_out) = sink.finish(&state)?;
-        let mut report = self.report(&state, start);
+        let mut report = self.processed(&state, start, &plan, &summary, bytes_out);
+        report.checksum = cfg.checksum;
+        report.digest = summary.digest;
+        report.mode = Some(mode);
+        self.run_done(&report)?;
+        Ok((output, report))
+    }
+
+    /// The report of a finished process run, whatever its format: what was
+    /// read, written and the chunk sizes used.
+    pub(crate) fn processed(
+        &self,
+        state: &RunState<'_>,
+        start: Instant,
+        plan: &ChunkPlan,
+        summary: &ReadSummary,
+        bytes_out: u64,
+    ) -> Report {
+        let mut report = self.report(state, start);
         report.bytes_in = summary.bytes;
         report.original_bytes = summary.bytes;
         report.bytes_out = bytes_out;
         report.chunks = summary.chunks;
-        report.checksum = cfg.checksum;
-        report.digest = summary.digest;
-        report.mode = Some(mode);
-        report.chunk_method = cfg.chunk_method;
+        report.chunk_method = self.inner.config.chunk_method;
         report.chunk_sizes = plan.history();
         report.chunk_size = report
             .chunk_sizes
@@ -126,8 +142,7 @@ impl Pipeline {
             .map(|c| c.size)
             .max()
             .unwrap_or(plan.start);
-        self.run_done(&report)?;
-        Ok((output, report))
+        report
     }
 
     /// The header of a container this pipeline writes, sealed when it has

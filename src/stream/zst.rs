@@ -137,19 +137,7 @@ impl Pipeline {
         let summary = result?;
         sink.write_all(&table.encode()?)?;
         let (output, bytes_out) = sink.finish(&state)?;
-        let mut report = self.report(&state, start);
-        report.bytes_in = summary.bytes;
-        report.original_bytes = summary.bytes;
-        report.bytes_out = bytes_out;
-        report.chunks = summary.chunks;
-        report.chunk_method = cfg.chunk_method;
-        report.chunk_sizes = plan.history();
-        report.chunk_size = report
-            .chunk_sizes
-            .iter()
-            .map(|c| c.size)
-            .max()
-            .unwrap_or(plan.start);
+        let report = self.processed(&state, start, &plan, &summary, bytes_out);
         self.run_done(&report)?;
         Ok((output, report))
     }
