@@ -517,8 +517,9 @@ fn dispatch(
                      use -o FILE, redirect stdout, or --force",
                 ));
             }
-            let report = swept(&dest, || match (&dest, is_stdio(&input)) {
-                (Dest::Path(p), false) => pipeline.process_path(&input, p, out.overwrite()),
+            sweep_stale_temps(&dest);
+            let report = match (&dest, is_stdio(&input)) {
+                (Dest::Path(p), false) => pipeline.process_path(&input, p, out.overwrite())?,
                 _ => {
                     let src = Source::new(open_input(&input)?, tuning.reader);
                     match &dest {
@@ -526,9 +527,9 @@ fn dispatch(
                         // A stream has no mode: the new file gets the default.
                         Dest::Path(p) => pipeline.process_to_path(src, p, out.overwrite()),
                     }
-                    .map_err(|e| e.with_path(&input))
+                    .map_err(|e| e.with_path(&input))?
                 }
-            })?;
+            };
             if let (Some(removal), Dest::Path(p)) = (removal, &dest) {
                 pipeline.verify_written(p, &report)?;
                 removal.remove(&input, v)?;
@@ -567,16 +568,17 @@ fn dispatch(
             let pipeline = with_secret(builder, &keys, &header, &input)?.build()?;
             preset_note(v, pipeline.config());
             tel.begin(&pipeline, &input, None);
-            let report = swept(&dest, || match (&dest, is_stdio(&input)) {
-                (Dest::Path(p), false) => pipeline.restore_path(&input, p, out.overwrite()),
+            sweep_stale_temps(&dest);
+            let report = match (&dest, is_stdio(&input)) {
+                (Dest::Path(p), false) => pipeline.restore_path(&input, p, out.overwrite())?,
                 // Header and key are checked before the temp file exists.
                 (Dest::Path(p), true) => pipeline
                     .restore_to_path(src, p, out.overwrite())
-                    .map_err(|e| e.with_path(&input)),
+                    .map_err(|e| e.with_path(&input))?,
                 (Dest::Stdout, _) => pipeline
                     .restore(src, stdout()?)
-                    .map_err(|e| e.with_path(&input)),
-            })?;
+                    .map_err(|e| e.with_path(&input))?,
+            };
             // Every chunk and the whole-file digest were checked before the
             // commit: the restored file is the original.
             if let Some(removal) = removal {
@@ -837,46 +839,22 @@ fn pick_dest(
     })
 }
 
-/// Runs `run` (a single run) while what killed runs left in the folder it
-/// writes into is removed (`output::remove_stale_temps`; a batch does it
-/// through its options). Not for stdout, nor for an existing device, FIFO
-/// or descriptor link (`/dev/null`, `/dev/stdout`): written in place, it
-/// has no temp file.
-///
-/// The sweep lists the whole folder, which costs more than encoding and
-/// committing a small file (a few hundred microseconds for 600 entries),
-/// so it runs on a thread of its own beside the run, which spends most of
-/// its time waiting on the fsyncs; both are over when this returns. It
-/// skips this process's own temp file, so the order does not matter.
-fn swept<T>(dest: &Dest, run: impl FnOnce() -> T) -> T {
-    let Some(dir) = sweep_folder(dest) else {
-        return run();
-    };
-    // Best effort: creating the output reports a folder it cannot use.
-    let sweep = || drop(output::remove_stale_temps(&dir));
-    std::thread::scope(|s| {
-        let spawned = std::thread::Builder::new()
-            .name("syncpipe-sweep".into())
-            .spawn_scoped(s, sweep);
-        if spawned.is_err() {
-            // No thread to be had: sweep first, as a run without one would.
-            sweep();
-        }
-        run()
-    })
-}
-
-/// The folder [`swept`] cleans for `dest`, if any.
-fn sweep_folder(dest: &Dest) -> Option<PathBuf> {
-    let Dest::Path(p) = dest else { return None };
+/// Removes what killed runs left in the folder a single run writes into
+/// (`output::remove_stale_temps`; a batch does it through its options).
+/// Not for stdout, nor for an existing device, FIFO or descriptor link
+/// (`/dev/null`, `/dev/stdout`): written in place, it has no temp file.
+fn sweep_stale_temps(dest: &Dest) {
+    let Dest::Path(p) = dest else { return };
     // Followed: `/dev/stdout` is what it points to.
     if std::fs::metadata(p).is_ok_and(|m| !m.is_file()) {
-        return None;
+        return;
     }
-    Some(match p.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    })
+    let dir = match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    // Best effort: creating the output reports a folder it cannot use.
+    let _ = output::remove_stale_temps(dir);
 }
 
 /// Opens a container to peek at its header without moving its access time
