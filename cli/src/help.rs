@@ -11,13 +11,29 @@
 //! - A value that is not a path completes to nothing rather than to file
 //!   names (clap's guess for a value it knows nothing about).
 
+use std::ffi::OsString;
+
 use clap::{Arg, Command, CommandFactory, ValueHint};
 
 use crate::cli::Args;
 
-/// The command every parse and man page is made from.
+/// The command the man pages are made from: every subcommand in full.
 pub fn command() -> Command {
-    shaped(Absent::Hidden)
+    shaped(Absent::Hidden, &|_| true)
+}
+
+/// The command a run parses `args` (the process's arguments) with: that of
+/// [`command`] for every subcommand the line names, and only the name,
+/// about and after-help of the others (their arguments are deferred, see
+/// `cli::Command`). Building every subcommand's arguments was most of the
+/// start-up of a run, which a one-file run (`find -exec`) pays every time;
+/// clap parses only the subcommand the line names, and the top-level help
+/// shows the others' names and about lines alone. `help` names them all
+/// (`syncpipe help process`); a word that only looks like a subcommand (a
+/// file called `info`) just builds one more.
+pub fn command_for(args: &[OsString]) -> Command {
+    let named = |name: &str| args.iter().skip(1).any(|a| a == name || a == "help");
+    shaped(Absent::Hidden, &named)
 }
 
 /// The command the completion scripts are made from. clap_complete offers
@@ -25,7 +41,7 @@ pub fn command() -> Command {
 /// on is not part of that subcommand at all (nothing parses with this
 /// command: a flag left out of it is still refused by the real parse).
 pub fn completion_command() -> Command {
-    shaped(Absent::Omitted)
+    shaped(Absent::Omitted, &|_| true)
 }
 
 /// How a subcommand leaves out the global flags it does not act on.
@@ -37,7 +53,9 @@ enum Absent {
     Omitted,
 }
 
-fn shaped(absent: Absent) -> Command {
+/// The derived command, its subcommands that `wanted` picks built in full
+/// and shaped (worded, scoped, completed).
+fn shaped(absent: Absent, wanted: &dyn Fn(&str) -> bool) -> Command {
     let top = complete_no_files(Args::command());
     let globals: Vec<Arg> = top
         .get_arguments()
@@ -48,7 +66,21 @@ fn shaped(absent: Absent) -> Command {
         Absent::Hidden => top,
         Absent::Omitted => top.mut_args(|a| a.global(false)),
     };
-    top.mut_subcommands(|sub| complete_no_files(scope(reword(sub, &globals), &globals, absent)))
+    top.mut_subcommands(|sub| {
+        if !wanted(sub.get_name()) {
+            return sub;
+        }
+        // Its arguments now, before clap propagates the global flags into
+        // it (which it does before it runs a deferral): shaping looks at
+        // which flags are its own.
+        let sub = crate::cli::augment_subcommand(sub).defer(as_is);
+        complete_no_files(scope(reword(sub, &globals), &globals, absent))
+    })
+}
+
+/// Replaces the derive's deferral once the arguments are in.
+fn as_is(cmd: Command) -> Command {
+    cmd
 }
 
 /// The global flags a subcommand acts on; `None`: all of them.
