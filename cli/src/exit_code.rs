@@ -88,8 +88,7 @@ impl ExitCode {
 
 /// The table as `--help` and the man pages show it: one code per entry,
 /// meanings wrapped under a 7-column indent so no line passes 79 columns.
-/// Built once: the command line shows it under every subcommand's help,
-/// and every run builds that whole command.
+/// Built once: every subcommand's help shows it.
 pub fn table() -> &'static str {
     static TABLE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     TABLE.get_or_init(|| {

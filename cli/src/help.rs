@@ -68,7 +68,11 @@ fn shaped(absent: Absent, wanted: &dyn Fn(&str) -> bool) -> Command {
     };
     top.mut_subcommands(|sub| {
         if !wanted(sub.get_name()) {
-            return sub;
+            // Never parsed, so left without its arguments. Not with the
+            // derive's deferral either: built anyway (`Command::build`), it
+            // would add them after clap has copied the global flags in, and
+            // info's own `--json` would then be there twice.
+            return sub.defer(as_is);
         }
         // Its arguments now, before clap propagates the global flags into
         // it (which it does before it runs a deferral): shaping looks at
@@ -241,4 +245,51 @@ fn complete_no_files(cmd: Command) -> Command {
             a
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(words: &[&str]) -> Vec<OsString> {
+        words.iter().map(OsString::from).collect()
+    }
+
+    /// The subcommand a run parses with is the one its help and man page
+    /// show: same flags, same wording, same scoping.
+    #[test]
+    fn a_named_subcommand_is_built_as_its_help_shows_it() {
+        for name in crate::manual::SUBCOMMANDS {
+            let words = line(&["syncpipe", name, "--help"]);
+            let help = |mut cmd: Command| match cmd.try_get_matches_from_mut(&words) {
+                Err(e) => e.render().to_string(),
+                Ok(_) => panic!("{name} --help parsed"),
+            };
+            assert_eq!(help(command_for(&words)), help(command()), "{name}");
+        }
+    }
+
+    /// Built whole, as `Command::build` does, the parse's command holds
+    /// together (clap's debug checks: no flag twice).
+    #[test]
+    fn the_parse_command_builds_whole() {
+        command_for(&line(&["syncpipe", "verify", "x.spipe"])).build();
+    }
+
+    #[test]
+    fn only_the_subcommands_a_line_names_get_their_arguments() {
+        let args = |cmd: &Command, name: &str| {
+            cmd.find_subcommand(name)
+                .expect("subcommand")
+                .get_arguments()
+                .count()
+        };
+        let cmd = command_for(&line(&["syncpipe", "-q", "verify", "x.spipe"]));
+        assert!(args(&cmd, "verify") > 0);
+        assert_eq!(args(&cmd, "process"), 0);
+        let cmd = command_for(&line(&["syncpipe", "help", "process"]));
+        for name in crate::manual::SUBCOMMANDS {
+            assert!(args(&cmd, name) > 0, "{name}");
+        }
+    }
 }
