@@ -13,12 +13,15 @@
 #   zstd+sync  zstd -q -f F -o F.zst && sync F.zst DIR
 #              (durable: fsync of the file and of the folder, but through
 #              a second process, whose start-up it pays too)
+#   before     (only with BEFORE_BIN) the same as syncpipe, with another
+#              binary: an older build, for a before/after in one run
 # The goal line compares syncpipe with plain zstd.
 #
 # Env:
 #   N=200        files (and invocations per row per round)
 #   ROUNDS=5     interleaved rounds
 #   SYNCPIPE_BIN=  use this binary instead of building with cargo
+#   BEFORE_BIN=    also time this binary (the "before" row)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DIR=${1:-/tmp/syncpipe-small}
@@ -44,12 +47,15 @@ cat "$DIR"/*.txt >/dev/null
 
 now_ns() { date +%s%N; }
 row_syncpipe() { for f in "$DIR"/*.txt; do "$BIN" process "$f" -o "$f.spipe" -f; done; }
+row_before() { for f in "$DIR"/*.txt; do "$BEFORE_BIN" process "$f" -o "$f.spipe" -f; done; }
 row_zstd() { for f in "$DIR"/*.txt; do zstd -q -f "$f" -o "$f.zst"; done; }
 row_zstd_sync() { for f in "$DIR"/*.txt; do zstd -q -f "$f" -o "$f.zst" && sync "$f.zst" "$DIR"; done; }
 
 declare -A times
+rows="syncpipe zstd zstd_sync"
+[ -n "${BEFORE_BIN:-}" ] && rows="before $rows"
 for r in $(seq "$ROUNDS"); do
-  for row in syncpipe zstd zstd_sync; do
+  for row in $rows; do
     t0=$(now_ns)
     "row_$row"
     t1=$(now_ns)
@@ -58,11 +64,11 @@ for r in $(seq "$ROUNDS"); do
 done
 
 echo "small_file.sh: N=$N files of 4 KiB, $ROUNDS interleaved rounds, $(nproc) cores"
-python3 - "$N" "${times[syncpipe]}" "${times[zstd]}" "${times[zstd_sync]}" <<'PY'
+python3 - "$N" "${times[syncpipe]}" "${times[zstd]}" "${times[zstd_sync]}" "${times[before]:-}" <<'PY'
 import statistics, sys
 n = int(sys.argv[1])
 rows = {name: [int(u) / 1000 / n for u in s.split()] for name, s in
-        zip(["syncpipe", "zstd", "zstd+sync"], sys.argv[2:])}
+        zip(["syncpipe", "zstd", "zstd+sync", "before"], sys.argv[2:]) if s}
 base = statistics.median(rows["zstd"])
 print(f"{'row':<10} {'best ms/file':>13} {'median ms/file':>15} {'× zstd':>7}")
 for name, v in rows.items():

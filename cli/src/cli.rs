@@ -63,117 +63,27 @@ pub struct Args {
     telemetry: TelemetryArgs,
 }
 
+/// Deferred: a run builds the arguments of the subcommands its line names
+/// only (`help::command_for`), not the whole tree, which took a third of
+/// the CPU time of `syncpipe --version`.
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 enum Command {
     /// Process a file (or stdin, `-`) into a container; many files (one
     /// container each) with several inputs, -r, --files-from.
     #[command(after_help = exit_code::table())]
-    Process {
-        /// The files to process (directories with -r); `-` for stdin.
-        #[arg(required_unless_present = "files_from")]
-        inputs: Vec<PathBuf>,
-        #[command(flatten, next_help_heading = heading::IO)]
-        out: OutputArgs,
-        /// Stage list, e.g. `zstd:3,blake3`, `lz4,sha256`, `gzip:6`,
-        /// `brotli:5`, `passthrough`, `zstd:3,aes-256-gcm,sha256`,
-        /// `lz4,chacha20-poly1305,blake3`. At most one compressor, one cipher
-        /// (after the compressor; needs a passphrase or key) and one checksum.
-        /// [default: zstd:3,blake3; with --format zst: zstd:3]
-        #[arg(short, long, value_name = "LIST", help_heading = heading::STAGES)]
-        stages: Option<String>,
-        /// What to write: `spipe`, syncpipe's container (any stage list, a
-        /// cipher, a whole-file digest, the mode bits, every parameter
-        /// authenticated), or `zst`, a standard `.zst` that `zstd -d` reads
-        /// (one frame per chunk with zstd's checksum, and a seek table; the
-        /// stage list is one zstd stage). The default output name follows
-        /// (`INPUT.spipe`, `INPUT.zst`); restore and verify read both,
-        /// whatever this is. See docs/format.md. [default: spipe]
-        #[arg(long, value_name = "FORMAT", ignore_case = true, help_heading = heading::STAGES)]
-        format: Option<Format>,
-        /// The compressor's level in the stage list (zstd 1-19, gzip 1-9,
-        /// brotli 0-11), the rest of the list kept: `-l 19` is
-        /// `zstd:19,blake3` (where `-s zstd:19` drops the checksum).
-        /// Refused (exit 2) for a list without one (lz4, passthrough, a
-        /// checksum alone) or a level out of its range.
-        #[arg(short, long, value_name = "N", allow_negative_numbers = true,
-              help_heading = heading::STAGES)]
-        level: Option<i64>,
-        /// Bytes per chunk, e.g. `256KiB`, `4MiB` (4 KiB to 64 MiB). [default: 1MiB]
-        #[arg(long, value_name = "SIZE", value_parser = parse_size, help_heading = heading::STAGES)]
-        chunk_size: Option<usize>,
-        /// How chunk sizes are chosen: `fixed` (every chunk --chunk-size;
-        /// the same input gives the same bytes), `filesize` (one size per
-        /// file from its length: about 4 chunks per CPU token, 128 KiB-1 MiB),
-        /// `hillclimb` (starts there or at --chunk-size, then keeps the mean
-        /// cost of a chunk, its stages plus its write, within 0.5-5 ms in
-        /// 128 KiB steps, 128 KiB-4 MiB, taking back a step up that makes
-        /// a byte more than 25% dearer;
-        /// -v shows the sizes chosen). [default: fixed]
-        #[arg(long, value_name = "METHOD", ignore_case = true, help_heading = heading::STAGES)]
-        chunk_method: Option<ChunkMethod>,
-        #[command(flatten, next_help_heading = heading::KEYS)]
-        keys: KeyArgs,
-        /// Argon2id cost for a passphrase: `m=KiB,t=PASSES,p=LANES`, any
-        /// subset (caps: m <= 1 GiB, t <= 64, p <= 16). [default: m=65536,t=3,p=4]
-        #[arg(long, value_name = "PARAMS", help_heading = heading::KEYS)]
-        argon2: Option<String>,
-        #[command(flatten, next_help_heading = heading::MANY)]
-        batch: InputArgs,
-        #[command(flatten, next_help_heading = heading::MANY)]
-        out_dir: OutDirArgs,
-        #[command(flatten, next_help_heading = heading::MANY)]
-        small: SmallArgs,
-        #[command(flatten, next_help_heading = heading::TUNING)]
-        tuning: Tuning,
-    },
+    Process(ProcessArgs),
     /// Restore the original from a container or a `.zst` (many with
     /// several inputs, -r, --files-from).
     #[command(after_help = exit_code::table())]
-    Restore {
-        /// The containers or `.zst` files (directories with -r: their
-        /// `*.spipe` and `*.zst`); `-` for stdin.
-        #[arg(required_unless_present = "files_from")]
-        inputs: Vec<PathBuf>,
-        #[command(flatten, next_help_heading = heading::IO)]
-        out: OutputArgs,
-        #[command(flatten, next_help_heading = heading::KEYS)]
-        keys: KeyArgs,
-        #[command(flatten, next_help_heading = heading::MANY)]
-        batch: InputArgs,
-        #[command(flatten, next_help_heading = heading::MANY)]
-        out_dir: OutDirArgs,
-        #[command(flatten, next_help_heading = heading::TUNING)]
-        tuning: Tuning,
-        #[command(flatten, next_help_heading = heading::LIMITS)]
-        limits: Limits,
-    },
+    Restore(RestoreArgs),
     /// Check a container end to end (every chunk and the whole-file digest),
     /// or a `.zst` (every frame and its checksum), without writing anything.
     #[command(after_help = exit_code::table())]
-    Verify {
-        /// The containers or `.zst` files (directories with -r: their
-        /// `*.spipe` and `*.zst`); `-` for stdin.
-        #[arg(required_unless_present = "files_from")]
-        inputs: Vec<PathBuf>,
-        #[command(flatten, next_help_heading = heading::KEYS)]
-        keys: KeyArgs,
-        #[command(flatten, next_help_heading = heading::MANY)]
-        batch: InputArgs,
-        #[command(flatten, next_help_heading = heading::TUNING)]
-        tuning: Tuning,
-        #[command(flatten, next_help_heading = heading::LIMITS)]
-        limits: Limits,
-    },
+    Verify(VerifyArgs),
     /// Show a container's header and statistics (framing checked, nothing decoded).
     #[command(after_help = exit_code::table())]
-    Info {
-        /// The container; `-` for stdin.
-        input: PathBuf,
-        /// Print the header and statistics as one JSON object on stdout
-        /// (fields: docs/json.md, "syncpipe info --json").
-        #[arg(long, help_heading = heading::IO)]
-        json: bool,
-    },
+    Info(InfoArgs),
     /// Measure the pipeline over a sweep of settings, on a file or on
     /// generated data.
     ///
@@ -185,46 +95,161 @@ enum Command {
     Bench(crate::bench_cli::BenchArgs),
     /// Print a shell completion script to stdout, e.g.
     /// `syncpipe completions bash > /etc/bash_completion.d/syncpipe`.
-    Completions {
-        /// The shell.
-        shell: clap_complete::Shell,
-    },
+    Completions(CompletionsArgs),
     /// Print a man page (roff) to stdout, or write them all to a folder:
     /// `syncpipe man --dir /usr/local/share/man/man1`.
-    Man {
-        /// Whose page: a subcommand's (`syncpipe man process` prints
-        /// syncpipe-process(1)); without it, syncpipe(1).
-        #[arg(value_name = "SUBCOMMAND", conflicts_with = "dir",
-              value_parser = PossibleValuesParser::new(crate::manual::SUBCOMMANDS))]
-        page: Option<String>,
-        /// Write every page into DIR instead (syncpipe.1, syncpipe-process.1,
-        /// ...), replacing pages of those names.
-        #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
-        dir: Option<PathBuf>,
-    },
+    Man(ManArgs),
+}
+
+// One struct per subcommand, so a subcommand's arguments can be added on
+// their own (`augment_subcommand`), when it is the one being run.
+
+#[derive(ClapArgs, Debug)]
+struct ProcessArgs {
+    /// The files to process (directories with -r); `-` for stdin.
+    #[arg(required_unless_present = "files_from")]
+    inputs: Vec<PathBuf>,
+    #[command(flatten, next_help_heading = heading::IO)]
+    out: OutputArgs,
+    /// Stage list, e.g. `zstd:3,blake3`, `lz4,sha256`, `gzip:6`,
+    /// `brotli:5`, `passthrough`, `zstd:3,aes-256-gcm,sha256`,
+    /// `lz4,chacha20-poly1305,blake3`. At most one compressor, one cipher
+    /// (after the compressor; needs a passphrase or key) and one checksum.
+    /// [default: zstd:3,blake3; with --format zst: zstd:3]
+    #[arg(short, long, value_name = "LIST", help_heading = heading::STAGES)]
+    stages: Option<String>,
+    /// What to write: `spipe`, syncpipe's container (any stage list, a
+    /// cipher, a whole-file digest, the mode bits, every parameter
+    /// authenticated), or `zst`, a standard `.zst` that `zstd -d` reads
+    /// (one frame per chunk with zstd's checksum, and a seek table; the
+    /// stage list is one zstd stage). The default output name follows
+    /// (`INPUT.spipe`, `INPUT.zst`); restore and verify read both,
+    /// whatever this is. See docs/format.md. [default: spipe]
+    #[arg(long, value_name = "FORMAT", ignore_case = true, help_heading = heading::STAGES)]
+    format: Option<Format>,
+    /// The compressor's level in the stage list (zstd 1-19, gzip 1-9,
+    /// brotli 0-11), the rest of the list kept: `-l 19` is
+    /// `zstd:19,blake3` (where `-s zstd:19` drops the checksum).
+    /// Refused (exit 2) for a list without one (lz4, passthrough, a
+    /// checksum alone) or a level out of its range.
+    #[arg(short, long, value_name = "N", allow_negative_numbers = true,
+          help_heading = heading::STAGES)]
+    level: Option<i64>,
+    /// Bytes per chunk, e.g. `256KiB`, `4MiB` (4 KiB to 64 MiB). [default: 1MiB]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, help_heading = heading::STAGES)]
+    chunk_size: Option<usize>,
+    /// How chunk sizes are chosen: `fixed` (every chunk --chunk-size;
+    /// the same input gives the same bytes), `filesize` (one size per
+    /// file from its length: about 4 chunks per CPU token, 128 KiB-1 MiB),
+    /// `hillclimb` (starts there or at --chunk-size, then keeps the mean
+    /// cost of a chunk, its stages plus its write, within 0.5-5 ms in
+    /// 128 KiB steps, 128 KiB-4 MiB, taking back a step up that makes
+    /// a byte more than 25% dearer;
+    /// -v shows the sizes chosen). [default: fixed]
+    #[arg(long, value_name = "METHOD", ignore_case = true, help_heading = heading::STAGES)]
+    chunk_method: Option<ChunkMethod>,
+    #[command(flatten, next_help_heading = heading::KEYS)]
+    keys: KeyArgs,
+    /// Argon2id cost for a passphrase: `m=KiB,t=PASSES,p=LANES`, any
+    /// subset (caps: m <= 1 GiB, t <= 64, p <= 16). [default: m=65536,t=3,p=4]
+    #[arg(long, value_name = "PARAMS", help_heading = heading::KEYS)]
+    argon2: Option<String>,
+    #[command(flatten, next_help_heading = heading::MANY)]
+    batch: InputArgs,
+    #[command(flatten, next_help_heading = heading::MANY)]
+    out_dir: OutDirArgs,
+    #[command(flatten, next_help_heading = heading::MANY)]
+    small: SmallArgs,
+    #[command(flatten, next_help_heading = heading::TUNING)]
+    tuning: Tuning,
+}
+
+#[derive(ClapArgs, Debug)]
+struct RestoreArgs {
+    /// The containers or `.zst` files (directories with -r: their
+    /// `*.spipe` and `*.zst`); `-` for stdin.
+    #[arg(required_unless_present = "files_from")]
+    inputs: Vec<PathBuf>,
+    #[command(flatten, next_help_heading = heading::IO)]
+    out: OutputArgs,
+    #[command(flatten, next_help_heading = heading::KEYS)]
+    keys: KeyArgs,
+    #[command(flatten, next_help_heading = heading::MANY)]
+    batch: InputArgs,
+    #[command(flatten, next_help_heading = heading::MANY)]
+    out_dir: OutDirArgs,
+    #[command(flatten, next_help_heading = heading::TUNING)]
+    tuning: Tuning,
+    #[command(flatten, next_help_heading = heading::LIMITS)]
+    limits: Limits,
+}
+
+#[derive(ClapArgs, Debug)]
+struct VerifyArgs {
+    /// The containers or `.zst` files (directories with -r: their
+    /// `*.spipe` and `*.zst`); `-` for stdin.
+    #[arg(required_unless_present = "files_from")]
+    inputs: Vec<PathBuf>,
+    #[command(flatten, next_help_heading = heading::KEYS)]
+    keys: KeyArgs,
+    #[command(flatten, next_help_heading = heading::MANY)]
+    batch: InputArgs,
+    #[command(flatten, next_help_heading = heading::TUNING)]
+    tuning: Tuning,
+    #[command(flatten, next_help_heading = heading::LIMITS)]
+    limits: Limits,
+}
+
+#[derive(ClapArgs, Debug)]
+struct InfoArgs {
+    /// The container; `-` for stdin.
+    input: PathBuf,
+    /// Print the header and statistics as one JSON object on stdout
+    /// (fields: docs/json.md, "syncpipe info --json").
+    #[arg(long, help_heading = heading::IO)]
+    json: bool,
+}
+
+#[derive(ClapArgs, Debug)]
+struct CompletionsArgs {
+    /// The shell.
+    shell: clap_complete::Shell,
+}
+
+#[derive(ClapArgs, Debug)]
+struct ManArgs {
+    /// Whose page: a subcommand's (`syncpipe man process` prints
+    /// syncpipe-process(1)); without it, syncpipe(1).
+    #[arg(value_name = "SUBCOMMAND", conflicts_with = "dir",
+          value_parser = PossibleValuesParser::new(crate::manual::SUBCOMMANDS))]
+    page: Option<String>,
+    /// Write every page into DIR instead (syncpipe.1, syncpipe-process.1,
+    /// ...), replacing pages of those names.
+    #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
+    dir: Option<PathBuf>,
 }
 
 impl Command {
     /// The subcommand's name, and whether it runs a pipeline.
     fn name(&self) -> (&'static str, bool) {
         match self {
-            Command::Process { .. } => ("process", true),
-            Command::Restore { .. } => ("restore", true),
-            Command::Verify { .. } => ("verify", true),
-            Command::Info { .. } => ("info", false),
+            Command::Process(_) => ("process", true),
+            Command::Restore(_) => ("restore", true),
+            Command::Verify(_) => ("verify", true),
+            Command::Info(_) => ("info", false),
             // Reports through its own rows (bench_cli), not the telemetry.
             Command::Bench(_) => ("bench", false),
-            Command::Completions { .. } => ("completions", false),
-            Command::Man { .. } => ("man", false),
+            Command::Completions(_) => ("completions", false),
+            Command::Man(_) => ("man", false),
         }
     }
 
     /// The `--shard` of a batch (a label of its Prometheus samples).
     fn shard(&self) -> Option<crate::shard::Shard> {
         match self {
-            Command::Process { batch, .. }
-            | Command::Restore { batch, .. }
-            | Command::Verify { batch, .. } => batch.shard(),
+            Command::Process(ProcessArgs { batch, .. })
+            | Command::Restore(RestoreArgs { batch, .. })
+            | Command::Verify(VerifyArgs { batch, .. }) => batch.shard(),
             _ => None,
         }
     }
@@ -339,16 +364,44 @@ pub fn parse_memory(text: &str) -> Result<usize, String> {
     sized(text, config::MIN_MAX_MEMORY, 1 << 40)
 }
 
-/// Parses the process's arguments against `help::command()` (the
+/// Parses the process's arguments against `help::command_for` (the
 /// derive's definition with its per-subcommand wording and scoping); a bad
 /// command line exits 2 with clap's message, as `Parser::parse` does.
 pub fn parse() -> Args {
     use clap::FromArgMatches;
-    let mut cmd = crate::help::command();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let mut cmd = crate::help::command_for(&args);
     let mut matches = cmd
-        .try_get_matches_from_mut(std::env::args_os())
+        .try_get_matches_from_mut(args)
         .unwrap_or_else(|e| parse_failed(e));
     Args::from_arg_matches_mut(&mut matches).unwrap_or_else(|e| parse_failed(e.format(&mut cmd)))
+}
+
+/// Adds the arguments of subcommand `sub` (a deferred one, as the derive
+/// left it: its name, about and after-help only).
+pub fn augment_subcommand(sub: clap::Command) -> clap::Command {
+    // A flattened struct's doc comment becomes the about of what it is
+    // added to: the subcommand's own, which the derive set, is put back.
+    let about = sub.get_about().cloned();
+    let long_about = sub.get_long_about().cloned();
+    let sub = match sub.get_name() {
+        "process" => ProcessArgs::augment_args(sub),
+        "restore" => RestoreArgs::augment_args(sub),
+        "verify" => VerifyArgs::augment_args(sub),
+        "info" => InfoArgs::augment_args(sub),
+        "bench" => crate::bench_cli::BenchArgs::augment_args(sub),
+        "completions" => CompletionsArgs::augment_args(sub),
+        "man" => ManArgs::augment_args(sub),
+        _ => sub,
+    };
+    let sub = match about {
+        Some(text) => sub.about(text),
+        None => sub.about(None::<&str>),
+    };
+    match long_about {
+        Some(text) => sub.long_about(text),
+        None => sub.long_about(None::<&str>),
+    }
 }
 
 /// Where an output goes.
@@ -380,7 +433,7 @@ pub fn run(args: Args) -> ExitCode {
             // info's --json is its own output (one object), not the JSON
             // lines of a run.
             let mut telemetry = args.telemetry.clone();
-            telemetry.json &= !matches!(command, Command::Info { .. });
+            telemetry.json &= !matches!(command, Command::Info(_));
             Telemetry::start(&telemetry, verbosity, name, runs, command.shard(), &cancel).and_then(
                 |tel| {
                     let result = dispatch(command, cancel, verbosity, &tel);
@@ -450,7 +503,7 @@ fn dispatch(
     tel: &Telemetry,
 ) -> Result<ExitCode, Error> {
     match command {
-        Command::Process {
+        Command::Process(ProcessArgs {
             inputs,
             out,
             batch,
@@ -464,7 +517,7 @@ fn dispatch(
             keys,
             argon2,
             tuning,
-        } => {
+        }) => {
             let format = format.unwrap_or_default();
             let stages = stages.unwrap_or_else(|| match format {
                 Format::Spipe => config::DEFAULT_STAGES.to_string(),
@@ -556,7 +609,7 @@ fn dispatch(
             tel.file_done(&input, &dest_name(&dest), &report);
             Ok(ExitCode::Success)
         }
-        Command::Restore {
+        Command::Restore(RestoreArgs {
             inputs,
             out,
             batch,
@@ -564,7 +617,7 @@ fn dispatch(
             keys,
             limits,
             tuning,
-        } => {
+        }) => {
             if batch_cli::is_batch(&inputs, &batch, Some(&out_dir), None) {
                 let builder = tel.attach(limits.apply(tuning.builder(cancel, first(&inputs), v)));
                 return batch_cli::restore(
@@ -606,13 +659,13 @@ fn dispatch(
             tel.file_done(&input, &dest_name(&dest), &report);
             Ok(ExitCode::Success)
         }
-        Command::Verify {
+        Command::Verify(VerifyArgs {
             inputs,
             batch,
             keys,
             limits,
             tuning,
-        } => {
+        }) => {
             if batch_cli::is_batch(&inputs, &batch, None, None) {
                 let builder = tel.attach(limits.apply(tuning.builder(cancel, first(&inputs), v)));
                 return batch_cli::verify(builder, &keys, &inputs, &batch, v, tel);
@@ -650,11 +703,11 @@ fn dispatch(
             tel.file_done(&input, "", &report);
             Ok(ExitCode::Success)
         }
-        Command::Info { input, json } => info(&input, json).map(|()| ExitCode::Success),
-        Command::Completions { shell } => {
+        Command::Info(InfoArgs { input, json }) => info(&input, json).map(|()| ExitCode::Success),
+        Command::Completions(CompletionsArgs { shell }) => {
             crate::manual::completions(shell).map(|()| ExitCode::Success)
         }
-        Command::Man { page, dir } => {
+        Command::Man(ManArgs { page, dir }) => {
             crate::manual::man(page.as_deref(), dir.as_deref()).map(|()| ExitCode::Success)
         }
         // Handled in `run`, before the telemetry starts.

@@ -88,14 +88,18 @@ impl ExitCode {
 
 /// The table as `--help` and the man pages show it: one code per entry,
 /// meanings wrapped under a 7-column indent so no line passes 79 columns.
-pub fn table() -> String {
-    let mut out = String::from("Exit codes:\n");
-    for code in ExitCode::ALL {
-        wrap(&mut out, &format!("  {:<5}", code.code()), code.meaning());
-    }
-    wrap(&mut out, "", FOOTNOTE);
-    out.truncate(out.trim_end().len());
-    out
+/// Built once: every subcommand's help shows it.
+pub fn table() -> &'static str {
+    static TABLE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut out = String::from("Exit codes:\n");
+        for code in ExitCode::ALL {
+            wrap(&mut out, &format!("  {:<5}", code.code()), code.meaning());
+        }
+        wrap(&mut out, "", FOOTNOTE);
+        out.truncate(out.trim_end().len());
+        out
+    })
 }
 
 /// Appends `text` after `head`, wrapped at 79 columns; continuation lines

@@ -11,13 +11,29 @@
 //! - A value that is not a path completes to nothing rather than to file
 //!   names (clap's guess for a value it knows nothing about).
 
+use std::ffi::OsString;
+
 use clap::{Arg, Command, CommandFactory, ValueHint};
 
 use crate::cli::Args;
 
-/// The command every parse and man page is made from.
+/// The command the man pages are made from: every subcommand in full.
 pub fn command() -> Command {
-    shaped(Absent::Hidden)
+    shaped(Absent::Hidden, &|_| true)
+}
+
+/// The command a run parses `args` (the process's arguments) with: that of
+/// [`command`] for every subcommand the line names, and only the name,
+/// about and after-help of the others (their arguments are deferred, see
+/// `cli::Command`). Building every subcommand's arguments was most of the
+/// start-up of a run, which a one-file run (`find -exec`) pays every time;
+/// clap parses only the subcommand the line names, and the top-level help
+/// shows the others' names and about lines alone. `help` names them all
+/// (`syncpipe help process`); a word that only looks like a subcommand (a
+/// file called `info`) just builds one more.
+pub fn command_for(args: &[OsString]) -> Command {
+    let named = |name: &str| args.iter().skip(1).any(|a| a == name || a == "help");
+    shaped(Absent::Hidden, &named)
 }
 
 /// The command the completion scripts are made from. clap_complete offers
@@ -25,7 +41,7 @@ pub fn command() -> Command {
 /// on is not part of that subcommand at all (nothing parses with this
 /// command: a flag left out of it is still refused by the real parse).
 pub fn completion_command() -> Command {
-    shaped(Absent::Omitted)
+    shaped(Absent::Omitted, &|_| true)
 }
 
 /// How a subcommand leaves out the global flags it does not act on.
@@ -37,7 +53,9 @@ enum Absent {
     Omitted,
 }
 
-fn shaped(absent: Absent) -> Command {
+/// The derived command, its subcommands that `wanted` picks built in full
+/// and shaped (worded, scoped, completed).
+fn shaped(absent: Absent, wanted: &dyn Fn(&str) -> bool) -> Command {
     let top = complete_no_files(Args::command());
     let globals: Vec<Arg> = top
         .get_arguments()
@@ -48,7 +66,25 @@ fn shaped(absent: Absent) -> Command {
         Absent::Hidden => top,
         Absent::Omitted => top.mut_args(|a| a.global(false)),
     };
-    top.mut_subcommands(|sub| complete_no_files(scope(reword(sub, &globals), &globals, absent)))
+    top.mut_subcommands(|sub| {
+        if !wanted(sub.get_name()) {
+            // Never parsed, so left without its arguments. Not with the
+            // derive's deferral either: built anyway (`Command::build`), it
+            // would add them after clap has copied the global flags in, and
+            // info's own `--json` would then be there twice.
+            return sub.defer(as_is);
+        }
+        // Its arguments now, before clap propagates the global flags into
+        // it (which it does before it runs a deferral): shaping looks at
+        // which flags are its own.
+        let sub = crate::cli::augment_subcommand(sub).defer(as_is);
+        complete_no_files(scope(reword(sub, &globals), &globals, absent))
+    })
+}
+
+/// Replaces the derive's deferral once the arguments are in.
+fn as_is(cmd: Command) -> Command {
+    cmd
 }
 
 /// The global flags a subcommand acts on; `None`: all of them.
@@ -210,4 +246,51 @@ fn complete_no_files(cmd: Command) -> Command {
             a
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(words: &[&str]) -> Vec<OsString> {
+        words.iter().map(OsString::from).collect()
+    }
+
+    /// The subcommand a run parses with is the one its help and man page
+    /// show: same flags, same wording, same scoping.
+    #[test]
+    fn a_named_subcommand_is_built_as_its_help_shows_it() {
+        for name in crate::manual::SUBCOMMANDS {
+            let words = line(&["syncpipe", name, "--help"]);
+            let help = |mut cmd: Command| match cmd.try_get_matches_from_mut(&words) {
+                Err(e) => e.render().to_string(),
+                Ok(_) => panic!("{name} --help parsed"),
+            };
+            assert_eq!(help(command_for(&words)), help(command()), "{name}");
+        }
+    }
+
+    /// Built whole, as `Command::build` does, the parse's command holds
+    /// together (clap's debug checks: no flag twice).
+    #[test]
+    fn the_parse_command_builds_whole() {
+        command_for(&line(&["syncpipe", "verify", "x.spipe"])).build();
+    }
+
+    #[test]
+    fn only_the_subcommands_a_line_names_get_their_arguments() {
+        let args = |cmd: &Command, name: &str| {
+            cmd.find_subcommand(name)
+                .expect("subcommand")
+                .get_arguments()
+                .count()
+        };
+        let cmd = command_for(&line(&["syncpipe", "-q", "verify", "x.spipe"]));
+        assert!(args(&cmd, "verify") > 0);
+        assert_eq!(args(&cmd, "process"), 0);
+        let cmd = command_for(&line(&["syncpipe", "help", "process"]));
+        for name in crate::manual::SUBCOMMANDS {
+            assert!(args(&cmd, name) > 0, "{name}");
+        }
+    }
 }

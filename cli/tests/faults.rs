@@ -589,6 +589,43 @@ fn temp_files_in_a_walked_folder_are_not_inputs() {
     assert_eq!(listing(&src), [foreign, "a.bin", "a.bin.spipe"]);
 }
 
+#[test]
+fn a_one_file_run_removes_the_stale_temps_of_its_folder_and_only_those() {
+    use syncpipe::output::{this_host, TEMP_MARKER};
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A small file: the one-file path, whose sweep runs beside the encode.
+    fs::write(dir.path().join("a.txt"), b"a small text file\n".repeat(200)).expect("write");
+    // A process that has surely exited (and been reaped).
+    let mut child = Command::new("true").spawn().expect("spawn");
+    let gone = child.id();
+    child.wait().expect("wait");
+    let live = std::process::id();
+    let host = this_host();
+    let stale = format!(".old.spipe{TEMP_MARKER}{host}.{gone}.Ab12Cd34");
+    let of_live = format!(".b.spipe{TEMP_MARKER}{host}.{live}.Ab12Cd34");
+    let foreign = format!(".c.spipe{TEMP_MARKER}other-host.{gone}.Ab12Cd34");
+    for name in [&stale, &of_live, &foreign] {
+        fs::write(dir.path().join(name), b"partial container").expect("write");
+    }
+    let root = dir.path().to_path_buf();
+    let out = watchdog(60, move || {
+        Command::new(BIN)
+            .args(["process", "a.txt", "-o", "a.txt.spipe", "-q"])
+            .current_dir(&root)
+            .output()
+            .expect("run")
+    });
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut want = vec![
+        of_live,
+        foreign,
+        "a.txt".to_owned(),
+        "a.txt.spipe".to_owned(),
+    ];
+    want.sort();
+    assert_eq!(listing(dir.path()), want);
+}
+
 // ---------------------------------------------------------------------------
 // stdin closed or a terminal
 // ---------------------------------------------------------------------------
