@@ -19,11 +19,12 @@ use crate::stages::{ChecksumKind, StageSpec, Stages};
 use crate::storage::StorageType;
 use crate::tuner::ChunkMethod;
 
-/// Default chunk size: 1 MiB. Independent 1 MiB chunks cost zstd -3 about 8%
-/// speed and 1.5% ratio against one stream, 128 KiB chunks 15% and 5%, 4 MiB
-/// almost nothing (measured with `zstd -b3 -B…`);
-/// 1 MiB keeps the memory bound near 16 MiB at the default depth while
-/// paying little. Measured for syncpipe in `docs/performance.md`.
+/// Default chunk size of a stage list that compresses with neither zstd
+/// nor brotli: 1 MiB, which keeps the memory bound near 16 MiB at the
+/// default depth. zstd and brotli get larger chunks by default, as
+/// independent frames lose ratio at every boundary
+/// (`chunk_plan::default_chunk_size`; `docs/performance.md`, "Ratio
+/// against zstd -T2").
 pub const DEFAULT_CHUNK_SIZE: usize = 1 << 20;
 /// Default depth of the reader → CPU channel (and the finished-results part
 /// of the ordered hand-off): 4, enough to ride out a slow
@@ -106,7 +107,10 @@ pub struct Config {
     pub channel_depth: usize,
     /// Bytes per chunk: every chunk with [`ChunkMethod::Fixed`], the first
     /// chunks with [`ChunkMethod::HillClimb`] when it was set explicitly;
-    /// unused by [`ChunkMethod::FileSize`].
+    /// unused by [`ChunkMethod::FileSize`]. When not set, the stages' frame
+    /// size (8 MiB for zstd:3), which a file of known length shorter than
+    /// four such chunks cuts down to a quarter of its length (at least
+    /// 1 MiB).
     pub chunk_size: usize,
     /// How chunk sizes are chosen.
     pub chunk_method: ChunkMethod,
@@ -400,7 +404,10 @@ impl PipelineBuilder {
 
     /// Bytes per chunk, at most 64 MiB.
     ///
-    /// By default (0), 1 MiB.
+    /// By default (0), the stages' frame size: 8 MiB for zstd:3 (four of
+    /// its windows), 32 MiB for zstd:17–19, 8 MiB for brotli, 1 MiB for any
+    /// other list; a file shorter than four such chunks gets a quarter of
+    /// its length (at least 1 MiB).
     pub fn chunk_size(mut self, n: usize) -> Self {
         self.chunk_size = n;
         self
@@ -485,23 +492,23 @@ impl PipelineBuilder {
             (None, 0) => num_cpus::get().max(1),
             (None, n) => n,
         };
-        let (chunk_size, chunk_size_given) = match pick(self.chunk_size, |p| p.chunk_size) {
-            0 => (DEFAULT_CHUNK_SIZE, false),
-            n => (n, true),
-        };
         if self.reader == ReaderKind::Mmap && !cfg!(feature = "mmap") {
             return Err(Error::usage(
                 "the mmap reader is not in this build of syncpipe (its `mmap` feature is off)",
             ));
         }
+        let stages = self
+            .stages
+            .unwrap_or_else(|| vec![StageEntry::Builtin(StageSpec::Zstd(3))]);
+        let (chunk_size, chunk_size_given) = match pick(self.chunk_size, |p| p.chunk_size) {
+            0 => (crate::chunk_plan::default_chunk_size(&stages), false),
+            n => (n, true),
+        };
         if chunk_size > MAX_CHUNK_SIZE {
             return Err(Error::usage(format!(
                 "chunk size {chunk_size} exceeds the maximum of {MAX_CHUNK_SIZE} (64 MiB)"
             )));
         }
-        let stages = self
-            .stages
-            .unwrap_or_else(|| vec![StageEntry::Builtin(StageSpec::Zstd(3))]);
         if stages.len() > MAX_STAGES {
             return Err(Error::usage(format!(
                 "{} stages exceed the maximum of {MAX_STAGES}",

@@ -217,3 +217,57 @@ fn the_golden_variable_container_has_chunks_of_several_lengths() {
         vec![128 << 10, 256 << 10, 384 << 10]
     );
 }
+
+/// The default chunk of a zstd list is zstd's frame size, cut down so that
+/// a file still gets four chunks, and the binary restores it on its own
+/// (no `zstd` on the PATH: the codec is the library's).
+#[test]
+fn the_default_chunk_follows_zstd_and_restores_without_a_zstd_binary() {
+    use std::process::Command;
+    watchdog(120, || {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data = mixed_data(20 << 20, 9);
+        std::fs::write(dir.path().join("in.bin"), &data).expect("write");
+        let run = |args: &[&str]| {
+            let out = Command::new(BIN)
+                .args(args)
+                .current_dir(dir.path())
+                .env_clear()
+                .env("PATH", "")
+                .output()
+                .expect("run");
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let header = |name: &str| {
+            let bytes = std::fs::read(dir.path().join(name)).expect("container");
+            Header::read_from(&mut &bytes[..]).expect("header")
+        };
+        // 20 MiB at zstd:3 (8 MiB frames): four chunks of 5 MiB.
+        run(&["process", "in.bin", "-o", "z3.spipe", "-s", "zstd:3"]);
+        assert_eq!(header("z3.spipe").chunk_size, 5 << 20);
+        assert!(!header("z3.spipe").variable_chunks);
+        run(&["restore", "z3.spipe", "-o", "z3.out"]);
+        assert!(std::fs::read(dir.path().join("z3.out")).expect("restored") == data);
+        // An explicit size wins; a list without zstd or brotli keeps 1 MiB.
+        run(&[
+            "process",
+            "in.bin",
+            "-o",
+            "c.spipe",
+            "-s",
+            "zstd:3",
+            "--chunk-size",
+            "2MiB",
+        ]);
+        assert_eq!(header("c.spipe").chunk_size, 2 << 20);
+        run(&["process", "in.bin", "-o", "l.spipe", "-s", "lz4"]);
+        assert_eq!(header("l.spipe").chunk_size, 1 << 20);
+        run(&["restore", "l.spipe", "-o", "l.out"]);
+        assert!(std::fs::read(dir.path().join("l.out")).expect("restored") == data);
+    });
+}

@@ -1,4 +1,14 @@
 //! zstd: each chunk is one zstd frame.
+//!
+//! A frame larger than 1 MiB is compressed with a window as large as the
+//! frame: zstd's default window (2 MiB at level 3, 8 MiB at 19) would
+//! leave the frame's later bytes unable to match its first ones, and the
+//! larger window is what brings independent 8 MiB frames level with
+//! `zstd -T2`'s stream (`docs/performance.md`, "Ratio against zstd -T2").
+//! Frames of at most 1 MiB keep zstd's own choice, byte for byte. Restore
+//! needs no setting for it: a frame is decoded in one shot into its chunk's
+//! buffer, and the decoder accepts windows up to 128 MiB (the largest chunk
+//! is 64 MiB).
 
 use std::cell::RefCell;
 use std::ops::RangeInclusive;
@@ -42,12 +52,45 @@ impl Zstd {
     pub fn level(&self) -> i32 {
         self.level
     }
+
+    /// The default chunk size for this stage: four of zstd's default
+    /// windows at this level (8 MiB at levels 3–8, 32 MiB at 17–19), the
+    /// job size `zstd -T` itself cuts its input into, at least 1 MiB.
+    pub fn frame_size(level: i32) -> usize {
+        (4usize << default_window_log(level)).max(1 << 20)
+    }
+}
+
+/// zstd's default window log at `level` for inputs over 256 KiB
+/// (`zstd -N --show-default-cparams`; the table of zstd 1.5).
+fn default_window_log(level: i32) -> u32 {
+    match level {
+        ..=1 => 19,
+        2 => 20,
+        3..=8 => 21,
+        9..=16 => 22,
+        _ => 23,
+    }
+}
+
+/// Frames up to this size are compressed with zstd's own parameters.
+const OWN_WINDOW_MAX: usize = 1 << 20;
+
+/// The window log of a frame of `len` bytes: 0 (zstd's choice) up to
+/// [`OWN_WINDOW_MAX`], else the smallest window that holds the frame.
+fn window_log(len: usize) -> u32 {
+    if len <= OWN_WINDOW_MAX {
+        return 0;
+    }
+    // ceil(log2(len)); at most 26 since a chunk is at most 64 MiB.
+    usize::BITS - (len - 1).leading_zeros()
 }
 
 thread_local! {
     // A context costs more to create than a small chunk costs to compress, so
-    // each worker thread keeps one (with the level it was last set to).
-    static COMPRESSOR: RefCell<Option<(i32, Compressor<'static>)>> = const { RefCell::new(None) };
+    // each worker thread keeps one (with the level and window log it was
+    // last set to).
+    static COMPRESSOR: RefCell<Option<(i32, u32, Compressor<'static>)>> = const { RefCell::new(None) };
     static DECOMPRESSOR: RefCell<Option<Decompressor<'static>>> = const { RefCell::new(None) };
 }
 
@@ -63,15 +106,22 @@ impl Stage for Zstd {
         let failed = |e: std::io::Error| Error::stage(format!("compression failed: {e}"));
         COMPRESSOR.with(|cell| {
             let mut slot = cell.borrow_mut();
-            let (level, compressor) = match &mut *slot {
+            let (level, wlog, compressor) = match &mut *slot {
                 Some(cached) => cached,
-                empty => empty.insert((self.level, new_compressor(self.level).map_err(failed)?)),
+                empty => empty.insert((self.level, 0, new_compressor(self.level).map_err(failed)?)),
             };
             if *level != self.level {
                 compressor
                     .set_compression_level(self.level)
                     .map_err(failed)?;
                 *level = self.level;
+            }
+            let want = window_log(input.len());
+            if *wlog != want {
+                compressor
+                    .set_parameter(::zstd::zstd_safe::CParameter::WindowLog(want))
+                    .map_err(failed)?;
+                *wlog = want;
             }
             output.clear();
             // Writes into the spare capacity (no zero-filling); the bound
@@ -148,7 +198,12 @@ impl Stage for Zstd {
 mod tests {
     use super::*;
     use crate::error::ErrorKind;
-    use crate::stages::test_util::{check_codec, info, text};
+    use crate::stages::test_util::{check_codec, info, noise, text};
+
+    /// zstd's own output for `data` at `level`, from a fresh compressor.
+    fn plain(level: i32, data: &[u8]) -> Vec<u8> {
+        new_compressor(level).unwrap().compress(data).unwrap()
+    }
 
     #[test]
     fn codec_contract() {
@@ -201,5 +256,57 @@ mod tests {
         // Frame header descriptor, after the 4-byte magic: bit 2 is the
         // content checksum flag.
         assert_eq!(out[4] & 0b100, 0);
+    }
+
+    #[test]
+    fn frames_up_to_1_mib_are_zstds_own_bytes() {
+        // The same thread, so the cached compressor has just been set to a
+        // large window by the 3 MiB frame before each small one.
+        let big = noise(3 << 20, 3);
+        for level in [1, 3, 19] {
+            let stage = Zstd::new(level).unwrap();
+            for len in [1000, 300 << 10, 1 << 20] {
+                let mut out = Vec::new();
+                stage.forward(&info(0), &big, &mut out).unwrap();
+                let data = text(len);
+                stage.forward(&info(0), &data, &mut out).unwrap();
+                assert_eq!(out, plain(level, &data), "level {level}, {len} bytes");
+            }
+        }
+    }
+
+    #[test]
+    fn a_large_frame_matches_across_its_whole_length() {
+        // 3 MiB of noise, then the same 3 MiB again: zstd's own 2 MiB window
+        // at level 3 cannot reach back to the copy, a window as large as
+        // the frame can, and the frame still restores.
+        let half = noise(3 << 20, 11);
+        let data = [half.as_slice(), half.as_slice()].concat();
+        let stage = Zstd::new(3).unwrap();
+        let mut packed = Vec::new();
+        stage.forward(&info(0), &data, &mut packed).unwrap();
+        assert!(
+            packed.len() < half.len() + (half.len() / 50),
+            "{} bytes: the second copy was not matched",
+            packed.len()
+        );
+        assert!(plain(3, &data).len() > data.len() * 9 / 10);
+        let mut restored = Vec::new();
+        stage
+            .inverse(&info(data.len()), &packed, &mut restored)
+            .unwrap();
+        assert!(restored == data);
+    }
+
+    #[test]
+    fn frame_size_is_four_default_windows() {
+        assert_eq!(Zstd::frame_size(1), 2 << 20);
+        assert_eq!(Zstd::frame_size(3), 8 << 20);
+        assert_eq!(Zstd::frame_size(9), 16 << 20);
+        assert_eq!(Zstd::frame_size(19), 32 << 20);
+        assert_eq!(window_log(1 << 20), 0);
+        assert_eq!(window_log((1 << 20) + 1), 21);
+        assert_eq!(window_log(8 << 20), 23);
+        assert_eq!(window_log(64 << 20), 26);
     }
 }
