@@ -78,7 +78,7 @@ const OWN_WINDOW_MAX: usize = 1 << 20;
 
 /// The window log of a frame of `len` bytes: 0 (zstd's choice) up to
 /// [`OWN_WINDOW_MAX`], else the smallest window that holds the frame.
-fn window_log(len: usize) -> u32 {
+pub(crate) fn window_log(len: usize) -> u32 {
     if len <= OWN_WINDOW_MAX {
         return 0;
     }

@@ -173,7 +173,7 @@ pub fn walk(
 thread_local! {
     // One context per worker thread, as the zstd stage keeps (creating one
     // costs more than a small frame).
-    static COMPRESSOR: RefCell<Option<(i32, Compressor<'static>)>> = const { RefCell::new(None) };
+    static COMPRESSOR: RefCell<Option<(i32, u32, Compressor<'static>)>> = const { RefCell::new(None) };
     static DECOMPRESSOR: RefCell<Option<Decompressor<'static>>> = const { RefCell::new(None) };
 }
 
@@ -181,16 +181,24 @@ thread_local! {
 /// content checksum (XXH64), as `zstd` itself writes a frame.
 pub fn compress(data: &[u8], level: i32) -> Result<Vec<u8>> {
     let failed = |e: std::io::Error| Error::stage(format!("zstd compression failed: {e}"));
+    // The window the zstd stage uses for the same frame (as large as the
+    // frame past 1 MiB): the same ratio in both formats.
+    let wlog = crate::stages::zstd::window_log(data.len());
     COMPRESSOR.with(|cell| {
         let mut slot = cell.borrow_mut();
-        if slot.as_ref().is_none_or(|(l, _)| *l != level) {
+        if slot
+            .as_ref()
+            .is_none_or(|(l, w, _)| *l != level || *w != wlog)
+        {
             let mut c = Compressor::new(level).map_err(failed)?;
             c.include_checksum(true).map_err(failed)?;
             c.include_contentsize(true).map_err(failed)?;
             c.set_parameter(CParameter::NbWorkers(0)).map_err(failed)?;
-            *slot = Some((level, c));
+            c.set_parameter(CParameter::WindowLog(wlog))
+                .map_err(failed)?;
+            *slot = Some((level, wlog, c));
         }
-        let (_, c) = slot.as_mut().expect("set above");
+        let (_, _, c) = slot.as_mut().expect("set above");
         let mut out = Vec::with_capacity(::zstd::zstd_safe::compress_bound(data.len()));
         c.compress_to_buffer(data, &mut out).map_err(failed)?;
         Ok(out)
