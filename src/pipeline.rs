@@ -216,6 +216,30 @@ impl Pipeline {
         self.restore(input, io::sink())
     }
 
+    /// Restores the file `input` into any writer (stdout), as
+    /// [`Pipeline::restore`] does; a `.zst` file is laid out first, so its
+    /// frames are decoded in parallel where the layout allows it (a stream
+    /// has no layout and is decoded in one sequential pass).
+    ///
+    /// # Errors
+    ///
+    /// As [`Pipeline::restore`], with the path in the message.
+    pub fn restore_from_path<W: Write + Send>(&self, input: &Path, output: W) -> Result<Report> {
+        let run = || -> Result<Report> {
+            let (file, meta) = output::open_input(input)?;
+            if meta.is_file() && sniff_file(&file)? == Some(Format::Zst) {
+                return self
+                    .zst_layout(&file, meta.len())
+                    .and_then(|layout| self.restore_zst_file(&layout, file, output))
+                    .map(|(_, r)| r)
+                    .inspect_err(|_| self.failed());
+            }
+            // `restore` counts its own failure.
+            self.restore(Source::new(file, self.inner.config.reader), output)
+        };
+        run().map_err(|e| e.with_path(input))
+    }
+
     /// Checks the file `input` end to end without writing anything, as
     /// [`Pipeline::verify`] does; a `.zst` file is laid out first, so its
     /// frames are checked in parallel where the layout allows it.
@@ -224,19 +248,7 @@ impl Pipeline {
     ///
     /// As [`Pipeline::verify`], with the path in the message.
     pub fn verify_path(&self, input: &Path) -> Result<Report> {
-        let run = || -> Result<Report> {
-            let (file, meta) = output::open_input(input)?;
-            if meta.is_file() && sniff_file(&file)? == Some(Format::Zst) {
-                return self
-                    .zst_layout(&file, meta.len())
-                    .and_then(|layout| self.restore_zst_file(&layout, file, io::sink()))
-                    .map(|(_, r)| r)
-                    .inspect_err(|_| self.failed());
-            }
-            // `verify` counts its own failure.
-            self.verify(Source::new(file, self.inner.config.reader))
-        };
-        run().map_err(|e| e.with_path(input))
+        self.restore_from_path(input, io::sink())
     }
 
     /// Processes the file `input` into `output`: written to a temp file in

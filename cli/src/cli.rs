@@ -646,7 +646,12 @@ fn dispatch(
                 (Dest::Path(p), true) => pipeline
                     .restore_to_path(src, p, out.overwrite())
                     .map_err(|e| e.with_path(&input))?,
-                (Dest::Stdout, _) => pipeline
+                // A file: a `.zst` is laid out and decoded in parallel.
+                (Dest::Stdout, false) => {
+                    drop(src);
+                    pipeline.restore_from_path(&input, stdout()?)?
+                }
+                (Dest::Stdout, true) => pipeline
                     .restore(src, stdout()?)
                     .map_err(|e| e.with_path(&input))?,
             };
