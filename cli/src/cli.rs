@@ -135,7 +135,9 @@ struct ProcessArgs {
     #[arg(short, long, value_name = "N", allow_negative_numbers = true,
           help_heading = heading::STAGES)]
     level: Option<i64>,
-    /// Bytes per chunk, e.g. `256KiB`, `4MiB` (4 KiB to 64 MiB). [default: 1MiB]
+    /// Bytes per chunk, e.g. `256KiB`, `4MiB` (4 KiB to 64 MiB). [default:
+    /// zstd's frame size, four of its windows (8 MiB at levels 3-8, 32 MiB
+    /// at 17-19), 8 MiB for brotli, else 1 MiB; at least 4 chunks per file]
     #[arg(long, value_name = "SIZE", value_parser = parse_size, help_heading = heading::STAGES)]
     chunk_size: Option<usize>,
     /// How chunk sizes are chosen: `fixed` (every chunk --chunk-size;
