@@ -299,3 +299,33 @@ fn format_flags_are_checked_and_batches_follow_the_format() {
         assert!(data == mixed_data(10_000 + i * 70_000, i as u64), "f{i}");
     }
 }
+
+/// A sequential decode (a frame of unknown size) into a closed pipe ends
+/// by SIGPIPE as a container's restore does: the write's broken pipe is
+/// not taken for corrupt data (exit 3).
+#[test]
+fn a_sequential_decode_into_a_closed_pipe_ends_by_sigpipe() {
+    let golden = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/data/zstd-1.5.4-stream.zst"
+    );
+    for input in [format!("'{golden}'"), format!("- < '{golden}'")] {
+        let script = format!(
+            "set -o pipefail; '{BIN}' restore {input} -c | head -c 10 >/dev/null; \
+             echo \"status=${{PIPESTATUS[0]}}\""
+        );
+        let mut c = Command::new("bash");
+        c.args(["-c", &script]);
+        let out = watchdog(60, move || c.output().expect("run bash"));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "status=141",
+            "{input}"
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            "",
+            "{input}: no message"
+        );
+    }
+}

@@ -255,7 +255,18 @@ impl Pipeline {
                 let n = match decoder.read(&mut buf) {
                     Ok(n) => n,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(Error::io(e)),
+                    // A failure of the input itself is an I/O error; anything
+                    // else the decoder reports is about the data. (Write
+                    // errors below keep their own kind: a closed stdout
+                    // pipe is a broken pipe, not corrupt data.)
+                    Err(e) => {
+                        return Err(match decoder.get_mut().get_mut().failed.take() {
+                            Some(io) => Error::io(io),
+                            None => {
+                                Error::integrity(format!("corrupt or truncated zstd data: {e}"))
+                            }
+                        })
+                    }
                 };
                 if n == 0 {
                     return Ok(());
@@ -265,15 +276,7 @@ impl Pipeline {
                     .map_err(|e| Error::io(e).with_stage("writing the output"))?;
             }
         })();
-        // A failure of the input itself is an I/O error; anything else the
-        // decoder reports is about the data.
-        decoded.map_err(|e| match source.failed.take() {
-            Some(io) => Error::io(io),
-            None if e.kind() == crate::ErrorKind::Io => {
-                Error::integrity(format!("corrupt or truncated zstd data: {e}"))
-            }
-            None => e,
-        })?;
+        decoded?;
         {
             let _io = governor.io.acquire(cancel)?;
             out.flush()
