@@ -79,6 +79,21 @@ pub struct SmallArgs {
     batch_small: bool,
 }
 
+impl SmallArgs {
+    /// Refuses `--batch-small` for a format whose outputs are not
+    /// containers: the small-file path encodes containers only, so it
+    /// would silently do nothing.
+    pub fn check(&self, format: syncpipe::Format) -> Result<(), Error> {
+        if self.batch_small && format != syncpipe::Format::Spipe {
+            return Err(Error::usage(format!(
+                "--batch-small encodes syncpipe containers; with --format {format} \
+                 each file is its own stream"
+            )));
+        }
+        Ok(())
+    }
+}
+
 impl InputArgs {
     /// The `--shard` given, if any.
     pub fn shard(&self) -> Option<Shard> {
@@ -129,7 +144,7 @@ pub fn process(
     refuse_single_output(out)?;
     // A walked tree already holding containers: they are outputs, not
     // inputs (as `zstd -r` skips `.zst`). Named files are always taken.
-    let (jobs, mut failures) = find(inputs, i, v, |p| !has_extension(p))?;
+    let (jobs, mut failures) = find(inputs, i, v, |p| !has_known_extension(p))?;
     let format = pipeline.config().format;
     let jobs = name_outputs(jobs, &mut failures, |e| {
         Ok(match &o.output_dir {
@@ -158,12 +173,12 @@ pub fn restore(
     (v, tel): (Verbosity, &Telemetry),
 ) -> Result<ExitCode, Error> {
     refuse_single_output(out)?;
-    let (jobs, mut failures) = find(inputs, i, v, has_extension)?;
+    let (jobs, mut failures) = find(inputs, i, v, has_known_extension)?;
     let pipeline = with_secret(builder, keys, &jobs, "restoring")?.build()?;
     crate::cli::preset_note(v, pipeline.config());
     let jobs = name_outputs(jobs, &mut failures, |e| {
         let stripped = |p: &Path| -> Result<PathBuf, Error> {
-            if has_extension(p) {
+            if has_known_extension(p) {
                 Ok(p.with_extension(""))
             } else {
                 Err(Error::usage(format!(
@@ -196,7 +211,7 @@ pub fn verify(
     v: Verbosity,
     tel: &Telemetry,
 ) -> Result<ExitCode, Error> {
-    let (jobs, failures) = find(inputs, i, v, has_extension)?;
+    let (jobs, failures) = find(inputs, i, v, has_known_extension)?;
     let pipeline = with_secret(builder, keys, &jobs, "verifying")?.build()?;
     crate::cli::preset_note(v, pipeline.config());
     let jobs: Vec<BatchJob> = jobs
@@ -308,9 +323,6 @@ fn refuse_single_output(out: &OutputArgs) -> Result<(), Error> {
     Ok(())
 }
 
-fn has_extension(p: &Path) -> bool {
-    has_known_extension(p)
-}
 
 /// Finds the inputs (arguments, then the `--files-from` list) and applies
 /// the shard.

@@ -564,6 +564,7 @@ fn dispatch(
                 }
                 None => {}
             }
+            small.check(format)?;
             let pipeline = builder.stages(parsed).format(format).build()?;
             preset_note(v, pipeline.config());
             if batch_cli::is_batch(&inputs, &batch, Some(&out_dir), Some(&small)) {

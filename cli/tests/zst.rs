@@ -257,6 +257,10 @@ fn format_flags_are_checked_and_batches_follow_the_format() {
             "blake3",
         ),
         (vec!["process", "tree/f0", "--format", "gif"], "gif"),
+        (
+            vec!["process", "-r", "tree", "--format", "zst", "--batch-small"],
+            "--batch-small",
+        ),
     ] {
         let out = run(d, BIN, &args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");

@@ -79,7 +79,9 @@ pub struct BatchOptions {
     /// Which file starts next. By default, [`Policy::Fair`].
     pub scheduler: Policy,
     /// Encode several small files per CPU job (one container each). By
-    /// default, off.
+    /// default, off. A pipeline that writes another format than
+    /// [`crate::Format::Spipe`] streams every file, so this has no effect
+    /// there (the binary refuses `--batch-small` with `--format zst`).
     pub batch_small: bool,
     /// Overwrite existing outputs. By default, off: an existing output is
     /// that file's failure.
