@@ -323,7 +323,6 @@ fn refuse_single_output(out: &OutputArgs) -> Result<(), Error> {
     Ok(())
 }
 
-
 /// Finds the inputs (arguments, then the `--files-from` list) and applies
 /// the shard.
 fn find(
