@@ -105,7 +105,8 @@ impl Pipeline {
                 |tx: &Feed<'_, Chunk>| reader::read_chunks(state, input, next_size, None, tx),
                 |_, c| {
                     let started = Instant::now();
-                    let bytes = frame::compress(&c.data, level)?;
+                    let mut bytes = state.buffers.take();
+                    frame::compress(&c.data, level, &mut bytes)?;
                     let original_len = c.data.len();
                     state.buffers.give(c.data);
                     if let Some(t) = tuner {
@@ -126,6 +127,7 @@ impl Pipeline {
                     let started = Instant::now();
                     sink.write_raw(state, &f.bytes)?;
                     state.release(f.original_len);
+                    state.buffers.give(f.bytes);
                     if let Some(t) = tuner {
                         t.record_write(f.original_len, started.elapsed());
                     }

@@ -177,9 +177,10 @@ thread_local! {
     static DECOMPRESSOR: RefCell<Option<Decompressor<'static>>> = const { RefCell::new(None) };
 }
 
-/// `data` as one frame at `level`, with its content size and zstd's
-/// content checksum (XXH64), as `zstd` itself writes a frame.
-pub fn compress(data: &[u8], level: i32) -> Result<Vec<u8>> {
+/// `data` as one frame at `level` into `out` (cleared first; a pooled
+/// buffer keeps its capacity from chunk to chunk), with its content size
+/// and zstd's content checksum (XXH64), as `zstd` itself writes a frame.
+pub fn compress(data: &[u8], level: i32, out: &mut Vec<u8>) -> Result<()> {
     let failed = |e: std::io::Error| Error::stage(format!("zstd compression failed: {e}"));
     // The window the zstd stage uses for the same frame (as large as the
     // frame past 1 MiB): the same ratio in both formats.
@@ -199,9 +200,11 @@ pub fn compress(data: &[u8], level: i32) -> Result<Vec<u8>> {
             *slot = Some((level, wlog, c));
         }
         let (_, _, c) = slot.as_mut().expect("set above");
-        let mut out = Vec::with_capacity(::zstd::zstd_safe::compress_bound(data.len()));
-        c.compress_to_buffer(data, &mut out).map_err(failed)?;
-        Ok(out)
+        out.clear();
+        // zstd writes into the spare capacity; the bound fits any input.
+        crate::pool::reserve(out, ::zstd::zstd_safe::compress_bound(data.len()))?;
+        c.compress_to_buffer(data, out).map_err(failed)?;
+        Ok(())
     })
 }
 
@@ -248,6 +251,12 @@ pub fn decompress(frame: &[u8], expected: usize, out: &mut Vec<u8>) -> Result<()
 mod tests {
     use super::*;
 
+    fn frame(data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        compress(data, 3, &mut out).unwrap();
+        out
+    }
+
     fn walk_all(file: &[u8]) -> Result<Vec<Extent>> {
         let mut read_at = |off: u64, buf: &mut [u8]| {
             let off = off as usize;
@@ -268,7 +277,7 @@ mod tests {
     fn frames_are_found_from_their_block_headers() {
         let a: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
         let b = vec![7u8; 1000];
-        let (fa, fb) = (compress(&a, 3).unwrap(), compress(&b, 3).unwrap());
+        let (fa, fb) = (frame(&a), frame(&b));
         let skip = [0x50, 0x2a, 0x4d, 0x18, 2, 0, 0, 0, 9, 9];
         let file = [fa.clone(), skip.to_vec(), fb.clone()].concat();
         let found = walk_all(&file).unwrap();

@@ -145,6 +145,12 @@ pub fn layout_at(
 mod tests {
     use super::*;
 
+    fn frame_of(data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        frame::compress(data, 3, &mut out).expect("frame");
+        out
+    }
+
     fn laid_out(file: &[u8]) -> Layout {
         let mut read_at = |off: u64, buf: &mut [u8]| {
             let off = off as usize;
@@ -163,7 +169,7 @@ mod tests {
 
     #[test]
     fn only_bounded_frames_become_jobs() {
-        let a = frame::compress(&[1u8; 5000], 3).expect("frame");
+        let a = frame_of(&[1u8; 5000]);
         // Frames of known size and a small skippable frame: jobs.
         let file = [a.clone(), skippable(4), a.clone()].concat();
         let Layout::Frames(spans) = laid_out(&file) else {
@@ -176,7 +182,7 @@ mod tests {
         let file = [a.clone(), skippable(100_000), a.clone()].concat();
         assert_eq!(laid_out(&file), Layout::Sequential);
         // A frame whose size is over the limit.
-        let big = frame::compress(&vec![0u8; 2 << 20], 3).expect("frame");
+        let big = frame_of(&vec![0u8; 2 << 20]);
         assert_eq!(laid_out(&big), Layout::Sequential);
     }
 }
