@@ -518,26 +518,36 @@ impl PipelineBuilder {
         let cipher = self.cipher.flatten();
         let checksum = match (self.format, self.checksum) {
             (Format::Spipe, c) => c.unwrap_or(Some(ChecksumKind::Blake3)),
-            (Format::Zst, None | Some(None)) => None,
-            (Format::Zst, Some(Some(c))) => {
+            (_, None | Some(None)) => None,
+            (f, Some(Some(c))) => {
+                let own = if f == Format::Zst {
+                    "each frame has zstd's own checksum"
+                } else {
+                    "each member has gzip's CRC-32"
+                };
                 return Err(Error::usage(format!(
-                    "the zst format cannot carry a whole-file {} digest (each frame has zstd's \
-                     own checksum); leave the checksum out, or use the spipe format",
+                    "the {f} format cannot carry a whole-file {} digest ({own}); \
+                     leave the checksum out, or use the spipe format",
                     c.name()
-                )))
+                )));
             }
         };
-        if self.format == Format::Zst {
-            let one_zstd = matches!(stages.as_slice(), [StageEntry::Builtin(StageSpec::Zstd(_))]);
-            if !one_zstd {
-                return Err(Error::usage(
-                    "the zst format needs exactly one stage, zstd (e.g. `-s zstd:19`); \
-                     other stage lists need the spipe format",
-                ));
+        if let Some(codec) = self.format.codec() {
+            let f = self.format;
+            let one_stage = match stages.as_slice() {
+                [StageEntry::Builtin(spec)] => spec.name() == codec,
+                _ => false,
+            };
+            if !one_stage {
+                let level = if codec == "zstd" { 19 } else { 9 };
+                return Err(Error::usage(format!(
+                    "the {f} format needs exactly one stage, {codec} (e.g. `-s {codec}:{level}`); \
+                     other stage lists need the spipe format"
+                )));
             }
             if let Some(c) = cipher {
                 return Err(Error::usage(format!(
-                    "the zst format cannot be encrypted ({c} was asked for); use the spipe format"
+                    "the {f} format cannot be encrypted ({c} was asked for); use the spipe format"
                 )));
             }
         }

@@ -14,23 +14,59 @@ pub enum Format {
     /// zstd seekable format). The stage list must be one zstd stage; no
     /// cipher, no whole-file digest.
     Zst,
+    /// A standard `.gz` that `gzip -d` and `pigz -d` read: one gzip member
+    /// per chunk, each recording its length in an extra subfield (which
+    /// other readers skip), so that a restore finds them all without
+    /// inflating. The stage list must be one gzip stage; no cipher, no
+    /// whole-file digest.
+    Gz,
+    /// BGZF, the blocked gzip of the SAM/BAM specification that `bgzip`,
+    /// htslib and samtools read with random access: gzip members of at
+    /// most 64 KiB (65,280 input bytes each) with the `BC` size subfield,
+    /// and the empty end-of-file block. A `.gz` for every other reader.
+    /// As [`Format::Gz`]: one gzip stage.
+    Bgzf,
 }
 
-named_enum!(Format, "format", [Format::Spipe => "spipe", Format::Zst => "zst"]);
+named_enum!(Format, "format", [
+    Format::Spipe => "spipe",
+    Format::Zst => "zst",
+    Format::Gz => "gz",
+    Format::Bgzf => "bgzf",
+]);
 
 impl Format {
-    /// The extension an output of this format gets (without the dot).
+    /// The extension an output of this format gets (without the dot):
+    /// BGZF files are `.gz` files.
     pub fn extension(self) -> &'static str {
-        self.name()
+        match self {
+            Format::Bgzf => "gz",
+            f => f.name(),
+        }
     }
 
-    /// The format whose magic starts `first` (at least 8 bytes unless the
-    /// input is shorter), if any.
+    /// The compression stage the format is made of (`zstd`, `gzip`), for
+    /// the standard formats.
+    pub fn codec(self) -> Option<&'static str> {
+        match self {
+            Format::Spipe => None,
+            Format::Zst => Some("zstd"),
+            Format::Gz | Format::Bgzf => Some("gzip"),
+        }
+    }
+
+    /// The format whose magic starts `first` (at least 16 bytes unless the
+    /// input is shorter: BGZF's subfield is at bytes 12–15), if any. Any
+    /// gzip file that is not BGZF is [`Format::Gz`].
     pub fn detect(first: &[u8]) -> Option<Format> {
         if first.starts_with(&crate::format::MAGIC) {
             Some(Format::Spipe)
         } else if crate::zst::is_zst(first) {
             Some(Format::Zst)
+        } else if crate::gz::is_bgzf(first) {
+            Some(Format::Bgzf)
+        } else if crate::gz::is_gz(first) {
+            Some(Format::Gz)
         } else {
             None
         }
@@ -38,7 +74,7 @@ impl Format {
 }
 
 /// Bytes enough to tell every format apart.
-const SNIFF_LEN: usize = 8;
+const SNIFF_LEN: usize = 16;
 
 /// An input whose first bytes were read to tell its format, put back in
 /// front of the rest.

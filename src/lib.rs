@@ -95,8 +95,14 @@ mod sync;
 pub mod tuner;
 #[cfg(not(feature = "internals"))]
 mod tuner;
-// The `.zst` format's parsers: private; `internals` opens them to the
-// fuzz targets.
+// The `.zst` and `.gz` formats' parsers: private; `internals` opens them
+// to the fuzz targets.
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub mod gz;
+#[cfg(not(feature = "internals"))]
+mod gz;
+mod layout;
 #[cfg(feature = "internals")]
 #[doc(hidden)]
 pub mod zst;

@@ -217,9 +217,10 @@ impl Pipeline {
     }
 
     /// Restores the file `input` into any writer (stdout), as
-    /// [`Pipeline::restore`] does; a `.zst` file is laid out first, so its
-    /// frames are decoded in parallel where the layout allows it (a stream
-    /// has no layout and is decoded in one sequential pass).
+    /// [`Pipeline::restore`] does; a `.zst` or `.gz` file is laid out
+    /// first, so its frames or members are decoded in parallel where the
+    /// layout allows it (a stream has no layout and is decoded in one
+    /// sequential pass).
     ///
     /// # Errors
     ///
@@ -227,10 +228,10 @@ impl Pipeline {
     pub fn restore_from_path<W: Write + Send>(&self, input: &Path, output: W) -> Result<Report> {
         let run = || -> Result<Report> {
             let (file, meta) = output::open_input(input)?;
-            if meta.is_file() && sniff_file(&file)? == Some(Format::Zst) {
+            if let Some(format) = standard_file(&file, &meta)? {
                 return self
-                    .zst_layout(&file, meta.len())
-                    .and_then(|layout| self.restore_zst_file(&layout, file, output))
+                    .standard_layout(format, &file, meta.len())
+                    .and_then(|layout| self.restore_standard_file(format, &layout, file, output))
                     .map(|(_, r)| r)
                     .inspect_err(|_| self.failed());
             }
@@ -241,8 +242,9 @@ impl Pipeline {
     }
 
     /// Checks the file `input` end to end without writing anything, as
-    /// [`Pipeline::verify`] does; a `.zst` file is laid out first, so its
-    /// frames are checked in parallel where the layout allows it.
+    /// [`Pipeline::verify`] does; a `.zst` or `.gz` file is laid out first,
+    /// so its frames or members are checked in parallel where the layout
+    /// allows it.
     ///
     /// # Errors
     ///
@@ -362,8 +364,9 @@ impl Pipeline {
     ) -> Result<Report> {
         let run = || -> Result<Report> {
             let (file, meta) = output::open_input(input)?;
-            if meta.is_file() && sniff_file(&file)? == Some(Format::Zst) {
-                return self.restore_zst_path(input, file, &meta, output, force, derived);
+            if let Some(format) = standard_file(&file, &meta)? {
+                return self
+                    .restore_standard_path(format, input, file, &meta, output, force, derived);
             }
             let mut source = Source::new(file, self.inner.config.reader);
             // Header and key first: a wrong key or a foreign file creates
@@ -421,9 +424,9 @@ impl Pipeline {
     ) -> Result<Report> {
         let run = || {
             let (format, mut input) = sniff(input)?;
-            if format == Some(Format::Zst) {
+            if let Some(f) = format.filter(|&f| f != Format::Spipe) {
                 let out = OutputFile::create_for(output, overwrite.allowed())?;
-                let (_, report) = self.restore_zst_sequential(input, out.file())?;
+                let (_, report) = self.restore_sequential(f, input, out.file())?;
                 out.commit(None)?;
                 return Ok(report);
             }
@@ -434,11 +437,14 @@ impl Pipeline {
         run().inspect_err(|_| self.failed())
     }
 
-    /// [`Pipeline::restore_file`] of a regular `.zst` file: as `zstd -d`
-    /// does, the output gets the `.zst` file's mode bits and times (the
-    /// format has no field for them).
-    fn restore_zst_path(
+    /// [`Pipeline::restore_file`] of a regular `.zst` or `.gz` file: as
+    /// `zstd -d` and `gzip -d` do, the output gets the file's mode bits and
+    /// times (the formats have no field for them: gzip's MTIME is written
+    /// as 0 and not read back).
+    #[allow(clippy::too_many_arguments)]
+    fn restore_standard_path(
         &self,
+        format: Format,
         input: &Path,
         file: std::fs::File,
         meta: &std::fs::Metadata,
@@ -449,11 +455,11 @@ impl Pipeline {
         // Laid out (and a forged seek table refused) before the output
         // exists, as a container's header is read first.
         let layout = self
-            .zst_layout(&file, meta.len())
+            .standard_layout(format, &file, meta.len())
             .map_err(|e| e.with_path(input))?;
         let out = create_output(input, output, force, derived)?;
         let (_, report) = self
-            .restore_zst_file(&layout, file, out.file())
+            .restore_standard_file(format, &layout, file, out.file())
             .map_err(|e| e.with_path(input))?;
         out.set_times(meta);
         let mode = output::restored_mode(output::mode_of(meta), out.dest())?;
@@ -581,4 +587,13 @@ fn create_output(input: &Path, output: &Path, force: bool, derived: bool) -> Res
     } else {
         OutputFile::create(input, output, force)
     }
+}
+
+/// The standard format (`.zst`, `.gz`) of the regular file `file`, if it
+/// is one: such a file is laid out before it is read.
+fn standard_file(file: &std::fs::File, meta: &std::fs::Metadata) -> Result<Option<Format>> {
+    if !meta.is_file() {
+        return Ok(None);
+    }
+    Ok(sniff_file(file)?.filter(|&f| f != Format::Spipe))
 }

@@ -28,7 +28,7 @@ use crate::telemetry::Telemetry;
 /// scheduled.
 #[derive(ClapArgs, Debug, Default)]
 pub struct InputArgs {
-    /// Walk directories given as inputs, skipping the `*.spipe` and `*.zst` found there
+    /// Walk directories given as inputs, skipping the `*.spipe`, `*.zst` and `*.gz` found there
     /// (outputs are named by the path below the directory); without it a
     /// directory is a failed input.
     #[arg(short = 'r', long)]

@@ -73,12 +73,13 @@ enum Command {
     /// container each) with several inputs, -r, --files-from.
     #[command(after_help = exit_code::table())]
     Process(ProcessArgs),
-    /// Restore the original from a container or a `.zst` (many with
-    /// several inputs, -r, --files-from).
+    /// Restore the original from a container, a `.zst` or a `.gz` (many
+    /// with several inputs, -r, --files-from).
     #[command(after_help = exit_code::table())]
     Restore(RestoreArgs),
     /// Check a container end to end (every chunk and the whole-file digest),
-    /// or a `.zst` (every frame and its checksum), without writing anything.
+    /// or a `.zst` or `.gz` (every frame or member and its checksum),
+    /// without writing anything.
     #[command(after_help = exit_code::table())]
     Verify(VerifyArgs),
     /// Show a container's header and statistics (framing checked, nothing decoded).
@@ -115,16 +116,22 @@ struct ProcessArgs {
     /// `brotli:5`, `passthrough`, `zstd:3,aes-256-gcm,sha256`,
     /// `lz4,chacha20-poly1305,blake3`. At most one compressor, one cipher
     /// (after the compressor; needs a passphrase or key) and one checksum.
-    /// [default: zstd:3,blake3; with --format zst: zstd:3]
+    /// [default: zstd:3,blake3; with --format zst: zstd:3; with --format
+    /// gz or bgzf: gzip:6]
     #[arg(short, long, value_name = "LIST", help_heading = heading::STAGES)]
     stages: Option<String>,
     /// What to write: `spipe`, syncpipe's container (any stage list, a
     /// cipher, a whole-file digest, the mode bits, every parameter
-    /// authenticated), or `zst`, a standard `.zst` that `zstd -d` reads
-    /// (one frame per chunk with zstd's checksum, and a seek table; the
-    /// stage list is one zstd stage). The default output name follows
-    /// (`INPUT.spipe`, `INPUT.zst`); restore and verify read both,
-    /// whatever this is. See docs/format.md. [default: spipe]
+    /// authenticated); `zst`, a standard `.zst` that `zstd -d` reads (one
+    /// frame per chunk with zstd's checksum, and a seek table; the stage
+    /// list is one zstd stage); `gz`, a standard `.gz` that `gzip -d` and
+    /// `pigz -d` read (one member per chunk, each with its CRC-32 and its
+    /// size in an extra field); `bgzf`, the blocked gzip that `bgzip`,
+    /// htslib and samtools index (64 KiB blocks, an end-of-file block).
+    /// `gz` and `bgzf` take one gzip stage. The default output name
+    /// follows (`INPUT.spipe`, `INPUT.zst`, `INPUT.gz`); restore and
+    /// verify read them all, whatever this is. See docs/format.md.
+    /// [default: spipe]
     #[arg(long, value_name = "FORMAT", ignore_case = true, help_heading = heading::STAGES)]
     format: Option<Format>,
     /// The compressor's level in the stage list (zstd 1-19, gzip 1-9,
@@ -168,8 +175,8 @@ struct ProcessArgs {
 
 #[derive(ClapArgs, Debug)]
 struct RestoreArgs {
-    /// The containers or `.zst` files (directories with -r: their
-    /// `*.spipe` and `*.zst`); `-` for stdin.
+    /// The containers, `.zst` or `.gz` files (directories with -r: their
+    /// `*.spipe`, `*.zst` and `*.gz`); `-` for stdin.
     #[arg(required_unless_present = "files_from")]
     inputs: Vec<PathBuf>,
     #[command(flatten, next_help_heading = heading::IO)]
@@ -188,8 +195,8 @@ struct RestoreArgs {
 
 #[derive(ClapArgs, Debug)]
 struct VerifyArgs {
-    /// The containers or `.zst` files (directories with -r: their
-    /// `*.spipe` and `*.zst`); `-` for stdin.
+    /// The containers, `.zst` or `.gz` files (directories with -r: their
+    /// `*.spipe`, `*.zst` and `*.gz`); `-` for stdin.
     #[arg(required_unless_present = "files_from")]
     inputs: Vec<PathBuf>,
     #[command(flatten, next_help_heading = heading::KEYS)]
@@ -523,9 +530,11 @@ fn dispatch(
             let format = format.unwrap_or_default();
             let stages = stages.unwrap_or_else(|| match format {
                 Format::Spipe => config::DEFAULT_STAGES.to_string(),
-                // zstd's own default level, and no digest: the format has
-                // no place for one (each frame carries zstd's checksum).
+                // The tools' own default levels, and no digest: the formats
+                // have no place for one (each frame carries zstd's
+                // checksum, each member gzip's CRC-32).
                 Format::Zst => "zstd:3".to_string(),
+                Format::Gz | Format::Bgzf => "gzip:6".to_string(),
             });
             let mut parsed = parse_stages(&stages)?;
             let stages = match level {
@@ -649,7 +658,8 @@ fn dispatch(
                 (Dest::Path(p), true) => pipeline
                     .restore_to_path(src, p, out.overwrite())
                     .map_err(|e| e.with_path(&input))?,
-                // A file: a `.zst` is laid out and decoded in parallel.
+                // A file: a `.zst` or `.gz` is laid out and decoded in
+                // parallel.
                 (Dest::Stdout, false) => {
                     drop(src);
                     pipeline.restore_from_path(&input, stdout()?)?
@@ -687,7 +697,8 @@ fn dispatch(
             let report = if is_stdio(&input) {
                 pipeline.verify(src).map_err(|e| e.with_path(&input))?
             } else {
-                // A file: a `.zst` is laid out and checked in parallel.
+                // A file: a `.zst` or `.gz` is laid out and checked in
+                // parallel.
                 drop(src);
                 pipeline.verify_path(&input)?
             };
@@ -811,15 +822,15 @@ fn peek_header(
 ) -> Result<(Box<dyn Read + Send>, Option<ContainerInfo>), Error> {
     let mut src = Source::new(open_unseen(input)?, reader);
     // Enough to tell the formats apart, put back in front of the rest.
-    let mut first = Vec::with_capacity(8);
+    let mut first = Vec::with_capacity(16);
     (&mut src)
-        .take(8)
+        .take(16)
         .read_to_end(&mut first)
         .map_err(|e| Error::io(e).with_path(input))?;
-    let is_zst = Format::detect(&first) == Some(Format::Zst);
+    let standard = Format::detect(&first).is_some_and(|f| f != Format::Spipe);
     let again = io::Cursor::new(first).chain(src);
-    if is_zst {
-        // A `.zst` has no header to show and is never encrypted.
+    if standard {
+        // A `.zst` or `.gz` has no header to show and is never encrypted.
         return Ok((Box::new(again), None));
     }
     let (info, again) = container::peek(again).map_err(|e| e.with_path(input))?;
@@ -936,7 +947,7 @@ fn restore_dest(input: &Path, out: &OutputArgs) -> Result<Dest, Error> {
 }
 
 /// The suffixes restore strips, for messages.
-pub(crate) const KNOWN_SUFFIXES: &str = "spipe or .zst";
+pub(crate) const KNOWN_SUFFIXES: &str = "spipe, .zst or .gz";
 
 fn pick_dest(
     input: &Path,
@@ -1083,14 +1094,17 @@ pub(crate) fn shows_summary(v: Verbosity) -> bool {
 
 fn info(input: &Path, json: bool) -> Result<(), Error> {
     let mut src = io::BufReader::new(open_input(input)?);
-    // A `.zst` has no header to show: said plainly, not as bad magic.
+    // A `.zst` or `.gz` has no header to show: said plainly, not as bad
+    // magic.
     let first = src.fill_buf().map_err(|e| Error::io(e).with_path(input))?;
-    if Format::detect(first) == Some(Format::Zst) {
-        return Err(Error::integrity(
-            "a zstd file, not a syncpipe container: restore and verify read it, \
-             `zstd -lv` lists its frames",
-        )
-        .with_path(input));
+    let lister = match Format::detect(first) {
+        Some(Format::Zst) => Some("a zstd file, not a syncpipe container: restore and verify read it, `zstd -lv` lists its frames"),
+        Some(Format::Gz) => Some("a gzip file, not a syncpipe container: restore and verify read it, `gzip -l` lists it"),
+        Some(Format::Bgzf) => Some("a BGZF file, not a syncpipe container: restore and verify read it, `bgzip -r` indexes it"),
+        _ => None,
+    };
+    if let Some(what) = lister {
+        return Err(Error::integrity(what).with_path(input));
     }
     let i = syncpipe::inspect(src).map_err(|e| e.with_path(input))?;
     let h = &i.header;

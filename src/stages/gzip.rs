@@ -58,75 +58,88 @@ fn bound(len: usize) -> usize {
     len + (len >> 12) + (len >> 14) + (len >> 25) + 16
 }
 
+/// Appends `input` as one raw deflate stream at `level` (0 stores) to
+/// `output`: the container's chunks and the gzip formats' members share it.
+pub(crate) fn deflate_append(level: u32, input: &[u8], output: &mut Vec<u8>) -> Result<()> {
+    COMPRESS.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let fresh = || Compress::new(Compression::new(level), false);
+        let (cached, compress) = match &mut *slot {
+            Some(cached) => cached,
+            empty => empty.insert((level, fresh())),
+        };
+        if *cached != level {
+            *compress = fresh();
+            *cached = level;
+        }
+        compress.reset();
+        crate::pool::reserve(output, output.len() + bound(input.len()))?;
+        loop {
+            let done = compress.total_in() as usize;
+            let status = compress
+                .compress_vec(&input[done..], output, FlushCompress::Finish)
+                .map_err(|e| Error::stage(format!("compression failed: {e}")))?;
+            if status == Status::StreamEnd {
+                return Ok(());
+            }
+            // compress_vec only fills spare capacity; should the bound
+            // ever fall short, make room and go on.
+            output.reserve(output.len().max(64));
+        }
+    })
+}
+
+/// Appends the decoding of the one raw deflate stream `input` to `output`:
+/// at most `limit` bytes, and the stream must end exactly at the end of
+/// `input`.
+pub(crate) fn inflate_append(input: &[u8], limit: usize, output: &mut Vec<u8>) -> Result<()> {
+    DECOMPRESS.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let decompress = slot.get_or_insert_with(|| Decompress::new(false));
+        // Also clears the error state a corrupt stream may have left.
+        decompress.reset(false);
+        let base = output.len();
+        // One byte of room past the limit, so that a stream that is too
+        // long shows as such instead of as a stream that never ends.
+        crate::pool::reserve(output, base + limit.saturating_add(1))?;
+        loop {
+            let (done_in, done_out) = (decompress.total_in() as usize, output.len());
+            let status = decompress
+                .decompress_vec(&input[done_in..], output, FlushDecompress::Finish)
+                .map_err(|e| Error::integrity(format!("corrupt deflate stream: {e}")))?;
+            if output.len() - base > limit {
+                output.truncate(base);
+                return Err(Error::integrity(format!(
+                    "deflate stream decodes to more than the limit of {limit} bytes"
+                )));
+            }
+            if status == Status::StreamEnd {
+                break;
+            }
+            // Room is left in the output, so no progress means no input.
+            if decompress.total_in() as usize == done_in && output.len() == done_out {
+                return Err(Error::integrity("truncated deflate stream"));
+            }
+        }
+        let trailing = input.len() - decompress.total_in() as usize;
+        if trailing != 0 {
+            return Err(Error::integrity(format!(
+                "{trailing} bytes after the end of the deflate stream"
+            )));
+        }
+        Ok(())
+    })
+}
+
 impl Stage for Gzip {
     fn forward(&self, _chunk: &ChunkInfo, input: &[u8], output: &mut Vec<u8>) -> Result<()> {
-        COMPRESS.with(|cell| {
-            let mut slot = cell.borrow_mut();
-            let fresh = || Compress::new(Compression::new(self.level), false);
-            let (level, compress) = match &mut *slot {
-                Some(cached) => cached,
-                empty => empty.insert((self.level, fresh())),
-            };
-            if *level != self.level {
-                *compress = fresh();
-                *level = self.level;
-            }
-            compress.reset();
-            output.clear();
-            output.reserve(bound(input.len()));
-            loop {
-                let done = compress.total_in() as usize;
-                let status = compress
-                    .compress_vec(&input[done..], output, FlushCompress::Finish)
-                    .map_err(|e| Error::stage(format!("compression failed: {e}")))?;
-                if status == Status::StreamEnd {
-                    return Ok(());
-                }
-                // compress_vec only fills spare capacity; should the bound
-                // ever fall short, make room and go on.
-                output.reserve(output.len().max(64));
-            }
-        })
+        output.clear();
+        deflate_append(self.level, input, output)
     }
 
     fn inverse(&self, chunk: &ChunkInfo, input: &[u8], output: &mut Vec<u8>) -> Result<()> {
-        DECOMPRESS.with(|cell| {
-            let mut slot = cell.borrow_mut();
-            let decompress = slot.get_or_insert_with(|| Decompress::new(false));
-            // Also clears the error state a corrupt chunk may have left.
-            decompress.reset(false);
-            output.clear();
-            // One byte of room past the limit, so that a stream that is too
-            // long shows as such instead of as a stream that never ends.
-            crate::pool::reserve(output, chunk.limit.saturating_add(1))?;
-            loop {
-                let (done_in, done_out) = (decompress.total_in() as usize, output.len());
-                let status = decompress
-                    .decompress_vec(&input[done_in..], output, FlushDecompress::Finish)
-                    .map_err(|e| Error::integrity(format!("corrupt deflate stream: {e}")))?;
-                if output.len() > chunk.limit {
-                    output.clear();
-                    return Err(Error::integrity(format!(
-                        "deflate stream decodes to more than the limit of {} bytes",
-                        chunk.limit
-                    )));
-                }
-                if status == Status::StreamEnd {
-                    break;
-                }
-                // Room is left in the output, so no progress means no input.
-                if decompress.total_in() as usize == done_in && output.len() == done_out {
-                    return Err(Error::integrity("truncated deflate stream"));
-                }
-            }
-            let trailing = input.len() - decompress.total_in() as usize;
-            if trailing != 0 {
-                return Err(Error::integrity(format!(
-                    "{trailing} bytes after the end of the deflate stream"
-                )));
-            }
-            Ok(())
-        })
+        output.clear();
+        inflate_append(input, chunk.limit, output)
     }
 
     fn name(&self) -> String {

@@ -26,11 +26,11 @@ mod hasher;
 mod process;
 mod reader;
 mod restore;
+mod standard;
 mod state;
 mod ticker;
 mod worker;
 mod writer;
-mod zst;
 
 use std::any::Any;
 use std::panic::{self, AssertUnwindSafe};

@@ -31,7 +31,7 @@ impl Pipeline {
     ) -> Result<(W, Report)> {
         match self.inner.config.format {
             Format::Spipe => self.process_body(input, output, original_len, mode),
-            Format::Zst => self.process_zst(input, output, original_len),
+            _ => self.process_standard(input, output, original_len),
         }
         .inspect_err(|_| self.failed())
     }

@@ -31,7 +31,7 @@ impl Pipeline {
     ) -> Result<(W, Report)> {
         sniff(input)
             .and_then(|(format, mut input)| match format {
-                Some(Format::Zst) => self.restore_zst_sequential(input, output),
+                Some(f) if f != Format::Spipe => self.restore_sequential(f, input, output),
                 _ => self
                     .open_header(&mut input)
                     .and_then(|opened| self.restore_body(opened, input, output)),

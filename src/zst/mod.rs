@@ -22,6 +22,7 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 
 use crate::error::Result;
+use crate::layout::fits;
 use seek_table::{SeekTable, FOOTER_LEN};
 
 /// Whether the first four bytes of an input are those of a `.zst`: a zstd
@@ -33,38 +34,10 @@ pub fn is_zst(first: &[u8]) -> bool {
     }
 }
 
-/// One frame to decode in parallel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Span {
-    /// Bytes of the frame in the file.
-    pub len: u64,
-    /// Bytes it decodes to.
-    pub content: u64,
-    /// A skippable frame (the seek table's included): no data.
-    pub skippable: bool,
-}
-
-/// How a `.zst` file is read.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Layout {
-    /// Frames that can be decoded each on its own, in file order.
-    Frames(Vec<Span>),
-    /// One sequential decode of the whole input.
-    Sequential,
-}
+pub use crate::layout::{Layout, Span};
 
 /// Largest seek table read (its whole skippable frame).
 const MAX_TABLE_LEN: u64 = 64 << 20;
-
-/// Whether a frame can be one job: it decodes to at most `limit` bytes and
-/// is no larger than a frame of that content can be (raw blocks add 3
-/// bytes per 128 KiB, the header at most 18, the checksum 4), so that
-/// neither side of a job is larger than the content a window allows. A
-/// skippable frame of any real size (pzstd's are 12 bytes) is read in a
-/// stream instead.
-fn fits(s: &Span, limit: u64) -> bool {
-    s.content <= limit && s.len <= s.content + s.content / 1024 + 1024
-}
 
 /// Lays out the `.zst` file `file` of `file_len` bytes. Frames larger
 /// than `limit` (or of unknown size) make the layout sequential; the seek
@@ -109,7 +82,7 @@ pub fn layout_at(
                     skippable: false,
                 })
                 .collect();
-            if spans.iter().any(|s| !fits(s, limit)) {
+            if spans.iter().any(|s| !fits(s.len, s.content, limit)) {
                 return Ok(Layout::Sequential);
             }
             let mut spans = spans;
@@ -132,8 +105,9 @@ pub fn layout_at(
             skippable: e.skippable,
         });
         match span {
-            Some(s) if fits(&s, limit) => spans.push(s),
-            // No need to walk further: one such frame decides.
+            Some(s) if fits(s.len, s.content, limit) => spans.push(s),
+            // No need to walk further: one such frame decides. (A
+            // skippable frame over 1 KiB is one: pzstd's are 12 bytes.)
             _ => return Ok(Layout::Sequential),
         }
         offset += e.len;

@@ -1,9 +1,11 @@
-//! The `.zst` stream bodies (see `crate::zst` for the format): processing
-//! writes one frame per chunk and the seek table; restoring decodes the
-//! frames of a laid-out file in parallel, or any `.zst` input in one
-//! sequential stream. Same threads, channels and permits as a container's
-//! run: only the job and the framing differ.
+//! The bodies of the standard formats (`.zst`, `.gz`, BGZF; see `crate::zst`
+//! and `crate::gz` for the formats): processing writes each chunk as
+//! independent units (a zstd frame, gzip members) and the format's tail;
+//! restoring decodes the units of a laid-out file in parallel, or any input
+//! of the format in one sequential stream. Same threads, channels and
+//! permits as a container's run: only the job and the framing differ.
 
+use std::cell::RefCell;
 use std::io::{self, Read, Write};
 use std::time::Instant;
 
@@ -12,14 +14,16 @@ use super::writer::Sink;
 use super::{Counting, Weight};
 use crate::chunk::Chunk;
 use crate::error::{Error, Result};
+use crate::file_format::Format;
 use crate::format::read_full;
+use crate::gz::member::{self, BGZF_BLOCK, BGZF_EOF};
+use crate::layout::{Layout, Span};
 use crate::pipeline::Pipeline;
 use crate::report::Report;
 use crate::stages::StageSpec;
 use crate::tuner::Tuner;
 use crate::zst::frame;
 use crate::zst::seek_table::{Entry, SeekTable};
-use crate::zst::{Layout, Span};
 
 /// Bytes decoded per read of a sequential decode, and written per write.
 const SEQUENTIAL_BLOCK: usize = 256 << 10;
@@ -27,7 +31,63 @@ const SEQUENTIAL_BLOCK: usize = 256 << 10;
 /// `zstd -d` itself has without `--long`/`--memory`.
 const WINDOW_LOG_MAX: u32 = 27;
 
-/// A compressed frame on its way to the writer.
+/// What a standard format writes for each chunk, at the level of its one
+/// compression stage.
+#[derive(Debug, Clone, Copy)]
+enum Codec {
+    Zst(i32),
+    Gz(u32),
+    Bgzf(u32),
+}
+
+impl Codec {
+    fn encode(self, data: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        match self {
+            Codec::Zst(level) => frame::compress(data, level, out),
+            Codec::Gz(level) => member::encode_gz(level, data, out),
+            Codec::Bgzf(level) => member::encode_bgzf(level, data, out),
+        }
+    }
+
+    /// A chunk size the format's units divide: BGZF blocks hold 65,280
+    /// input bytes, so chunks are whole blocks (the last one aside).
+    fn align(self, size: usize) -> usize {
+        match self {
+            Codec::Bgzf(_) => (size / BGZF_BLOCK).max(1) * BGZF_BLOCK,
+            _ => size,
+        }
+    }
+
+    /// What follows the last unit: zstd's seek table (one entry per frame
+    /// written), BGZF's end-of-file block, or, for an empty `.gz`, one
+    /// empty member (a file of no members is not a `.gz` to `gzip -d`).
+    fn tail(self, units: &[Entry]) -> Result<Vec<u8>> {
+        match self {
+            Codec::Zst(_) => SeekTable {
+                entries: units.to_vec(),
+            }
+            .encode(),
+            Codec::Gz(level) if units.is_empty() => {
+                let mut out = Vec::new();
+                member::encode_gz(level, &[], &mut out)?;
+                Ok(out)
+            }
+            Codec::Gz(_) => Ok(Vec::new()),
+            Codec::Bgzf(_) => Ok(BGZF_EOF.to_vec()),
+        }
+    }
+}
+
+/// Decodes one unit of a laid-out `format` file: a zstd frame, or gzip
+/// members, which must hold exactly `expected` bytes.
+fn decode(format: Format, unit: &[u8], expected: usize, out: &mut Vec<u8>) -> Result<()> {
+    match format {
+        Format::Zst => frame::decompress(unit, expected, out),
+        _ => member::decode(unit, expected, out),
+    }
+}
+
+/// A compressed unit on its way to the writer.
 struct Frame {
     bytes: Vec<u8>,
     original_len: usize,
@@ -64,21 +124,23 @@ impl Weight for (Coded, bool) {
 }
 
 impl Pipeline {
-    /// The level of the pipeline's one zstd stage (the builder refuses the
-    /// zst format for any other stage list).
-    fn zst_level(&self) -> i32 {
-        self.inner
+    /// The codec of the pipeline's format, at its one stage's level (the
+    /// builder refuses a standard format for any other stage list).
+    fn unit_codec(&self) -> Codec {
+        let stage = self
+            .inner
             .chain
             .first()
-            .and_then(|s| StageSpec::from_id(s.desc.id, s.desc.param).ok())
-            .and_then(|spec| match spec {
-                StageSpec::Zstd(level) => Some(level),
-                _ => None,
-            })
-            .expect("the builder allows the zst format with one zstd stage only")
+            .and_then(|s| StageSpec::from_id(s.desc.id, s.desc.param).ok());
+        match (self.inner.config.format, stage) {
+            (Format::Zst, Some(StageSpec::Zstd(level))) => Codec::Zst(level),
+            (Format::Gz, Some(StageSpec::Gzip(level))) => Codec::Gz(level),
+            (Format::Bgzf, Some(StageSpec::Gzip(level))) => Codec::Bgzf(level),
+            _ => unreachable!("the builder allows a standard format with its own one stage only"),
+        }
     }
 
-    pub(crate) fn process_zst<R: Read + Send, W: Write + Send>(
+    pub(crate) fn process_standard<R: Read + Send, W: Write + Send>(
         &self,
         input: R,
         output: W,
@@ -86,18 +148,18 @@ impl Pipeline {
     ) -> Result<(W, Report)> {
         let start = Instant::now();
         let cfg = &self.inner.config;
-        let level = self.zst_level();
+        let codec = self.unit_codec();
         let plan = self.chunk_plan(original_len);
         let mut sink = Sink::new(output);
         let cpu = self.cpu()?;
         let _active = self.begin_run();
         let window = (cfg.channel_depth, cfg.cpu_tokens);
         let state = self.new_state(plan.start, window, &[], None, None);
-        let mut table = SeekTable::default();
+        let mut units = Vec::new();
         let result = {
-            let (sink, state, table) = (&mut sink, &state, &mut table);
+            let (sink, state, units) = (&mut sink, &state, &mut units);
             let tuner = plan.tuner.as_ref();
-            let next_size = || tuner.map_or(plan.start, Tuner::next_size);
+            let next_size = || codec.align(tuner.map_or(plan.start, Tuner::next_size));
             super::run(
                 state,
                 cpu,
@@ -106,7 +168,7 @@ impl Pipeline {
                 |_, c| {
                     let started = Instant::now();
                     let mut bytes = state.buffers.take();
-                    frame::compress(&c.data, level, &mut bytes)?;
+                    codec.encode(&c.data, &mut bytes)?;
                     let original_len = c.data.len();
                     state.buffers.give(c.data);
                     if let Some(t) = tuner {
@@ -119,8 +181,8 @@ impl Pipeline {
                 },
                 |f| {
                     // Both fit in u32: a chunk is at most 64 MiB, and so is
-                    // its frame (zstd's bound adds under 1%).
-                    table.entries.push(Entry {
+                    // its coding (the formats' bounds add under 1%).
+                    units.push(Entry {
                         compressed: f.bytes.len() as u32,
                         decompressed: f.original_len as u32,
                     });
@@ -137,17 +199,18 @@ impl Pipeline {
         };
         self.settle(&state);
         let summary = result?;
-        sink.write_all(&table.encode()?)?;
+        sink.write_all(&codec.tail(&units)?)?;
         let (output, bytes_out) = sink.finish(&state)?;
         let report = self.processed(&state, start, &plan, &summary, bytes_out);
         self.run_done(&report)?;
         Ok((output, report))
     }
 
-    /// Restores the frames `spans` (a file's layout, in order) read from
-    /// `input`, decoding them in parallel.
-    pub(crate) fn restore_zst_frames<R: Read + Send, W: Write + Send>(
+    /// Restores the units `spans` (a `format` file's layout, in order) read
+    /// from `input`, decoding them in parallel.
+    pub(crate) fn restore_units<R: Read + Send, W: Write + Send>(
         &self,
+        format: Format,
         spans: &[Span],
         input: R,
         output: W,
@@ -181,9 +244,9 @@ impl Pipeline {
                             read_full(&mut input, &mut bytes)?
                         };
                         if n < bytes.len() {
-                            return Err(Error::integrity(
-                                "the zst file ends before the frames its layout lists",
-                            ));
+                            return Err(Error::integrity(format!(
+                                "the {format} file ends before the units its layout lists"
+                            )));
                         }
                         state.hold(span.content as usize);
                         let content = span.content as usize;
@@ -194,7 +257,7 @@ impl Pipeline {
                 },
                 |index, (coded, counts): (Coded, bool)| {
                     let mut data = state.buffers.take();
-                    frame::decompress(&coded.bytes, coded.content, &mut data)
+                    decode(format, &coded.bytes, coded.content, &mut data)
                         .map_err(|e| e.with_chunk(index))?;
                     state.buffers.give(coded.bytes);
                     Ok(Decoded { data, counts })
@@ -218,37 +281,48 @@ impl Pipeline {
         Ok((output, report))
     }
 
-    /// Restores any `.zst` input (frames of any size, skippable frames, a
-    /// seek table) in one sequential decode on the calling thread, under
-    /// one CPU permit; memory is bounded by zstd's window limit.
-    pub(crate) fn restore_zst_sequential<R: Read, W: Write>(
+    /// Restores any input of `format` in one sequential decode on the
+    /// calling thread, under one CPU permit: for `.zst`, frames of any
+    /// size, skippable frames, a seek table, with memory bounded by zstd's
+    /// window limit; for `.gz`, any members (`gzip`'s, `pigz`'s), with
+    /// deflate's 32 KiB window.
+    pub(crate) fn restore_sequential<R: Read, W: Write>(
         &self,
+        format: Format,
         input: R,
         output: W,
     ) -> Result<(W, Report)> {
-        self.expect_unencrypted("the zst input")?;
+        self.expect_unencrypted(&format!("the {format} input"))?;
         let start = Instant::now();
         let governor = self.governor();
         let cancel = self.cancel_token();
         let _active = self.begin_run();
         let _cpu = governor.cpu.acquire(cancel)?;
+        let failed = RefCell::new(None);
         let mut source = Watched {
             inner: Counting {
                 inner: input,
                 bytes: 0,
             },
-            failed: None,
+            failed: &failed,
         };
         let mut out = Counting {
             inner: output,
             bytes: 0,
         };
+        let codec = format.codec().unwrap_or("zstd");
         let decoded = (|| -> Result<()> {
-            let mut decoder = zstd::stream::read::Decoder::new(&mut source)
-                .map_err(|e| Error::stage(format!("cannot create a zstd decoder: {e}")))?;
-            decoder
-                .window_log_max(WINDOW_LOG_MAX)
-                .map_err(|e| Error::stage(format!("cannot set the zstd window limit: {e}")))?;
+            let mut decoder: Box<dyn Read + '_> = match format {
+                Format::Zst => {
+                    let mut d = zstd::stream::read::Decoder::new(&mut source)
+                        .map_err(|e| Error::stage(format!("cannot create a zstd decoder: {e}")))?;
+                    d.window_log_max(WINDOW_LOG_MAX).map_err(|e| {
+                        Error::stage(format!("cannot set the zstd window limit: {e}"))
+                    })?;
+                    Box::new(d)
+                }
+                _ => Box::new(flate2::read::MultiGzDecoder::new(&mut source)),
+            };
             let mut buf = vec![0u8; SEQUENTIAL_BLOCK];
             loop {
                 if cancel.is_cancelled() {
@@ -262,10 +336,10 @@ impl Pipeline {
                     // errors below keep their own kind: a closed stdout
                     // pipe is a broken pipe, not corrupt data.)
                     Err(e) => {
-                        return Err(match decoder.get_mut().get_mut().failed.take() {
+                        return Err(match failed.borrow_mut().take() {
                             Some(io) => Error::io(io),
                             None => {
-                                Error::integrity(format!("corrupt or truncated zstd data: {e}"))
+                                Error::integrity(format!("corrupt or truncated {codec} data: {e}"))
                             }
                         })
                     }
@@ -299,48 +373,59 @@ impl Pipeline {
 
 /// The input of a sequential decode: remembers its own failure, so that
 /// an I/O error is not reported as corrupt data.
-struct Watched<R> {
+struct Watched<'a, R> {
     inner: Counting<R>,
-    failed: Option<io::Error>,
+    failed: &'a RefCell<Option<io::Error>>,
 }
 
-impl<R: Read> Read for Watched<R> {
+impl<R: Read> Read for Watched<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.inner.read(buf).inspect_err(|e| {
             if e.kind() != io::ErrorKind::Interrupted {
-                self.failed = Some(io::Error::new(e.kind(), e.to_string()));
+                *self.failed.borrow_mut() = Some(io::Error::new(e.kind(), e.to_string()));
             }
         })
     }
 }
 
 impl Pipeline {
-    /// Lays out the regular `.zst` file `file` of `len` bytes before any
-    /// output exists: its frames, when each one's size is known and the
-    /// largest fits the restore window, else [`Layout::Sequential`]. A seek
-    /// table that does not describe the file is refused here.
-    pub(crate) fn zst_layout(&self, file: &std::fs::File, len: u64) -> Result<Layout> {
-        self.expect_unencrypted("the zst file")?;
+    /// Lays out the regular `format` file `file` of `len` bytes before any
+    /// output exists: its units, when each one's size is known and the
+    /// largest fits the restore window, else [`Layout::Sequential`]. A
+    /// zstd seek table or a gzip size field that does not describe the
+    /// file is refused here.
+    pub(crate) fn standard_layout(
+        &self,
+        format: Format,
+        file: &std::fs::File,
+        len: u64,
+    ) -> Result<Layout> {
+        self.expect_unencrypted(&format!("the {format} file"))?;
         let cfg = &self.inner.config;
-        Ok(
-            match crate::zst::layout(file, len, crate::format::MAX_CHUNK_SIZE as u64)? {
-                Layout::Frames(spans) if fits(cfg, &spans) => Layout::Frames(spans),
-                _ => Layout::Sequential,
-            },
-        )
+        let limit = crate::format::MAX_CHUNK_SIZE as u64;
+        let layout = match format {
+            Format::Zst => crate::zst::layout(file, len, limit)?,
+            _ => crate::gz::layout(file, len, limit)?,
+        };
+        Ok(match layout {
+            Layout::Frames(spans) if fits(cfg, &spans) => Layout::Frames(spans),
+            _ => Layout::Sequential,
+        })
     }
 
-    /// Restores a laid-out `.zst` file (read from its start) into `output`.
-    pub(crate) fn restore_zst_file<W: Write + Send>(
+    /// Restores a laid-out `format` file (read from its start) into
+    /// `output`.
+    pub(crate) fn restore_standard_file<W: Write + Send>(
         &self,
+        format: Format,
         layout: &Layout,
         file: std::fs::File,
         output: W,
     ) -> Result<(W, Report)> {
         let source = crate::source::Source::new(file, self.inner.config.reader);
         match layout {
-            Layout::Frames(spans) => self.restore_zst_frames(spans, source, output),
-            Layout::Sequential => self.restore_zst_sequential(source, output),
+            Layout::Frames(spans) => self.restore_units(format, spans, source, output),
+            Layout::Sequential => self.restore_sequential(format, source, output),
         }
     }
 }
