@@ -12,8 +12,8 @@ pub struct Span {
     pub len: u64,
     /// Bytes it decodes to.
     pub content: u64,
-    /// A unit that carries no data (a skippable frame, an empty member):
-    /// not counted as a chunk.
+    /// A zstd skippable frame (the seek table's included): no data, not
+    /// counted as a chunk.
     pub skippable: bool,
 }
 

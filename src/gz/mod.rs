@@ -83,12 +83,13 @@ pub fn layout_at(
             Some(last) if last.content + content <= group => {
                 last.len += len;
                 last.content += content;
-                last.skippable &= content == 0;
             }
+            // An empty member is data too: it is what an empty file
+            // becomes, and each of its bytes is checked.
             _ => spans.push(Span {
                 len,
                 content,
-                skippable: content == 0,
+                skippable: false,
             }),
         }
         offset += len;
