@@ -29,7 +29,7 @@
 #   LEVELS="3 19" ROUNDS=3 T=$(nproc)
 #   SYNCPIPE_BIN= use this binary instead of building with cargo
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
+export ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DIR=${1:-/tmp/syncpipe-bench}
 command -v zstd >/dev/null || { echo "zst_format.sh: zstd is required" >&2; exit 2; }
 . "$ROOT/benches/binary.sh"
@@ -46,20 +46,17 @@ for f in ${INPUTS:-mixed.bin linux-6.1-512MiB.tar}; do
     inputs+=("$cut")
 done
 exec python3 - "$BIN" "${LEVELS:-3 19}" "${ROUNDS:-3}" "${T:-$(nproc)}" "$DIR/zst" "${inputs[@]}" <<'PY'
-import os, statistics, subprocess, sys, time
+import os, sys
+sys.path.insert(0, os.path.join(os.environ['ROOT'], 'benches'))
+from format_rounds import run_rounds, print_table
 
 binary, levels, rounds, threads, out, *inputs = sys.argv[1:]
 levels, rounds = levels.split(), int(rounds)
 
-def timed(cmd):
-    start = time.perf_counter()
-    subprocess.run(cmd, shell=True, check=True, executable='/bin/bash')
-    return time.perf_counter() - start
-
-rows = {}
+rows, sizes = {}, {}
 for path in inputs:
-    size = os.path.getsize(path)
     name = os.path.basename(path)
+    sizes[name] = os.path.getsize(path)
     ours, theirs = f'{out}/ours.zst', f'{out}/theirs.zst'
     cmds = {}
     for lv in levels:
@@ -68,30 +65,16 @@ for path in inputs:
         cmds[(name, lv, 'zstd')] = (f'zstd -q -{lv} -T{threads} -c {path} > {theirs}.{lv}',
                                     f'{theirs}.{lv}')
     first = levels[0]
-    restores = {
-        (name, first, 'restore own'): f'{binary} -q restore {ours}.{first} -T {threads} -c > /dev/null',
-        (name, first, 'zstd -d own'): f'zstd -q -d -c {ours}.{first} > /dev/null',
-        (name, first, "restore zstd's"): f'{binary} -q restore {theirs}.{first} -T {threads} -c > /dev/null',
-        (name, first, "zstd -d zstd's"): f'zstd -q -d -c {theirs}.{first} > /dev/null',
-    }
-    for cmd, _ in cmds.values():
-        timed(cmd)  # warm-up, and the files to restore
-    times = {k: [] for k in list(cmds) + list(restores)}
-    for _ in range(rounds):
-        for k, (cmd, _) in cmds.items():
-            times[k].append(timed(cmd))
-        for k, cmd in restores.items():
-            times[k].append(timed(cmd))
-    for k in times:
-        out_bytes = os.path.getsize(cmds[k][1]) if k in cmds else None
-        rows[k] = (size / 1e6 / statistics.median(times[k]), out_bytes, size)
+    for what, cmd in [
+        ('restore own', f'{binary} -q restore {ours}.{first} -T {threads} -c > /dev/null'),
+        ('zstd -d own', f'zstd -q -d -c {ours}.{first} > /dev/null'),
+        ("restore zstd's", f'{binary} -q restore {theirs}.{first} -T {threads} -c > /dev/null'),
+        ("zstd -d zstd's", f'zstd -q -d -c {theirs}.{first} > /dev/null'),
+    ]:
+        cmds[(name, first, what)] = (cmd, None)
+    rows.update(run_rounds(cmds, rounds, sizes[name]))
 
-print(f"\n{'input':<28} {'level':>5} {'command':<15} {'MB/s':>8} {'bytes out':>12} {'ratio':>7}")
-for (name, lv, what), (mbs, out_bytes, size) in rows.items():
-    ob = f'{out_bytes:>12}' if out_bytes else f"{'':>12}"
-    ratio = f'{size / out_bytes:>7.3f}' if out_bytes else f"{'':>7}"
-    print(f'{name:<28} {lv:>5} {what:<15} {mbs:>8.0f} {ob} {ratio}')
-print()
+print_table(rows, sizes)
 for path in inputs:
     name = os.path.basename(path)
     for lv in levels:

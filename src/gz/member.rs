@@ -2,10 +2,13 @@
 //! records its size (BGZF's `BC`, syncpipe's `SP`), and its coding with
 //! the member's CRC-32 and length checked.
 
+use std::cell::RefCell;
+
 use flate2::Crc;
+use libdeflater::{CompressionLvl, Compressor};
 
 use crate::error::{Error, Result};
-use crate::stages::gzip::{deflate_append, inflate_append};
+use crate::stages::gzip::inflate_append;
 
 /// ID1, ID2 and CM (deflate): how every member starts.
 pub const MAGIC: [u8; 3] = [0x1f, 0x8b, 8];
@@ -113,6 +116,38 @@ pub fn parse_head(buf: &[u8]) -> Result<Head> {
     Ok(Head {
         len: pos,
         member_len,
+    })
+}
+
+thread_local! {
+    // One compressor per worker thread and level, as the codec stages keep.
+    static DEFLATE: RefCell<Option<(u32, Compressor)>> = const { RefCell::new(None) };
+}
+
+/// Appends `data` as one raw deflate stream at `level` (0 stores) to
+/// `out`, through libdeflate: a member is compressed whole, which is what
+/// libdeflate does best.
+fn deflate_append(level: u32, data: &[u8], out: &mut Vec<u8>) -> Result<()> {
+    DEFLATE.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let fresh = || {
+            CompressionLvl::new(level as i32)
+                .map(Compressor::new)
+                .map_err(|_| Error::usage(format!("deflate level {level} is out of range")))
+        };
+        let compressor = match &mut *slot {
+            Some((cached, c)) if *cached == level => c,
+            other => &mut other.insert((level, fresh()?)).1,
+        };
+        let start = out.len();
+        let bound = compressor.deflate_compress_bound(data.len());
+        crate::pool::reserve(out, start + bound)?;
+        out.resize(start + bound, 0);
+        let n = compressor
+            .deflate_compress(data, &mut out[start..])
+            .map_err(|e| Error::stage(format!("deflate failed: {e}")))?;
+        out.truncate(start + n);
+        Ok(())
     })
 }
 

@@ -58,9 +58,8 @@ fn bound(len: usize) -> usize {
     len + (len >> 12) + (len >> 14) + (len >> 25) + 16
 }
 
-/// Appends `input` as one raw deflate stream at `level` (0 stores) to
-/// `output`: the container's chunks and the gzip formats' members share it.
-pub(crate) fn deflate_append(level: u32, input: &[u8], output: &mut Vec<u8>) -> Result<()> {
+/// Appends `input` as one raw deflate stream at `level` to `output`.
+fn deflate_append(level: u32, input: &[u8], output: &mut Vec<u8>) -> Result<()> {
     COMPRESS.with(|cell| {
         let mut slot = cell.borrow_mut();
         let fresh = || Compress::new(Compression::new(level), false);
@@ -91,7 +90,7 @@ pub(crate) fn deflate_append(level: u32, input: &[u8], output: &mut Vec<u8>) -> 
 
 /// Appends the decoding of the one raw deflate stream `input` to `output`:
 /// at most `limit` bytes, and the stream must end exactly at the end of
-/// `input`.
+/// `input`. The container's chunks and the gzip formats' members share it.
 pub(crate) fn inflate_append(input: &[u8], limit: usize, output: &mut Vec<u8>) -> Result<()> {
     DECOMPRESS.with(|cell| {
         let mut slot = cell.borrow_mut();
