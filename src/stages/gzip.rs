@@ -90,8 +90,8 @@ fn deflate_append(level: u32, input: &[u8], output: &mut Vec<u8>) -> Result<()> 
 
 /// Appends the decoding of the one raw deflate stream `input` to `output`:
 /// at most `limit` bytes, and the stream must end exactly at the end of
-/// `input`. The container's chunks and the gzip formats' members share it.
-pub(crate) fn inflate_append(input: &[u8], limit: usize, output: &mut Vec<u8>) -> Result<()> {
+/// `input`.
+fn inflate_append(input: &[u8], limit: usize, output: &mut Vec<u8>) -> Result<()> {
     DECOMPRESS.with(|cell| {
         let mut slot = cell.borrow_mut();
         let decompress = slot.get_or_insert_with(|| Decompress::new(false));
