@@ -89,10 +89,15 @@ fn listing(dir: &Path) -> Vec<String> {
     names
 }
 
-/// Sizes around the chunk boundaries, with text, zeros and random bytes.
+/// Sizes around the chunk and BGZF block boundaries, with text, zeros
+/// and random bytes.
 fn inputs() -> Vec<(String, Vec<u8>)> {
     let mut v = Vec::new();
-    for len in [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 3 << 20] {
+    let block = [BGZF_BLOCK - 1, BGZF_BLOCK, BGZF_BLOCK + 1];
+    for len in [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 3 << 20]
+        .into_iter()
+        .chain(block)
+    {
         v.push((format!("mixed-{len}"), mixed_data(len, len as u64 + 7)));
         v.push((format!("zero-{len}"), vec![0u8; len]));
     }
