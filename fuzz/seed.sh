@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 data=../tests/data
-for target in container header encrypted_container zst; do
+for target in container header encrypted_container zst gz; do
     mkdir -p "corpus/$target"
 done
 for f in "$data"/*.spipe; do
@@ -22,4 +22,13 @@ done
 for f in "$data"/*.zst; do
     cp "$f" "corpus/zst/$(basename "$f")"
 done
-echo "seeded from $(ls "$data"/*.spipe | wc -l) golden containers and $(ls "$data"/*.zst | wc -l) .zst files"
+# The .gz golden files, where there are any (syncpipe's gz and bgzf,
+# gzip's, pigz's, bgzip's): without them the gz target starts from
+# nothing.
+shopt -s nullglob
+gz=("$data"/*.gz)
+shopt -u nullglob
+for f in "${gz[@]}"; do
+    cp "$f" "corpus/gz/$(basename "$f")"
+done
+echo "seeded from $(ls "$data"/*.spipe | wc -l) golden containers, $(ls "$data"/*.zst | wc -l) .zst files and ${#gz[@]} .gz files"

@@ -23,6 +23,7 @@ mod dashboard;
 mod exposition;
 mod faults;
 mod golden_data;
+mod gz;
 mod hostile;
 mod hostile_use;
 mod observe;
