@@ -126,3 +126,24 @@ fn damaged_and_forged_files_are_integrity_errors_that_leave_nothing() {
         expect_integrity(&p, &gzip[..gzip.len() / 2], "gzip's file cut", None);
     });
 }
+
+/// Zero bytes after the last member are padding, as `gzip -d` takes them
+/// (tar leaves them); other trailing bytes are refused.
+#[test]
+fn zero_padding_after_the_members_is_skipped_and_garbage_refused() {
+    let p = pipeline(Format::Gz, 2);
+    let dir = tempfile::tempdir().expect("tempdir");
+    for name in ["gzip-1.12-9.gz", "syncpipe-gz6-64k.gz", "bgzip-1.16-l6.gz"] {
+        let padded = [golden(name), vec![0u8; 10_000]].concat();
+        let mut back = Vec::new();
+        p.restore(&padded[..], &mut back).expect(name);
+        assert!(back == golden_original(), "{name} (stream)");
+        let (input, out) = (dir.path().join("padded.gz"), dir.path().join("back"));
+        fs::write(&input, &padded).expect("write");
+        p.restore_path(&input, &out, Overwrite::Replace)
+            .expect(name);
+        assert!(fs::read(&out).expect("read") == golden_original(), "{name}");
+        let garbage = [golden(name), b"\0\0not gzip".to_vec()].concat();
+        expect_integrity(&p, &garbage, "trailing garbage", None);
+    }
+}

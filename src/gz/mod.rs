@@ -16,6 +16,7 @@
 //! 32 KiB window. See `docs/format.md`, "Standard formats".
 
 pub mod member;
+pub mod members;
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;

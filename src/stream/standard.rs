@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::file_format::Format;
 use crate::format::read_full;
 use crate::gz::member::{self, BGZF_BLOCK, BGZF_EOF};
+use crate::gz::members::Members;
 use crate::layout::{Layout, Span};
 use crate::pipeline::Pipeline;
 use crate::report::Report;
@@ -321,7 +322,10 @@ impl Pipeline {
                     })?;
                     Box::new(d)
                 }
-                _ => Box::new(flate2::read::MultiGzDecoder::new(&mut source)),
+                _ => Box::new(Members::new(io::BufReader::with_capacity(
+                    SEQUENTIAL_BLOCK,
+                    &mut source,
+                ))),
             };
             let mut buf = vec![0u8; SEQUENTIAL_BLOCK];
             loop {
