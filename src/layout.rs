@@ -4,6 +4,10 @@
 //! records (a zstd seek table or frame headers, a BGZF block size), and
 //! without decoding. See `docs/design.md`, "Standard formats".
 
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+
 /// One unit to decode in parallel: a zstd frame, or gzip members read and
 /// decoded together.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,4 +37,9 @@ pub enum Layout {
 /// larger than the content the restore window allows.
 pub(crate) fn fits(len: u64, content: u64, limit: u64) -> bool {
     content <= limit && len <= content + content / 1024 + 1024
+}
+
+/// A positional reader of `file` for the formats' `layout_at`.
+pub(crate) fn file_reader(file: &File) -> impl FnMut(u64, &mut [u8]) -> io::Result<()> + '_ {
+    move |offset, buf| file.read_exact_at(buf, offset)
 }

@@ -11,7 +11,9 @@
 use std::fs;
 
 use crate::common::{mixed_data, watchdog};
-use crate::standard_formats::{expect_integrity, golden, golden_original, pipeline};
+use crate::standard_formats::{
+    expect_integrity, golden, golden_files_restore, golden_original, pipeline,
+};
 use syncpipe::gz::member::{self, BGZF_EOF};
 use syncpipe::{Format, Overwrite};
 
@@ -67,26 +69,17 @@ fn bgzf_blocks_follow_the_specification() {
 /// job).
 #[test]
 fn files_written_by_the_tools_restore_through_the_right_path() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let p = pipeline(Format::Gz, 2);
-    let want = golden_original();
-    for (name, chunks) in [
-        ("gzip-1.12-9.gz", 0),
-        ("gzip-1.12-two-members.gz", 0),
-        ("pigz-2.6-p2.gz", 0),
-        ("bgzip-1.16-l6.gz", 1),
-        ("syncpipe-bgzf6-64k.gz", 1),
-        ("syncpipe-gz6-64k.gz", 1),
-    ] {
-        let input = dir.path().join(name);
-        fs::write(&input, golden(name)).expect("write");
-        let back = dir.path().join("back");
-        let r = p
-            .restore_path(&input, &back, Overwrite::Replace)
-            .expect(name);
-        assert!(fs::read(&back).expect("read") == want, "{name}");
-        assert_eq!(r.chunks, chunks, "{name}: jobs decoded in parallel");
-    }
+    golden_files_restore(
+        &pipeline(Format::Gz, 2),
+        &[
+            ("gzip-1.12-9.gz", 0),
+            ("gzip-1.12-two-members.gz", 0),
+            ("pigz-2.6-p2.gz", 0),
+            ("bgzip-1.16-l6.gz", 1),
+            ("syncpipe-bgzf6-64k.gz", 1),
+            ("syncpipe-gz6-64k.gz", 1),
+        ],
+    );
 }
 
 #[test]

@@ -81,6 +81,23 @@ pub fn golden(name: &str) -> Vec<u8> {
     fs::read(format!("{path}{name}")).expect("golden file")
 }
 
+/// Each golden file `name` restores through the file path to the golden
+/// original, decoding `jobs` units in parallel (0: the sequential path).
+pub fn golden_files_restore(p: &Pipeline, cases: &[(&str, u64)]) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let want = golden_original();
+    for &(name, jobs) in cases {
+        let input = dir.path().join(name);
+        fs::write(&input, golden(name)).expect("write");
+        let back = dir.path().join("back");
+        let r = p
+            .restore_path(&input, &back, Overwrite::Replace)
+            .expect(name);
+        assert!(fs::read(&back).expect("read") == want, "{name}");
+        assert_eq!(r.chunks, jobs, "{name}: units decoded in parallel");
+    }
+}
+
 /// Jobs decoded in parallel when a `len`-byte input is restored from a
 /// file: a zstd frame per chunk; gzip members (one per chunk, or BGZF's
 /// 65,280-byte blocks) grouped up to 1 MiB of content, 16 to a job here.

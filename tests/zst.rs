@@ -9,7 +9,9 @@
 use std::fs;
 
 use crate::common::{mixed_data, watchdog};
-use crate::standard_formats::{expect_integrity, golden, golden_original, pipeline, CHUNK};
+use crate::standard_formats::{
+    expect_integrity, golden, golden_files_restore, golden_original, pipeline, CHUNK,
+};
 use syncpipe::stages::StageSpec;
 use syncpipe::{ErrorKind, Format, Overwrite, Pipeline};
 
@@ -88,22 +90,13 @@ fn the_writer_writes_the_golden_bytes() {
 /// size (sequential), two frames (walked from their block headers).
 #[test]
 fn files_written_by_zstd_restore_through_the_right_path() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let p = zst(2);
-    let want = golden_original();
-    for (name, chunks) in [
-        ("zstd-1.5.4-19.zst", 1),
-        ("zstd-1.5.4-stream.zst", 0),
-        ("zstd-1.5.4-two-frames.zst", 2),
-        ("syncpipe-zst3-64k.zst", 10),
-    ] {
-        let input = dir.path().join(name);
-        fs::write(&input, golden(name)).expect("write");
-        let back = dir.path().join("back");
-        let r = p
-            .restore_path(&input, &back, Overwrite::Replace)
-            .expect(name);
-        assert!(fs::read(&back).expect("read") == want, "{name}");
-        assert_eq!(r.chunks, chunks, "{name}: frames decoded in parallel");
-    }
+    golden_files_restore(
+        &zst(2),
+        &[
+            ("zstd-1.5.4-19.zst", 1),
+            ("zstd-1.5.4-stream.zst", 0),
+            ("zstd-1.5.4-two-frames.zst", 2),
+            ("syncpipe-zst3-64k.zst", 10),
+        ],
+    );
 }

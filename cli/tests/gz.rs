@@ -11,9 +11,10 @@
 
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use crate::common::{mixed_data, watchdog};
+use crate::real_tools::{have, inputs, ok, run};
 
 const BIN: &str = env!("CARGO_BIN_EXE_syncpipe");
 const CHUNK: usize = 64 << 10;
@@ -27,41 +28,7 @@ const BGZF_EOF: [u8; 28] = [
 
 /// Whether `gzip`, `pigz` and `bgzip` are all there to test against.
 fn have_tools() -> bool {
-    let missing: Vec<_> = ["gzip", "pigz", "bgzip"]
-        .into_iter()
-        .filter(|t| {
-            !Command::new(t)
-                .arg("--version")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        })
-        .collect();
-    if !missing.is_empty() {
-        assert!(
-            std::env::var_os("SYNCPIPE_REQUIRE_GZIP_TOOLS").is_none(),
-            "SYNCPIPE_REQUIRE_GZIP_TOOLS is set but {missing:?} is not on the PATH"
-        );
-        eprintln!("{missing:?} not installed: skipping the real-client checks");
-    }
-    missing.is_empty()
-}
-
-fn run(dir: &Path, program: &str, args: &[&str]) -> Output {
-    let mut c = Command::new(program);
-    c.args(args).current_dir(dir).stdin(Stdio::null());
-    watchdog(120, move || c.output().expect("start"))
-}
-
-fn ok(dir: &Path, program: &str, args: &[&str]) -> Output {
-    let out = run(dir, program, args);
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    have(&["gzip", "pigz", "bgzip"], "SYNCPIPE_REQUIRE_GZIP_TOOLS")
 }
 
 /// `script` under bash in `dir`, which must succeed (pipes, redirections).
@@ -87,31 +54,6 @@ fn listing(dir: &Path) -> Vec<String> {
         .collect();
     names.sort();
     names
-}
-
-/// Sizes around the chunk and BGZF block boundaries, with text, zeros
-/// and random bytes.
-fn inputs() -> Vec<(String, Vec<u8>)> {
-    let mut v = Vec::new();
-    let block = [BGZF_BLOCK - 1, BGZF_BLOCK, BGZF_BLOCK + 1];
-    for len in [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 3 << 20]
-        .into_iter()
-        .chain(block)
-    {
-        v.push((format!("mixed-{len}"), mixed_data(len, len as u64 + 7)));
-        v.push((format!("zero-{len}"), vec![0u8; len]));
-    }
-    let mut s = 0x9e37_79b9_7f4a_7c15u64;
-    let noise = (0..2 * CHUNK + 17)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            s as u8
-        })
-        .collect();
-    v.push(("random".into(), noise));
-    v
 }
 
 /// One member as syncpipe writes them: where it starts, its length (from
@@ -183,7 +125,7 @@ fn the_tools_restore_what_syncpipe_writes() {
         ("bgzf", &["-l", "1"], 0),
         ("bgzf", &["-l", "9"], 0),
     ];
-    for (name, data) in inputs() {
+    for (name, data) in inputs(CHUNK, &[BGZF_BLOCK - 1, BGZF_BLOCK, BGZF_BLOCK + 1]) {
         fs::write(d.join(&name), &data).expect("write");
         let gz = format!("{name}.gz");
         for (format, level, xfl) in variants {

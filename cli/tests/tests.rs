@@ -28,6 +28,7 @@ mod hostile;
 mod hostile_use;
 mod observe;
 mod optimize;
+mod real_tools;
 mod reliability;
 mod signal;
 mod storage_cli;

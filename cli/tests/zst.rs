@@ -8,63 +8,17 @@
 //! `SYNCPIPE_REQUIRE_ZSTD=1` (CI sets it when it could install zstd).
 
 use std::fs;
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 
 use crate::common::{mixed_data, watchdog};
+use crate::real_tools::{have, inputs, ok, run};
 
 const BIN: &str = env!("CARGO_BIN_EXE_syncpipe");
 const CHUNK: usize = 64 << 10;
 
 /// Whether `zstd` is there to test against.
 fn have_zstd() -> bool {
-    let found = Command::new("zstd")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var_os("SYNCPIPE_REQUIRE_ZSTD").is_none(),
-            "SYNCPIPE_REQUIRE_ZSTD is set but zstd is not on the PATH"
-        );
-        eprintln!("zstd is not installed: skipping the real-client checks");
-    }
-    found
-}
-
-fn run(dir: &Path, program: &str, args: &[&str]) -> Output {
-    let mut c = Command::new(program);
-    c.args(args).current_dir(dir).stdin(Stdio::null());
-    watchdog(120, move || c.output().expect("start"))
-}
-
-fn ok(dir: &Path, program: &str, args: &[&str]) -> Output {
-    let out = run(dir, program, args);
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-/// Sizes around the chunk boundaries, with text, zeros and random bytes.
-fn inputs() -> Vec<(String, Vec<u8>)> {
-    let mut v = Vec::new();
-    for len in [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 3 << 20] {
-        v.push((format!("mixed-{len}"), mixed_data(len, len as u64 + 7)));
-        v.push((format!("zero-{len}"), vec![0u8; len]));
-    }
-    let mut noise = vec![0u8; 2 * CHUNK + 17];
-    let mut s = 0x9e37_79b9_7f4a_7c15u64;
-    for b in noise.iter_mut() {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        *b = s as u8;
-    }
-    v.push(("random".into(), noise));
-    v
+    have(&["zstd"], "SYNCPIPE_REQUIRE_ZSTD")
 }
 
 #[test]
@@ -74,7 +28,7 @@ fn zstd_restores_what_syncpipe_writes() {
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    for (name, data) in inputs() {
+    for (name, data) in inputs(CHUNK, &[]) {
         fs::write(d.join(&name), &data).expect("write");
         for threads in ["1", "2", "4"] {
             let zst = format!("{name}.zst");

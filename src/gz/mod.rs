@@ -18,9 +18,6 @@
 pub mod member;
 pub mod members;
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
-
 use crate::error::{Error, Result};
 use crate::layout::fits;
 pub use crate::layout::{Layout, Span};
@@ -41,19 +38,10 @@ pub fn is_bgzf(first: &[u8]) -> bool {
     is_gz(first) && first.len() >= 16 && first[3] & 0x04 != 0 && first[12..16] == *b"BC\x02\x00"
 }
 
-/// Lays out the `.gz` file `file` of `file_len` bytes; members decoding
-/// to more than `limit` bytes (or not recording their size) make the
-/// layout sequential.
-pub(crate) fn layout(file: &File, file_len: u64, limit: u64) -> Result<Layout> {
-    layout_at(
-        &mut |offset, buf| file.read_exact_at(buf, offset),
-        file_len,
-        limit,
-    )
-}
-
-/// [`layout`] over any positional reader: `read_at(offset, buf)` fills
-/// `buf` from `offset` (the fuzz target lays out bytes in memory).
+/// Lays out a `.gz` file of `file_len` bytes; members decoding to more
+/// than `limit` bytes (or not recording their size) make the layout
+/// sequential. `read_at(offset, buf)` fills `buf` from `offset` (a file,
+/// or bytes in memory for the fuzz target).
 pub fn layout_at(
     read_at: &mut impl FnMut(u64, &mut [u8]) -> std::io::Result<()>,
     file_len: u64,

@@ -18,7 +18,7 @@ use crate::file_format::Format;
 use crate::format::read_full;
 use crate::gz::member::{self, BGZF_BLOCK, BGZF_EOF};
 use crate::gz::members::Members;
-use crate::layout::{Layout, Span};
+use crate::layout::{file_reader, Layout, Span};
 use crate::pipeline::Pipeline;
 use crate::report::Report;
 use crate::stages::StageSpec;
@@ -407,9 +407,10 @@ impl Pipeline {
         self.expect_unencrypted(&format!("the {format} file"))?;
         let cfg = &self.inner.config;
         let limit = crate::format::MAX_CHUNK_SIZE as u64;
+        let read_at = &mut file_reader(file);
         let layout = match format {
-            Format::Zst => crate::zst::layout(file, len, limit)?,
-            _ => crate::gz::layout(file, len, limit)?,
+            Format::Zst => crate::zst::layout_at(read_at, len, limit)?,
+            _ => crate::gz::layout_at(read_at, len, limit)?,
         };
         Ok(match layout {
             Layout::Frames(spans) if fits(cfg, &spans) => Layout::Frames(spans),

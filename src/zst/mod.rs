@@ -18,9 +18,6 @@
 pub mod frame;
 pub mod seek_table;
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
-
 use crate::error::Result;
 use crate::layout::fits;
 use seek_table::{SeekTable, FOOTER_LEN};
@@ -39,19 +36,11 @@ pub use crate::layout::{Layout, Span};
 /// Largest seek table read (its whole skippable frame).
 const MAX_TABLE_LEN: u64 = 64 << 20;
 
-/// Lays out the `.zst` file `file` of `file_len` bytes. Frames larger
-/// than `limit` (or of unknown size) make the layout sequential; the seek
-/// table, when present, must describe the file exactly.
-pub(crate) fn layout(file: &File, file_len: u64, limit: u64) -> Result<Layout> {
-    layout_at(
-        &mut |offset, buf| file.read_exact_at(buf, offset),
-        file_len,
-        limit,
-    )
-}
-
-/// [`layout`] over any positional reader: `read_at(offset, buf)` fills
-/// `buf` from `offset` (the fuzz target lays out bytes in memory).
+/// Lays out a `.zst` file of `file_len` bytes. Frames larger than
+/// `limit` (or of unknown size) make the layout sequential; the seek table,
+/// when present, must describe the file exactly. `read_at(offset, buf)`
+/// fills `buf` from `offset` (a file, or bytes in memory for the fuzz
+/// target).
 pub fn layout_at(
     read_at: &mut impl FnMut(u64, &mut [u8]) -> std::io::Result<()>,
     file_len: u64,
