@@ -290,49 +290,90 @@ impl Pipeline {
         let run = || -> Result<Report> {
             let (file, meta) = output::open_input(input)?;
             let out = create_output(input, output, force, derived)?;
-            // A pipe, a device or a pseudo-file that reports size 0 but has
-            // content (`/proc/cpuinfo`) is read as a stream, as stdin is: its
-            // size says nothing, so neither the length nor the change check
-            // can hold. A pipe's mode is not the data's: none is recorded.
-            let (stream, first) =
-                output::probe_stream(&file, &meta).map_err(|e| e.with_path(input))?;
-            // A regular file known to be small takes the batch's small-file
-            // path: no per-file threads (see `small_file.rs`).
-            if !stream && meta.len() < SMALL_FILE_MAX && self.inner.config.format == Format::Spipe {
-                return self.process_small(input, &file, &meta, out);
+            let (_, report, stream) = self.process_opened(input, file, &meta, out.file())?;
+            if !stream {
+                // Its times, taken before the read moved the access time.
+                out.set_times(&meta);
             }
-            // A second descriptor of the same open file, to look at it again
-            // once the reader (which owns `file`) is done.
-            let watch = file
-                .try_clone()
-                .map_err(|e| Error::io(e).with_path(input))?;
             let mode = if meta.is_file() {
                 output::mode_of(&meta)
             } else {
                 0
             };
-            let reader = if stream {
-                ReaderKind::Buffered
-            } else {
-                self.inner.config.reader
-            };
-            let source = io::Cursor::new(first).chain(Source::new(file, reader));
-            let len = (!stream).then_some(meta.len());
-            let (_, report) = self
-                .process_stream(source, out.file(), len, mode)
-                .map_err(|e| e.with_path(input))?;
-            // Before the commit: a container of a file that changed meanwhile
-            // never appears under the destination name.
-            if !stream {
-                output::check_unchanged(&watch, &meta, report.bytes_in)
-                    .map_err(|e| e.with_path(input))?;
-                // Its times, taken before the read moved the access time.
-                out.set_times(&meta);
-            }
             out.commit(Some(mode).filter(|&m| m != 0))?;
             Ok(report)
         };
         run().inspect_err(|_| self.failed())
+    }
+
+    /// Processes the file `input` into any writer (stdout), as
+    /// [`Pipeline::process_path`] does but without a commit: the container
+    /// records the file's length and mode, a small file takes the
+    /// small-file path, and a file that changes during the read fails the
+    /// run. (A reader has no length or mode: [`Pipeline::run`] records
+    /// neither.)
+    ///
+    /// # Errors
+    ///
+    /// As [`Pipeline::run`], with the path in the message, and
+    /// [`crate::ErrorKind::Io`] if the file changed while it was read.
+    pub fn process_from_path<W: Write + Send>(&self, input: &Path, output: W) -> Result<Report> {
+        let run = || -> Result<Report> {
+            let (file, meta) = output::open_input(input)?;
+            self.process_opened(input, file, &meta, output)
+                .map(|(_, report, _)| report)
+        };
+        run().inspect_err(|_| self.failed())
+    }
+
+    /// Processes the opened `input` into `output`: a small regular file
+    /// whole, anything else through the stream engine. Also says whether
+    /// the input was read as a stream (no length, no times to keep).
+    fn process_opened<W: Write + Send>(
+        &self,
+        input: &Path,
+        file: std::fs::File,
+        meta: &std::fs::Metadata,
+        mut output: W,
+    ) -> Result<(W, Report, bool)> {
+        // A pipe, a device or a pseudo-file that reports size 0 but has
+        // content (`/proc/cpuinfo`) is read as a stream, as stdin is: its
+        // size says nothing, so neither the length nor the change check
+        // can hold. A pipe's mode is not the data's: none is recorded.
+        let (stream, first) = output::probe_stream(&file, meta).map_err(|e| e.with_path(input))?;
+        // A regular file known to be small takes the batch's small-file
+        // path: no per-file threads (see `small_file.rs`).
+        if !stream && meta.len() < SMALL_FILE_MAX && self.inner.config.format == Format::Spipe {
+            let report = self.process_small(input, &file, meta, &mut output)?;
+            return Ok((output, report, false));
+        }
+        // A second descriptor of the same open file, to look at it again
+        // once the reader (which owns `file`) is done.
+        let watch = file
+            .try_clone()
+            .map_err(|e| Error::io(e).with_path(input))?;
+        let mode = if meta.is_file() {
+            output::mode_of(meta)
+        } else {
+            0
+        };
+        let reader = if stream {
+            ReaderKind::Buffered
+        } else {
+            self.inner.config.reader
+        };
+        let source = io::Cursor::new(first).chain(Source::new(file, reader));
+        let len = (!stream).then_some(meta.len());
+        let (output, report) = self
+            .process_stream(source, output, len, mode)
+            .map_err(|e| e.with_path(input))?;
+        // Before any commit: a container of a file that changed meanwhile
+        // never appears under the destination name.
+        if !stream {
+            output::check_unchanged(&watch, meta, report.bytes_in)
+                .map_err(|e| e.with_path(input))?;
+        }
+        Ok((output, report, stream))
     }
 
     /// Restores the container file `input` into `output`, through a temp

@@ -1,7 +1,8 @@
 //! One small file processed without the streaming engine's threads: read
-//! whole, encoded on the calling thread under one CPU lease, written and
-//! committed. The path a batch's small files take (`batch/worker.rs`), for
-//! [`Pipeline::process_path`] too: at a few KiB, starting the reader,
+//! whole, encoded on the calling thread under one CPU lease, written (and,
+//! into a file, committed). The path a batch's small files take
+//! (`batch/worker.rs`), for [`Pipeline::process_path`] and
+//! [`Pipeline::process_from_path`] too: at a few KiB, starting the reader,
 //! dispatcher and writer threads costs more than the compression.
 //!
 //! The container is byte for byte the streamed one (same header, chunks
@@ -14,20 +15,21 @@ use std::io::{Read, Write};
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::output::{self, OutputFile};
+use crate::output;
 use crate::pipeline::Pipeline;
 use crate::report::Report;
 
 impl Pipeline {
     /// Processes the regular file `input` (opened as `file`, `meta` taken
     /// at the open, smaller than [`crate::batch::SMALL_FILE_MAX`]) into
-    /// `out`, committed only on success.
-    pub(crate) fn process_small(
+    /// `out`: read whole, checked unchanged, encoded and written. The
+    /// caller commits a file output (its times, the rename).
+    pub(crate) fn process_small<W: Write>(
         &self,
         input: &Path,
         file: &File,
         meta: &Metadata,
-        out: OutputFile,
+        out: &mut W,
     ) -> Result<Report> {
         let _active = self.begin_run();
         let governor = self.governor();
@@ -53,18 +55,17 @@ impl Pipeline {
         let (bytes, report) = encoded.map_err(|e| e.with_path(input))?;
         {
             let _io = governor.io.acquire(cancel)?;
-            out.file().write_all(&bytes).map_err(|e| {
-                Error::io(e)
-                    .with_stage("writing the output")
-                    .with_path(input)
-            })?;
+            out.write_all(&bytes)
+                .and_then(|()| out.flush())
+                .map_err(|e| {
+                    Error::io(e)
+                        .with_stage("writing the output")
+                        .with_path(input)
+                })?;
         }
-        // Its times, taken before the read moved the access time.
-        out.set_times(meta);
-        // Counted before the commit, as a streamed run is: an observer that
+        // Counted before a commit, as a streamed run is: an observer that
         // panics fails the run and leaves no output.
         self.run_done(&report)?;
-        out.commit(Some(mode).filter(|&m| m != 0))?;
         Ok(report)
     }
 }

@@ -260,6 +260,15 @@ fn every_reader_and_spawn_style_through_the_path_apis() {
                     p.process_path(&input, &out, Overwrite::Refuse)
                         .expect("process");
                     let container = std::fs::read(&out).expect("read container");
+                    // Into a writer (stdout) the same bytes: length, mode
+                    // and the small-file path as for a file.
+                    let mut written = Vec::new();
+                    p.process_from_path(&input, &mut written)
+                        .expect("process into a writer");
+                    assert!(
+                        written == container,
+                        "size {size}: process_from_path wrote other bytes"
+                    );
                     match &reference {
                         None => reference = Some(container),
                         Some(r) => assert!(

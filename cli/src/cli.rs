@@ -603,6 +603,9 @@ fn dispatch(
             sweep_stale_temps(&dest);
             let report = match (&dest, is_stdio(&input)) {
                 (Dest::Path(p), false) => pipeline.process_path(&input, p, out.overwrite())?,
+                // A file: its length and mode are recorded, and a small one
+                // takes the small-file path, as with -o.
+                (Dest::Stdout, false) => pipeline.process_from_path(&input, stdout()?)?,
                 _ => {
                     let src = Source::new(open_input(&input)?, tuning.reader);
                     match &dest {

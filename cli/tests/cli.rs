@@ -1186,6 +1186,22 @@ fn stdout_flags_write_no_file() {
     assert!(c1 == c2);
     assert_eq!(env.listing(), ["x.bin"], "-c must not create x.bin.spipe");
     assert_eq!(layout(&c1).records.len(), 4);
+    // A file to stdout is the file's container, header included (length
+    // and mode), large or small (the small-file path).
+    env.write("s.bin", &original[..4096]);
+    for name in ["x.bin", "s.bin"] {
+        let piped = env
+            .run(&["process", name, "-c", "--chunk-size", CHUNK_ARG])
+            .ok()
+            .stdout;
+        env.run(&["process", name, "-o", "f.spipe", "--chunk-size", CHUNK_ARG])
+            .ok();
+        assert!(piped == env.read("f.spipe"), "{name}: -c and -o differ");
+        let info = env.run(&["info", "f.spipe"]).ok().stdout_text();
+        assert!(info.contains("mode:"), "{name}: {info}");
+        std::fs::remove_file(env.path("f.spipe")).expect("rm");
+    }
+    std::fs::remove_file(env.path("s.bin")).expect("rm");
 
     env.write("y.spipe", &c1);
     let r1 = env.run(&["restore", "y.spipe", "-o", "-"]).ok().stdout;
