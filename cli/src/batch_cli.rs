@@ -17,8 +17,8 @@ use syncpipe::batch::{BatchJob, BatchOptions, BatchReport, Outcome};
 use syncpipe::{Error, ErrorKind, Optimize, Pipeline, PipelineBuilder};
 
 use crate::cli::{
-    has_known_extension, shows_summary, with_extension, OutputArgs, Removal, Verbosity,
-    KNOWN_SUFFIXES,
+    has_known_extension, restored_name, shows_summary, with_extension, OutputArgs, Removal,
+    Verbosity, KNOWN_SUFFIXES,
 };
 use crate::exit_code::ExitCode;
 use crate::key_source::{KeyArgs, Purpose};
@@ -28,7 +28,7 @@ use crate::telemetry::Telemetry;
 /// scheduled.
 #[derive(ClapArgs, Debug, Default)]
 pub struct InputArgs {
-    /// Walk directories given as inputs, skipping the `*.spipe`, `*.zst` and `*.gz` found there
+    /// Walk directories given as inputs, skipping the `*.spipe`, `*.zst`, `*.gz`, `*.tgz` and `*.tzst` found there
     /// (outputs are named by the path below the directory); without it a
     /// directory is a failed input.
     #[arg(short = 'r', long)]
@@ -178,14 +178,12 @@ pub fn restore(
     crate::cli::preset_note(v, pipeline.config());
     let jobs = name_outputs(jobs, &mut failures, |e| {
         let stripped = |p: &Path| -> Result<PathBuf, Error> {
-            if has_known_extension(p) {
-                Ok(p.with_extension(""))
-            } else {
-                Err(Error::usage(format!(
+            restored_name(p).ok_or_else(|| {
+                Error::usage(format!(
                     "cannot infer the output name (no .{KNOWN_SUFFIXES} suffix)"
                 ))
-                .with_path(&e.path))
-            }
+                .with_path(&e.path)
+            })
         };
         match &o.output_dir {
             Some(d) => Ok(d.join(stripped(&e.rel)?)),

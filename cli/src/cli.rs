@@ -928,29 +928,44 @@ pub(crate) fn with_extension(input: &Path, format: Format) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Whether `p` ends in the extension of a format syncpipe writes (what a
-/// walk for restore takes, and a walk for process skips).
+/// Whether `p` ends in the extension of a format syncpipe writes or
+/// reads (what a walk for restore takes, and a walk for process skips).
 pub(crate) fn has_known_extension(p: &Path) -> bool {
-    p.extension()
-        .is_some_and(|e| Format::ALL.iter().any(|f| e == f.extension()))
+    restored_name(p).is_some()
+}
+
+/// The tar short forms restore maps back to `.tar`, as `gzip -d` and
+/// `zstd -d` do: `x.tgz` restores to `x.tar`.
+const TAR_SHORT_FORMS: [&str; 2] = ["tgz", "tzst"];
+
+/// The default name of what restoring `p` writes: `p` without its
+/// `.spipe`, `.zst` or `.gz` (`.tgz` and `.tzst` become `.tar`); `None`
+/// for any other name.
+pub(crate) fn restored_name(p: &Path) -> Option<PathBuf> {
+    let ext = p.extension()?;
+    if TAR_SHORT_FORMS.iter().any(|t| ext == *t) {
+        Some(p.with_extension("tar"))
+    } else if Format::ALL.iter().any(|f| ext == f.extension()) {
+        Some(p.with_extension(""))
+    } else {
+        None
+    }
 }
 
 fn restore_dest(input: &Path, out: &OutputArgs) -> Result<Dest, Error> {
     pick_dest(input, out, || {
-        if has_known_extension(input) {
-            Ok(input.with_extension(""))
-        } else {
-            Err(Error::usage(format!(
+        restored_name(input).ok_or_else(|| {
+            Error::usage(format!(
                 "{}: cannot infer the output name (no .{} suffix); use -o FILE or -c",
                 input.display(),
                 KNOWN_SUFFIXES
-            )))
-        }
+            ))
+        })
     })
 }
 
 /// The suffixes restore strips, for messages.
-pub(crate) const KNOWN_SUFFIXES: &str = "spipe, .zst or .gz";
+pub(crate) const KNOWN_SUFFIXES: &str = "spipe, .zst, .gz, .tgz or .tzst";
 
 fn pick_dest(
     input: &Path,

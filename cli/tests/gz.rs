@@ -470,3 +470,25 @@ fn a_restore_into_a_closed_pipe_ends_by_sigpipe() {
         );
     }
 }
+
+/// `x.tgz` and `x.tzst` restore to `x.tar`, as `gzip -d` and `zstd -d`
+/// name them, one file or a walk; a walk for process skips them.
+#[test]
+fn tar_short_forms_restore_to_tar() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let data = mixed_data(100_000, 8);
+    fs::write(d.join("x"), &data).expect("write");
+    for (format, name) in [("gz", "a.tgz"), ("zst", "b.tzst")] {
+        ok(d, BIN, &["-q", "process", "x", "--format", format, "-o", name]);
+    }
+    ok(d, BIN, &["-q", "restore", "a.tgz"]);
+    assert!(fs::read(d.join("a.tar")).expect("a.tar") == data);
+    fs::create_dir(d.join("tree")).expect("mkdir");
+    fs::rename(d.join("b.tzst"), d.join("tree/b.tzst")).expect("mv");
+    ok(d, BIN, &["-q", "restore", "-r", "tree"]);
+    assert!(fs::read(d.join("tree/b.tar")).expect("b.tar") == data);
+    // process -r compresses the tar, not the .tzst beside it.
+    ok(d, BIN, &["-q", "process", "-r", "tree"]);
+    assert_eq!(listing(&d.join("tree")), ["b.tar", "b.tar.spipe", "b.tzst"]);
+}
