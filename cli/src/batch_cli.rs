@@ -17,8 +17,8 @@ use syncpipe::batch::{BatchJob, BatchOptions, BatchReport, Outcome};
 use syncpipe::{Error, ErrorKind, Optimize, Pipeline, PipelineBuilder};
 
 use crate::cli::{
-    has_known_extension, restored_name, shows_summary, with_extension, OutputArgs, Removal,
-    Verbosity, KNOWN_SUFFIXES,
+    has_known_extension, restored_name, shows_summary, verified_line, with_extension, OutputArgs,
+    Removal, Verbosity, KNOWN_SUFFIXES,
 };
 use crate::exit_code::ExitCode;
 use crate::key_source::{KeyArgs, Purpose};
@@ -230,17 +230,7 @@ pub fn verify(
     if !v.quiet && !tel.json() {
         for f in &report.files {
             if let Outcome::Done(r) = &f.outcome {
-                let digest = match (r.checksum, r.digest_hex()) {
-                    (Some(k), Some(d)) => format!(", {} {d}", k.name()),
-                    _ => String::new(),
-                };
-                let line = writeln!(
-                    io::stdout(),
-                    "{}: ok ({} bytes in {} chunks{digest})",
-                    f.input.display(),
-                    r.bytes_out,
-                    r.chunks
-                );
+                let line = writeln!(io::stdout(), "{}", verified_line(&f.input, r));
                 if let Err(e) = line {
                     write_error = Some(Error::io(e));
                     break;

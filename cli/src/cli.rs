@@ -706,20 +706,10 @@ fn dispatch(
                 pipeline.verify_path(&input)?
             };
             if !v.quiet && !tel.json() {
-                let digest = match (report.checksum, report.digest_hex()) {
-                    (Some(k), Some(d)) => format!(", {} {d}", k.name()),
-                    _ => String::new(),
-                };
                 // Fallible, unlike `println!`: a closed stdout is the
                 // quiet end (`run`), not a panic.
                 let mut out = io::stdout().lock();
-                writeln!(
-                    out,
-                    "{}: ok ({} bytes in {} chunks{digest})",
-                    input.display(),
-                    report.bytes_out,
-                    report.chunks
-                )?;
+                writeln!(out, "{}", verified_line(&input, &report))?;
                 out.flush()?;
             }
             tel.file_done(&input, "", &report);
@@ -1102,6 +1092,27 @@ fn summary(v: Verbosity, verb: &str, input: &Path, dest: &Dest, r: &Report) {
             let _ = writeln!(err, "  {} {d}", k.name());
         }
     }
+}
+
+/// What `verify` prints for an input that checked out: its bytes, in how
+/// many chunks (or units decoded in parallel) or in one sequential stream
+/// (a `.zst` or `.gz` whose units cannot be found without decoding), and
+/// the whole-file digest where there is one.
+pub(crate) fn verified_line(input: &Path, r: &Report) -> String {
+    let digest = match (r.checksum, r.digest_hex()) {
+        (Some(k), Some(d)) => format!(", {} {d}", k.name()),
+        _ => String::new(),
+    };
+    let how = if r.chunks == 0 && r.bytes_out > 0 {
+        "one sequential stream".to_string()
+    } else {
+        format!("{} chunks", r.chunks)
+    };
+    format!(
+        "{}: ok ({} bytes in {how}{digest})",
+        input.display(),
+        r.bytes_out
+    )
 }
 
 /// Whether the final summary (of a file, of a batch) is printed: not with

@@ -221,6 +221,13 @@ fn syncpipe_restores_what_the_tools_write() {
     let v = ok(d, BIN, &["-v", "restore", "gzip.gz", "-o", "s", "-f"]);
     let err = String::from_utf8_lossy(&v.stderr).into_owned();
     assert!(err.contains("chunks 0,"), "{err}");
+    // And verify says which.
+    let n = data.len();
+    for (f, how) in [("bgzip.gz", "4 chunks"), ("gzip.gz", "one sequential stream")] {
+        let out = ok(d, BIN, &["verify", f]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(text, format!("{f}: ok ({n} bytes in {how})\n"));
+    }
 }
 
 #[test]
@@ -480,7 +487,11 @@ fn tar_short_forms_restore_to_tar() {
     let data = mixed_data(100_000, 8);
     fs::write(d.join("x"), &data).expect("write");
     for (format, name) in [("gz", "a.tgz"), ("zst", "b.tzst")] {
-        ok(d, BIN, &["-q", "process", "x", "--format", format, "-o", name]);
+        ok(
+            d,
+            BIN,
+            &["-q", "process", "x", "--format", format, "-o", name],
+        );
     }
     ok(d, BIN, &["-q", "restore", "a.tgz"]);
     assert!(fs::read(d.join("a.tar")).expect("a.tar") == data);
