@@ -223,7 +223,10 @@ fn syncpipe_restores_what_the_tools_write() {
     assert!(err.contains("chunks 0,"), "{err}");
     // And verify says which.
     let n = data.len();
-    for (f, how) in [("bgzip.gz", "4 chunks"), ("gzip.gz", "one sequential stream")] {
+    for (f, how) in [
+        ("bgzip.gz", "4 chunks"),
+        ("gzip.gz", "one sequential stream"),
+    ] {
         let out = ok(d, BIN, &["verify", f]);
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         assert_eq!(text, format!("{f}: ok ({n} bytes in {how})\n"));
