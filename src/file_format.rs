@@ -109,3 +109,24 @@ pub(crate) fn sniff_file(file: &std::fs::File) -> crate::Result<Option<Format>> 
     }
     Ok(Format::detect(&first[..n]))
 }
+
+/// Whether the regular file `file` ends with BGZF's empty end-of-file
+/// block. A BGZF file cut exactly at a block boundary is still a valid
+/// `.gz` that restores without an error; the block is how a reader tells
+/// (htslib warns when it is missing).
+///
+/// # Errors
+///
+/// [`crate::ErrorKind::Io`] if the file cannot be read.
+pub fn bgzf_has_eof_block(file: &std::fs::File) -> crate::Result<bool> {
+    use std::os::unix::fs::FileExt;
+    let eof = &crate::gz::member::BGZF_EOF;
+    let len = file.metadata().map_err(crate::Error::io)?.len();
+    if len < eof.len() as u64 {
+        return Ok(false);
+    }
+    let mut tail = [0u8; 28];
+    file.read_exact_at(&mut tail, len - eof.len() as u64)
+        .map_err(crate::Error::io)?;
+    Ok(tail == *eof)
+}

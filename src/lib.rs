@@ -116,7 +116,7 @@ pub use config::{Config, PipelineBuilder, SpawnStyle};
 pub use container::{inspect, ContainerInfo, Inspection};
 pub use encoder::Encoder;
 pub use error::{Error, ErrorKind, Result};
-pub use file_format::Format;
+pub use file_format::{bgzf_has_eof_block, Format};
 pub use governor::{Governor, Lease, Semaphore};
 pub use kdf::KdfParams;
 pub use metrics::{Metrics, Observer, Snapshot};

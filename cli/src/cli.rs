@@ -676,6 +676,7 @@ fn dispatch(
             if let Some(removal) = removal {
                 removal.remove(&input, v)?;
             }
+            bgzf_note(&input, v);
             summary(v, "restored", &input, &dest, &report);
             tel.file_done(&input, &dest_name(&dest), &report);
             Ok(ExitCode::Success)
@@ -712,6 +713,7 @@ fn dispatch(
                 writeln!(out, "{}", verified_line(&input, &report))?;
                 out.flush()?;
             }
+            bgzf_note(&input, v);
             tel.file_done(&input, "", &report);
             Ok(ExitCode::Success)
         }
@@ -805,6 +807,28 @@ fn storage_note(v: Verbosity, io_tokens: usize, kind: Option<StorageType>, reaso
     };
     let kind = kind.map_or("unknown", |k| k.name());
     eprintln!("syncpipe: storage {kind} ({reason}): {tokens}");
+}
+
+/// Warns (unless `-q`) when the BGZF file `input` lacks its end-of-file
+/// block, as htslib does: it restored whole as far as it goes, but may have
+/// been cut at a block boundary. Not an error: it is a valid `.gz`.
+fn bgzf_note(input: &Path, v: Verbosity) {
+    if v.quiet || is_stdio(input) {
+        return;
+    }
+    let Ok(file) = std::fs::File::open(input) else {
+        return;
+    };
+    let mut first = [0u8; 16];
+    let bgzf = std::os::unix::fs::FileExt::read_exact_at(&file, &mut first, 0).is_ok()
+        && Format::detect(&first) == Some(Format::Bgzf);
+    if bgzf && syncpipe::bgzf_has_eof_block(&file).is_ok_and(|has| !has) {
+        eprintln!(
+            "syncpipe: {}: warning: no BGZF end-of-file block; the file may have been \
+             cut at a block boundary",
+            input.display()
+        );
+    }
 }
 
 /// Reads a container's header (to learn whether it needs a key) and gives

@@ -506,3 +506,33 @@ fn tar_short_forms_restore_to_tar() {
     ok(d, BIN, &["-q", "process", "-r", "tree"]);
     assert_eq!(listing(&d.join("tree")), ["b.tar", "b.tar.spipe", "b.tzst"]);
 }
+
+/// A BGZF file without its end-of-file block restores (it is a valid
+/// `.gz`) but is warned about, as htslib does: it may have been cut at a
+/// block boundary. `-q` silences it; a complete file gets no warning.
+#[test]
+fn a_bgzf_file_without_its_eof_block_is_warned_about() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let data = mixed_data(200_000, 4);
+    fs::write(d.join("x"), &data).expect("write");
+    ok(
+        d,
+        BIN,
+        &["-q", "process", "x", "--format", "bgzf", "-o", "whole.gz"],
+    );
+    let whole = fs::read(d.join("whole.gz")).expect("read");
+    fs::write(d.join("cut.gz"), &whole[..whole.len() - BGZF_EOF.len()]).expect("write");
+    let warning = "no BGZF end-of-file block";
+    for args in [&["verify", "cut.gz"][..], &["restore", "cut.gz", "-c"]] {
+        let out = ok(d, BIN, args);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(err.contains(warning), "{args:?}: {err}");
+        let quiet = ok(d, BIN, &[&["-q"][..], args].concat());
+        assert!(quiet.stderr.is_empty(), "{args:?} -q");
+    }
+    let out = ok(d, BIN, &["restore", "cut.gz", "-c"]);
+    assert!(out.stdout == data);
+    let out = ok(d, BIN, &["verify", "whole.gz"]);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains(warning));
+}
