@@ -1,10 +1,10 @@
 //! The standard formats (`.zst`, `.gz`, BGZF) through the library, each
-//! held to the same contract: every size around the chunk boundaries at
-//! several thread counts round-trips through the parallel path (a file,
-//! laid out), the stream path and the sequential path; restore tells the
-//! format by its magic; the builder refuses what a format cannot carry; a
-//! key given for a plaintext file is refused; the `std::io` adapters speak
-//! each format.
+//! held to the same contract: every size around the chunk boundaries, at
+//! 1, 2, 4 and 8 threads as the equivalence test runs, round-trips through
+//! the parallel path (a file, laid out), the stream path and the
+//! sequential path; restore tells the format by its magic; the builder
+//! refuses what a format cannot carry; a key given for a plaintext file is
+//! refused; the `std::io` adapters speak each format.
 //!
 //! What is particular to each (forged seek tables, BGZF size fields, the
 //! files the real tools write) is in `zst.rs` and `gz.rs`; the real tools
@@ -115,7 +115,7 @@ fn every_size_round_trips_through_files_and_streams() {
     watchdog(300, || {
         let dir = tempfile::tempdir().expect("tempdir");
         for format in FORMATS {
-            for threads in [1, 2, 4] {
+            for threads in [1, 2, 4, 8] {
                 let p = pipeline(format, threads);
                 for len in [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 5 * CHUNK / 2, 3 << 20] {
                     let what = format!("{format}, {len} bytes, {threads} threads");
