@@ -170,39 +170,34 @@ fn push_trailer(data: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(&(data.len() as u32).to_le_bytes());
 }
 
-/// `data` as one member at `level` into `out` (cleared first), with the
-/// `SP` subfield giving its length. MTIME is 0 and no name is stored, as
+/// Appends a member header whose extra field is the one size subfield
+/// `id` with `len` bytes of value, zero until the member's size is known;
+/// returns where that value starts. MTIME is 0 and no name is stored, as
 /// `gzip -n` writes: the output's bytes depend on the data alone.
+fn push_header(out: &mut Vec<u8>, xfl: u8, os: u8, id: [u8; 2], len: u16) -> usize {
+    out.extend_from_slice(&MAGIC);
+    out.push(FEXTRA);
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&[xfl, os]);
+    // XLEN: the subfield's id, its length and its value.
+    out.extend_from_slice(&(4 + len).to_le_bytes());
+    out.extend_from_slice(&id);
+    out.extend_from_slice(&len.to_le_bytes());
+    let at = out.len();
+    out.resize(at + usize::from(len), 0);
+    at
+}
+
+/// `data` as one member at `level` into `out` (cleared first), with the
+/// `SP` subfield giving its length.
 pub fn encode_gz(level: u32, data: &[u8], out: &mut Vec<u8>) -> Result<()> {
     out.clear();
-    let header = [
-        MAGIC[0],
-        MAGIC[1],
-        MAGIC[2],
-        FEXTRA,
-        0,
-        0,
-        0,
-        0,
-        xfl(level),
-        OS_UNIX,
-        8,
-        0,
-        SP[0],
-        SP[1],
-        4,
-        0,
-        0,
-        0,
-        0,
-        0,
-    ];
-    out.extend_from_slice(&header);
+    let at = push_header(out, xfl(level), OS_UNIX, SP, 4);
     deflate_append(level, data, out)?;
     push_trailer(data, out);
     let len = u32::try_from(out.len())
         .map_err(|_| Error::usage("a gzip member is limited to 4 GiB: use a smaller chunk size"))?;
-    out[16..20].copy_from_slice(&len.to_le_bytes());
+    out[at..at + 4].copy_from_slice(&len.to_le_bytes());
     Ok(())
 }
 
@@ -213,12 +208,10 @@ pub fn encode_bgzf(level: u32, data: &[u8], out: &mut Vec<u8>) -> Result<()> {
     out.clear();
     for block in data.chunks(BGZF_BLOCK) {
         let start = out.len();
+        let mut at = start;
         for level in [level, 0] {
             out.truncate(start);
-            out.extend_from_slice(&[
-                MAGIC[0], MAGIC[1], MAGIC[2], FEXTRA, 0, 0, 0, 0, 0, OS_UNKNOWN, 6, 0, BC[0],
-                BC[1], 2, 0, 0, 0,
-            ]);
+            at = push_header(out, 0, OS_UNKNOWN, BC, 2);
             deflate_append(level, block, out)?;
             push_trailer(block, out);
             // Stored blocks (level 0) always fit: 65280 bytes plus 5 per
@@ -230,7 +223,7 @@ pub fn encode_bgzf(level: u32, data: &[u8], out: &mut Vec<u8>) -> Result<()> {
         }
         let bsize = u16::try_from(out.len() - start - 1)
             .expect("a stored block of BGZF_BLOCK bytes fits 64 KiB");
-        out[start + 16..start + 18].copy_from_slice(&bsize.to_le_bytes());
+        out[at..at + 2].copy_from_slice(&bsize.to_le_bytes());
     }
     Ok(())
 }
