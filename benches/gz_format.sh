@@ -34,18 +34,9 @@ for tool in bgzip pigz gzip; do
     command -v $tool >/dev/null || { echo "gz_format.sh: $tool is required (apt-get install tabix pigz gzip)" >&2; exit 2; }
 done
 . "$ROOT/benches/binary.sh"
-mkdir -p "$DIR/gz"
 SIZE_MB=${SIZE_MB:-256}
-echo "# $(date -u +%F) $(uname -m), $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 echo "# $BIN ($(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')), $(bgzip --version | head -1), $(pigz --version 2>&1)"
-inputs=()
-for f in ${INPUTS:-mixed.bin linux-6.1-512MiB.tar}; do
-    [ -f "$DIR/$f" ] || { echo "gz_format.sh: $DIR/$f is missing" >&2; exit 2; }
-    cut="$DIR/gz/$f.${SIZE_MB}M"
-    [ -f "$cut" ] || head -c $((SIZE_MB << 20)) "$DIR/$f" >"$cut"
-    echo "# input $cut: $(stat -c %s "$cut") bytes, sha256 $(sha256sum "$cut" | cut -c1-16)…"
-    inputs+=("$cut")
-done
+SUB=gz . "$ROOT/benches/format_inputs.sh"
 exec python3 - "$BIN" "${LEVELS:-6 1}" "${ROUNDS:-3}" "${T:-$(nproc)}" "$DIR/gz" "${inputs[@]}" <<'PY'
 import os, sys
 sys.path.insert(0, os.path.join(os.environ['ROOT'], 'benches'))

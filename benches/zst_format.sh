@@ -33,18 +33,9 @@ export ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DIR=${1:-/tmp/syncpipe-bench}
 command -v zstd >/dev/null || { echo "zst_format.sh: zstd is required" >&2; exit 2; }
 . "$ROOT/benches/binary.sh"
-mkdir -p "$DIR/zst"
 SIZE_MB=${SIZE_MB:-256}
-echo "# $(date -u +%F) $(uname -m), $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 echo "# $BIN ($(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')), $(zstd --version)"
-inputs=()
-for f in ${INPUTS:-mixed.bin linux-6.1-512MiB.tar}; do
-    [ -f "$DIR/$f" ] || { echo "zst_format.sh: $DIR/$f is missing" >&2; exit 2; }
-    cut="$DIR/zst/$f.${SIZE_MB}M"
-    [ -f "$cut" ] || head -c $((SIZE_MB << 20)) "$DIR/$f" >"$cut"
-    echo "# input $cut: $(stat -c %s "$cut") bytes, sha256 $(sha256sum "$cut" | cut -c1-16)…"
-    inputs+=("$cut")
-done
+SUB=zst . "$ROOT/benches/format_inputs.sh"
 exec python3 - "$BIN" "${LEVELS:-3 19}" "${ROUNDS:-3}" "${T:-$(nproc)}" "$DIR/zst" "${inputs[@]}" <<'PY'
 import os, sys
 sys.path.insert(0, os.path.join(os.environ['ROOT'], 'benches'))
