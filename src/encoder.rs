@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::format::{Trailer, DIGEST_LEN};
 use crate::pipeline::Pipeline;
 use crate::pool::BufferPool;
-use crate::recorder::{self, Recorder, Trace};
+use crate::recorder::{self, Recorder};
 use crate::report::Report;
 use crate::stages::{ChecksumKind, Hasher};
 use crate::tuner::ChunkMethod;
@@ -207,21 +207,7 @@ impl Encoder {
                         self.encode_into(index, last, piece.to_vec(), &mut out)
                     });
                     encoded?;
-                    let done = cost.done;
-                    // Read, dispatched and run at once: no queue, no wait.
-                    let trace = Trace {
-                        queued: cost.start,
-                        read_wait: 0,
-                        dispatched: cost.start,
-                        cpu_wait: 0,
-                        cpu: cost.cpu,
-                        time: cost.time,
-                        laps: cost.laps,
-                        done,
-                    };
-                    rec.record(&trace, done, 0);
-                    rec.metrics().note_read(piece.len() as u64, 0);
-                    rec.metrics().note_written((out.len() - at) as u64);
+                    rec.record_inline(cost, piece.len() as u64, (out.len() - at) as u64);
                 }
             }
         }

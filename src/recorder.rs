@@ -287,6 +287,25 @@ impl Recorder {
         }
     }
 
+    /// Records a chunk whose job ran on the calling thread as soon as it
+    /// was read (the small-file paths): no queue and no wait; `read` bytes
+    /// came in, `written` went out.
+    pub fn record_inline(&mut self, cost: JobCost, read: u64, written: u64) {
+        let trace = Trace {
+            queued: cost.start,
+            read_wait: 0,
+            dispatched: cost.start,
+            cpu_wait: 0,
+            cpu: cost.cpu,
+            time: cost.time,
+            laps: cost.laps,
+            done: cost.done,
+        };
+        self.record(&trace, cost.done, 0);
+        self.metrics.note_read(read, 0);
+        self.metrics.note_written(written);
+    }
+
     fn publish(&mut self, now: Instant) {
         if !self.metrics.interval().is_zero() {
             self.next_publish = now + self.metrics.interval() / 2;
