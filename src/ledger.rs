@@ -54,20 +54,33 @@ impl Pipeline {
     /// (the small-file path), with the stage labels a streamed run's
     /// writer uses; `None` without metrics.
     pub(crate) fn recorder(&self) -> Option<Recorder> {
-        let metrics = self.inner.metrics.as_ref()?;
         let cfg = &self.inner.config;
-        let labels = self
+        let stages = self
             .inner
             .chain
             .iter()
             .map(|s| s.desc.name.clone())
-            .chain(cfg.cipher.map(|c| c.name().to_string()))
-            .chain(cfg.checksum.map(|c| c.name().to_string()))
+            .chain(cfg.cipher.map(|c| c.name().to_string()));
+        self.metrics_recorder(stages, cfg.checksum)
+    }
+
+    /// A recorder for a run on the calling thread whose transform stages
+    /// (the cipher last) are labelled `stages` and whose checksum is
+    /// `checksum`: a restore's come from the container's header. `None`
+    /// without metrics.
+    pub(crate) fn metrics_recorder(
+        &self,
+        stages: impl Iterator<Item = String>,
+        checksum: Option<crate::stages::ChecksumKind>,
+    ) -> Option<Recorder> {
+        let metrics = self.inner.metrics.as_ref()?;
+        let labels = stages
+            .chain(checksum.map(|c| c.name().to_string()))
             .collect();
         Some(Recorder::new(
             Arc::clone(metrics),
             labels,
-            cfg.checksum.is_some(),
+            checksum.is_some(),
         ))
     }
 

@@ -2159,3 +2159,27 @@ fn level_sets_the_compressor_and_keeps_the_rest_of_the_list() {
     }
     assert!(!env.exists("refused.spipe"));
 }
+
+/// A small container (original length under 256 KiB) restores on the
+/// calling thread, as a small file is processed: the same bytes, digest
+/// checked, and no stream threads (`-v` has no per-thread CPU line); a
+/// larger one is streamed.
+#[test]
+fn small_containers_restore_without_the_stream_threads() {
+    let env = TestEnv::new();
+    for (name, len, streamed) in [("small", 4096, false), ("large", 300_000, true)] {
+        let original = data(len, 7);
+        env.write(name, &original);
+        env.run(&["process", name, "-o", "c.spipe", "-f"]).ok();
+        let out = env
+            .run(&["-v", "restore", "c.spipe", "-o", "back", "-f"])
+            .ok();
+        assert!(env.read("back") == original, "{name}");
+        let err = &out.stderr;
+        assert_eq!(err.contains("thread cpu:"), streamed, "{name}: {err}");
+        assert!(
+            err.contains("blake3 "),
+            "{name}: the digest is checked: {err}"
+        );
+    }
+}

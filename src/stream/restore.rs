@@ -7,14 +7,15 @@ use std::time::Instant;
 
 use super::reader;
 use super::writer::Sink;
+use crate::batch::SMALL_FILE_MAX;
 use crate::chunk::{self, ChainStage, Codec};
 use crate::cipher::FileKeys;
 use crate::error::{Error, Result};
 use crate::file_format::{sniff, Format};
-use crate::format::{Header, Kdf, CUSTOM_STAGE_ID};
+use crate::format::{Header, Kdf, Trailer, CUSTOM_STAGE_ID};
 use crate::pipeline::Pipeline;
 use crate::report::Report;
-use crate::stages::StageSpec;
+use crate::stages::{Hasher, StageSpec};
 
 /// A header read and, if encrypted, opened.
 pub(crate) struct Opened {
@@ -46,6 +47,15 @@ impl Pipeline {
         input: R,
         output: W,
     ) -> Result<(W, Report)> {
+        // A small file's few chunks cost less than the engine's threads:
+        // restored on this thread (see `small_file.rs`).
+        if opened
+            .header
+            .original_len
+            .is_some_and(|n| n < SMALL_FILE_MAX)
+        {
+            return self.restore_small(opened, input, output);
+        }
         let start = Instant::now();
         let Opened {
             header,
@@ -61,19 +71,7 @@ impl Pipeline {
             pieces: None,
         };
         let cipher = header.crypto.as_ref().map(|c| c.cipher);
-        // The header's chunk size sets the memory a run may need: within
-        // the limit, large chunks run with fewer in flight.
-        let (depth, in_flight) =
-            crate::config::restore_window(&self.inner.config, header.chunk_size).ok_or_else(
-                || {
-                    Error::resource(format!(
-                    "the container's chunks of {} MiB need more memory than the limit of {} MiB; \
-                     if the file is trusted, raise it (--max-memory, PipelineBuilder::max_memory)",
-                    header.chunk_size >> 20,
-                    self.inner.config.max_memory >> 20
-                ))
-                },
-            )?;
+        let (depth, in_flight) = self.restore_window_for(&header)?;
         let cpu = self.cpu()?;
         let _active = self.begin_run();
         let window = (depth, in_flight);
@@ -108,16 +106,7 @@ impl Pipeline {
         };
         self.settle(&state);
         let trailer = result?;
-        let digest = hasher.map(|h| h.finalize());
-        if let (Some(d), Some(expected), Some(kind)) = (digest, trailer.digest, header.checksum) {
-            let stored = keys.as_ref().map_or(d, |k| k.mask_file_digest(&d));
-            if stored != expected {
-                return Err(Error::integrity(format!(
-                    "whole-file {} mismatch (the chunks are intact but do not form the original)",
-                    kind.name()
-                )));
-            }
-        }
+        let digest = check_file_digest(&header, keys.as_ref(), hasher, &trailer)?;
         let (output, bytes_out) = sink.finish(&state)?;
         let mut report = self.report(&state, start);
         report.bytes_in = header_len + container_bytes;
@@ -207,7 +196,21 @@ impl Pipeline {
 
     /// The stage chain a container needs: built-ins from the header,
     /// custom stages matched by name against this pipeline's.
-    fn chain_for(&self, header: &Header) -> Result<Vec<ChainStage>> {
+    /// The channel depth and the chunks in flight a restore of `header`'s
+    /// container may have: its chunk size sets the memory a run may need,
+    /// and within the limit large chunks run with fewer in flight.
+    pub(crate) fn restore_window_for(&self, header: &Header) -> Result<(usize, usize)> {
+        crate::config::restore_window(&self.inner.config, header.chunk_size).ok_or_else(|| {
+            Error::resource(format!(
+                "the container's chunks of {} MiB need more memory than the limit of {} MiB; \
+                 if the file is trusted, raise it (--max-memory, PipelineBuilder::max_memory)",
+                header.chunk_size >> 20,
+                self.inner.config.max_memory >> 20
+            ))
+        })
+    }
+
+    pub(crate) fn chain_for(&self, header: &Header) -> Result<Vec<ChainStage>> {
         header
             .stages
             .iter()
@@ -234,4 +237,25 @@ impl Pipeline {
             })
             .collect()
     }
+}
+
+/// The whole-file digest of what was restored, checked against the
+/// trailer's (masked with the file's key when encrypted).
+pub(crate) fn check_file_digest(
+    header: &Header,
+    keys: Option<&FileKeys>,
+    hasher: Option<Hasher>,
+    trailer: &Trailer,
+) -> Result<Option<[u8; 32]>> {
+    let digest = hasher.map(|h| h.finalize());
+    if let (Some(d), Some(expected), Some(kind)) = (digest, trailer.digest, header.checksum) {
+        let stored = keys.map_or(d, |k| k.mask_file_digest(&d));
+        if stored != expected {
+            return Err(Error::integrity(format!(
+                "whole-file {} mismatch (the chunks are intact but do not form the original)",
+                kind.name()
+            )));
+        }
+    }
+    Ok(digest)
 }
