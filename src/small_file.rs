@@ -16,7 +16,7 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::time::Instant;
 
-use crate::chunk::{self, Codec, Sealed};
+use crate::chunk::{self, Sealed};
 use crate::error::{Error, Result};
 use crate::format::{Item, Walker};
 use crate::output;
@@ -24,7 +24,7 @@ use crate::pipeline::Pipeline;
 use crate::pool::BufferPool;
 use crate::recorder;
 use crate::report::Report;
-use crate::stream::{check_file_digest, Counting, Opened};
+use crate::stream::{check_file_digest, restore_codec, Counting, Opened};
 
 impl Pipeline {
     /// Processes the regular file `input` (opened as `file`, `meta` taken
@@ -99,13 +99,7 @@ impl Pipeline {
             keys,
         } = opened;
         let chain = self.chain_for(&header)?;
-        let codec = Codec {
-            chain: &chain,
-            checksum: header.checksum,
-            chunk_size: header.chunk_size,
-            keys: keys.as_ref(),
-            pieces: None,
-        };
+        let codec = restore_codec(&header, &chain, keys.as_ref());
         // The same memory bound as a streamed restore of this header.
         self.restore_window_for(&header)?;
         let _active = self.begin_run();
@@ -129,7 +123,7 @@ impl Pipeline {
             inner: output,
             bytes: 0,
         };
-        let mut chunks = 0u64;
+        let (mut chunks, mut peak) = (0u64, 0usize);
         let _cpu = governor.cpu.acquire(cancel)?;
         let trailer = loop {
             if cancel.is_cancelled() {
@@ -180,6 +174,7 @@ impl Pipeline {
             governor.memory.sub(original);
             written?;
             chunks += 1;
+            peak = peak.max(original);
         };
         // Retired before the run is counted done, as a streamed run's
         // writer retires its recorder: the summary then holds every chunk.
@@ -200,7 +195,7 @@ impl Pipeline {
             digest,
             mode: Some(header.mode),
             chunk_size: header.chunk_size,
-            peak_chunk_bytes: header.chunk_size.min(out.bytes as usize) as u64,
+            peak_chunk_bytes: peak as u64,
             cpu_waits: governor.cpu.wait_stats(),
             ..Report::default()
         };

@@ -176,7 +176,7 @@ struct ProcessArgs {
 #[derive(ClapArgs, Debug)]
 struct RestoreArgs {
     /// The containers, `.zst` or `.gz` files (directories with -r: their
-    /// `*.spipe`, `*.zst` and `*.gz`); `-` for stdin.
+    /// `*.spipe`, `*.zst`, `*.gz`, `*.tgz` and `*.tzst`); `-` for stdin.
     #[arg(required_unless_present = "files_from")]
     inputs: Vec<PathBuf>,
     #[command(flatten, next_help_heading = heading::IO)]
@@ -196,7 +196,7 @@ struct RestoreArgs {
 #[derive(ClapArgs, Debug)]
 struct VerifyArgs {
     /// The containers, `.zst` or `.gz` files (directories with -r: their
-    /// `*.spipe`, `*.zst` and `*.gz`); `-` for stdin.
+    /// `*.spipe`, `*.zst`, `*.gz`, `*.tgz` and `*.tzst`); `-` for stdin.
     #[arg(required_unless_present = "files_from")]
     inputs: Vec<PathBuf>,
     #[command(flatten, next_help_heading = heading::KEYS)]
@@ -671,12 +671,13 @@ fn dispatch(
                     .restore(src, stdout()?)
                     .map_err(|e| e.with_path(&input))?,
             };
+            // Before --rm takes the input away.
+            bgzf_note(&input, v);
             // Every chunk and the whole-file digest were checked before the
             // commit: the restored file is the original.
             if let Some(removal) = removal {
                 removal.remove(&input, v)?;
             }
-            bgzf_note(&input, v);
             summary(v, "restored", &input, &dest, &report);
             tel.file_done(&input, &dest_name(&dest), &report);
             Ok(ExitCode::Success)

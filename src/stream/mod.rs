@@ -44,7 +44,7 @@ use crate::error::{Error, ErrorKind, Result};
 pub(crate) use dispatcher::Cpu;
 use dispatcher::{Dispatcher, Slot};
 use reader::{Feed, Job};
-pub(crate) use restore::{check_file_digest, Opened};
+pub(crate) use restore::{check_file_digest, restore_codec, Opened};
 pub(crate) use state::{Role, RunState};
 use ticker::Ticker;
 pub(crate) use writer::Counting;

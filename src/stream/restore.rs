@@ -63,13 +63,7 @@ impl Pipeline {
             keys,
         } = opened;
         let chain = self.chain_for(&header)?;
-        let codec = Codec {
-            chain: &chain,
-            checksum: header.checksum,
-            chunk_size: header.chunk_size,
-            keys: keys.as_ref(),
-            pieces: None,
-        };
+        let codec = restore_codec(&header, &chain, keys.as_ref());
         let cipher = header.crypto.as_ref().map(|c| c.cipher);
         let (depth, in_flight) = self.restore_window_for(&header)?;
         let cpu = self.cpu()?;
@@ -236,6 +230,22 @@ impl Pipeline {
                 }
             })
             .collect()
+    }
+}
+
+/// What decoding each record of `header`'s container takes: its stages
+/// `chain`, its checksum and chunk size, and its keys when encrypted.
+pub(crate) fn restore_codec<'a>(
+    header: &Header,
+    chain: &'a [ChainStage],
+    keys: Option<&'a FileKeys>,
+) -> Codec<'a> {
+    Codec {
+        chain,
+        checksum: header.checksum,
+        chunk_size: header.chunk_size,
+        keys,
+        pieces: None,
     }
 }
 
