@@ -155,6 +155,48 @@ impl ChunkCipher {
         Ok(())
     }
 
+    /// Encrypts `buf[from..]` in place and appends its 16-byte tag: a piece
+    /// sealed where it lies in a larger buffer, without a copy.
+    ///
+    /// # Errors
+    ///
+    /// As [`ChunkCipher::seal`].
+    pub fn seal_tail(&self, nonce: [u8; 12], from: usize, buf: &mut Vec<u8>) -> Result<()> {
+        let tag = self
+            .key
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::empty(),
+                &mut buf[from..],
+            )
+            .map_err(|_| Error::stage("encryption failed (chunk too large for the cipher)"))?;
+        buf.extend_from_slice(tag.as_ref());
+        Ok(())
+    }
+
+    /// Checks the tag at the end of `buf[from..]` and decrypts it in place,
+    /// removing the tag; on failure `buf` is cut back to `from`.
+    ///
+    /// # Errors
+    ///
+    /// As [`ChunkCipher::open`].
+    pub fn open_tail(&self, nonce: [u8; 12], from: usize, buf: &mut Vec<u8>) -> Result<()> {
+        let opened = self
+            .key
+            .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::empty(), &mut buf[from..])
+            .map(|plain| plain.len());
+        match opened {
+            Ok(n) => {
+                buf.truncate(from + n);
+                Ok(())
+            }
+            Err(_) => {
+                buf.truncate(from);
+                Err(Error::integrity("authentication failed"))
+            }
+        }
+    }
+
     /// Checks the tag at the end of `buf` and decrypts in place, removing
     /// the tag. On failure `buf` holds no plaintext that could be used.
     ///

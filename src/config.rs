@@ -174,6 +174,7 @@ pub struct PipelineBuilder {
     pub(crate) max_kdf_passes: u32,
     pub(crate) cipher: Option<Option<CipherKind>>,
     pub(crate) secret: Option<Secret>,
+    pub(crate) age: crate::age::AgeKeys,
     pub(crate) kdf: KdfParams,
     pub(crate) storage_type: Option<StorageType>,
     pub(crate) spawn_style: SpawnStyle,
@@ -201,6 +202,7 @@ impl Default for PipelineBuilder {
             max_kdf_passes: DEFAULT_MAX_KDF_PASSES,
             cipher: None,
             secret: None,
+            age: crate::age::AgeKeys::default(),
             kdf: KdfParams::default(),
             storage_type: None,
             spawn_style: SpawnStyle::Rayon,
@@ -269,6 +271,55 @@ impl PipelineBuilder {
     /// By default, none: encrypted containers are refused.
     pub fn secret(mut self, secret: Secret) -> Self {
         self.secret = Some(secret);
+        self
+    }
+
+    /// An age X25519 recipient the [`Format::Age`] files this pipeline
+    /// writes are encrypted to (each recipient opens them with its
+    /// identity); repeatable. With none, an age file is encrypted under the
+    /// [`PipelineBuilder::secret`] passphrase (scrypt).
+    ///
+    /// ```
+    /// use syncpipe::{AgeIdentity, Format, Pipeline};
+    ///
+    /// let identity = AgeIdentity::generate()?;
+    /// let writer = Pipeline::builder()
+    ///     .format(Format::Age)
+    ///     .age_recipient(identity.recipient())
+    ///     .build()?;
+    /// let mut sealed = Vec::new();
+    /// writer.run(&b"attack at dawn"[..], &mut sealed)?;
+    /// assert!(sealed.starts_with(b"age-encryption.org/v1\n"));
+    ///
+    /// let reader = Pipeline::builder().age_identity(identity).build()?;
+    /// let mut plain = Vec::new();
+    /// reader.restore(&sealed[..], &mut plain)?;
+    /// assert_eq!(plain, b"attack at dawn");
+    /// # Ok::<(), syncpipe::Error>(())
+    /// ```
+    pub fn age_recipient(mut self, recipient: crate::AgeRecipient) -> Self {
+        self.age.recipients.push(recipient);
+        self
+    }
+
+    /// An age identity that opens the age files this pipeline restores and
+    /// verifies (each is tried on each X25519 stanza); repeatable. A
+    /// pipeline with an identity refuses to restore an unencrypted file,
+    /// as with [`PipelineBuilder::secret`].
+    pub fn age_identity(mut self, identity: crate::AgeIdentity) -> Self {
+        self.age.identities.push(identity);
+        self
+    }
+
+    /// The scrypt work factor (log2 N, 1 to [`crate::age::MAX_WORK_FACTOR`])
+    /// an age file written under a passphrase is stretched with. Reading
+    /// takes the file's own, within [`crate::age::MAX_WORK_FACTOR`] and
+    /// [`PipelineBuilder::max_memory`] (scrypt needs 1 KiB × 2^N).
+    ///
+    /// By default, [`crate::age::DEFAULT_WORK_FACTOR`] (18: 256 MiB, what
+    /// `age` uses).
+    pub fn age_work_factor(mut self, log_n: u8) -> Self {
+        self.age.work_factor = Some(log_n);
         self
     }
 
@@ -497,9 +548,12 @@ impl PipelineBuilder {
                 "the mmap reader is not in this build of syncpipe (its `mmap` feature is off)",
             ));
         }
-        let stages = self
-            .stages
-            .unwrap_or_else(|| vec![StageEntry::Builtin(StageSpec::Zstd(3))]);
+        // An age file holds the input itself unless a stage is asked for.
+        let stages = match (self.stages, self.format) {
+            (Some(s), _) => s,
+            (None, Format::Age) => Vec::new(),
+            (None, _) => vec![StageEntry::Builtin(StageSpec::Zstd(3))],
+        };
         let (chunk_size, chunk_size_given) = match pick(self.chunk_size, |p| p.chunk_size) {
             0 => (crate::chunk_plan::default_chunk_size(&stages), false),
             n => (n, true),
@@ -520,10 +574,10 @@ impl PipelineBuilder {
             (Format::Spipe, c) => c.unwrap_or(Some(ChecksumKind::Blake3)),
             (_, None | Some(None)) => None,
             (f, Some(Some(c))) => {
-                let own = if f == Format::Zst {
-                    "each frame has zstd's own checksum"
-                } else {
-                    "each member has gzip's CRC-32"
+                let own = match f {
+                    Format::Zst => "each frame has zstd's own checksum",
+                    Format::Age => "each 64 KiB piece is authenticated",
+                    _ => "each member has gzip's CRC-32",
                 };
                 return Err(Error::usage(format!(
                     "the {f} format cannot carry a whole-file {} digest ({own}); \
@@ -550,6 +604,9 @@ impl PipelineBuilder {
                     "the {f} format cannot be encrypted ({c} was asked for); use the spipe format"
                 )));
             }
+        }
+        if self.format == Format::Age {
+            check_age(&self.age, self.secret.as_ref(), self.chunk_method, &stages, cipher)?;
         }
         if let (Some(c), None) = (cipher, &self.secret) {
             return Err(Error::usage(format!(
@@ -612,10 +669,68 @@ impl PipelineBuilder {
             stages,
             self.governor,
             self.cancel,
-            self.secret,
+            (self.secret, self.age),
             self.metrics,
             self.pool,
         )
+    }
+}
+
+/// What the age format takes: no stage or one zstd or gzip stage (the
+/// file then holds a `.zst` or `.gz`), no cipher stage (age is the
+/// cipher), fixed chunks (a chunk's first piece index follows from its
+/// own index), and recipients or a passphrase, not both.
+fn check_age(
+    age: &crate::age::AgeKeys,
+    secret: Option<&Secret>,
+    chunk_method: Option<ChunkMethod>,
+    stages: &[StageEntry],
+    cipher: Option<CipherKind>,
+) -> Result<()> {
+    let inner_ok = match stages {
+        [] => true,
+        [StageEntry::Builtin(spec)] => matches!(spec, StageSpec::Zstd(_) | StageSpec::Gzip(_)),
+        _ => false,
+    };
+    if !inner_ok {
+        return Err(Error::usage(
+            "the age format takes no stage (the input itself) or one zstd or gzip stage \
+             (e.g. `-s zstd:3`: a .zst inside, what `age -d | zstd -d` restores)",
+        ));
+    }
+    if let Some(c) = cipher {
+        return Err(Error::usage(format!(
+            "the age format is its own encryption (ChaCha20-Poly1305): leave {c} out of the stage list"
+        )));
+    }
+    if chunk_method == Some(ChunkMethod::HillClimb) {
+        return Err(Error::usage(
+            "the age format is written in fixed chunks: use the fixed or filesize chunk method",
+        ));
+    }
+    let passphrase = match secret {
+        Some(s) if !s.is_passphrase() => {
+            return Err(Error::usage(
+                "an age file takes a passphrase, not a raw key file",
+            ))
+        }
+        s => s.is_some(),
+    };
+    match (age.recipients.is_empty(), passphrase) {
+        (true, false) => Err(Error::usage(
+            "the age format needs a recipient (--recipient, --recipients-file; \
+             PipelineBuilder::age_recipient) or a passphrase",
+        )),
+        (false, true) => Err(Error::usage(
+            "an age file is encrypted to recipients or under a passphrase, not both",
+        )),
+        _ => match age.work_factor {
+            Some(n) if n == 0 || n > crate::age::MAX_WORK_FACTOR => Err(Error::usage(format!(
+                "an scrypt work factor must be 1 to {}, not {n}",
+                crate::age::MAX_WORK_FACTOR
+            ))),
+            _ => Ok(()),
+        },
     }
 }
 

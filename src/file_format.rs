@@ -26,6 +26,13 @@ pub enum Format {
     /// and the empty end-of-file block. A `.gz` for every other reader.
     /// As [`Format::Gz`]: one gzip stage.
     Bgzf,
+    /// An age v1 file that `age -d` opens: encrypted to X25519 recipients
+    /// ([`crate::PipelineBuilder::age_recipient`]) or under a passphrase
+    /// (scrypt), in 64 KiB ChaCha20-Poly1305 pieces sealed on the workers.
+    /// No stage (the input itself), or one zstd or gzip stage: the file
+    /// then holds the `.zst` or `.gz` of the input (what
+    /// `age -d | zstd -d` restores). No cipher stage, no whole-file digest.
+    Age,
 }
 
 named_enum!(Format, "format", [
@@ -33,6 +40,7 @@ named_enum!(Format, "format", [
     Format::Zst => "zst",
     Format::Gz => "gz",
     Format::Bgzf => "bgzf",
+    Format::Age => "age",
 ]);
 
 impl Format {
@@ -46,17 +54,18 @@ impl Format {
     }
 
     /// The compression stage the format is made of (`zstd`, `gzip`), for
-    /// the standard formats.
+    /// the standard compressed formats.
     pub fn codec(self) -> Option<&'static str> {
         match self {
-            Format::Spipe => None,
+            Format::Spipe | Format::Age => None,
             Format::Zst => Some("zstd"),
             Format::Gz | Format::Bgzf => Some("gzip"),
         }
     }
 
-    /// The format whose magic starts `first` (at least 16 bytes unless the
-    /// input is shorter: BGZF's subfield is at bytes 12–15), if any. Any
+    /// The format whose magic starts `first` (at least 22 bytes unless the
+    /// input is shorter: BGZF's subfield is at bytes 12–15, age's version
+    /// line is 22 bytes), if any. Any
     /// gzip file that is not BGZF is [`Format::Gz`].
     pub fn detect(first: &[u8]) -> Option<Format> {
         if first.starts_with(&crate::format::MAGIC) {
@@ -67,14 +76,17 @@ impl Format {
             Some(Format::Bgzf)
         } else if crate::gz::is_gz(first) {
             Some(Format::Gz)
+        } else if crate::age::is_age(first) {
+            Some(Format::Age)
         } else {
             None
         }
     }
 }
 
-/// Bytes enough to tell every format apart.
-const SNIFF_LEN: usize = 16;
+/// Bytes enough to tell every format apart (and an age file's kind of
+/// stanza: [`crate::age::uses_passphrase`]).
+pub(crate) const SNIFF_LEN: usize = 32;
 
 /// An input whose first bytes were read to tell its format, put back in
 /// front of the rest.

@@ -22,12 +22,14 @@ pub struct Span {
 }
 
 /// How a file is read.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq)]
 pub enum Layout {
     /// Units that can be decoded each on its own, in file order.
     Frames(Vec<Span>),
     /// One sequential decode of the whole input.
     Sequential,
+    /// An age file whose header is opened: its pieces, and what they hold.
+    Age(Box<crate::stream::AgeLayout>),
 }
 
 /// Whether a unit of `len` bytes that says it decodes to `content` can be

@@ -34,6 +34,7 @@
 #[macro_use]
 mod names;
 
+pub mod age;
 pub mod batch;
 mod cancel;
 mod chunk;
@@ -109,6 +110,7 @@ pub mod zst;
 #[cfg(not(feature = "internals"))]
 mod zst;
 
+pub use age::{AgeIdentity, AgeRecipient};
 pub use batch::{BatchJob, BatchOptions, BatchReport, FileResult, Outcome};
 pub use cancel::CancelToken;
 pub use cipher::CipherKind;

@@ -67,6 +67,9 @@ pub(crate) struct Inner {
     pub(crate) active: AtomicUsize,
     pub(crate) cancel: CancelToken,
     pub(crate) secret: Option<Secret>,
+    /// The recipients age files are written to, the identities they are
+    /// opened with.
+    pub(crate) age: crate::age::AgeKeys,
     /// Master keys derived so far, by KDF input. Argon2id costs ~0.1 s and
     /// 64 MiB at the default cost; a batch of files pays for it once per salt.
     pub(crate) masters: Mutex<Vec<(Kdf, Zeroizing<[u8; 32]>)>>,
@@ -87,7 +90,7 @@ impl Pipeline {
         entries: Vec<StageEntry>,
         governor: Option<Arc<Governor>>,
         cancel: CancelToken,
-        secret: Option<Secret>,
+        (secret, age): (Option<Secret>, crate::age::AgeKeys),
         metrics: Option<Arc<Metrics>>,
         pool: Option<Arc<rayon::ThreadPool>>,
     ) -> Result<Pipeline> {
@@ -147,6 +150,7 @@ impl Pipeline {
                 active: AtomicUsize::new(0),
                 cancel,
                 secret,
+                age,
                 masters: Mutex::new(Vec::new()),
                 write_kdf: Mutex::new(None),
                 metrics,

@@ -8,6 +8,7 @@
 //! Run one module with a filter: `cargo test -p syncpipe --test integration
 //! equivalence::`.
 
+mod age;
 mod common;
 
 mod crypto;

@@ -21,6 +21,7 @@
 //! [`process`] and [`restore`] are the two stream bodies, read top to bottom
 //! from the `Pipeline` call to the trailer.
 
+mod age;
 mod dispatcher;
 mod hasher;
 mod process;
@@ -41,6 +42,7 @@ use crossbeam_channel::bounded;
 use crate::chunk::{Chunk, Encoded, Sealed};
 use crate::error::{Error, ErrorKind, Result};
 
+pub(crate) use age::AgeLayout;
 pub(crate) use dispatcher::Cpu;
 use dispatcher::{Dispatcher, Slot};
 use reader::{Feed, Job};

@@ -152,9 +152,9 @@ impl Pipeline {
     /// (`what`) where an encrypted one was expected is refused, or an
     /// attacker could substitute plaintext of their choosing.
     pub(crate) fn expect_unencrypted(&self, what: &str) -> Result<()> {
-        if self.inner.secret.is_some() {
+        if self.inner.secret.is_some() || !self.inner.age.identities.is_empty() {
             return Err(Error::integrity(format!(
-                "{what} is not encrypted, but a passphrase or key was given \
+                "{what} is not encrypted, but a passphrase, key or identity was given \
                  (an unencrypted file may have been substituted); \
                  restore it without a key if that is expected"
             )));

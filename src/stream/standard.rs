@@ -12,6 +12,9 @@ use std::time::Instant;
 use super::reader::{self, Feed};
 use super::writer::Sink;
 use super::{Counting, Weight};
+use crate::age::payload::{PayloadKey, PIECE};
+use crate::age::writer::Sealer;
+use crate::age::Sealing;
 use crate::chunk::Chunk;
 use crate::error::{Error, Result};
 use crate::file_format::Format;
@@ -32,31 +35,39 @@ const SEQUENTIAL_BLOCK: usize = 256 << 10;
 /// `zstd -d` itself has without `--long`/`--memory`.
 const WINDOW_LOG_MAX: u32 = 27;
 
-/// What a standard format writes for each chunk, at the level of its one
-/// compression stage.
-#[derive(Debug, Clone, Copy)]
-enum Codec {
+/// What a standard format writes for each chunk: at the level of its one
+/// compression stage, or an age file's sealed pieces.
+#[derive(Clone, Copy)]
+enum Codec<'a> {
     Zst(i32),
     Gz(u32),
     Bgzf(u32),
+    /// Age pieces under the key, each chunk `pieces` of them (the last
+    /// chunk aside): chunk `i` starts at piece `i × pieces`.
+    Age(&'a PayloadKey, u64),
 }
 
-impl Codec {
-    fn encode(self, data: &[u8], out: &mut Vec<u8>) -> Result<()> {
+impl Codec<'_> {
+    fn encode(self, index: u64, chunk: &Chunk, out: &mut Vec<u8>) -> Result<()> {
+        let data = &chunk.data;
         match self {
             Codec::Zst(level) => frame::compress(data, level, out),
             Codec::Gz(level) => member::encode_gz(level, data, out),
             Codec::Bgzf(level) => member::encode_bgzf(level, data, out),
+            Codec::Age(key, pieces) => key.seal(index * pieces, chunk.last, data, out),
         }
     }
 
     /// A chunk size the format's units divide: BGZF blocks hold 65,280
-    /// input bytes, so chunks are whole blocks (the last one aside).
+    /// input bytes, age pieces 64 KiB, so chunks are whole ones (the last
+    /// chunk aside).
     fn align(self, size: usize) -> usize {
-        match self {
-            Codec::Bgzf(_) => (size / BGZF_BLOCK).max(1) * BGZF_BLOCK,
-            _ => size,
-        }
+        let unit = match self {
+            Codec::Bgzf(_) => BGZF_BLOCK,
+            Codec::Age(..) => PIECE,
+            _ => 1,
+        };
+        (size / unit).max(1) * unit
     }
 
     /// What follows the last unit: zstd's seek table (one entry per frame
@@ -73,18 +84,21 @@ impl Codec {
                 member::encode_gz(level, &[], &mut out)?;
                 Ok(out)
             }
-            Codec::Gz(_) => Ok(Vec::new()),
+            Codec::Gz(_) | Codec::Age(..) => Ok(Vec::new()),
             Codec::Bgzf(_) => Ok(BGZF_EOF.to_vec()),
         }
     }
 }
 
-/// Decodes one unit of a laid-out `format` file: a zstd frame, or gzip
-/// members, which must hold exactly `expected` bytes.
-fn decode(format: Format, unit: &[u8], expected: usize, out: &mut Vec<u8>) -> Result<()> {
+/// Decodes unit `index` of a laid-out file, which must hold exactly
+/// `expected` bytes: a zstd frame, gzip members, or age pieces.
+pub(crate) type Decode<'a> = dyn Fn(u64, &[u8], usize, &mut Vec<u8>) -> Result<()> + Sync + 'a;
+
+/// The decoder of a laid-out `.zst` or `.gz` file's units.
+fn decoder(format: Format) -> Box<Decode<'static>> {
     match format {
-        Format::Zst => frame::decompress(unit, expected, out),
-        _ => member::decode(unit, expected, out),
+        Format::Zst => Box::new(|_, unit, expected, out| frame::decompress(unit, expected, out)),
+        _ => Box::new(|_, unit, expected, out| member::decode(unit, expected, out)),
     }
 }
 
@@ -126,32 +140,74 @@ impl Weight for (Coded, bool) {
 
 impl Pipeline {
     /// The codec of the pipeline's format, at its one stage's level (the
-    /// builder refuses a standard format for any other stage list).
-    fn unit_codec(&self) -> Codec {
+    /// builder refuses a standard format for any other stage list); an age
+    /// file's stage, if any, is the `.zst` or `.gz` it encrypts.
+    fn unit_codec<'a>(&self, age: Option<&'a Sealing>, chunk: usize) -> Codec<'a> {
         let stage = self
             .inner
             .chain
             .first()
             .and_then(|s| StageSpec::from_id(s.desc.id, s.desc.param).ok());
-        match (self.inner.config.format, stage) {
-            (Format::Zst, Some(StageSpec::Zstd(level))) => Codec::Zst(level),
-            (Format::Gz, Some(StageSpec::Gzip(level))) => Codec::Gz(level),
-            (Format::Bgzf, Some(StageSpec::Gzip(level))) => Codec::Bgzf(level),
+        match (self.inner.config.format, stage, age) {
+            (_, None, Some(sealing)) => Codec::Age(&sealing.key, (chunk / PIECE) as u64),
+            (Format::Zst | Format::Age, Some(StageSpec::Zstd(level)), _) => Codec::Zst(level),
+            (Format::Gz | Format::Age, Some(StageSpec::Gzip(level)), _) => Codec::Gz(level),
+            (Format::Bgzf, Some(StageSpec::Gzip(level)), _) => Codec::Bgzf(level),
             _ => unreachable!("the builder allows a standard format with its own one stage only"),
         }
     }
 
+    /// Processes into a standard format. An age file is sealed by the
+    /// workers, piece by piece, when it holds the input itself; when it
+    /// holds a `.zst` or `.gz`, its frames are sealed in order as the
+    /// writer writes them (they have no 64 KiB boundaries of their own).
     pub(crate) fn process_standard<R: Read + Send, W: Write + Send>(
         &self,
         input: R,
         output: W,
         original_len: Option<u64>,
     ) -> Result<(W, Report)> {
+        let (output, report) = match self.inner.config.format {
+            Format::Age if !self.inner.chain.is_empty() => {
+                let sealing = self.age_sealing()?;
+                let wrote = |e| Error::io(e).with_stage("writing the output");
+                let counted = Counting {
+                    inner: output,
+                    bytes: 0,
+                };
+                let sealer = Sealer::new(counted, &sealing.head, sealing.key).map_err(wrote)?;
+                let (sealer, mut report) = self.process_units(input, sealer, original_len, None)?;
+                let counted = sealer.finish().map_err(wrote)?;
+                report.bytes_out = counted.bytes;
+                (counted.inner, report)
+            }
+            Format::Age => {
+                let sealing = self.age_sealing()?;
+                self.process_units(input, output, original_len, Some(&sealing))?
+            }
+            _ => self.process_units(input, output, original_len, None)?,
+        };
+        self.run_done(&report)?;
+        Ok((output, report))
+    }
+
+    fn process_units<R: Read + Send, W: Write + Send>(
+        &self,
+        input: R,
+        output: W,
+        original_len: Option<u64>,
+        age: Option<&Sealing>,
+    ) -> Result<(W, Report)> {
         let start = Instant::now();
         let cfg = &self.inner.config;
-        let codec = self.unit_codec();
         let plan = self.chunk_plan(original_len);
+        // Age chunks are fixed (the builder refuses hill climbing for
+        // age): chunk `i`'s first piece is `i × pieces`.
+        let codec = self.unit_codec(age, (plan.start / PIECE).max(1) * PIECE);
         let mut sink = Sink::new(output);
+        if let Some(sealing) = age {
+            sink.write_all(&sealing.head)?;
+        }
         let cpu = self.cpu()?;
         let _active = self.begin_run();
         let window = (cfg.channel_depth, cfg.cpu_tokens);
@@ -166,10 +222,10 @@ impl Pipeline {
                 cpu,
                 cfg.channel_depth,
                 |tx: &Feed<'_, Chunk>| reader::read_chunks(state, input, next_size, None, tx),
-                |_, c| {
+                |index, c| {
                     let started = Instant::now();
                     let mut bytes = state.buffers.take();
-                    codec.encode(&c.data, &mut bytes)?;
+                    codec.encode(index, &c, &mut bytes)?;
                     let original_len = c.data.len();
                     state.buffers.give(c.data);
                     if let Some(t) = tuner {
@@ -203,18 +259,18 @@ impl Pipeline {
         sink.write_all(&codec.tail(&units)?)?;
         let (output, bytes_out) = sink.finish(&state)?;
         let report = self.processed(&state, start, &plan, &summary, bytes_out);
-        self.run_done(&report)?;
         Ok((output, report))
     }
 
     /// Restores the units `spans` (a `format` file's layout, in order) read
-    /// from `input`, decoding them in parallel.
+    /// from `input`, decoding them in parallel with `decode`.
     pub(crate) fn restore_units<R: Read + Send, W: Write + Send>(
         &self,
         format: Format,
         spans: &[Span],
         input: R,
         output: W,
+        decode: &Decode<'_>,
     ) -> Result<(W, Report)> {
         let start = Instant::now();
         let cfg = &self.inner.config;
@@ -258,7 +314,7 @@ impl Pipeline {
                 },
                 |index, (coded, counts): (Coded, bool)| {
                     let mut data = state.buffers.take();
-                    decode(format, &coded.bytes, coded.content, &mut data)
+                    decode(index, &coded.bytes, coded.content, &mut data)
                         .map_err(|e| e.with_chunk(index))?;
                     state.buffers.give(coded.bytes);
                     Ok(Decoded { data, counts })
@@ -293,17 +349,36 @@ impl Pipeline {
         input: R,
         output: W,
     ) -> Result<(W, Report)> {
-        self.expect_unencrypted(&format!("the {format} input"))?;
+        self.restore_sequential_from(format, None, input, output)
+    }
+
+    /// [`Pipeline::restore_sequential`], or, with `opened` (the key of an
+    /// age file and the bytes of its header and nonce, already read), of
+    /// an age payload read from `input`.
+    pub(crate) fn restore_sequential_from<R: Read, W: Write>(
+        &self,
+        format: Format,
+        opened: Option<(PayloadKey, u64)>,
+        input: R,
+        output: W,
+    ) -> Result<(W, Report)> {
+        if format != Format::Age {
+            self.expect_unencrypted(&format!("the {format} input"))?;
+        }
         let start = Instant::now();
         let governor = self.governor();
         let cancel = self.cancel_token();
         let _active = self.begin_run();
         let _cpu = governor.cpu.acquire(cancel)?;
         let failed = RefCell::new(None);
+        let (key, head_len) = match opened {
+            Some((key, len)) => (Some(key), len),
+            None => (None, 0),
+        };
         let mut source = Watched {
             inner: Counting {
                 inner: input,
-                bytes: 0,
+                bytes: head_len,
             },
             failed: &failed,
         };
@@ -311,21 +386,17 @@ impl Pipeline {
             inner: output,
             bytes: 0,
         };
-        let codec = format.codec().unwrap_or("zstd");
+        let codec = format.codec().unwrap_or(format.name());
         let decoded = (|| -> Result<()> {
-            let mut decoder: Box<dyn Read + '_> = match format {
-                Format::Zst => {
-                    let mut d = zstd::stream::read::Decoder::new(&mut source)
-                        .map_err(|e| Error::stage(format!("cannot create a zstd decoder: {e}")))?;
-                    d.window_log_max(WINDOW_LOG_MAX).map_err(|e| {
-                        Error::stage(format!("cannot set the zstd window limit: {e}"))
-                    })?;
-                    Box::new(d)
+            let mut decoder: Box<dyn Read + '_> = match (format, key) {
+                (Format::Age, key) => {
+                    let (opener, inner) = self.age_opener(&mut source, key)?;
+                    match inner {
+                        Some(f) => sequential_decoder(f, opener)?,
+                        None => Box::new(opener),
+                    }
                 }
-                _ => Box::new(Members::new(io::BufReader::with_capacity(
-                    SEQUENTIAL_BLOCK,
-                    &mut source,
-                ))),
+                (f, _) => sequential_decoder(f, &mut source)?,
             };
             let mut buf = vec![0u8; SEQUENTIAL_BLOCK];
             loop {
@@ -375,6 +446,26 @@ impl Pipeline {
     }
 }
 
+/// The sequential decoder of a `.zst` or `.gz` read from `input`: for
+/// `.zst`, frames of any size, skippable frames, a seek table, with memory
+/// bounded by zstd's window limit; for `.gz`, any members (`gzip`'s,
+/// `pigz`'s), with deflate's 32 KiB window.
+fn sequential_decoder<'a>(format: Format, input: impl Read + 'a) -> Result<Box<dyn Read + 'a>> {
+    Ok(match format {
+        Format::Zst => {
+            let mut d = zstd::stream::read::Decoder::new(input)
+                .map_err(|e| Error::stage(format!("cannot create a zstd decoder: {e}")))?;
+            d.window_log_max(WINDOW_LOG_MAX)
+                .map_err(|e| Error::stage(format!("cannot set the zstd window limit: {e}")))?;
+            Box::new(d)
+        }
+        _ => Box::new(Members::new(io::BufReader::with_capacity(
+            SEQUENTIAL_BLOCK,
+            input,
+        ))),
+    })
+}
+
 /// The input of a sequential decode: remembers its own failure, so that
 /// an I/O error is not reported as corrupt data.
 struct Watched<'a, R> {
@@ -404,6 +495,9 @@ impl Pipeline {
         file: &std::fs::File,
         len: u64,
     ) -> Result<Layout> {
+        if format == Format::Age {
+            return self.age_layout(file, len);
+        }
         self.expect_unencrypted(&format!("the {format} file"))?;
         let cfg = &self.inner.config;
         let limit = crate::format::MAX_CHUNK_SIZE as u64;
@@ -427,10 +521,15 @@ impl Pipeline {
         file: std::fs::File,
         output: W,
     ) -> Result<(W, Report)> {
+        if let Layout::Age(age) = layout {
+            return self.restore_age_file(age, &file, output);
+        }
         let source = crate::source::Source::new(file, self.inner.config.reader);
         match layout {
-            Layout::Frames(spans) => self.restore_units(format, spans, source, output),
-            Layout::Sequential => self.restore_sequential(format, source, output),
+            Layout::Frames(spans) => {
+                self.restore_units(format, spans, source, output, &*decoder(format))
+            }
+            _ => self.restore_sequential(format, source, output),
         }
     }
 }
