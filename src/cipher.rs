@@ -183,7 +183,11 @@ impl ChunkCipher {
     pub fn open_tail(&self, nonce: [u8; 12], from: usize, buf: &mut Vec<u8>) -> Result<()> {
         let opened = self
             .key
-            .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::empty(), &mut buf[from..])
+            .open_in_place(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::empty(),
+                &mut buf[from..],
+            )
             .map(|plain| plain.len());
         match opened {
             Ok(n) => {

@@ -606,7 +606,13 @@ impl PipelineBuilder {
             }
         }
         if self.format == Format::Age {
-            check_age(&self.age, self.secret.as_ref(), self.chunk_method, &stages, cipher)?;
+            check_age(
+                &self.age,
+                self.secret.as_ref(),
+                self.chunk_method,
+                &stages,
+                cipher,
+            )?;
         }
         if let (Some(c), None) = (cipher, &self.secret) {
             return Err(Error::usage(format!(

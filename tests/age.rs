@@ -85,9 +85,17 @@ fn every_size_round_trips_alone_and_around_a_compressor() {
                         let header = file.len() - sealed_len(len);
                         assert!(header < 300, "{what}: a header of {header} bytes");
                     }
-                    assert_eq!(back_reader.verify_path(&out).expect("verify").original_bytes, len as u64);
+                    assert_eq!(
+                        back_reader
+                            .verify_path(&out)
+                            .expect("verify")
+                            .original_bytes,
+                        len as u64
+                    );
                     let mut again = Vec::new();
-                    back_reader.restore(&file[..], &mut again).expect("stream restore");
+                    back_reader
+                        .restore(&file[..], &mut again)
+                        .expect("stream restore");
                     assert!(again == data, "{what} (stream)");
                 }
                 assert!(p.governor().all_returned());
@@ -127,15 +135,27 @@ fn every_recipient_opens_it_and_another_identity_is_a_wrong_key() {
     let dir = tempfile::tempdir().expect("tempdir");
     fs::write(dir.path().join("x.age"), &file).expect("write");
     let e = reader(&c)
-        .restore_path(&dir.path().join("x.age"), &dir.path().join("x"), Overwrite::Refuse)
+        .restore_path(
+            &dir.path().join("x.age"),
+            &dir.path().join("x"),
+            Overwrite::Refuse,
+        )
         .expect_err("another identity");
     assert_eq!(e.kind(), ErrorKind::WrongKey, "{e}");
-    assert_eq!(fs::read_dir(dir.path()).expect("list").count(), 1, "no output");
-    let e = reader(&c).restore(&file[..], io::sink()).expect_err("stream");
+    assert_eq!(
+        fs::read_dir(dir.path()).expect("list").count(),
+        1,
+        "no output"
+    );
+    let e = reader(&c)
+        .restore(&file[..], io::sink())
+        .expect_err("stream");
     assert_eq!(e.kind(), ErrorKind::WrongKey, "{e}");
     // No identity at all: says what is needed.
     let plain = Pipeline::builder().build().expect("plain");
-    let e = plain.restore(&file[..], io::sink()).expect_err("no identity");
+    let e = plain
+        .restore(&file[..], io::sink())
+        .expect_err("no identity");
     assert_eq!(e.kind(), ErrorKind::Usage, "{e}");
     assert!(e.to_string().contains("identity"), "{e}");
 }
@@ -154,14 +174,24 @@ fn any_change_or_cut_is_an_integrity_failure() {
         let head = file.len() - sealed_len(data.len());
         let mut cases: Vec<(String, Vec<u8>)> = Vec::new();
         // The MAC's own line is checked, and the stanzas and nonce under it.
-        for at in [30, head - 20, head - 5, head + 3, head + 16 + 100, file.len() - 1] {
+        for at in [
+            30,
+            head - 20,
+            head - 5,
+            head + 3,
+            head + 16 + 100,
+            file.len() - 1,
+        ] {
             let mut f = file.clone();
             f[at] ^= 0x10;
             cases.push((format!("a bit flipped at {at}"), f));
         }
         let boundary = head + 17 * SEALED;
         cases.push(("cut at a piece boundary".into(), file[..boundary].to_vec()));
-        cases.push(("cut at a job boundary".into(), file[..head + 16 * SEALED].to_vec()));
+        cases.push((
+            "cut at a job boundary".into(),
+            file[..head + 16 * SEALED].to_vec(),
+        ));
         cases.push(("cut inside a piece".into(), file[..boundary + 100].to_vec()));
         cases.push(("cut inside the header".into(), file[..head / 2].to_vec()));
         cases.push(("cut after the header".into(), file[..head].to_vec()));
@@ -207,7 +237,10 @@ fn a_passphrase_file_opens_with_scrypt_within_the_bounds() {
         p.run(&data[..], &mut file).expect("run");
         assert!(syncpipe::age::uses_passphrase(&file));
         let text = String::from_utf8_lossy(&file[..200]).into_owned();
-        assert!(text.contains("\n-> scrypt ") && text.contains(" 10\n"), "{text}");
+        assert!(
+            text.contains("\n-> scrypt ") && text.contains(" 10\n"),
+            "{text}"
+        );
         let open = |s: Secret| Pipeline::builder().secret(s).build().expect("reader");
         let mut back = Vec::new();
         open(pw()).restore(&file[..], &mut back).expect("opens");
@@ -225,7 +258,9 @@ fn a_passphrase_file_opens_with_scrypt_within_the_bounds() {
             let mut forged = file.clone();
             forged[at..at + 2].copy_from_slice(factor.as_bytes());
             let started = Instant::now();
-            let e = open(pw()).restore(&forged[..], io::sink()).expect_err(factor);
+            let e = open(pw())
+                .restore(&forged[..], io::sink())
+                .expect_err(factor);
             assert_eq!(e.kind(), kind, "2^{factor}: {e}");
             assert!(e.to_string().contains("work factor"), "{e}");
             assert!(started.elapsed().as_secs() < 5, "refused before the work");
@@ -237,8 +272,15 @@ fn a_passphrase_file_opens_with_scrypt_within_the_bounds() {
         let x25519 = String::from_utf8_lossy(&other).into_owned();
         let x_start = x25519.find("-> X25519").expect("stanza");
         let x_end = x25519.find("---").expect("mac");
-        let mixed = [&file[..stanza_end], x25519[x_start..x_end].as_bytes(), &file[stanza_end..]].concat();
-        let e = open(pw()).restore(&mixed[..], io::sink()).expect_err("mixed");
+        let mixed = [
+            &file[..stanza_end],
+            &x25519.as_bytes()[x_start..x_end],
+            &file[stanza_end..],
+        ]
+        .concat();
+        let e = open(pw())
+            .restore(&mixed[..], io::sink())
+            .expect_err("mixed");
         assert_eq!(e.kind(), ErrorKind::Integrity, "{e}");
         assert!(e.to_string().contains("only"), "{e}");
     });
@@ -247,7 +289,11 @@ fn a_passphrase_file_opens_with_scrypt_within_the_bounds() {
 #[test]
 fn the_builder_refuses_what_age_cannot_take() {
     let id = AgeIdentity::generate().expect("id");
-    let base = || Pipeline::builder().format(Format::Age).age_recipient(id.recipient());
+    let base = || {
+        Pipeline::builder()
+            .format(Format::Age)
+            .age_recipient(id.recipient())
+    };
     let refused = |b: syncpipe::PipelineBuilder, what: &str| {
         let e = b.build().expect_err(what);
         assert_eq!(e.kind(), ErrorKind::Usage, "{what}: {e}");
@@ -263,13 +309,14 @@ fn the_builder_refuses_what_age_cannot_take() {
             .secret(Secret::passphrase("pw").expect("pw")),
         "a cipher",
     );
-    assert!(e.contains("own encryption") || e.contains("not both"), "{e}");
+    assert!(
+        e.contains("own encryption") || e.contains("not both"),
+        "{e}"
+    );
     assert!(refused(Pipeline::builder().format(Format::Age), "nobody").contains("recipient"));
-    assert!(refused(
-        base().secret(Secret::passphrase("pw").expect("pw")),
-        "both"
-    )
-    .contains("not both"));
+    assert!(
+        refused(base().secret(Secret::passphrase("pw").expect("pw")), "both").contains("not both")
+    );
     assert!(refused(
         Pipeline::builder()
             .format(Format::Age)
@@ -302,7 +349,9 @@ fn an_identity_for_a_plaintext_file_is_refused() {
         .expect("zst")
         .run(&b"hello"[..], &mut zst)
         .expect("run");
-    let e = reader(&id).restore(&zst[..], io::sink()).expect_err("plaintext");
+    let e = reader(&id)
+        .restore(&zst[..], io::sink())
+        .expect_err("plaintext");
     assert_eq!(e.kind(), ErrorKind::Integrity, "{e}");
 }
 

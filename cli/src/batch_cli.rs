@@ -17,11 +17,11 @@ use syncpipe::batch::{BatchJob, BatchOptions, BatchReport, Outcome};
 use syncpipe::{Error, ErrorKind, Optimize, Pipeline, PipelineBuilder};
 
 use crate::cli::{
-    has_known_extension, restored_name, shows_summary, verified_line, with_extension, OutputArgs,
-    Removal, Verbosity, KNOWN_SUFFIXES,
+    has_known_extension, output_extension, restored_name, shows_summary, verified_line,
+    with_extension, OutputArgs, Removal, Verbosity, KNOWN_SUFFIXES,
 };
 use crate::exit_code::ExitCode;
-use crate::key_source::{KeyArgs, Purpose};
+use crate::key_source::{KeyArgs, Peeked};
 use crate::telemetry::Telemetry;
 
 /// How the inputs of process, restore and verify are found, split and
@@ -145,11 +145,11 @@ pub fn process(
     // A walked tree already holding containers: they are outputs, not
     // inputs (as `zstd -r` skips `.zst`). Named files are always taken.
     let (jobs, mut failures) = find(inputs, i, v, |p| !has_known_extension(p))?;
-    let format = pipeline.config().format;
+    let ext = output_extension(pipeline);
     let jobs = name_outputs(jobs, &mut failures, |e| {
         Ok(match &o.output_dir {
-            Some(d) => with_extension(&d.join(&e.rel), format),
-            None => with_extension(&e.path, format),
+            Some(d) => with_extension(&d.join(&e.rel), &ext),
+            None => with_extension(&e.path, &ext),
         })
     });
     begin(tel, pipeline, &jobs);
@@ -414,29 +414,23 @@ fn name_outputs(
         .collect()
 }
 
-/// The secret for restore/verify, resolved once for the batch: when a key
-/// flag is given, or when the first container is encrypted (its header
-/// says so; a later encrypted one without a key fails on its own).
+/// The identities and secret for restore/verify, resolved once for the
+/// batch: the secret when a key flag is given, or when the first input is
+/// encrypted under one (its header says so; a later encrypted one without
+/// a key fails on its own).
 fn with_secret(
     builder: PipelineBuilder,
     keys: &KeyArgs,
     jobs: &[walk::Entry],
     verb: &str,
 ) -> Result<PipelineBuilder, Error> {
-    let first_encrypted = jobs.first().and_then(|e| {
-        let mut f = crate::cli::open_unseen(&e.path).ok()?;
-        syncpipe::container::peek(&mut f)
-            .ok()
-            .map(|(info, _)| info.is_encrypted())
-    });
-    if keys.given() || first_encrypted == Some(true) {
-        Ok(
-            builder
-                .secret(keys.resolve(Purpose::Decrypt, &format!("{verb} encrypted containers"))?),
-        )
-    } else {
-        Ok(builder)
-    }
+    // The first input stands for the batch only as to the passphrase: a
+    // plaintext first file does not refuse the identities the rest need.
+    let peeked = match jobs.first().map(|e| Peeked::file(&e.path)) {
+        Some(p) if p.needs_secret() => p,
+        _ => Peeked::Unknown,
+    };
+    keys.for_reading(builder, &peeked, &format!("{verb} encrypted inputs"))
 }
 
 /// The batch options from the flags; an `--optimize` preset fills the

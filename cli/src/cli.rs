@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args as ClapArgs, Parser, Subcommand, ValueHint};
-use syncpipe::container::{self, ContainerInfo, KeySource};
+use syncpipe::container::{self, KeySource};
 use syncpipe::output;
 use syncpipe::stages::parse_stages;
 use syncpipe::storage::{self, StorageType};
@@ -23,7 +23,7 @@ use syncpipe::{
 
 use crate::batch_cli::{self, InputArgs, OutDirArgs, SmallArgs};
 use crate::exit_code::{self, ExitCode};
-use crate::key_source::{KeyArgs, Purpose};
+use crate::key_source::{KeyArgs, Peeked, Purpose};
 use crate::size;
 use crate::telemetry::{Telemetry, TelemetryArgs};
 
@@ -159,6 +159,8 @@ struct ProcessArgs {
     chunk_method: Option<ChunkMethod>,
     #[command(flatten, next_help_heading = heading::KEYS)]
     keys: KeyArgs,
+    #[command(flatten, next_help_heading = heading::KEYS)]
+    recipients: crate::recipients::RecipientArgs,
     /// Argon2id cost for a passphrase: `m=KiB,t=PASSES,p=LANES`, any
     /// subset (caps: m <= 1 GiB, t <= 64, p <= 16). [default: m=65536,t=3,p=4]
     #[arg(long, value_name = "PARAMS", help_heading = heading::KEYS)]
@@ -524,6 +526,7 @@ fn dispatch(
             chunk_size,
             chunk_method,
             keys,
+            recipients,
             argon2,
             tuning,
         }) => {
@@ -535,8 +538,18 @@ fn dispatch(
                 // checksum, each member gzip's CRC-32).
                 Format::Zst => "zstd:3".to_string(),
                 Format::Gz | Format::Bgzf => "gzip:6".to_string(),
+                // What `age` does: the input itself.
+                Format::Age => String::new(),
             });
-            let mut parsed = parse_stages(&stages)?;
+            let mut parsed = match stages.as_str() {
+                // An age file of the input itself: no stage at all.
+                "" if format == Format::Age => syncpipe::Stages {
+                    transforms: Vec::new(),
+                    cipher: None,
+                    checksum: None,
+                },
+                text => parse_stages(text)?,
+            };
             let stages = match level {
                 Some(l) => {
                     parsed = parsed.with_level(l)?;
@@ -550,7 +563,13 @@ fn dispatch(
             if let Some(m) = chunk_method {
                 builder = builder.chunk_method(m);
             }
+            if format == Format::Age {
+                builder = recipients.apply(builder, &keys, argon2.is_some())?;
+            } else {
+                recipients.refuse()?;
+            }
             match parsed.cipher {
+                _ if format == Format::Age => {}
                 Some(cipher) => {
                     if let Some(text) = &argon2 {
                         if keys.is_key_file() {
@@ -588,7 +607,7 @@ fn dispatch(
                 );
             }
             let input = batch_cli::single(inputs)?;
-            let dest = process_dest(&input, &out, format)?;
+            let dest = process_dest(&input, &out, &output_extension(&pipeline))?;
             let removal = Removal::check(&out, &input, &dest)?;
             tel.claim_stdout(matches!(dest, Dest::Stdout))?;
             tel.begin(&pipeline, &input, Some(stages));
@@ -834,51 +853,45 @@ fn bgzf_note(input: &Path, v: Verbosity) {
 
 /// Reads a container's header (to learn whether it needs a key) and gives
 /// back a reader that starts at the beginning again.
-fn peek_header(
-    input: &Path,
-    reader: ReaderKind,
-) -> Result<(Box<dyn Read + Send>, Option<ContainerInfo>), Error> {
+fn peek_header(input: &Path, reader: ReaderKind) -> Result<(Box<dyn Read + Send>, Peeked), Error> {
     let mut src = Source::new(open_unseen(input)?, reader);
     // Enough to tell the formats apart, put back in front of the rest.
-    let mut first = Vec::with_capacity(16);
+    let mut first = Vec::with_capacity(PEEK_LEN);
     (&mut src)
-        .take(16)
+        .take(PEEK_LEN as u64)
         .read_to_end(&mut first)
         .map_err(|e| Error::io(e).with_path(input))?;
-    let standard = Format::detect(&first).is_some_and(|f| f != Format::Spipe);
+    let standard = Peeked::standard(&first);
     let again = io::Cursor::new(first).chain(src);
-    if standard {
-        // A `.zst` or `.gz` has no header to show and is never encrypted.
-        return Ok((Box::new(again), None));
+    if let Some(peeked) = standard {
+        // A `.zst`, `.gz` or age file has no container header to show.
+        return Ok((Box::new(again), peeked));
     }
     let (info, again) = container::peek(again).map_err(|e| e.with_path(input))?;
-    Ok((Box::new(again), Some(info)))
+    Ok((Box::new(again), Peeked::Container(info)))
 }
 
-/// Adds the secret to `builder` when the container is encrypted.
+/// Bytes read to tell an input's format (and an age file's stanza).
+pub(crate) const PEEK_LEN: usize = 32;
+
+/// Adds the identities and, when the input needs it, the secret to
+/// `builder`.
 fn with_secret(
     builder: PipelineBuilder,
     keys: &KeyArgs,
-    header: &Option<ContainerInfo>,
+    peeked: &Peeked,
     input: &Path,
 ) -> Result<PipelineBuilder, Error> {
-    match header.as_ref().and_then(|h| h.encryption.as_ref()) {
-        Some(c) => {
-            let why = format!("{} (encrypted with {})", input.display(), c.cipher);
-            Ok(builder.secret(keys.resolve(Purpose::Decrypt, &why)?))
-        }
-        // A key flag says "this is encrypted": plaintext in its place is
-        // refused (the library does the same for a pipeline with a secret).
-        // SYNCPIPE_PASSPHRASE_FILE alone demands nothing: it may be set for
-        // every command of a session.
-        None if keys.given() => Err(Error::integrity(
-            "the container is not encrypted, but a passphrase or key was given \
-             (an unencrypted file may have been substituted); \
-             restore it without a key option if that is expected",
-        )
-        .with_path(input)),
-        None => Ok(builder),
-    }
+    let why = match peeked {
+        Peeked::Container(h) => match &h.encryption {
+            Some(c) => format!("{} (encrypted with {})", input.display(), c.cipher),
+            None => input.display().to_string(),
+        },
+        Peeked::Age { .. } => format!("{} (an age file under a passphrase)", input.display()),
+        Peeked::Plain | Peeked::Unknown => input.display().to_string(),
+    };
+    keys.for_reading(builder, peeked, &why)
+        .map_err(|e| e.with_path(input))
 }
 
 /// The first input: the one whose device `--storage-type auto` looks at
@@ -931,16 +944,33 @@ impl Removal {
     }
 }
 
-fn process_dest(input: &Path, out: &OutputArgs, format: Format) -> Result<Dest, Error> {
-    pick_dest(input, out, || Ok(with_extension(input, format)))
+fn process_dest(input: &Path, out: &OutputArgs, ext: &str) -> Result<Dest, Error> {
+    pick_dest(input, out, || Ok(with_extension(input, ext)))
 }
 
-/// `INPUT.EXT` for an output of `format`.
-pub(crate) fn with_extension(input: &Path, format: Format) -> PathBuf {
+/// `INPUT.EXT`.
+pub(crate) fn with_extension(input: &Path, ext: &str) -> PathBuf {
     let mut name = input.as_os_str().to_owned();
     name.push(".");
-    name.push(format.extension());
+    name.push(ext);
     PathBuf::from(name)
+}
+
+/// The extension of what `pipeline` writes: its format's, and for an age
+/// file holding a `.zst` or `.gz`, both (`x.zst.age`, as
+/// `zstd -c x | age > x.zst.age` would be named).
+pub(crate) fn output_extension(pipeline: &Pipeline) -> String {
+    let format = pipeline.config().format;
+    let inner = pipeline.stage_names().first().and_then(|s| {
+        let codec = s.split(':').next()?;
+        [Format::Zst, Format::Gz]
+            .into_iter()
+            .find(|f| f.codec() == Some(codec))
+    });
+    match (format, inner) {
+        (Format::Age, Some(f)) => format!("{}.age", f.extension()),
+        _ => format.extension().to_string(),
+    }
 }
 
 /// Whether `p` ends in the extension of a format syncpipe writes or
@@ -958,6 +988,20 @@ const TAR_SHORT_FORMS: [&str; 2] = ["tgz", "tzst"];
 /// for any other name.
 pub(crate) fn restored_name(p: &Path) -> Option<PathBuf> {
     let ext = p.extension()?;
+    if ext == Format::Age.extension() {
+        // Restore takes off a `.zst` or `.gz` inside an age file too.
+        let inner = p.with_extension("");
+        return Some(match restored_name(&inner) {
+            Some(name)
+                if inner
+                    .extension()
+                    .is_some_and(|e| e != "spipe" && e != "age") =>
+            {
+                name
+            }
+            _ => inner,
+        });
+    }
     if TAR_SHORT_FORMS.iter().any(|t| ext == *t) {
         Some(p.with_extension("tar"))
     } else if Format::ALL.iter().any(|f| ext == f.extension()) {
@@ -980,7 +1024,7 @@ fn restore_dest(input: &Path, out: &OutputArgs) -> Result<Dest, Error> {
 }
 
 /// The suffixes restore strips, for messages.
-pub(crate) const KNOWN_SUFFIXES: &str = "spipe, .zst, .gz, .tgz or .tzst";
+pub(crate) const KNOWN_SUFFIXES: &str = "spipe, .zst, .gz, .tgz, .tzst or .age";
 
 fn pick_dest(
     input: &Path,
@@ -1155,6 +1199,7 @@ fn info(input: &Path, json: bool) -> Result<(), Error> {
         Some(Format::Zst) => Some("a zstd file, not a syncpipe container: restore and verify read it, `zstd -lv` lists its frames"),
         Some(Format::Gz) => Some("a gzip file, not a syncpipe container: restore and verify read it, `gzip -l` lists it"),
         Some(Format::Bgzf) => Some("a BGZF file, not a syncpipe container: restore and verify read it, `bgzip -r` indexes it"),
+        Some(Format::Age) => Some("an age file, not a syncpipe container: restore and verify open it with -i or its passphrase, as `age -d` does"),
         _ => None,
     };
     if let Some(what) = lister {

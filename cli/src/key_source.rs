@@ -6,7 +6,8 @@ use std::io::{self, IsTerminal};
 use std::path::PathBuf;
 
 use clap::Args as ClapArgs;
-use syncpipe::{Error, Secret};
+use syncpipe::container::ContainerInfo;
+use syncpipe::{AgeIdentity, Error, Format, PipelineBuilder, Secret};
 
 /// The environment variable naming a passphrase file.
 pub const PASSPHRASE_ENV: &str = "SYNCPIPE_PASSPHRASE_FILE";
@@ -24,6 +25,12 @@ pub struct KeyArgs {
     /// with `head -c 32 /dev/urandom > key`.
     #[arg(long, value_name = "PATH", group = "key_source")]
     key_file: Option<PathBuf>,
+    /// An age identity file (what `age-keygen -o` writes: `#` comments
+    /// and AGE-SECRET-KEY-1... lines), repeatable: opens age files
+    /// encrypted to its recipients. With process --format age, the file
+    /// is encrypted to each identity's recipient, as with `age -e -i`.
+    #[arg(short = 'i', long = "identity", value_name = "PATH")]
+    identities: Vec<PathBuf>,
 }
 
 /// Why the secret is wanted: encrypting asks twice at a prompt.
@@ -37,6 +44,42 @@ impl KeyArgs {
     /// True when a flag names a source.
     pub fn given(&self) -> bool {
         self.passphrase_file.is_some() || self.passphrase_fd.is_some() || self.key_file.is_some()
+    }
+
+    /// The age identities of every `-i` file, in order.
+    pub fn identities(&self) -> Result<Vec<AgeIdentity>, Error> {
+        let mut out = Vec::new();
+        for p in &self.identities {
+            out.extend(AgeIdentity::from_file(p)?);
+        }
+        Ok(out)
+    }
+
+    /// The builder with the `-i` identities, and the passphrase when the
+    /// input to restore or verify needs one (`peeked`, its first bytes):
+    /// an encrypted container's, or an age file's scrypt stanza. A key
+    /// flag or an identity for a plaintext input is refused (it may have
+    /// been substituted), as the library refuses it.
+    pub fn for_reading(
+        &self,
+        mut builder: PipelineBuilder,
+        peeked: &Peeked,
+        why: &str,
+    ) -> Result<PipelineBuilder, Error> {
+        for id in self.identities()? {
+            builder = builder.age_identity(id);
+        }
+        if peeked.needs_secret() || self.given() {
+            return Ok(builder.secret(self.resolve(Purpose::Decrypt, why)?));
+        }
+        if peeked.is_plaintext() && !self.identities.is_empty() {
+            return Err(Error::integrity(
+                "the input is not encrypted, but an identity was given \
+                 (an unencrypted file may have been substituted); \
+                 restore it without -i if that is expected",
+            ));
+        }
+        Ok(builder)
     }
 
     /// True when the source is a raw key file.
@@ -96,4 +139,73 @@ fn ask_secret(purpose: Purpose) -> Result<Secret, Error> {
         }
     }
     Secret::passphrase(first.as_bytes())
+}
+
+/// What an input to restore or verify is, from its first bytes: what
+/// decides whether a passphrase is asked for.
+pub enum Peeked {
+    /// A syncpipe container, its header read.
+    Container(ContainerInfo),
+    /// An age file; `passphrase` when its stanza is scrypt.
+    Age { passphrase: bool },
+    /// A `.zst` or `.gz`: never encrypted.
+    Plain,
+    /// Not read (a batch whose first input could not be): each input is
+    /// checked by the library on its own.
+    Unknown,
+}
+
+impl Peeked {
+    /// Whether opening it takes a passphrase or key.
+    pub fn needs_secret(&self) -> bool {
+        match self {
+            Peeked::Container(info) => info.is_encrypted(),
+            Peeked::Age { passphrase } => *passphrase,
+            Peeked::Plain | Peeked::Unknown => false,
+        }
+    }
+
+    /// Whether it is known to be unencrypted.
+    pub fn is_plaintext(&self) -> bool {
+        match self {
+            Peeked::Container(info) => !info.is_encrypted(),
+            Peeked::Plain => true,
+            Peeked::Age { .. } | Peeked::Unknown => false,
+        }
+    }
+
+    /// What the file at `path` is (`Unknown` if it cannot be read).
+    pub fn file(path: &std::path::Path) -> Peeked {
+        use std::io::Read;
+        let Ok(mut f) = crate::cli::open_unseen(path) else {
+            return Peeked::Unknown;
+        };
+        let mut first = Vec::with_capacity(crate::cli::PEEK_LEN);
+        if (&mut f)
+            .take(crate::cli::PEEK_LEN as u64)
+            .read_to_end(&mut first)
+            .is_err()
+        {
+            return Peeked::Unknown;
+        }
+        if let Some(p) = Peeked::standard(&first) {
+            return p;
+        }
+        match syncpipe::container::peek(std::io::Cursor::new(first).chain(f)) {
+            Ok((info, _)) => Peeked::Container(info),
+            Err(_) => Peeked::Unknown,
+        }
+    }
+
+    /// What `first` (the input's first 32 bytes, or all of a shorter one)
+    /// starts, for an input that is not a container.
+    pub fn standard(first: &[u8]) -> Option<Peeked> {
+        match Format::detect(first)? {
+            Format::Spipe => None,
+            Format::Age => Some(Peeked::Age {
+                passphrase: syncpipe::age::uses_passphrase(first),
+            }),
+            _ => Some(Peeked::Plain),
+        }
+    }
 }

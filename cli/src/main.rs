@@ -13,6 +13,7 @@ mod key_source;
 mod manual;
 mod plot;
 mod prometheus;
+mod recipients;
 mod shard;
 mod signals;
 mod size;

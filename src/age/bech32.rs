@@ -130,7 +130,10 @@ mod tests {
         let text = encode("age", &key);
         assert!(text.starts_with("age1") && text.len() == 62, "{text}");
         assert_eq!(decode(&text), Ok(("age".to_string(), key.to_vec())));
-        assert_eq!(decode(&text.to_ascii_uppercase()).map(|d| d.1), Ok(key.to_vec()));
+        assert_eq!(
+            decode(&text.to_ascii_uppercase()).map(|d| d.1),
+            Ok(key.to_vec())
+        );
     }
 
     #[test]

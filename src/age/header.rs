@@ -96,8 +96,9 @@ impl Parsed {
     /// [`crate::ErrorKind::Integrity`] if it does not match: the header
     /// was changed after it was written.
     pub fn verify(&self, file_key: &FileKey) -> Result<()> {
-        hmac::verify(&mac_key(file_key), &self.signed, &self.mac)
-            .map_err(|_| Error::integrity("the age header's MAC does not match: the header was altered"))
+        hmac::verify(&mac_key(file_key), &self.signed, &self.mac).map_err(|_| {
+            Error::integrity("the age header's MAC does not match: the header was altered")
+        })
     }
 }
 
@@ -168,7 +169,9 @@ pub(crate) fn read(input: &mut impl BufRead) -> Result<Parsed> {
         let mut args = Vec::new();
         for arg in rest.split(|&b| b == b' ') {
             if arg.is_empty() || arg.iter().any(|&b| !(0x21..=0x7e).contains(&b)) {
-                return Err(malformed("a stanza argument is empty or not printable ASCII"));
+                return Err(malformed(
+                    "a stanza argument is empty or not printable ASCII",
+                ));
             }
             args.push(String::from_utf8_lossy(arg).into_owned());
         }
@@ -235,14 +238,14 @@ mod tests {
             assert_eq!(err.kind(), crate::ErrorKind::Integrity, "{bad:?}: {err}");
         }
         // A body line over 64 columns.
-        let long = format!(
-            "age-encryption.org/v1\n-> a\n{}\n--- x\n",
-            "A".repeat(65)
-        );
+        let long = format!("age-encryption.org/v1\n-> a\n{}\n--- x\n", "A".repeat(65));
         assert!(read(&mut long.as_bytes()).is_err());
         // No newline for a megabyte: refused at the bound, not buffered on.
         let endless = vec![b'a'; MAX_HEADER + 10];
         let err = read(&mut &endless[..]).err().expect("refused");
-        assert!(err.to_string().contains("version") || err.to_string().contains("1 MiB"), "{err}");
+        assert!(
+            err.to_string().contains("version") || err.to_string().contains("1 MiB"),
+            "{err}"
+        );
     }
 }

@@ -51,9 +51,10 @@ impl AgeRecipient {
         let text = read_key_file(path)?;
         let mut out = Vec::new();
         for (n, line) in key_lines(&text) {
-            out.push(line.parse::<AgeRecipient>().map_err(|e| {
-                Error::usage(format!("{}, line {n}: {e}", path.display()))
-            })?);
+            out.push(
+                line.parse::<AgeRecipient>()
+                    .map_err(|e| Error::usage(format!("{}, line {n}: {e}", path.display())))?,
+            );
         }
         if out.is_empty() {
             return Err(Error::usage(format!(
@@ -83,9 +84,9 @@ impl FromStr for AgeRecipient {
                 shorten(s)
             )));
         }
-        let key: [u8; 32] = data.try_into().map_err(|_| {
-            Error::usage(format!("`{}` does not hold a 32-byte key", shorten(s)))
-        })?;
+        let key: [u8; 32] = data
+            .try_into()
+            .map_err(|_| Error::usage(format!("`{}` does not hold a 32-byte key", shorten(s))))?;
         Ok(AgeRecipient(key))
     }
 }
@@ -142,7 +143,10 @@ impl AgeIdentity {
         if hrp != IDENTITY_HRP {
             return Err(bad("another kind of key"));
         }
-        let key: [u8; 32] = data.as_slice().try_into().map_err(|_| bad("not 32 bytes"))?;
+        let key: [u8; 32] = data
+            .as_slice()
+            .try_into()
+            .map_err(|_| bad("not 32 bytes"))?;
         Ok(AgeIdentity(Zeroizing::new(key)))
     }
 

@@ -53,15 +53,9 @@ impl std::fmt::Debug for AgeKeys {
 }
 
 /// Whether `first` starts an age v1 file (its version line). An armored
-/// file (`age -a`, PEM text) is not one: see [`is_armored`].
+/// file (`age -a`, PEM text) is not one: restore refuses it with a note.
 pub(crate) fn is_age(first: &[u8]) -> bool {
     first.starts_with(header::VERSION_LINE)
-}
-
-/// Whether `first` starts an ASCII-armored age file, which is refused with
-/// a note (`age -d` reads it).
-pub fn is_armored(first: &[u8]) -> bool {
-    first.starts_with(b"-----BEGIN AGE ENCRYPTED FILE-----")
 }
 
 /// Whether the age file starting `first` (at least its first 32 bytes) is
@@ -130,7 +124,12 @@ impl AgeKeys {
     /// [`crate::ErrorKind::Integrity`] for a malformed stanza, an scrypt
     /// stanza beside others, an scrypt cost over the reader's bounds
     /// (before the work) or a MAC that does not match.
-    pub fn open(&self, parsed: &Parsed, passphrase: Option<&[u8]>, max_memory: usize) -> Result<FileKey> {
+    pub fn open(
+        &self,
+        parsed: &Parsed,
+        passphrase: Option<&[u8]>,
+        max_memory: usize,
+    ) -> Result<FileKey> {
         let stanzas = &parsed.stanzas;
         let scrypt = stanzas.iter().any(|s| s.kind == "scrypt");
         let file_key = if scrypt {
@@ -194,7 +193,9 @@ impl AgeKeys {
         let file_key = self.open(&parsed, passphrase, max_memory)?;
         let mut nonce = [0u8; NONCE_LEN];
         if crate::format::read_full(input, &mut nonce)? < NONCE_LEN {
-            return Err(Error::integrity("the age file ends before its payload nonce"));
+            return Err(Error::integrity(
+                "the age file ends before its payload nonce",
+            ));
         }
         Ok(Head {
             file_key,

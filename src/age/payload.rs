@@ -112,7 +112,14 @@ mod tests {
 
     #[test]
     fn lengths_round_trip() {
-        for plain in [0, 1, PIECE as u64 - 1, PIECE as u64, PIECE as u64 + 1, 5 * PIECE as u64] {
+        for plain in [
+            0,
+            1,
+            PIECE as u64 - 1,
+            PIECE as u64,
+            PIECE as u64 + 1,
+            5 * PIECE as u64,
+        ] {
             assert_eq!(plain_len(sealed_len(plain)), Some(plain), "{plain}");
         }
         assert_eq!(plain_len(0), None);
@@ -130,13 +137,17 @@ mod tests {
         let mut whole = Vec::new();
         key.seal(0, true, &data, &mut whole).expect("seal");
         let mut parts = Vec::new();
-        key.seal(0, false, &data[..2 * PIECE], &mut parts).expect("seal");
-        key.seal(2, true, &data[2 * PIECE..], &mut parts).expect("seal");
+        key.seal(0, false, &data[..2 * PIECE], &mut parts)
+            .expect("seal");
+        key.seal(2, true, &data[2 * PIECE..], &mut parts)
+            .expect("seal");
         assert_eq!(whole, parts);
         assert_eq!(whole.len() as u64, sealed_len(data.len() as u64));
         let mut back = Vec::new();
-        key.open(0, false, &whole[..SEALED_PIECE], &mut back).expect("open");
-        key.open(1, true, &whole[SEALED_PIECE..], &mut back).expect("open");
+        key.open(0, false, &whole[..SEALED_PIECE], &mut back)
+            .expect("open");
+        key.open(1, true, &whole[SEALED_PIECE..], &mut back)
+            .expect("open");
         assert_eq!(back, data);
         let cut = &whole[..3 * SEALED_PIECE];
         assert!(key.open(0, true, cut, &mut Vec::new()).is_err());

@@ -115,7 +115,11 @@ pub(crate) fn scrypt_memory(work_factor: u8) -> u64 {
 }
 
 /// An scrypt stanza wrapping `file_key` under `passphrase`.
-pub(crate) fn scrypt_wrap(passphrase: &[u8], work_factor: u8, file_key: &FileKey) -> Result<Stanza> {
+pub(crate) fn scrypt_wrap(
+    passphrase: &[u8],
+    work_factor: u8,
+    file_key: &FileKey,
+) -> Result<Stanza> {
     let mut salt = [0u8; 16];
     random_bytes(&mut salt)?;
     let key = scrypt_key(passphrase, &salt, work_factor)?;
@@ -147,7 +151,9 @@ fn scrypt_cost(stanza: &Stanza, max_memory: usize) -> Result<([u8; 16], u8)> {
     // Decimal, no sign and no leading zero, as the specification says.
     let factor: u8 = match factor.as_bytes() {
         [b'1'..=b'9', rest @ ..] if rest.len() <= 2 && rest.iter().all(u8::is_ascii_digit) => {
-            factor.parse().map_err(|_| bad("its work factor is too large"))?
+            factor
+                .parse()
+                .map_err(|_| bad("its work factor is too large"))?
         }
         _ => return Err(bad("its work factor is not a decimal number")),
     };

@@ -180,6 +180,12 @@ impl Header {
     pub fn read_with_bytes(r: &mut impl Read) -> Result<(Header, Vec<u8>)> {
         let mut fixed = [0u8; 14];
         read_exact_or(r, &mut fixed, "not a syncpipe container (too short)")?;
+        if fixed == *b"-----BEGIN AGE" {
+            return Err(Error::usage(
+                "an ASCII-armored age file (`age -a`): syncpipe reads binary age files; \
+                 `age -d` reads this one",
+            ));
+        }
         if fixed[..8] != MAGIC {
             return Err(Error::integrity("not a syncpipe container (bad magic)"));
         }

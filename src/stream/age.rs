@@ -18,11 +18,15 @@ use crate::layout::{Layout, Span};
 use crate::pipeline::Pipeline;
 use crate::report::Report;
 
+/// The plaintext of an age stream read from `R`, its first bytes read to
+/// tell its format and put back.
+pub(crate) type Plaintext<R> = Sniffed<Opener<BufReader<R>>>;
+
 /// Pieces per restore job: 1 MiB of plaintext, the default chunk.
 const JOB_PIECES: u64 = 16;
 
-/// A regular age file, its header opened.
-pub(crate) struct AgeLayout {
+/// A regular age file, its header opened (its keys never leave the crate).
+pub struct AgeLayout {
     file_key: FileKey,
     nonce: [u8; 16],
     /// Bytes of the header and nonce: the first piece starts here.
@@ -71,9 +75,10 @@ impl Pipeline {
     fn age_passphrase(&self) -> Result<Option<&[u8]>> {
         match &self.inner.secret {
             None => Ok(None),
-            Some(s) => s.passphrase_bytes().map(Some).ok_or_else(|| {
-                Error::usage("an age file takes a passphrase, not a raw key file")
-            }),
+            Some(s) => s
+                .passphrase_bytes()
+                .map(Some)
+                .ok_or_else(|| Error::usage("an age file takes a passphrase, not a raw key file")),
         }
     }
 
@@ -91,7 +96,7 @@ impl Pipeline {
         &self,
         input: R,
         key: Option<PayloadKey>,
-    ) -> Result<(Sniffed<Opener<BufReader<R>>>, Option<Format>)> {
+    ) -> Result<(Plaintext<R>, Option<Format>)> {
         let mut input = BufReader::with_capacity(SEALED_PIECE, input);
         let key = match key {
             Some(k) => k,
@@ -129,8 +134,7 @@ impl Pipeline {
             )));
         }
         let mut first = vec![0u8; (sealed as usize).min(SEALED_PIECE)];
-        std::os::unix::fs::FileExt::read_exact_at(file, &mut first, head.len)
-            .map_err(Error::io)?;
+        std::os::unix::fs::FileExt::read_exact_at(file, &mut first, head.len).map_err(Error::io)?;
         let mut plain = Vec::new();
         head.payload_key()
             .open(0, sealed as usize <= SEALED_PIECE, &first, &mut plain)?;
@@ -189,12 +193,6 @@ impl Pipeline {
             0 => Ok(()),
             i => key.open((i - 1) * JOB_PIECES, i == last, unit, out),
         };
-        self.restore_units(
-            Format::Age,
-            &spans,
-            At { file, offset: 0 },
-            output,
-            decode,
-        )
+        self.restore_units(Format::Age, &spans, At { file, offset: 0 }, output, decode)
     }
 }
