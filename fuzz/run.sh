@@ -16,7 +16,7 @@ secs=${1:-300}
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(container header encrypted_container zst gz)
+    targets=(container header encrypted_container zst gz age)
 fi
 export RUSTC_BOOTSTRAP=1
 ./seed.sh

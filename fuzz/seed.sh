@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 data=../tests/data
-for target in container header encrypted_container zst gz; do
+for target in container header encrypted_container zst gz age; do
     mkdir -p "corpus/$target"
 done
 for f in "$data"/*.spipe; do
@@ -26,5 +26,10 @@ done
 # members), pigz's and bgzip's.
 for f in "$data"/*.gz; do
     cp "$f" "corpus/gz/$(basename "$f")"
+done
+# The .age golden files: age's (X25519, scrypt, empty, a last full
+# piece, a .zst inside) and syncpipe's.
+for f in "$data"/*.age; do
+    cp "$f" "corpus/age/$(basename "$f")"
 done
 echo "seeded from $(ls "$data"/*.spipe | wc -l) golden containers, $(ls "$data"/*.zst | wc -l) .zst files and $(ls "$data"/*.gz | wc -l) .gz files"

@@ -4,10 +4,11 @@
 //! wrote fails here.
 //!
 //! The manifest lists one container a line: `SHA256  FILE  SECRET`, where
-//! SECRET is `-` (unencrypted), `passphrase` (the test passphrase below) or
-//! `key` (the raw test key, given to the binary as a key file). Every
-//! `.spipe`, `.zst` and `.gz` file in the folder must be listed, and every
-//! listed file exist.
+//! SECRET is `-` (unencrypted), `passphrase` (the test passphrase below),
+//! `key` (the raw test key, given to the binary as a key file) or
+//! `identity` (the age identity in `tests/data/age-golden-identity.txt`).
+//! Every `.spipe`, `.zst`, `.gz` and `.age` file in the folder must be
+//! listed, and every listed file exist.
 //!
 //! The committed bytes are the reference. The `c-*` combination files were
 //! written by [`regenerate`] (ignored; it also rewrites their manifest
@@ -30,7 +31,7 @@ use std::process::Command;
 use crate::common::mixed_data;
 use sha2::{Digest, Sha256};
 use syncpipe::stages::parse_stages;
-use syncpipe::{KdfParams, Pipeline, Secret};
+use syncpipe::{AgeIdentity, KdfParams, Pipeline, PipelineBuilder, Secret};
 
 type TestResult = Result<(), Box<dyn StdError>>;
 
@@ -58,6 +59,7 @@ enum SecretKind {
     None,
     Passphrase,
     Key,
+    Identity,
 }
 
 impl SecretKind {
@@ -66,6 +68,7 @@ impl SecretKind {
             "-" => Some(SecretKind::None),
             "passphrase" => Some(SecretKind::Passphrase),
             "key" => Some(SecretKind::Key),
+            "identity" => Some(SecretKind::Identity),
             _ => None,
         }
     }
@@ -75,12 +78,13 @@ impl SecretKind {
             SecretKind::None => "-",
             SecretKind::Passphrase => "passphrase",
             SecretKind::Key => "key",
+            SecretKind::Identity => "identity",
         }
     }
 
     fn secret(self) -> Option<Secret> {
         match self {
-            SecretKind::None => None,
+            SecretKind::None | SecretKind::Identity => None,
             SecretKind::Passphrase => Some(Secret::passphrase(PASSPHRASE).expect("valid")),
             SecretKind::Key => Some(Secret::key(&KEY).expect("valid")),
         }
@@ -116,6 +120,24 @@ fn manifest() -> Result<Vec<Entry>, Box<dyn StdError>> {
     Ok(entries)
 }
 
+/// The age identity the `identity` files are encrypted to (a test key,
+/// committed on purpose).
+fn identity_file() -> PathBuf {
+    data_dir().join("age-golden-identity.txt")
+}
+
+fn with_identity(
+    b: PipelineBuilder,
+    kind: SecretKind,
+) -> Result<PipelineBuilder, Box<dyn StdError>> {
+    if kind != SecretKind::Identity {
+        return Ok(b);
+    }
+    let mut ids = AgeIdentity::from_file(&identity_file())?;
+    let id = ids.pop().ok_or("no identity in the file")?;
+    Ok(b.age_identity(id))
+}
+
 #[test]
 fn manifest_lists_exactly_the_containers_in_tests_data() -> TestResult {
     let listed: BTreeSet<String> = manifest()?.into_iter().map(|e| e.file).collect();
@@ -124,11 +146,15 @@ fn manifest_lists_exactly_the_containers_in_tests_data() -> TestResult {
         .collect::<Result<_, _>>()?;
     let on_disk: BTreeSet<String> = on_disk
         .into_iter()
-        .filter(|n| [".spipe", ".zst", ".gz"].iter().any(|ext| n.ends_with(ext)))
+        .filter(|n| {
+            [".spipe", ".zst", ".gz", ".age"]
+                .iter()
+                .any(|ext| n.ends_with(ext))
+        })
         .collect();
     assert_eq!(
         listed, on_disk,
-        "MANIFEST and tests/data/*.{{spipe,zst,gz}} differ"
+        "MANIFEST and tests/data/*.{{spipe,zst,gz,age}} differ"
     );
     // One per stage combination the golden set covers: guard against a case
     // silently dropped from the folder and the manifest together.
@@ -144,7 +170,7 @@ fn manifest_lists_exactly_the_containers_in_tests_data() -> TestResult {
 fn every_golden_container_restores_to_its_manifest_hash() -> TestResult {
     for e in manifest()? {
         let bytes = fs::read(data_dir().join(&e.file))?;
-        let mut builder = Pipeline::builder();
+        let mut builder = with_identity(Pipeline::builder(), e.secret)?;
         if let Some(s) = e.secret.secret() {
             builder = builder.secret(s);
         }
@@ -179,6 +205,9 @@ fn every_golden_container_restores_through_the_binary() -> TestResult {
             }
             SecretKind::Key => {
                 cmd.args(["--key-file", "key"]);
+            }
+            SecretKind::Identity => {
+                cmd.arg("-i").arg(identity_file());
             }
         }
         let run = cmd.output()?;

@@ -13,6 +13,7 @@
 #[path = "../../tests/common/mod.rs"]
 mod common;
 
+mod age;
 mod async_baseline;
 mod batch;
 mod bench_cli;
