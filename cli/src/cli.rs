@@ -73,13 +73,13 @@ enum Command {
     /// container each) with several inputs, -r, --files-from.
     #[command(after_help = exit_code::table())]
     Process(ProcessArgs),
-    /// Restore the original from a container, a `.zst` or a `.gz` (many
-    /// with several inputs, -r, --files-from).
+    /// Restore the original from a container, a `.zst`, a `.gz` or an
+    /// age file (many with several inputs, -r, --files-from).
     #[command(after_help = exit_code::table())]
     Restore(RestoreArgs),
     /// Check a container end to end (every chunk and the whole-file digest),
-    /// or a `.zst` or `.gz` (every frame or member and its checksum),
-    /// without writing anything.
+    /// or a `.zst`, `.gz` or age file (every frame, member or piece and its
+    /// checksum or tag), without writing anything.
     #[command(after_help = exit_code::table())]
     Verify(VerifyArgs),
     /// Show a container's header and statistics (framing checked, nothing decoded).
@@ -117,7 +117,7 @@ struct ProcessArgs {
     /// `lz4,chacha20-poly1305,blake3`. At most one compressor, one cipher
     /// (after the compressor; needs a passphrase or key) and one checksum.
     /// [default: zstd:3,blake3; with --format zst: zstd:3; with --format
-    /// gz or bgzf: gzip:6]
+    /// gz or bgzf: gzip:6; with --format age: none]
     #[arg(short, long, value_name = "LIST", help_heading = heading::STAGES)]
     stages: Option<String>,
     /// What to write: `spipe`, syncpipe's container (any stage list, a
@@ -127,11 +127,13 @@ struct ProcessArgs {
     /// list is one zstd stage); `gz`, a standard `.gz` that `gzip -d` and
     /// `pigz -d` read (one member per chunk, each with its CRC-32 and its
     /// size in an extra field); `bgzf`, the blocked gzip that `bgzip`,
-    /// htslib and samtools index (64 KiB blocks, an end-of-file block).
-    /// `gz` and `bgzf` take one gzip stage. The default output name
-    /// follows (`INPUT.spipe`, `INPUT.zst`, `INPUT.gz`); restore and
-    /// verify read them all, whatever this is. See docs/format.md.
-    /// [default: spipe]
+    /// htslib and samtools index (64 KiB blocks, an end-of-file block);
+    /// `age`, an age v1 file that `age -d` opens (to --recipient, -R or
+    /// -i recipients, or under a passphrase; no stage, or one zstd or gzip
+    /// stage for a `.zst` or `.gz` inside). `gz` and `bgzf` take one gzip
+    /// stage. The default output name follows (`INPUT.spipe`, `INPUT.zst`,
+    /// `INPUT.gz`, `INPUT.age`, `INPUT.zst.age`); restore and verify read
+    /// them all, whatever this is. See docs/format.md. [default: spipe]
     #[arg(long, value_name = "FORMAT", ignore_case = true, help_heading = heading::STAGES)]
     format: Option<Format>,
     /// The compressor's level in the stage list (zstd 1-19, gzip 1-9,
@@ -177,8 +179,9 @@ struct ProcessArgs {
 
 #[derive(ClapArgs, Debug)]
 struct RestoreArgs {
-    /// The containers, `.zst` or `.gz` files (directories with -r: their
-    /// `*.spipe`, `*.zst`, `*.gz`, `*.tgz` and `*.tzst`); `-` for stdin.
+    /// The containers, `.zst`, `.gz` or age files (directories with -r:
+    /// their `*.spipe`, `*.zst`, `*.gz`, `*.tgz`, `*.tzst` and `*.age`);
+    /// `-` for stdin.
     #[arg(required_unless_present = "files_from")]
     inputs: Vec<PathBuf>,
     #[command(flatten, next_help_heading = heading::IO)]
@@ -197,8 +200,9 @@ struct RestoreArgs {
 
 #[derive(ClapArgs, Debug)]
 struct VerifyArgs {
-    /// The containers, `.zst` or `.gz` files (directories with -r: their
-    /// `*.spipe`, `*.zst`, `*.gz`, `*.tgz` and `*.tzst`); `-` for stdin.
+    /// The containers, `.zst`, `.gz` or age files (directories with -r:
+    /// their `*.spipe`, `*.zst`, `*.gz`, `*.tgz`, `*.tzst` and `*.age`);
+    /// `-` for stdin.
     #[arg(required_unless_present = "files_from")]
     inputs: Vec<PathBuf>,
     #[command(flatten, next_help_heading = heading::KEYS)]

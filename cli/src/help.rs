@@ -124,6 +124,9 @@ fn wording(subcommand: &str) -> &'static [(&'static str, &'static str)] {
         (depth 8, FIFO), `latency` (depth 2, fair), `resources` (1 thread, 1 CPU token, \
         2 IO tokens, depth 1, 2 files in flight). Flags given explicitly win; -v prints the \
         result";
+    const IDENTITY_READ: &str = "An age identity file (what `age-keygen -o` writes: `#` \
+        comments and AGE-SECRET-KEY-1... lines), repeatable: each identity is tried on the \
+        X25519 stanzas of an age file";
     match subcommand {
         "process" => &[(
             "verbose",
@@ -134,15 +137,16 @@ fn wording(subcommand: &str) -> &'static [(&'static str, &'static str)] {
             (
                 "output",
                 "The file to restore into; `-` for stdout. [default: INPUT without its \
-                 .spipe or .zst suffix; stdout when INPUT is `-`]",
+                 .spipe, .zst, .gz or .age suffix (.tgz and .tzst become .tar, x.zst.age \
+                 becomes x); stdout when INPUT is `-`]",
             ),
             ("stdout", "Write the restored data to stdout"),
             ("force", "Overwrite an existing output"),
             (
                 "recursive",
-                "Walk directories given as inputs and restore their `*.spipe` and `*.zst` \
-                 files (each named by its path below the directory, less the suffix); \
-                 without it a directory is a failed input",
+                "Walk directories given as inputs and restore their `*.spipe`, `*.zst`, \
+                 `*.gz`, `*.tgz`, `*.tzst` and `*.age` files (each named by its path below \
+                 the directory, less the suffix); without it a directory is a failed input",
             ),
             (
                 "files_from",
@@ -153,7 +157,7 @@ fn wording(subcommand: &str) -> &'static [(&'static str, &'static str)] {
             (
                 "output_dir",
                 "Write the restored files under DIR, mirroring the containers' relative \
-                 paths less .spipe or .zst (created as needed). [default: beside each \
+                 paths less their suffix (created as needed). [default: beside each \
                  container]",
             ),
             (
@@ -162,6 +166,7 @@ fn wording(subcommand: &str) -> &'static [(&'static str, &'static str)] {
                  complete, so a rerun after an interruption finishes the batch)",
             ),
             ("optimize", OPTIMIZE_READ),
+            ("identities", IDENTITY_READ),
             (
                 "verbose",
                 "Print a detailed summary after restoring (chunks, buffer reuse, memory, \
@@ -172,8 +177,9 @@ fn wording(subcommand: &str) -> &'static [(&'static str, &'static str)] {
         "verify" => &[
             (
                 "recursive",
-                "Walk directories given as inputs and check their `*.spipe` and `*.zst` \
-                 files; without it a directory is a failed input",
+                "Walk directories given as inputs and check their `*.spipe`, `*.zst`, \
+                 `*.gz`, `*.tgz`, `*.tzst` and `*.age` files; without it a directory is a \
+                 failed input",
             ),
             (
                 "files_from",
@@ -181,6 +187,7 @@ fn wording(subcommand: &str) -> &'static [(&'static str, &'static str)] {
                  relative paths free of `..`",
             ),
             ("optimize", OPTIMIZE_READ),
+            ("identities", IDENTITY_READ),
             (
                 "json",
                 "Print JSON lines on stdout (status, file_done, error, summary; see \
