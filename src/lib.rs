@@ -27,6 +27,9 @@
 //! - Looking at a container without restoring it: [`container`].
 //! - Observing runs without the library printing anything: [`metrics`].
 //! - An engine of your own (an async runtime): [`Encoder`].
+//! - Files other tools read: [`Format`] (`.zst`, `.gz`, BGZF, age, with
+//!   [`AgeRecipient`] and [`AgeIdentity`]), set with
+//!   [`PipelineBuilder::format`]; restore tells every format by its magic.
 //!
 //! The threads, channels, shutdown protocol and memory bound are described
 //! in `docs/design.md`; the container in `docs/format.md`.

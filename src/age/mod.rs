@@ -5,6 +5,10 @@
 //! is what lets the engine encrypt and decrypt a file's pieces on all its
 //! workers (see `docs/design.md`, "Standard formats", and `docs/format.md`).
 //!
+//! The public part is the keys ([`AgeRecipient`], [`AgeIdentity`]), the
+//! scrypt bounds and [`uses_passphrase`]; a pipeline writes and reads the
+//! files ([`crate::Format::Age`]).
+//!
 //! Invariants: nothing from a header is used before a stanza opened the
 //! file key *and* the MAC under that key matched; a piece's plaintext is
 //! never written before its tag checked; a file ends with a piece sealed as
