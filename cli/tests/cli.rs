@@ -1859,7 +1859,7 @@ fn each_subcommand_help_speaks_of_that_subcommand() {
     }
     assert!(restore.contains("The file to restore into"));
     assert!(restore.contains("Write the restored files under DIR"));
-    assert!(verify.contains("check their `*.spipe` and `*.zst`"));
+    assert!(verify.contains("check their `*.spipe`, `*.zst`"));
     assert!(!verify.contains("--output") && !verify.contains("-o -"));
     // A subcommand lists only the global flags it acts on.
     let run_flags = [
