@@ -147,12 +147,7 @@ impl ChunkCipher {
     ///
     /// A stage error if `buf` exceeds the cipher's per-message limit.
     pub fn seal(&self, nonce: [u8; 12], aad: &[u8], buf: &mut Vec<u8>) -> Result<()> {
-        let tag = self
-            .key
-            .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), buf)
-            .map_err(|_| Error::stage("encryption failed (chunk too large for the cipher)"))?;
-        buf.extend_from_slice(tag.as_ref());
-        Ok(())
+        self.seal_at(nonce, aad, 0, buf)
     }
 
     /// Encrypts `buf[from..]` in place and appends its 16-byte tag: a piece
@@ -161,44 +156,23 @@ impl ChunkCipher {
     /// # Errors
     ///
     /// As [`ChunkCipher::seal`].
-    pub fn seal_tail(&self, nonce: [u8; 12], from: usize, buf: &mut Vec<u8>) -> Result<()> {
+    pub fn seal_at(
+        &self,
+        nonce: [u8; 12],
+        aad: &[u8],
+        from: usize,
+        buf: &mut Vec<u8>,
+    ) -> Result<()> {
         let tag = self
             .key
             .seal_in_place_separate_tag(
                 Nonce::assume_unique_for_key(nonce),
-                Aad::empty(),
+                Aad::from(aad),
                 &mut buf[from..],
             )
             .map_err(|_| Error::stage("encryption failed (chunk too large for the cipher)"))?;
         buf.extend_from_slice(tag.as_ref());
         Ok(())
-    }
-
-    /// Checks the tag at the end of `buf[from..]` and decrypts it in place,
-    /// removing the tag; on failure `buf` is cut back to `from`.
-    ///
-    /// # Errors
-    ///
-    /// As [`ChunkCipher::open`].
-    pub fn open_tail(&self, nonce: [u8; 12], from: usize, buf: &mut Vec<u8>) -> Result<()> {
-        let opened = self
-            .key
-            .open_in_place(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::empty(),
-                &mut buf[from..],
-            )
-            .map(|plain| plain.len());
-        match opened {
-            Ok(n) => {
-                buf.truncate(from + n);
-                Ok(())
-            }
-            Err(_) => {
-                buf.truncate(from);
-                Err(Error::integrity("authentication failed"))
-            }
-        }
     }
 
     /// Checks the tag at the end of `buf` and decrypts in place, removing
@@ -209,25 +183,43 @@ impl ChunkCipher {
     /// [`crate::ErrorKind::Integrity`] if the tag does not authenticate the
     /// ciphertext, nonce and AAD.
     pub fn open(&self, nonce: [u8; 12], aad: &[u8], buf: &mut Vec<u8>) -> Result<()> {
-        let len = self
+        self.open_at(nonce, aad, 0, buf)
+    }
+
+    /// [`ChunkCipher::open`] of `buf[from..]`, the bytes before it kept: on
+    /// failure `buf` is cut back to `from`.
+    ///
+    /// # Errors
+    ///
+    /// As [`ChunkCipher::open`].
+    pub fn open_at(
+        &self,
+        nonce: [u8; 12],
+        aad: &[u8],
+        from: usize,
+        buf: &mut Vec<u8>,
+    ) -> Result<()> {
+        let opened = self
             .key
-            .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(aad), buf)
-            .map_err(|_| {
-                Error::integrity(
-                    "authentication failed: the chunk was altered, moved or taken from another file",
-                )
-            });
-        match len {
-            Ok(plain) => {
-                let n = plain.len();
-                buf.truncate(n);
+            .open_in_place(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(aad),
+                &mut buf[from..],
+            )
+            .map(|plain| plain.len());
+        match opened {
+            Ok(n) => {
+                buf.truncate(from + n);
                 Ok(())
             }
-            Err(e) => {
+            Err(_) => {
                 // ring leaves the buffer's contents unspecified on failure:
-                // clear it so nothing unauthenticated can be used by mistake.
-                buf.clear();
-                Err(e)
+                // cut them off so nothing unauthenticated can be used by
+                // mistake.
+                buf.truncate(from);
+                Err(Error::integrity(
+                    "authentication failed: the chunk was altered, moved or taken from another file",
+                ))
             }
         }
     }

@@ -420,52 +420,22 @@ fn names_walks_and_refusals_follow_the_format() {
     let err = exits(d, 2, &["process", "tree/a.txt", "--recipient", &r, "-c"]);
     assert!(err.contains("--format age"), "{err}");
     fs::write(d.join("pw"), "pw\n").expect("write");
-    let err = exits(
-        d,
-        2,
-        &[
-            "process",
-            "tree/a.txt",
-            "--format",
-            "age",
-            "--recipient",
-            &r,
-            "--passphrase-file",
-            "pw",
-            "-c",
-        ],
-    );
-    assert!(err.contains("not both"), "{err}");
-    let err = exits(
-        d,
-        2,
-        &[
-            "process",
-            "tree/a.txt",
-            "--format",
-            "age",
-            "--recipient",
-            &r,
-            "-s",
-            "lz4",
-            "-c",
-        ],
-    );
-    assert!(err.contains("zstd or gzip"), "{err}");
-    let err = exits(
-        d,
-        2,
-        &[
-            "process",
-            "tree/a.txt",
-            "--format",
-            "age",
-            "--recipient",
-            "age1xyz",
-            "-c",
-        ],
-    );
-    assert!(err.contains("not an age recipient"), "{err}");
+    for (extra, says) in [
+        (
+            &["--recipient", &r, "--passphrase-file", "pw"][..],
+            "not both",
+        ),
+        (&["--recipient", &r, "-s", "lz4"][..], "zstd or gzip"),
+        (&["--recipient", "age1xyz"][..], "not an age recipient"),
+    ] {
+        let args = [
+            &["process", "tree/a.txt", "--format", "age", "-c"][..],
+            extra,
+        ]
+        .concat();
+        let err = exits(d, 2, &args);
+        assert!(err.contains(says), "{extra:?}: {err}");
+    }
     // info says what an age file is; an armored one is refused with a note.
     let err = exits(d, 3, &["info", "tree/b.txt.age"]);
     assert!(err.contains("an age file"), "{err}");

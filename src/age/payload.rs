@@ -39,7 +39,7 @@ impl PayloadKey {
             let start = out.len();
             out.extend_from_slice(piece);
             let nonce = chunk_nonce(first + i as u64, last && i + 1 == count);
-            self.0.seal_tail(nonce, start, out)?;
+            self.0.seal_at(nonce, &[], start, out)?;
         }
         Ok(())
     }
@@ -78,7 +78,7 @@ impl PayloadKey {
             let start = out.len();
             out.extend_from_slice(bytes);
             self.0
-                .open_tail(chunk_nonce(index, is_last), start, out)
+                .open_at(chunk_nonce(index, is_last), &[], start, out)
                 .map_err(|_| {
                     Error::integrity(format!(
                         "age piece {index} does not authenticate: the file was altered or truncated"
