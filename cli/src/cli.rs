@@ -545,6 +545,12 @@ fn dispatch(
                 // What `age` does: the input itself.
                 Format::Age => String::new(),
             });
+            if stages.is_empty() && level.is_some() {
+                return Err(Error::usage(
+                    "--level sets a compressor's level, and --format age has none unless \
+                     -s names one (e.g. -s zstd:19 for a .zst inside)",
+                ));
+            }
             let mut parsed = match stages.as_str() {
                 // An age file of the input itself: no stage at all.
                 "" if format == Format::Age => syncpipe::Stages {

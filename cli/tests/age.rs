@@ -427,6 +427,7 @@ fn names_walks_and_refusals_follow_the_format() {
         ),
         (&["--recipient", &r, "-s", "lz4"][..], "zstd or gzip"),
         (&["--recipient", "age1xyz"][..], "not an age recipient"),
+        (&["--recipient", &r, "-l", "5"][..], "-s names one"),
     ] {
         let args = [
             &["process", "tree/a.txt", "--format", "age", "-c"][..],
