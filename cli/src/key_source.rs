@@ -69,6 +69,10 @@ impl KeyArgs {
         for id in self.identities()? {
             builder = builder.age_identity(id);
         }
+        // A key flag says "this is encrypted": the library refuses
+        // plaintext for a pipeline with a secret. SYNCPIPE_PASSPHRASE_FILE
+        // alone demands nothing: it may be set for every command of a
+        // session.
         if peeked.needs_secret() || self.given() {
             return Ok(builder.secret(self.resolve(Purpose::Decrypt, why)?));
         }
