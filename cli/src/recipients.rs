@@ -69,7 +69,10 @@ impl RecipientArgs {
             builder = builder.age_work_factor(n);
         }
         if recipients.is_empty() {
-            let secret = keys.resolve(Purpose::Encrypt, "an age file without a recipient")?;
+            let secret = keys.resolve(
+                Purpose::Encrypt,
+                "an age file without a recipient (--recipient, -R or -i)",
+            )?;
             return Ok(builder.secret(secret));
         }
         if keys.given() {
