@@ -714,29 +714,11 @@ fn check_age(
             "the age format is written in fixed chunks: use the fixed or filesize chunk method",
         ));
     }
-    let passphrase = match secret {
-        Some(s) if !s.is_passphrase() => {
-            return Err(Error::usage(
-                "an age file takes a passphrase, not a raw key file",
-            ))
-        }
-        s => s.is_some(),
-    };
-    match (age.recipients.is_empty(), passphrase) {
-        (true, false) => Err(Error::usage(
-            "the age format needs a recipient (--recipient, --recipients-file; \
-             PipelineBuilder::age_recipient) or a passphrase",
+    match secret {
+        Some(s) if !s.is_passphrase() => Err(Error::usage(
+            "an age file takes a passphrase, not a raw key file",
         )),
-        (false, true) => Err(Error::usage(
-            "an age file is encrypted to recipients or under a passphrase, not both",
-        )),
-        _ => match age.work_factor {
-            Some(n) if n == 0 || n > crate::age::MAX_WORK_FACTOR => Err(Error::usage(format!(
-                "an scrypt work factor must be 1 to {}, not {n}",
-                crate::age::MAX_WORK_FACTOR
-            ))),
-            _ => Ok(()),
-        },
+        s => age.check(s.is_some()),
     }
 }
 

@@ -75,10 +75,9 @@ impl RecipientArgs {
             )?;
             return Ok(builder.secret(secret));
         }
+        // A passphrase flag beside recipients is refused by the builder.
         if keys.given() {
-            return Err(Error::usage(
-                "an age file is encrypted to recipients or under a passphrase, not both",
-            ));
+            builder = builder.secret(keys.resolve(Purpose::Encrypt, "an age file")?);
         }
         for r in recipients {
             builder = builder.age_recipient(r);

@@ -218,3 +218,24 @@ fn shorten(s: &str) -> String {
         None => s.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An identity written as `age-keygen` writes it reads back as the
+    /// same key (the same recipient), and its text is upper-case Bech32.
+    #[test]
+    fn an_identity_round_trips_through_its_text() {
+        let id = AgeIdentity::generate().expect("identity");
+        let text = id.to_secret_string();
+        assert!(
+            text.starts_with("AGE-SECRET-KEY-1") && text.len() == 74,
+            "length"
+        );
+        let back = AgeIdentity::parse(&text).expect("parses");
+        assert_eq!(back.recipient(), id.recipient());
+        assert!(AgeIdentity::parse(&id.recipient().to_string()).is_err());
+        assert_eq!(format!("{id:?}"), "AgeIdentity(<redacted>)");
+    }
+}

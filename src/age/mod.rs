@@ -46,16 +46,6 @@ pub(crate) struct AgeKeys {
     pub work_factor: Option<u8>,
 }
 
-impl std::fmt::Debug for AgeKeys {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AgeKeys")
-            .field("recipients", &self.recipients)
-            .field("identities", &self.identities.len())
-            .field("work_factor", &self.work_factor)
-            .finish()
-    }
-}
-
 /// Whether `first` starts an age v1 file (its version line). An armored
 /// file (`age -a`, PEM text) is not one: restore refuses it with a note.
 pub(crate) fn is_age(first: &[u8]) -> bool {
@@ -76,34 +66,50 @@ pub(crate) struct Sealing {
 }
 
 impl AgeKeys {
+    /// Whether these keys (and a passphrase, if `passphrase`) say whom an
+    /// age file is for: recipients or a passphrase, not both (an scrypt
+    /// stanza must be a header's only one), and a work factor of 1 to
+    /// [`MAX_WORK_FACTOR`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::usage`] for anything else.
+    pub fn check(&self, passphrase: bool) -> Result<()> {
+        match (self.recipients.is_empty(), passphrase) {
+            (true, false) => Err(Error::usage(
+                "the age format needs a recipient (--recipient, --recipients-file; \
+                 PipelineBuilder::age_recipient) or a passphrase",
+            )),
+            (false, true) => Err(Error::usage(
+                "an age file is encrypted to recipients or under a passphrase, not both",
+            )),
+            _ => match self.work_factor {
+                Some(n) if n == 0 || n > MAX_WORK_FACTOR => Err(Error::usage(format!(
+                    "an scrypt work factor must be 1 to {MAX_WORK_FACTOR}, not {n}"
+                ))),
+                _ => Ok(()),
+            },
+        }
+    }
+
     /// A new file key wrapped for every recipient, or under `passphrase`
     /// (scrypt) when there are none.
     ///
     /// # Errors
     ///
-    /// [`Error::usage`] for recipients and a passphrase together (an scrypt
-    /// stanza must be a header's only one) or neither.
+    /// As [`AgeKeys::check`].
     pub fn seal(&self, passphrase: Option<&[u8]>) -> Result<Sealing> {
+        self.check(passphrase.is_some())?;
         let mut file_key = FileKey::default();
         crate::cipher::random_bytes(file_key.as_mut())?;
-        let stanzas = match (self.recipients.as_slice(), passphrase) {
-            ([], None) => {
-                return Err(Error::usage(
-                    "the age format needs a recipient or a passphrase (--recipient, \
-                     --recipients-file or a passphrase source)",
-                ))
-            }
-            ([], Some(p)) => vec![stanza::scrypt_wrap(
+        let stanzas = match passphrase {
+            Some(p) => vec![stanza::scrypt_wrap(
                 p,
                 self.work_factor.unwrap_or(DEFAULT_WORK_FACTOR),
                 &file_key,
             )?],
-            (_, Some(_)) => {
-                return Err(Error::usage(
-                    "an age file is encrypted to recipients or under a passphrase, not both",
-                ))
-            }
-            (r, None) => r
+            None => self
+                .recipients
                 .iter()
                 .map(|r| stanza::x25519_wrap(r, &file_key))
                 .collect::<Result<_>>()?,

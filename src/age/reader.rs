@@ -14,6 +14,8 @@ pub(crate) struct Opener<R: Read> {
     key: PayloadKey,
     plain: Vec<u8>,
     pos: usize,
+    /// The sealed piece being opened, and the one read after it.
+    cur: Vec<u8>,
     ahead: Vec<u8>,
     next: u64,
     done: bool,
@@ -27,38 +29,36 @@ impl<R: Read> Opener<R> {
             key,
             plain: Vec::new(),
             pos: 0,
-            ahead: Vec::new(),
+            cur: Vec::with_capacity(SEALED_PIECE),
+            ahead: Vec::with_capacity(SEALED_PIECE),
             next: 0,
             done: false,
         }
     }
 
-    fn read_piece(&mut self, into: &mut Vec<u8>) -> io::Result<()> {
-        into.resize(SEALED_PIECE, 0);
-        let n = read_full(&mut self.inner, into).map_err(io::Error::other)?;
-        into.truncate(n);
+    /// Reads the next sealed piece (shorter only at the end) into `ahead`.
+    fn read_ahead(&mut self) -> io::Result<()> {
+        self.ahead.resize(SEALED_PIECE, 0);
+        let n = read_full(&mut self.inner, &mut self.ahead).map_err(io::Error::other)?;
+        self.ahead.truncate(n);
         Ok(())
     }
 
     fn fill(&mut self) -> io::Result<()> {
-        if self.next == 0 && self.ahead.is_empty() {
-            let mut first = Vec::with_capacity(SEALED_PIECE);
-            self.read_piece(&mut first)?;
-            self.ahead = first;
+        if self.next == 0 {
+            self.read_ahead()?;
         }
-        let cur = std::mem::take(&mut self.ahead);
-        let last = if cur.len() < SEALED_PIECE {
+        std::mem::swap(&mut self.cur, &mut self.ahead);
+        let last = if self.cur.len() < SEALED_PIECE {
             true
         } else {
-            let mut ahead = Vec::with_capacity(SEALED_PIECE);
-            self.read_piece(&mut ahead)?;
-            self.ahead = ahead;
+            self.read_ahead()?;
             self.ahead.is_empty()
         };
         self.plain.clear();
         self.pos = 0;
         self.key
-            .open(self.next, last, &cur, &mut self.plain)
+            .open(self.next, last, &self.cur, &mut self.plain)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
         self.next += 1;
         self.done = last;

@@ -110,7 +110,7 @@ fn scrypt_key(passphrase: &[u8], salt: &[u8; 16], work_factor: u8) -> Result<Zer
 }
 
 /// Bytes of memory scrypt takes at `work_factor` (r = 8).
-pub(crate) fn scrypt_memory(work_factor: u8) -> u64 {
+fn scrypt_memory(work_factor: u8) -> u64 {
     1024u64 << work_factor
 }
 

@@ -103,6 +103,8 @@ impl Pipeline {
             None => self.age_head(&mut input)?.payload_key(),
         };
         let mut opener = Opener::new(input, key);
+        // Not `file_format::sniff`: its reads report any failure as I/O,
+        // and a piece that does not authenticate is an integrity failure.
         let mut first = vec![0u8; SNIFF_LEN];
         let mut n = 0;
         while n < first.len() {

@@ -142,14 +142,15 @@ impl Pipeline {
     /// The codec of the pipeline's format, at its one stage's level (the
     /// builder refuses a standard format for any other stage list); an age
     /// file's stage, if any, is the `.zst` or `.gz` it encrypts.
-    fn unit_codec<'a>(&self, age: Option<&'a Sealing>, chunk: usize) -> Codec<'a> {
+    fn unit_codec<'a>(&self, age: Option<&'a Sealing>, start: usize) -> Codec<'a> {
         let stage = self
             .inner
             .chain
             .first()
             .and_then(|s| StageSpec::from_id(s.desc.id, s.desc.param).ok());
         match (self.inner.config.format, stage, age) {
-            (_, None, Some(sealing)) => Codec::Age(&sealing.key, (chunk / PIECE) as u64),
+            // Chunks of `start` cut to whole pieces, as `Codec::align` cuts them.
+            (_, None, Some(sealing)) => Codec::Age(&sealing.key, (start / PIECE).max(1) as u64),
             (Format::Zst | Format::Age, Some(StageSpec::Zstd(level)), _) => Codec::Zst(level),
             (Format::Gz | Format::Age, Some(StageSpec::Gzip(level)), _) => Codec::Gz(level),
             (Format::Bgzf, Some(StageSpec::Gzip(level)), _) => Codec::Bgzf(level),
@@ -203,7 +204,7 @@ impl Pipeline {
         let plan = self.chunk_plan(original_len);
         // Age chunks are fixed (the builder refuses hill climbing for
         // age): chunk `i`'s first piece is `i × pieces`.
-        let codec = self.unit_codec(age, (plan.start / PIECE).max(1) * PIECE);
+        let codec = self.unit_codec(age, plan.start);
         let mut sink = Sink::new(output);
         if let Some(sealing) = age {
             sink.write_all(&sealing.head)?;
